@@ -1,0 +1,340 @@
+//! Avro single-object encoding, the schema registry and schema resolution.
+//!
+//! Every value on the bus is encoded as the Avro specification's
+//! *single-object encoding*: the two marker bytes `C3 01`, the schema's
+//! 8-byte CRC-64-AVRO fingerprint (little-endian), then the binary datum.
+//! A reader looks the writer's schema up by that fingerprint in a
+//! [`SchemaRegistry`] and, when it differs from its own, applies Avro schema
+//! resolution.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::{Schema, SpecificSingleObjectWriter, rabin::Rabin};
+
+use crate::Record;
+use crate::error::{Error, Result};
+
+/// The two bytes that open every single-object encoded value.
+pub const SINGLE_OBJECT_MARKER: [u8; 2] = [0xC3, 0x01];
+const HEADER_LEN: usize = 10;
+
+/// The CRC-64-AVRO (Rabin) fingerprint of a schema's parsing canonical form,
+/// as the 8 little-endian bytes the single-object header carries.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; 8]);
+
+impl Fingerprint {
+    /// Computes the fingerprint of a schema.
+    pub fn of(schema: &Schema) -> Self {
+        let bytes = schema.fingerprint::<Rabin>().bytes;
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&bytes[..8]);
+        Fingerprint(out)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// Why a record's bytes could not be turned into the subscriber's type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The value is shorter than a single-object header.
+    #[error("value of {len} bytes is too short for avro single-object encoding")]
+    Truncated {
+        /// Length of the value.
+        len: usize,
+    },
+    /// The value does not start with the single-object marker `C3 01`.
+    #[error("value does not start with the avro single-object marker")]
+    NoMarker,
+    /// The writer's schema fingerprint is not in the registry.
+    #[error("unknown writer schema fingerprint {0}")]
+    UnknownFingerprint(Fingerprint),
+    /// The writer's schema cannot be read with the subscriber's schema.
+    #[error("writer schema `{writer}` cannot be read as `{reader}`: {reason}")]
+    Incompatible {
+        /// Full name of the writer's schema.
+        writer: String,
+        /// Full name of the reader's schema.
+        reader: String,
+        /// What schema resolution objected to.
+        reason: String,
+    },
+    /// The datum does not match the writer's schema.
+    #[error("malformed avro datum")]
+    Datum(#[source] apache_avro::Error),
+    /// Bytes were left over after the datum.
+    #[error("{0} bytes left over after the avro datum")]
+    TrailingBytes(usize),
+}
+
+/// Schemas live for the whole process once seen: decoders borrow them, and a
+/// program registers a bounded set of schemas.
+fn intern(schema: Schema) -> (&'static Schema, Fingerprint) {
+    static INTERNED: OnceLock<Mutex<HashMap<Fingerprint, &'static Schema>>> = OnceLock::new();
+    let fingerprint = Fingerprint::of(&schema);
+    let mut table = INTERNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let schema = *table
+        .entry(fingerprint)
+        .or_insert_with(|| Box::leak(Box::new(schema)));
+    (schema, fingerprint)
+}
+
+/// The full name (`namespace.name`) of a named schema, or its canonical form.
+pub(crate) fn full_name(schema: &Schema) -> String {
+    match schema.name() {
+        Some(name) => name.fullname(None),
+        None => schema.canonical_form(),
+    }
+}
+
+/// Writer schemas known to a node, looked up by fingerprint.
+///
+/// A node's registry holds the schema of every record type its actors write
+/// or read, plus any older versions added with [`SchemaRegistry::register`]
+/// (typically every `.avsc` file of a schemas crate), so records written by
+/// older producers can still be resolved.
+#[derive(Clone, Default)]
+pub struct SchemaRegistry {
+    schemas: Arc<HashMap<Fingerprint, &'static Schema>>,
+}
+
+impl fmt::Debug for SchemaRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.schemas.iter().map(|(fp, s)| (fp, full_name(s))))
+            .finish()
+    }
+}
+
+impl SchemaRegistry {
+    /// Creates an empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses and registers a schema given as Avro JSON (an `.avsc` file's
+    /// text); `origin` names it in errors.
+    pub fn register(&mut self, origin: &str, avsc: &str) -> Result<Fingerprint> {
+        let schema = Schema::parse_str(avsc).map_err(|source| Error::Schema {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        Ok(self.insert(schema))
+    }
+
+    /// Registers the schema of a Rust record type.
+    pub fn register_type<T: Record>(&mut self) -> Fingerprint {
+        self.insert(T::get_schema())
+    }
+
+    pub(crate) fn insert(&mut self, schema: Schema) -> Fingerprint {
+        let (schema, fingerprint) = intern(schema);
+        Arc::make_mut(&mut self.schemas).insert(fingerprint, schema);
+        fingerprint
+    }
+
+    /// Looks a writer schema up by fingerprint.
+    pub fn get(&self, fingerprint: &Fingerprint) -> Option<&'static Schema> {
+        self.schemas.get(fingerprint).copied()
+    }
+
+    /// Adds every schema of `other` to this registry.
+    pub fn extend(&mut self, other: &SchemaRegistry) {
+        let mine = Arc::make_mut(&mut self.schemas);
+        for (fp, schema) in other.schemas.iter() {
+            mine.insert(*fp, schema);
+        }
+    }
+
+    /// Number of schemas registered.
+    pub fn len(&self) -> usize {
+        self.schemas.len()
+    }
+
+    /// Whether no schema is registered.
+    pub fn is_empty(&self) -> bool {
+        self.schemas.is_empty()
+    }
+}
+
+/// Encodes values of one record type as single-object Avro.
+pub struct Encoder<T: Record> {
+    writer: SpecificSingleObjectWriter<T>,
+    full_name: Arc<str>,
+    fingerprint: Fingerprint,
+}
+
+impl<T: Record> fmt::Debug for Encoder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encoder")
+            .field("type", &self.full_name)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+impl<T: Record> Encoder<T> {
+    /// Creates an encoder for `T`'s schema.
+    pub fn new() -> Result<Self> {
+        let schema = T::get_schema();
+        let full_name: Arc<str> = full_name(&schema).into();
+        let fingerprint = Fingerprint::of(&schema);
+        let writer = SpecificSingleObjectWriter::<T>::new().map_err(|source| Error::Schema {
+            origin: format!("of type `{full_name}`"),
+            source,
+        })?;
+        Ok(Self {
+            writer,
+            full_name,
+            fingerprint,
+        })
+    }
+
+    /// Appends the single-object encoding of `value` to `out`.
+    pub fn encode(&self, value: &T, out: &mut Vec<u8>) -> Result<(), apache_avro::Error> {
+        self.writer.write_ref(value, out).map(|_| ())
+    }
+
+    /// The Avro full name of `T`'s schema.
+    pub fn full_name(&self) -> &Arc<str> {
+        &self.full_name
+    }
+
+    /// The fingerprint written in every header.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+}
+
+type Resolved = std::result::Result<Arc<GenericDatumReader<'static>>, (String, String)>;
+
+/// Decodes single-object Avro into one record type, resolving older or
+/// newer writer schemas found in a [`SchemaRegistry`].
+pub struct Decoder<T: Record> {
+    schema: &'static Schema,
+    fingerprint: Fingerprint,
+    full_name: String,
+    own: GenericDatumReader<'static>,
+    registry: SchemaRegistry,
+    resolved: Mutex<HashMap<Fingerprint, Resolved>>,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Record> fmt::Debug for Decoder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoder")
+            .field("type", &self.full_name)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Record> Decoder<T> {
+    /// Creates a decoder for `T` that looks writer schemas up in `registry`.
+    pub fn new(registry: SchemaRegistry) -> Result<Self> {
+        let (schema, fingerprint) = intern(T::get_schema());
+        let full_name = full_name(schema);
+        let own = GenericDatumReader::builder(schema)
+            .build()
+            .map_err(|source| Error::Schema {
+                origin: format!("of type `{full_name}`"),
+                source,
+            })?;
+        Ok(Self {
+            schema,
+            fingerprint,
+            full_name,
+            own,
+            registry,
+            resolved: Mutex::new(HashMap::new()),
+            _type: std::marker::PhantomData,
+        })
+    }
+
+    /// Decodes one single-object encoded value.
+    pub fn decode(&self, bytes: &[u8]) -> std::result::Result<T, DecodeError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(DecodeError::Truncated { len: bytes.len() });
+        }
+        if bytes[..2] != SINGLE_OBJECT_MARKER {
+            return Err(DecodeError::NoMarker);
+        }
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&bytes[2..HEADER_LEN]);
+        let fingerprint = Fingerprint(fp);
+        let mut datum = &bytes[HEADER_LEN..];
+        let value = if fingerprint == self.fingerprint {
+            self.own
+                .read_deser::<T>(&mut datum)
+                .map_err(DecodeError::Datum)?
+        } else {
+            let reader = self.resolving_reader(fingerprint)?;
+            let value = reader.read_value(&mut datum).map_err(DecodeError::Datum)?;
+            apache_avro::from_value::<T>(&value).map_err(DecodeError::Datum)?
+        };
+        if !datum.is_empty() {
+            return Err(DecodeError::TrailingBytes(datum.len()));
+        }
+        Ok(value)
+    }
+
+    fn resolving_reader(
+        &self,
+        fingerprint: Fingerprint,
+    ) -> std::result::Result<Arc<GenericDatumReader<'static>>, DecodeError> {
+        let mut cache = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !cache.contains_key(&fingerprint) {
+            let writer = self
+                .registry
+                .get(&fingerprint)
+                .ok_or(DecodeError::UnknownFingerprint(fingerprint))?;
+            let entry = match SchemaCompatibility::can_read(writer, self.schema) {
+                Ok(_) => GenericDatumReader::builder(writer)
+                    .reader_schema(self.schema)
+                    .build()
+                    .map(Arc::new)
+                    .map_err(|e| (full_name(writer), e.to_string())),
+                Err(e) => Err((full_name(writer), e.to_string())),
+            };
+            cache.insert(fingerprint, entry);
+        }
+        match &cache[&fingerprint] {
+            Ok(reader) => Ok(reader.clone()),
+            Err((writer, reason)) => Err(DecodeError::Incompatible {
+                writer: writer.clone(),
+                reader: self.full_name.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// The Avro full name of `T`'s schema.
+    pub fn full_name(&self) -> &str {
+        &self.full_name
+    }
+}

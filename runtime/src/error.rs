@@ -1,0 +1,146 @@
+//! The runtime's error type.
+
+use crate::codec::DecodeError;
+
+/// What an actor's handler or constructor returns when it fails.
+///
+/// Any error type converts into it with `?`. The supervisor applies the
+/// actor's failure policy to it (see `docs/semantics.md`).
+pub type ActorError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A `Result` whose error defaults to the runtime's [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the scribe runtime can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two actors claim the same output topic (the single-writer rule).
+    #[error("topic `{topic}` is owned by actor `{first}` and claimed again by actor `{second}`")]
+    TopicOwnedTwice {
+        /// The contested topic.
+        topic: String,
+        /// The actor that claimed it first.
+        first: String,
+        /// The actor that claimed it second.
+        second: String,
+    },
+    /// An actor subscribes to the topic it writes.
+    #[error("actor `{actor}` subscribes to its own output topic `{topic}`")]
+    SubscribesToOwnOutput {
+        /// The actor.
+        actor: String,
+        /// Its output topic.
+        topic: String,
+    },
+    /// Two actors share one name (names are consumer groups and must be unique).
+    #[error("actor name `{actor}` is used twice")]
+    DuplicateActor {
+        /// The repeated name.
+        actor: String,
+    },
+    /// One actor subscribes to one topic twice.
+    #[error("actor `{actor}` subscribes to topic `{topic}` twice")]
+    DuplicateSubscription {
+        /// The actor.
+        actor: String,
+        /// The topic.
+        topic: String,
+    },
+    /// A name (node, actor or topic) is empty or not a legal Kafka name.
+    #[error("invalid {what} name `{name}`: {reason}")]
+    InvalidName {
+        /// What was named: `node`, `actor` or `topic`.
+        what: &'static str,
+        /// The offending name.
+        name: String,
+        /// Why it is not allowed.
+        reason: &'static str,
+    },
+    /// An Avro schema could not be parsed or registered.
+    #[error("invalid avro schema {origin}")]
+    Schema {
+        /// Where the schema came from (a type or file name).
+        origin: String,
+        /// The parser's error.
+        #[source]
+        source: apache_avro::Error,
+    },
+    /// A record could not be decoded.
+    #[error("cannot decode record at {topic}/{partition}@{offset}")]
+    Decode {
+        /// Topic of the record.
+        topic: String,
+        /// Partition of the record.
+        partition: i32,
+        /// Offset of the record.
+        offset: i64,
+        /// Why it could not be decoded.
+        #[source]
+        source: DecodeError,
+    },
+    /// The embedded broker could not be started or commanded.
+    #[error("embedded broker: {0}")]
+    Embedded(String),
+    /// A Kafka client call failed.
+    #[error("kafka {context}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A topic could not be created or did not appear in time.
+    #[error("cannot create topic `{topic}`: {reason}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A value did not fit its schema when publishing.
+    #[error("cannot encode record for topic `{topic}`")]
+    Encode {
+        /// The publisher's topic.
+        topic: String,
+        /// The encoder's error.
+        #[source]
+        source: apache_avro::Error,
+    },
+    /// The producer refused a record.
+    #[error("cannot publish to topic `{topic}`")]
+    Publish {
+        /// The publisher's topic.
+        topic: String,
+        /// The producer's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// An actor's constructor failed.
+    #[error("actor `{actor}` failed to start")]
+    ActorStart {
+        /// The actor.
+        actor: String,
+        /// Its constructor's error.
+        #[source]
+        source: ActorError,
+    },
+    /// The node's actors did not all stop cleanly.
+    #[error("shutdown of actor `{actor}` failed: {reason}")]
+    Shutdown {
+        /// The actor.
+        actor: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        Error::Kafka {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The feed: drives one actor instance from its Kafka consumer.
+//!
+//! The feed is an actix `ActorFuture` spawned in the actor's own context, so
+//! it runs on the actor's thread with `&mut` access to the actor. It pulls
+//! records from the consumer, decodes them, calls the actor's handler
+//! directly (no mailbox round trip per record), tracks which offsets may be
+//! committed, and on a stop request drains: it stops taking records,
+//! flushes the producer, stores and commits the completed offsets, and
+//! reports to the supervisor.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use actix::{ActorContext, ActorFuture, Context};
+use futures::Stream;
+use futures::channel::oneshot;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::Producer as _;
+
+use crate::actor::{Deliver, Meta, Routes, TopicActor};
+use crate::codec::DecodeError;
+use crate::headers::Headers;
+use crate::publisher::{Cause, PublisherCore};
+use crate::stats::ActorStats;
+use crate::tracker::{AckSlot, OffsetTracker};
+
+/// The Kafka consumer of one actor instance.
+pub(crate) type Consumer = StreamConsumer;
+
+/// How many records the feed handles before yielding to the actor's other work.
+const BUDGET: usize = 256;
+/// How long a drain waits for the broker to acknowledge published records.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an actor instance ended.
+#[derive(Debug)]
+pub(crate) enum Exit {
+    /// Asked to stop; drained and committed.
+    Stopped,
+    /// Failed; the supervisor restarts it.
+    Failed(String),
+}
+
+struct Arrival<A: TopicActor> {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    body: Result<Box<dyn Deliver<A>>, DecodeError>,
+}
+
+type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<Arrival<A>>>>>;
+
+pub(crate) struct Feed<A: TopicActor> {
+    actor: Arc<str>,
+    consumer: Option<Arc<Consumer>>,
+    arrivals: Arrivals<A>,
+    core: Arc<PublisherCore>,
+    stats: Arc<ActorStats>,
+    tracker: OffsetTracker,
+    tick: tokio::time::Interval,
+    stop: oneshot::Receiver<()>,
+    exit: Option<oneshot::Sender<Exit>>,
+    failure: Option<String>,
+    stopping: bool,
+}
+
+impl<A: TopicActor> Feed<A> {
+    pub(crate) fn new(
+        actor: Arc<str>,
+        consumer: Option<Arc<Consumer>>,
+        routes: Routes<A>,
+        core: Arc<PublisherCore>,
+        stats: Arc<ActorStats>,
+        store_interval: Duration,
+        stop: oneshot::Receiver<()>,
+        exit: oneshot::Sender<Exit>,
+    ) -> Self {
+        let arrivals: Arrivals<A> = match &consumer {
+            Some(consumer) => Box::pin(arrivals(consumer.clone(), Arc::new(routes))),
+            None => Box::pin(futures::stream::pending()),
+        };
+        let mut tick = tokio::time::interval(store_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            actor,
+            consumer,
+            arrivals,
+            core,
+            stats,
+            tracker: OffsetTracker::default(),
+            tick,
+            stop,
+            exit: Some(exit),
+            failure: None,
+            stopping: false,
+        }
+    }
+
+    /// Hands one record to the actor. Returns why the instance must stop, if it must.
+    fn handle(
+        &mut self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        arrival: Arrival<A>,
+    ) -> Result<(), String> {
+        let Arrival {
+            topic,
+            partition,
+            offset,
+            body,
+        } = arrival;
+        let slot = AckSlot::new();
+        self.tracker.track(&topic, partition, offset, slot.clone());
+        let record = match body {
+            Ok(record) => record,
+            Err(source) => {
+                let error = crate::Error::Decode {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    source,
+                };
+                tracing::warn!(
+                    actor = %self.actor, %topic, partition, offset,
+                    reason = %error_chain(&error),
+                    "skipping undecodable record"
+                );
+                ActorStats::add(&self.stats.undecodable, 1);
+                slot.done();
+                return Ok(());
+            }
+        };
+        let ce_id = record.headers().id().map(str::to_owned);
+        let correlation_id = record
+            .headers()
+            .correlation_id()
+            .map(str::to_owned)
+            .or_else(|| ce_id.clone());
+        let span = tracing::info_span!(
+            "handle",
+            actor = %self.actor,
+            %topic,
+            partition,
+            offset,
+            ce_id = ce_id.as_deref().unwrap_or(""),
+        );
+        let _entered = span.enter();
+        self.core.begin(Cause {
+            ce_id,
+            correlation_id,
+            slot: slot.clone(),
+        });
+        let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
+        self.core.end();
+        match outcome {
+            Ok(Ok(())) => {
+                ActorStats::add(&self.stats.handled, 1);
+                slot.done();
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                ActorStats::add(&self.stats.handler_failures, 1);
+                let reason = error_chain(&*error);
+                tracing::error!(%reason, "handler failed; the actor restarts and the record is redelivered");
+                Err(format!(
+                    "handler failed on {topic}/{partition}@{offset}: {reason}"
+                ))
+            }
+            Err(panic) => {
+                ActorStats::add(&self.stats.handler_failures, 1);
+                let reason = panic_message(&*panic);
+                tracing::error!(%reason, "handler panicked; the actor restarts and the record is redelivered");
+                Err(format!(
+                    "handler panicked on {topic}/{partition}@{offset}: {reason}"
+                ))
+            }
+        }
+    }
+
+    /// Stores the offsets that became committable; the consumer commits them
+    /// in the background every `auto.commit.interval.ms`.
+    fn store_completed(&mut self) {
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        match self.tracker.collect() {
+            Ok(None) => {}
+            Ok(Some(list)) => {
+                if let Err(error) = consumer.store_offsets(&list) {
+                    // Typically a partition was revoked by a rebalance: its new
+                    // owner starts from the last committed offset.
+                    tracing::debug!(actor = %self.actor, %error, "cannot store offsets");
+                    if let Ok(assigned) = consumer.assignment() {
+                        self.tracker.retain(|topic, partition| {
+                            assigned.find_partition(topic, partition).is_some()
+                        });
+                    }
+                }
+            }
+            Err(undelivered) => {
+                self.failure.get_or_insert_with(|| {
+                    format!(
+                        "records published while handling {}/{}@{} were not delivered",
+                        undelivered.topic, undelivered.partition, undelivered.offset
+                    )
+                });
+            }
+        }
+    }
+
+    /// Flushes, stores and commits what is complete, and reports the exit.
+    fn drain(&mut self) {
+        if let Err(error) = self.core.producer.flush(FLUSH_TIMEOUT) {
+            tracing::warn!(actor = %self.actor, %error, "producer flush did not complete");
+        }
+        self.store_completed();
+        if let Some(consumer) = &self.consumer {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(actor = %self.actor, %error, "final commit failed"),
+            }
+        }
+        let outstanding = self.tracker.outstanding();
+        if outstanding > 0 {
+            tracing::info!(
+                actor = %self.actor,
+                outstanding,
+                "records left uncommitted; they are redelivered on the next start"
+            );
+        }
+        let exit = match self.failure.take() {
+            Some(reason) => Exit::Failed(reason),
+            None => Exit::Stopped,
+        };
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(exit);
+        }
+    }
+}
+
+impl<A: TopicActor> ActorFuture<A> for Feed<A> {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        if !this.stopping && Pin::new(&mut this.stop).poll(task).is_ready() {
+            this.stopping = true;
+        }
+        let mut handled = 0;
+        while !this.stopping && handled < BUDGET {
+            match this.arrivals.as_mut().poll_next(task) {
+                Poll::Ready(Some(Ok(arrival))) => {
+                    handled += 1;
+                    if let Err(reason) = this.handle(act, ctx, arrival) {
+                        this.failure = Some(reason);
+                        this.stopping = true;
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    handled += 1;
+                    tracing::warn!(actor = %this.actor, %error, "consumer error");
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        let mut ticked = false;
+        while this.tick.poll_tick(task).is_ready() {
+            ticked = true;
+        }
+        if handled > 0 || ticked {
+            this.store_completed();
+            if this.failure.is_some() {
+                this.stopping = true;
+            }
+        }
+        if this.stopping {
+            this.drain();
+            ctx.stop();
+            return Poll::Ready(());
+        }
+        if handled >= BUDGET {
+            task.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+impl<A: TopicActor> Drop for Feed<A> {
+    fn drop(&mut self) {
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(Exit::Failed("the actor stopped unexpectedly".into()));
+        }
+    }
+}
+
+/// The consumer's records, decoded for the actor's routes.
+fn arrivals<A: TopicActor>(
+    consumer: Arc<Consumer>,
+    routes: Arc<Routes<A>>,
+) -> impl Stream<Item = KafkaResult<Arrival<A>>> {
+    futures::stream::unfold((consumer, routes), |(consumer, routes)| async move {
+        let item = match consumer.recv().await {
+            Ok(message) => match routes.get(message.topic()) {
+                Some((topic, route)) => {
+                    let meta = Meta {
+                        topic: topic.clone(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        timestamp: message.timestamp().to_millis(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        headers: Headers::from_kafka(message.headers()),
+                    };
+                    let body = match message.payload() {
+                        Some(payload) => route.decode(payload, meta),
+                        None => Err(DecodeError::Truncated { len: 0 }),
+                    };
+                    Ok(Arrival {
+                        topic: topic.clone(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        body,
+                    })
+                }
+                None => Err(KafkaError::Subscription(format!(
+                    "record from unsubscribed topic `{}`",
+                    message.topic()
+                ))),
+            },
+            Err(error) => Err(error),
+        };
+        Some((item, (consumer, routes)))
+    })
+}
+
+/// An error and its sources, joined by `: `.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}

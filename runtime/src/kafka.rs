@@ -1,0 +1,168 @@
+//! Kafka client settings and topic creation.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::broker::EmbeddedBroker;
+use crate::error::{Error, Result};
+use crate::topic::TopicSpec;
+
+/// How long topic creation waits for a new topic to appear in metadata.
+const TOPIC_WAIT: Duration = Duration::from_secs(30);
+
+/// Settings every Kafka client of a node is built from.
+#[derive(Clone)]
+pub(crate) struct ClientSettings {
+    pub(crate) bootstrap: String,
+    pub(crate) node: String,
+    pub(crate) embedded: bool,
+    pub(crate) commit_interval: Duration,
+    pub(crate) common: Vec<(String, String)>,
+    pub(crate) consumer: Vec<(String, String)>,
+    pub(crate) producer: Vec<(String, String)>,
+}
+
+impl ClientSettings {
+    fn base(&self, actor: Option<&str>) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        let client_id = match actor {
+            Some(actor) => format!("{}.{}", self.node, actor),
+            None => self.node.clone(),
+        };
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", client_id);
+        config
+    }
+
+    fn overrides(config: &mut ClientConfig, pairs: &[(String, String)]) {
+        for (key, value) in pairs {
+            config.set(key, value);
+        }
+    }
+
+    /// The producer of an actor: idempotent, keys partitioned like the Java
+    /// client's default partitioner (murmur2), a few milliseconds of linger
+    /// so records travel in batches.
+    pub(crate) fn producer(&self, actor: &str) -> ClientConfig {
+        let mut config = self.base(Some(actor));
+        config
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5");
+        Self::overrides(&mut config, &self.common);
+        Self::overrides(&mut config, &self.producer);
+        config
+    }
+
+    /// The consumer of an actor: its group is the actor's name; offsets are
+    /// stored by the runtime only when complete and committed in the
+    /// background every commit interval; a new group starts at the earliest
+    /// record.
+    pub(crate) fn consumer(&self, actor: &str) -> ClientConfig {
+        let mut config = self.base(Some(actor));
+        config
+            .set("group.id", actor)
+            .set("enable.auto.commit", "true")
+            .set(
+                "auto.commit.interval.ms",
+                self.commit_interval.as_millis().to_string(),
+            )
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set(
+                "fetch.wait.max.ms",
+                if self.embedded { "10" } else { "100" },
+            );
+        Self::overrides(&mut config, &self.common);
+        Self::overrides(&mut config, &self.consumer);
+        config
+    }
+
+    pub(crate) fn admin(&self) -> ClientConfig {
+        let mut config = self.base(None);
+        Self::overrides(&mut config, &self.common);
+        config
+    }
+}
+
+/// Creates every topic in `topics` that does not exist yet.
+pub(crate) async fn ensure_topics(
+    settings: &ClientSettings,
+    embedded: Option<&EmbeddedBroker>,
+    topics: &[(String, TopicSpec)],
+) -> Result<()> {
+    if let Some(broker) = embedded {
+        for (name, spec) in topics {
+            broker.create_topic(name, spec.partitions, spec.replication)?;
+        }
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = settings
+        .admin()
+        .create()
+        .map_err(|e| Error::kafka("cannot create admin client", e))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, spec)| {
+            NewTopic::new(
+                name,
+                spec.partitions,
+                TopicReplication::Fixed(spec.replication),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(new.iter(), &options)
+        .await
+        .map_err(|e| Error::kafka("create topics", e))?;
+    for result in results {
+        match result {
+            Ok(name) => tracing::info!(topic = %name, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Error::CreateTopic {
+                    topic: name,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    for (name, _) in topics {
+        wait_for_topic(&admin, name).await?;
+    }
+    Ok(())
+}
+
+async fn wait_for_topic(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let found = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|m| {
+                m.topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map(|t| t.error().is_none() && !t.partitions().is_empty())
+            })
+            .unwrap_or(false);
+        if found {
+            return Ok(());
+        }
+        if started.elapsed() > TOPIC_WAIT {
+            return Err(Error::CreateTopic {
+                topic: topic.to_owned(),
+                reason: format!("not in the broker's metadata after {TOPIC_WAIT:?}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,38 @@
+#![doc = include_str!("../../README.md")]
+
+mod actor;
+mod broker;
+pub mod codec;
+mod error;
+mod feed;
+pub mod headers;
+mod inbound;
+mod kafka;
+mod node;
+mod publisher;
+mod record;
+mod stats;
+mod supervisor;
+mod topic;
+mod tracker;
+
+pub use actor::{SubscriptionInfo, Subscriptions, TopicActor};
+pub use broker::{Broker, EmbeddedBroker};
+pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
+pub use error::{ActorError, Error, Result};
+pub use headers::Headers;
+pub use inbound::Inbound;
+pub use node::{ActorInfo, Node, NodeBuilder, RunningNode};
+pub use publisher::Publisher;
+pub use record::Record;
+pub use stats::StatsSnapshot;
+pub use topic::TopicSpec;
+
+/// What an actor's file needs: `use scribe::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        ActorError, Broker, Inbound, Node, NodeBuilder, Publisher, Record, Subscriptions,
+        TopicActor, TopicSpec,
+    };
+    pub use actix::{Actor, AsyncContext, Context, Handler};
+}

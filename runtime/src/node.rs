@@ -1,0 +1,448 @@
+//! [`Node`]: many actors in one process, wired through Kafka.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use tokio::sync::watch;
+
+use crate::actor::{SubscriptionInfo, TopicActor};
+use crate::broker::{Broker, EmbeddedBroker};
+use crate::codec::SchemaRegistry;
+use crate::error::{Error, Result};
+use crate::kafka::{ClientSettings, ensure_topics};
+use crate::stats::{ActorStats, StatsSnapshot};
+use crate::supervisor::{ActorFactory, Env, Factory, supervise};
+use crate::topic::{TopicSpec, check_name};
+
+/// Builds a [`Node`]: its actors, topics, broker and client settings.
+///
+/// Nothing touches Kafka until [`Node::start`]; [`NodeBuilder::build`]
+/// validates the whole topology first.
+pub struct NodeBuilder {
+    name: String,
+    broker: Broker,
+    default_topic: TopicSpec,
+    topics: BTreeMap<String, TopicSpec>,
+    actors: Vec<(Arc<dyn ActorFactory>, Arc<ActorStats>)>,
+    registry: SchemaRegistry,
+    errors: Vec<Error>,
+    commit_interval: Duration,
+    common: Vec<(String, String)>,
+    consumer: Vec<(String, String)>,
+    producer: Vec<(String, String)>,
+}
+
+impl fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("broker", &self.broker)
+            .field(
+                "actors",
+                &self
+                    .actors
+                    .iter()
+                    .map(|(a, _)| a.name())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeBuilder {
+    /// Where Kafka is. The default is [`Broker::Embedded`].
+    pub fn broker(mut self, broker: Broker) -> Self {
+        self.broker = broker;
+        self
+    }
+
+    /// How topics without their own [`NodeBuilder::topic`] entry are
+    /// created. The default is [`TopicSpec::default`] (3 partitions,
+    /// replication 1).
+    pub fn default_topic(mut self, spec: TopicSpec) -> Self {
+        self.default_topic = spec;
+        self
+    }
+
+    /// How `topic` is created if it does not exist.
+    pub fn topic(mut self, topic: impl Into<String>, spec: TopicSpec) -> Self {
+        self.topics.insert(topic.into(), spec);
+        self
+    }
+
+    /// Adds an actor named `name` (also its consumer group) that owns
+    /// `output`, built from `args`.
+    pub fn actor<A: TopicActor>(
+        mut self,
+        name: impl Into<String>,
+        output: impl Into<String>,
+        args: A::Args,
+    ) -> Self {
+        let stats = Arc::new(ActorStats::default());
+        let factory = Factory::<A>::new(name.into(), output.into(), args, stats.clone());
+        self.actors.push((Arc::new(factory), stats));
+        self
+    }
+
+    /// Registers an older (or foreign) writer schema given as Avro JSON, so
+    /// records written with it can be resolved; `origin` names it in errors.
+    pub fn schema(mut self, origin: &str, avsc: &str) -> Self {
+        if let Err(error) = self.registry.register(origin, avsc) {
+            self.errors.push(error);
+        }
+        self
+    }
+
+    /// Registers every schema of `registry`.
+    pub fn schemas(mut self, registry: &SchemaRegistry) -> Self {
+        self.registry.extend(registry);
+        self
+    }
+
+    /// How often consumed offsets are committed. The default is 500 ms.
+    /// Commits carry every offset that became committable since the last one.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// Sets a librdkafka property on every client of the node (for example
+    /// `security.protocol`). Applied after scribe's own settings.
+    pub fn kafka_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.common.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a librdkafka property on every consumer of the node (for example
+    /// `session.timeout.ms`).
+    pub fn consumer_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.consumer.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a librdkafka property on every producer of the node (for example
+    /// `linger.ms`).
+    pub fn producer_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.producer.push((key.into(), value.into()));
+        self
+    }
+
+    /// Validates the topology and returns the node, ready to start.
+    ///
+    /// Fails when a name is not a legal Kafka name, two actors share a name,
+    /// two actors own one topic (single writer), an actor subscribes to its
+    /// own output, or an actor subscribes to one topic twice.
+    pub fn build(mut self) -> Result<Node> {
+        if let Some(error) = self.errors.drain(..).next() {
+            return Err(error);
+        }
+        check_name("node", &self.name)?;
+        for topic in self.topics.keys() {
+            check_name("topic", topic)?;
+        }
+        let mut names = HashMap::new();
+        let mut owners: HashMap<&str, &str> = HashMap::new();
+        for (actor, _) in &self.actors {
+            check_name("actor", actor.name())?;
+            check_name("topic", actor.output())?;
+            if names.insert(actor.name(), ()).is_some() {
+                return Err(Error::DuplicateActor {
+                    actor: actor.name().to_owned(),
+                });
+            }
+            if let Some(first) = owners.insert(actor.output(), actor.name()) {
+                return Err(Error::TopicOwnedTwice {
+                    topic: actor.output().to_owned(),
+                    first: first.to_owned(),
+                    second: actor.name().to_owned(),
+                });
+            }
+        }
+        for (actor, _) in &self.actors {
+            let mut seen = HashMap::new();
+            for sub in actor.subscriptions() {
+                check_name("topic", &sub.topic)?;
+                if sub.topic == actor.output() {
+                    return Err(Error::SubscribesToOwnOutput {
+                        actor: actor.name().to_owned(),
+                        topic: sub.topic.clone(),
+                    });
+                }
+                if seen.insert(sub.topic.as_str(), ()).is_some() {
+                    return Err(Error::DuplicateSubscription {
+                        actor: actor.name().to_owned(),
+                        topic: sub.topic.clone(),
+                    });
+                }
+            }
+        }
+        Ok(Node { builder: self })
+    }
+}
+
+/// A described actor of a node: what it owns and what it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorInfo {
+    /// The actor's name (and consumer group).
+    pub name: String,
+    /// The topic it owns.
+    pub output: String,
+    /// Avro full name of the record type it writes.
+    pub output_type: String,
+    /// What it subscribes to.
+    pub subscriptions: Vec<SubscriptionInfo>,
+}
+
+/// A validated set of actors, ready to start.
+///
+/// ```no_run
+/// # use scribe::prelude::*;
+/// # async fn demo(builder: NodeBuilder) -> Result<(), scribe::Error> {
+/// let node = builder.build()?;          // validation, no Kafka yet
+/// let running = node.start().await?;    // topics created, actors running
+/// running.run_until_signal().await?;    // Ctrl-C or SIGTERM drains and commits
+/// # Ok(()) }
+/// ```
+pub struct Node {
+    builder: NodeBuilder,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.builder.name)
+            .field("actors", &self.actors())
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts describing a node called `name` (it prefixes client ids and
+    /// every record's `ce_source`).
+    pub fn builder(name: impl Into<String>) -> NodeBuilder {
+        NodeBuilder {
+            name: name.into(),
+            broker: Broker::default(),
+            default_topic: TopicSpec::default(),
+            topics: BTreeMap::new(),
+            actors: Vec::new(),
+            registry: SchemaRegistry::new(),
+            errors: Vec::new(),
+            commit_interval: Duration::from_millis(500),
+            common: Vec::new(),
+            consumer: Vec::new(),
+            producer: Vec::new(),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.builder.name
+    }
+
+    /// The node's actors.
+    pub fn actors(&self) -> Vec<ActorInfo> {
+        self.builder
+            .actors
+            .iter()
+            .map(|(a, _)| ActorInfo {
+                name: a.name().to_owned(),
+                output: a.output().to_owned(),
+                output_type: a.output_type().to_owned(),
+                subscriptions: a.subscriptions().to_vec(),
+            })
+            .collect()
+    }
+
+    /// Connects to the broker (starting the embedded one if so configured),
+    /// creates missing topics and starts every actor.
+    ///
+    /// Must be called inside an actix `System` (`#[actix::main]`,
+    /// `#[actix::test]`). Returns once every actor is constructed; fails if
+    /// any constructor fails, after stopping the others.
+    pub async fn start(self) -> Result<RunningNode> {
+        let b = self.builder;
+        let (bootstrap, embedded) = match b.broker {
+            Broker::Embedded => {
+                let broker = EmbeddedBroker::start()?;
+                (broker.bootstrap_servers().to_owned(), Some(broker))
+            }
+            Broker::InProcess(broker) => (broker.bootstrap_servers().to_owned(), Some(broker)),
+            Broker::Bootstrap(servers) => (servers, None),
+        };
+        let settings = ClientSettings {
+            bootstrap: bootstrap.clone(),
+            node: b.name.clone(),
+            embedded: embedded.is_some(),
+            commit_interval: b.commit_interval,
+            common: b.common,
+            consumer: b.consumer,
+            producer: b.producer,
+        };
+        let mut registry = b.registry;
+        let mut topics: BTreeMap<String, TopicSpec> = BTreeMap::new();
+        for (actor, _) in &b.actors {
+            actor.register_schemas(&mut registry);
+            let names = std::iter::once(actor.output())
+                .chain(actor.subscriptions().iter().map(|s| s.topic.as_str()));
+            for topic in names {
+                let spec = b.topics.get(topic).copied().unwrap_or(b.default_topic);
+                topics.insert(topic.to_owned(), spec);
+            }
+        }
+        let topics: Vec<_> = topics.into_iter().collect();
+        ensure_topics(&settings, embedded.as_ref(), &topics).await?;
+        let env = Arc::new(Env { settings, registry });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut running = RunningNode {
+            name: b.name,
+            bootstrap,
+            embedded,
+            stop,
+            supervisors: Vec::new(),
+            stats: HashMap::new(),
+        };
+        let mut starts = Vec::new();
+        for (factory, stats) in b.actors {
+            let (started_tx, started_rx) = oneshot::channel();
+            running
+                .stats
+                .insert(factory.name().to_owned(), stats.clone());
+            let task = actix::spawn(supervise(
+                factory,
+                env.clone(),
+                stats,
+                stop_rx.clone(),
+                started_tx,
+            ));
+            running.supervisors.push(task);
+            starts.push(started_rx);
+        }
+        for started in starts {
+            let outcome = started.await.unwrap_or_else(|_| {
+                Err(Error::Embedded(
+                    "a supervisor ended before starting its actor".into(),
+                ))
+            });
+            if let Err(error) = outcome {
+                let _ = running.shutdown_in_place().await;
+                return Err(error);
+            }
+        }
+        tracing::info!(
+            node = %running.name,
+            bootstrap = %running.bootstrap,
+            actors = running.supervisors.len(),
+            "node started"
+        );
+        Ok(running)
+    }
+}
+
+/// A started node. [`RunningNode::shutdown`] stops it gracefully; dropping
+/// it stops every actor at once without draining (records in hand are
+/// redelivered on the next start).
+pub struct RunningNode {
+    name: String,
+    bootstrap: String,
+    embedded: Option<EmbeddedBroker>,
+    stop: watch::Sender<bool>,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    stats: HashMap<String, Arc<ActorStats>>,
+}
+
+impl fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("name", &self.name)
+            .field("bootstrap", &self.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningNode {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The bootstrap servers the node uses; for an embedded broker, where
+    /// outside clients (kcat, Python) can connect.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The embedded broker, when the node uses one.
+    pub fn embedded_broker(&self) -> Option<&EmbeddedBroker> {
+        self.embedded.as_ref()
+    }
+
+    /// The counters of actor `actor`.
+    pub fn stats(&self, actor: &str) -> Option<StatsSnapshot> {
+        self.stats.get(actor).map(|s| s.snapshot())
+    }
+
+    /// Stops gracefully: every actor stops taking records, finishes the one
+    /// in hand, flushes its producer and commits its offsets.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.shutdown_in_place().await
+    }
+
+    async fn shutdown_in_place(&mut self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let mut failed = None;
+        for task in self.supervisors.drain(..) {
+            if let Err(error) = task.await {
+                failed.get_or_insert(error.to_string());
+            }
+        }
+        tracing::info!(node = %self.name, "node stopped");
+        match failed {
+            Some(reason) => Err(Error::Shutdown {
+                actor: "supervisor".into(),
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> Result<()> {
+        wait_for_signal().await;
+        tracing::info!(node = %self.name, "signal received; draining");
+        self.shutdown().await
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        for task in &self.supervisors {
+            task.abort();
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

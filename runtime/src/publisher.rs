@@ -1,0 +1,214 @@
+//! [`Publisher`]: the only way an actor writes, bound to the topic it owns.
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use uuid::Uuid;
+
+use crate::Record;
+use crate::codec::Encoder;
+use crate::error::{Error, Result};
+use crate::headers::Outbound;
+use crate::stats::ActorStats;
+use crate::tracker::AckSlot;
+
+/// The Kafka producer of one actor instance.
+pub(crate) type Producer = ThreadedProducer<DeliveryTracker>;
+
+/// Receives the broker's delivery reports and counts down the ack slots of
+/// the records that caused each publish.
+pub(crate) struct DeliveryTracker {
+    pub(crate) actor: Arc<str>,
+    pub(crate) stats: Arc<ActorStats>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = Arc<AckSlot>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: Arc<AckSlot>) {
+        match result {
+            Ok(_) => {
+                ActorStats::add(&self.stats.published, 1);
+                slot.done();
+            }
+            Err((error, message)) => {
+                tracing::error!(
+                    actor = %self.actor,
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    %error,
+                    "record not delivered; the offset that caused it will not be committed"
+                );
+                ActorStats::add(&self.stats.publish_failures, 1);
+                slot.fail();
+            }
+        }
+    }
+}
+
+/// The record being handled while a handler runs: what publishes inherit.
+#[derive(Debug)]
+pub(crate) struct Cause {
+    pub(crate) ce_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) slot: Arc<AckSlot>,
+}
+
+/// State shared by an actor's publisher and the runtime driving the actor.
+pub(crate) struct PublisherCore {
+    pub(crate) producer: Producer,
+    pub(crate) topic: Arc<str>,
+    pub(crate) source: String,
+    cause: Mutex<Option<Cause>>,
+    detached: Arc<AckSlot>,
+}
+
+impl PublisherCore {
+    pub(crate) fn new(producer: Producer, topic: Arc<str>, source: String) -> Self {
+        Self {
+            producer,
+            topic,
+            source,
+            cause: Mutex::new(None),
+            detached: AckSlot::detached(),
+        }
+    }
+
+    fn cause(&self) -> std::sync::MutexGuard<'_, Option<Cause>> {
+        self.cause.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes from now on are caused by `cause`.
+    pub(crate) fn begin(&self, cause: Cause) {
+        *self.cause() = Some(cause);
+    }
+
+    /// Publishes from now on have no cause.
+    pub(crate) fn end(&self) {
+        *self.cause() = None;
+    }
+}
+
+/// Writes records of type `T` to the one topic its actor owns.
+///
+/// The runtime hands each actor exactly one publisher, bound to its output
+/// topic; there is no other way for an actor to write, which is how the
+/// single-writer rule holds. Publishing enqueues the record and returns: the
+/// producer batches records and the broker acknowledges them asynchronously.
+/// While a handler runs, each published record is linked to the record being
+/// handled (`causation_id`, `correlation_id`), and the inbound offset is not
+/// committed until every such record is acknowledged.
+pub struct Publisher<T: Record> {
+    core: Arc<PublisherCore>,
+    encoder: Encoder<T>,
+    buf: RefCell<Vec<u8>>,
+}
+
+impl<T: Record> fmt::Debug for Publisher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topic", &self.core.topic)
+            .field("type", self.encoder.full_name())
+            .finish()
+    }
+}
+
+impl<T: Record> Publisher<T> {
+    pub(crate) fn new(core: Arc<PublisherCore>) -> Result<Self> {
+        Ok(Self {
+            core,
+            encoder: Encoder::new()?,
+            buf: RefCell::new(Vec::with_capacity(256)),
+        })
+    }
+
+    /// The topic this publisher writes to.
+    pub fn topic(&self) -> &str {
+        &self.core.topic
+    }
+
+    /// Publishes `value` under `key`; records with one key keep their order.
+    ///
+    /// Returns once the record is queued for sending. Fails when the value
+    /// does not fit its schema or the producer refuses the record.
+    pub fn publish<K>(&self, key: &K, value: impl Borrow<T>) -> Result<()>
+    where
+        K: AsRef<[u8]> + ?Sized,
+    {
+        self.send(Some(key.as_ref()), value.borrow())
+    }
+
+    /// Publishes `value` without a key (the producer spreads such records
+    /// over partitions).
+    pub fn publish_unkeyed(&self, value: impl Borrow<T>) -> Result<()> {
+        self.send(None, value.borrow())
+    }
+
+    fn send(&self, key: Option<&[u8]>, value: &T) -> Result<()> {
+        let mut buf = self.buf.borrow_mut();
+        buf.clear();
+        self.encoder
+            .encode(value, &mut buf)
+            .map_err(|source| Error::Encode {
+                topic: self.core.topic.to_string(),
+                source,
+            })?;
+        let id = Uuid::new_v4().hyphenated().to_string();
+        let now = SystemTime::now();
+        let time = humantime::format_rfc3339_millis(now).to_string();
+        let millis = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let (correlation_id, causation_id, slot) = match &*self.core.cause() {
+            Some(cause) => (
+                cause.correlation_id.clone().unwrap_or_else(|| id.clone()),
+                cause.ce_id.clone(),
+                cause.slot.clone(),
+            ),
+            None => (id.clone(), None, self.core.detached.clone()),
+        };
+        let headers = Outbound {
+            id: &id,
+            ty: self.encoder.full_name(),
+            source: &self.core.source,
+            time: &time,
+            correlation_id: &correlation_id,
+            causation_id: causation_id.as_deref(),
+        }
+        .to_kafka();
+        slot.add_pending();
+        let mut record = BaseRecord::with_opaque_to(&self.core.topic, slot)
+            .payload(buf.as_slice())
+            .headers(headers)
+            .timestamp(millis);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        loop {
+            match self.core.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The local queue is full: wait for the broker to drain it.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((source, back)) => {
+                    back.delivery_opaque.done();
+                    return Err(Error::Publish {
+                        topic: self.core.topic.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}

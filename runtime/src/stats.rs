@@ -1,0 +1,50 @@
+//! Per-actor counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one actor, shared by its instances across restarts.
+#[derive(Debug, Default)]
+pub(crate) struct ActorStats {
+    pub(crate) handled: AtomicU64,
+    pub(crate) undecodable: AtomicU64,
+    pub(crate) handler_failures: AtomicU64,
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_failures: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+}
+
+impl ActorStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            handled: get(&self.handled),
+            undecodable: get(&self.undecodable),
+            handler_failures: get(&self.handler_failures),
+            published: get(&self.published),
+            publish_failures: get(&self.publish_failures),
+            restarts: get(&self.restarts),
+        }
+    }
+}
+
+/// A copy of one actor's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Records whose handler returned `Ok`.
+    pub handled: u64,
+    /// Records skipped because they could not be decoded.
+    pub undecodable: u64,
+    /// Handler calls that returned an error or panicked.
+    pub handler_failures: u64,
+    /// Records the actor published and the broker acknowledged.
+    pub published: u64,
+    /// Records the actor published that the broker never acknowledged.
+    pub publish_failures: u64,
+    /// Times the supervisor restarted the actor.
+    pub restarts: u64,
+}

@@ -1,0 +1,73 @@
+//! Topic settings and Kafka's rules for names.
+
+use crate::error::{Error, Result};
+
+/// How a topic is created when it does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Number of partitions. The default is 3.
+    pub partitions: i32,
+    /// Replication factor. The default is 1 (right for one broker; use 3 on
+    /// a production cluster). The embedded broker caps it at its broker count.
+    pub replication: i32,
+}
+
+impl Default for TopicSpec {
+    fn default() -> Self {
+        Self {
+            partitions: 3,
+            replication: 1,
+        }
+    }
+}
+
+impl TopicSpec {
+    /// A topic of `partitions` partitions, each with `replication` replicas.
+    pub fn new(partitions: i32, replication: i32) -> Self {
+        Self {
+            partitions,
+            replication,
+        }
+    }
+}
+
+/// Checks a name against Kafka's rules for topic (and group) names:
+/// 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 249 {
+        Some("it is longer than 249 characters")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are reserved")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("only ASCII letters, digits, `.`, `_` and `-` are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName {
+            what,
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn kafka_topic_names_are_checked() {
+        assert!(check_name("topic", "metrics.host_v1-a").is_ok());
+        for bad in ["", ".", "..", "has space", "slash/", &"x".repeat(250)] {
+            let err = check_name("topic", bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid topic name"), "{err}");
+        }
+    }
+}

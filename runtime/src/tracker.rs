@@ -1,0 +1,177 @@
+//! Which consumed offsets may be committed.
+//!
+//! Each consumed record gets an [`AckSlot`] counting what it still waits for:
+//! one for its handler, plus one for every record the handler published
+//! while handling it. The handler's return and the producer's delivery
+//! reports count it down. A partition's offset advances over the longest
+//! prefix of records whose slots reached zero, so an offset is committed only
+//! after its record was handled *and* everything published because of it was
+//! acknowledged by the broker.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use rdkafka::{Offset, TopicPartitionList};
+
+/// What one consumed record still waits for before its offset may commit.
+#[derive(Debug)]
+pub(crate) struct AckSlot {
+    pending: AtomicU32,
+    failed: AtomicBool,
+}
+
+impl AckSlot {
+    /// A slot waiting for its handler.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            pending: AtomicU32::new(1),
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// A slot for records published outside any handler (by source actors):
+    /// it is never tracked, only flagged on failure.
+    pub(crate) fn detached() -> Arc<Self> {
+        Self::new()
+    }
+
+    pub(crate) fn add_pending(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One awaited thing is done (the handler returned Ok, or a publish was acknowledged).
+    pub(crate) fn done(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A publish caused by this record failed for good.
+    pub(crate) fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn is_complete(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// A record whose publishes could not be delivered: its offset must not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Undelivered {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+}
+
+/// In-order completion of consumed offsets, per topic and partition.
+#[derive(Debug, Default)]
+pub(crate) struct OffsetTracker {
+    partitions: HashMap<(Arc<str>, i32), VecDeque<(i64, Arc<AckSlot>)>>,
+}
+
+impl OffsetTracker {
+    /// Starts tracking a consumed record.
+    pub(crate) fn track(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        slot: Arc<AckSlot>,
+    ) {
+        self.partitions
+            .entry((topic.clone(), partition))
+            .or_default()
+            .push_back((offset, slot));
+    }
+
+    /// Removes every completed prefix and returns the offsets to store (the
+    /// next offset to read, per partition), or the first record whose
+    /// publishes failed.
+    pub(crate) fn collect(&mut self) -> Result<Option<TopicPartitionList>, Undelivered> {
+        let mut list: Option<TopicPartitionList> = None;
+        for ((topic, partition), queue) in &mut self.partitions {
+            let mut last = None;
+            while let Some((offset, slot)) = queue.front() {
+                if slot.has_failed() {
+                    return Err(Undelivered {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: *offset,
+                    });
+                }
+                if !slot.is_complete() {
+                    break;
+                }
+                last = Some(*offset);
+                queue.pop_front();
+            }
+            if let Some(offset) = last {
+                let list = list.get_or_insert_with(TopicPartitionList::new);
+                // Cannot fail: the partition was just added with a valid offset.
+                let _ = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1));
+            }
+        }
+        Ok(list)
+    }
+
+    /// Number of records consumed but not yet committable.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.partitions.values().map(VecDeque::len).sum()
+    }
+
+    /// Forgets partitions this consumer no longer owns.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str, i32) -> bool) {
+        self.partitions.retain(|(t, p), _| keep(t, *p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(list: &TopicPartitionList) -> Vec<(String, i32, Offset)> {
+        let mut v: Vec<_> = list
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    #[test]
+    fn offset_advances_only_over_a_completed_prefix() {
+        let topic: Arc<str> = "t".into();
+        let mut tracker = OffsetTracker::default();
+        let slots: Vec<_> = (0..3).map(|_| AckSlot::new()).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            tracker.track(&topic, 0, i as i64, slot.clone());
+        }
+        // Record 1 is handled and has nothing pending, but 0 still waits.
+        slots[1].done();
+        assert!(tracker.collect().unwrap().is_none());
+        // Record 0 published one record that is not yet acknowledged.
+        slots[0].add_pending();
+        slots[0].done();
+        assert!(tracker.collect().unwrap().is_none());
+        slots[0].done();
+        let list = tracker.collect().unwrap().unwrap();
+        assert_eq!(offsets(&list), vec![("t".into(), 0, Offset::Offset(2))]);
+        assert_eq!(tracker.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_failed_delivery_blocks_its_partition() {
+        let topic: Arc<str> = "t".into();
+        let mut tracker = OffsetTracker::default();
+        let slot = AckSlot::new();
+        tracker.track(&topic, 2, 7, slot.clone());
+        slot.fail();
+        let err = tracker.collect().unwrap_err();
+        assert_eq!((err.partition, err.offset), (2, 7));
+    }
+}

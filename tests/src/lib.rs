@@ -1,0 +1,250 @@
+//! Helpers for scribe's end-to-end tests: the broker under test, unique
+//! names, and raw access to topics through an ordinary Kafka client.
+//!
+//! Every test runs against the broker chosen by `SCRIBE_TEST_BOOTSTRAP`:
+//! unset, an embedded mock cluster per test; set (e.g. `127.0.0.1:9092`),
+//! that broker (CI runs the suite against a tansu process this way).
+
+pub mod records;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use scribe::{Broker, EmbeddedBroker, Node, NodeBuilder};
+
+/// The environment variable naming an external broker to test against.
+pub const BOOTSTRAP_VAR: &str = "SCRIBE_TEST_BOOTSTRAP";
+
+/// The Kafka-protocol broker one test runs against.
+#[derive(Debug)]
+pub struct TestKafka {
+    bootstrap: String,
+    embedded: Option<EmbeddedBroker>,
+}
+
+/// A record as read raw from a topic.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// Its headers, as UTF-8 text.
+    pub headers: HashMap<String, String>,
+}
+
+impl RawRecord {
+    /// The key as text.
+    pub fn key_str(&self) -> &str {
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or("")
+    }
+
+    /// A header's value (empty when absent).
+    pub fn header(&self, key: &str) -> &str {
+        self.headers.get(key).map_or("", String::as_str)
+    }
+}
+
+/// A short random suffix that makes topic and group names unique per test.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// Logs to the test's output when `RUST_LOG` asks for it.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+impl TestKafka {
+    /// The broker named by `SCRIBE_TEST_BOOTSTRAP`, or a new embedded one.
+    pub fn from_env() -> Self {
+        init_tracing();
+        match std::env::var(BOOTSTRAP_VAR) {
+            Ok(bootstrap) if !bootstrap.trim().is_empty() => Self {
+                bootstrap,
+                embedded: None,
+            },
+            _ => {
+                let broker = EmbeddedBroker::start().expect("embedded broker starts");
+                Self {
+                    bootstrap: broker.bootstrap_servers().to_owned(),
+                    embedded: Some(broker),
+                }
+            }
+        }
+    }
+
+    /// Whether this is an external broker process.
+    pub fn is_external(&self) -> bool {
+        self.embedded.is_none()
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The [`Broker`] setting a node uses to reach it.
+    pub fn broker(&self) -> Broker {
+        match &self.embedded {
+            Some(broker) => Broker::InProcess(broker.clone()),
+            None => Broker::bootstrap(&self.bootstrap),
+        }
+    }
+
+    /// A node builder on this broker, with settings that keep tests quick:
+    /// short group sessions (tansu's joins take about half of one), frequent
+    /// commits.
+    pub fn node(&self, name: &str) -> NodeBuilder {
+        Node::builder(name)
+            .broker(self.broker())
+            .commit_interval(Duration::from_millis(100))
+            .consumer_property("session.timeout.ms", "3000")
+            .consumer_property("heartbeat.interval.ms", "300")
+            .consumer_property("fetch.wait.max.ms", "20")
+            .producer_property("linger.ms", "2")
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        config
+    }
+
+    /// Creates a topic (outside any node) and waits until it is usable.
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        match &self.embedded {
+            Some(broker) => broker
+                .create_topic(name, partitions, 1)
+                .expect("topic created"),
+            None => create_external(&self.bootstrap, name, partitions).await,
+        }
+    }
+
+    /// Writes raw records (key, value, headers) and waits for their acknowledgement.
+    pub fn produce_raw(&self, topic: &str, records: &[(Option<&str>, Vec<u8>, Vec<(&str, &str)>)]) {
+        let producer: BaseProducer = self.client().create().expect("producer");
+        for (key, value, headers) in records {
+            let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                })
+            });
+            let mut record = BaseRecord::to(topic).payload(value).headers(headers);
+            if let Some(key) = key {
+                record = record.key(*key);
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("enqueued");
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("acknowledged");
+    }
+
+    /// Reads every record of `topic` from the beginning until `count` have
+    /// arrived or `timeout` passes, without a consumer group.
+    pub async fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<RawRecord> {
+        let bootstrap = self.bootstrap.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || read_blocking(&bootstrap, &topic, count, timeout))
+            .await
+            .expect("reader thread")
+    }
+
+    /// Polls `done` every 50 ms until it is true or `timeout` passes.
+    pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        done()
+    }
+}
+
+fn read_blocking(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<RawRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "20")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < count && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                            (h.key.to_owned(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(RawRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+async fn create_external(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let spec = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&spec], &AdminOptions::new())
+        .await
+        .expect("create topics");
+    for result in results {
+        result.expect("topic created");
+    }
+}
