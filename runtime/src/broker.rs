@@ -5,6 +5,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 
 use crate::error::{Error, Result};
@@ -128,7 +129,8 @@ impl EmbeddedBroker {
         self.inner.brokers
     }
 
-    /// Creates a topic (the replication factor is capped at the number of brokers).
+    /// Creates a topic (the replication factor is capped at the number of
+    /// brokers). A topic that exists already is left as it is.
     pub fn create_topic(&self, name: &str, partitions: i32, replication: i32) -> Result<()> {
         let replication = replication.clamp(1, self.inner.brokers);
         self.call(|reply| Command::CreateTopic {
@@ -186,7 +188,11 @@ fn serve<C: rdkafka::ClientContext>(
                 replication,
                 reply,
             } => {
-                let _ = reply.send(text(cluster.create_topic(&name, partitions, replication)));
+                let created = match cluster.create_topic(&name, partitions, replication) {
+                    Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+                    other => other,
+                };
+                let _ = reply.send(text(created));
             }
             Command::BrokerDown(id, reply) => {
                 let _ = reply.send(text(cluster.broker_down(id)));

@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{ActorContext, ActorFuture, Context};
 use futures::Stream;
@@ -33,8 +33,12 @@ use crate::tracker::{AckSlot, OffsetTracker};
 /// The Kafka consumer of one actor instance.
 pub(crate) type Consumer = StreamConsumer;
 
-/// How many records the feed handles before yielding to the actor's other work.
+/// How many records the feed handles before yielding to the actor's other
+/// work (its mailbox, its intervals) and storing completed offsets.
 const BUDGET: usize = 256;
+/// How long the feed handles records before yielding, whatever their number,
+/// so slow handlers still store offsets and see stop requests promptly.
+const BUDGET_TIME: Duration = Duration::from_millis(20);
 /// How long a drain waits for the broker to acknowledge published records.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -258,7 +262,13 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
             this.stopping = true;
         }
         let mut handled = 0;
-        while !this.stopping && handled < BUDGET {
+        let started = Instant::now();
+        let mut exhausted = false;
+        while !this.stopping {
+            if handled >= BUDGET || started.elapsed() >= BUDGET_TIME {
+                exhausted = true;
+                break;
+            }
             match this.arrivals.as_mut().poll_next(task) {
                 Poll::Ready(Some(Ok(arrival))) => {
                     handled += 1;
@@ -289,7 +299,7 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
             ctx.stop();
             return Poll::Ready(());
         }
-        if handled >= BUDGET {
+        if exhausted {
             task.waker().wake_by_ref();
         }
         Poll::Pending

@@ -1,0 +1,83 @@
+//! Test actors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use scribe::prelude::*;
+
+use crate::records::Number;
+
+/// How a [`Relay`] behaves.
+#[derive(Debug, Clone, Default)]
+pub struct RelayArgs {
+    /// The topic it reads.
+    pub input: String,
+    /// How long each record takes to handle.
+    pub delay: Duration,
+    /// Panic the first time this sequence number is handled.
+    pub panic_once_at: Option<i64>,
+    /// Set once the panic happened (shared across restarts).
+    pub panicked: Arc<AtomicBool>,
+}
+
+impl RelayArgs {
+    /// Reads `input`, nothing else special.
+    pub fn reading(input: &str) -> Self {
+        Self {
+            input: input.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Republishes every [`Number`] it reads, under the same key.
+#[derive(Debug)]
+pub struct Relay {
+    args: RelayArgs,
+    out: Publisher<Number>,
+}
+
+impl Actor for Relay {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Relay {
+    type Output = Number;
+    type Args = RelayArgs;
+    fn subscriptions(args: &RelayArgs, subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<Number>(args.input.as_str());
+    }
+    fn create(args: RelayArgs, out: Publisher<Number>) -> Result<Self, ActorError> {
+        Ok(Self { args, out })
+    }
+}
+
+impl Handler<Inbound<Number>> for Relay {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, m: Inbound<Number>, _: &mut Context<Self>) -> Self::Result {
+        if !self.args.delay.is_zero() {
+            std::thread::sleep(self.args.delay);
+        }
+        if self.args.panic_once_at == Some(m.seq)
+            && !self.args.panicked.swap(true, Ordering::SeqCst)
+        {
+            panic!("injected failure at seq {}", m.seq);
+        }
+        self.out.publish(m.key().unwrap_or_default(), m.value())?;
+        Ok(())
+    }
+}
+
+/// Encodes numbers as single-object Avro, keyed by their key.
+pub fn encode_numbers(numbers: impl IntoIterator<Item = Number>) -> Vec<(String, Vec<u8>)> {
+    let encoder = scribe::codec::Encoder::<Number>::new().expect("schema");
+    numbers
+        .into_iter()
+        .map(|n| {
+            let mut bytes = Vec::new();
+            encoder.encode(&n, &mut bytes).expect("encodes");
+            (n.key, bytes)
+        })
+        .collect()
+}

@@ -1,0 +1,109 @@
+//! Offsets commit only after handling: a node dropped mid-stream without a
+//! graceful shutdown loses nothing when it starts again in the same groups.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use scribe::SchemaRegistry;
+use scribe::codec::Decoder;
+use scribe_tests::actors::{Relay, RelayArgs, encode_numbers};
+use scribe_tests::records::Number;
+use scribe_tests::{TestKafka, unique};
+
+const KEYS: i64 = 6;
+const PER_KEY: i64 = 50;
+
+#[actix::test]
+async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
+    let kafka = TestKafka::from_env();
+    let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
+    kafka.create_topic(&input, 3).await;
+    let numbers = (0..PER_KEY).flat_map(|seq| {
+        (0..KEYS).map(move |k| Number {
+            key: format!("k{k}"),
+            seq,
+        })
+    });
+    let records: Vec<_> = encode_numbers(numbers)
+        .into_iter()
+        .map(|(key, bytes)| (Some(key), bytes))
+        .collect();
+    let raw: Vec<_> = records
+        .iter()
+        .map(|(k, v)| (k.as_deref(), v.clone(), vec![]))
+        .collect();
+    kafka.produce_raw(&input, &raw);
+    let total = (KEYS * PER_KEY) as usize;
+
+    // First run: slow handling; dropped (no drain, no final commit) part way.
+    let slow = RelayArgs {
+        delay: Duration::from_millis(5),
+        ..RelayArgs::reading(&input)
+    };
+    let first = kafka
+        .node("crashy")
+        .actor::<Relay>(&actor, &output, slow)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        TestKafka::eventually(Duration::from_secs(30), || first
+            .stats(&actor)
+            .unwrap()
+            .handled
+            >= 60)
+        .await,
+        "the first run handles some records"
+    );
+    let handled_first = first.stats(&actor).unwrap().handled;
+    drop(first);
+    assert!(
+        handled_first < total as u64,
+        "dropped part way ({handled_first} of {total})"
+    );
+
+    // Second run, same actor name (same consumer group).
+    let second = kafka
+        .node("crashy")
+        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let decoder = Decoder::<Number>::new(SchemaRegistry::new()).unwrap();
+    let mut seen = HashSet::new();
+    let mut received = 0;
+    for _ in 0..60 {
+        let out = kafka
+            .read(&output, usize::MAX, Duration::from_millis(1500))
+            .await;
+        received = out.len();
+        seen = out
+            .iter()
+            .map(|r| {
+                let n = decoder.decode(&r.value).unwrap();
+                (n.key, n.seq)
+            })
+            .collect();
+        if seen.len() == total {
+            break;
+        }
+    }
+    let handled_second = second.stats(&actor).unwrap().handled;
+    second.shutdown().await.unwrap();
+    let lost = total - seen.len();
+    println!(
+        "sent={total} received={received} distinct={} lost={lost} duplicates={} \
+         (first run handled {handled_first}, second {handled_second})",
+        seen.len(),
+        received - seen.len()
+    );
+    assert_eq!(lost, 0, "every input record reaches the output");
+    assert!(
+        handled_second < total as u64,
+        "the second run resumed from committed offsets instead of starting over"
+    );
+}
