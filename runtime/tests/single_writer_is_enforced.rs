@@ -1,0 +1,115 @@
+//! The single-writer rule is checked when a node is built, before anything
+//! touches Kafka: the error names the topic and the actors involved.
+
+use scribe::prelude::*;
+use scribe::{Broker, Error};
+use scribe_schemas::{Alarm, HostMetrics};
+
+struct Writer {
+    _out: Publisher<Alarm>,
+}
+
+impl Actor for Writer {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Writer {
+    type Output = Alarm;
+    type Args = Option<String>;
+    fn subscriptions(input: &Option<String>, subs: &mut Subscriptions<Self>) {
+        if let Some(input) = input {
+            subs.subscribe::<HostMetrics>(input.as_str());
+        }
+    }
+    fn create(_: Option<String>, out: Publisher<Alarm>) -> Result<Self, ActorError> {
+        Ok(Self { _out: out })
+    }
+}
+
+impl Handler<Inbound<HostMetrics>> for Writer {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, _: Inbound<HostMetrics>, _: &mut Context<Self>) -> Self::Result {
+        Ok(())
+    }
+}
+
+/// A broker nobody listens on: a build that tried to connect would hang or fail.
+fn unreachable() -> Broker {
+    Broker::bootstrap("127.0.0.1:1")
+}
+
+#[test]
+fn two_actors_owning_one_topic_are_refused_naming_both() {
+    let err = Node::builder("n")
+        .broker(unreachable())
+        .actor::<Writer>("first-alarm", "alarms", None)
+        .actor::<Writer>("second-alarm", "alarms", None)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::TopicOwnedTwice { topic, first, second }
+            if topic == "alarms" && first == "first-alarm" && second == "second-alarm"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "topic `alarms` is owned by actor `first-alarm` and claimed again by actor `second-alarm`"
+    );
+}
+
+#[test]
+fn an_actor_subscribing_to_its_own_output_is_refused() {
+    let err = Node::builder("n")
+        .broker(unreachable())
+        .actor::<Writer>("loop", "alarms", Some("alarms".into()))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::SubscribesToOwnOutput { actor, topic } if actor == "loop" && topic == "alarms"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "actor `loop` subscribes to its own output topic `alarms`"
+    );
+}
+
+#[test]
+fn duplicate_actor_names_are_refused() {
+    let err = Node::builder("n")
+        .actor::<Writer>("same", "a", None)
+        .actor::<Writer>("same", "b", None)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "actor name `same` is used twice");
+}
+
+#[test]
+fn illegal_topic_names_are_refused() {
+    let err = Node::builder("n")
+        .actor::<Writer>("w", "no spaces allowed", None)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid topic name `no spaces allowed`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_valid_topology_describes_its_actors() {
+    let node = Node::builder("n")
+        .actor::<Writer>("alarm", "alarms", Some("metrics".into()))
+        .build()
+        .unwrap();
+    let actors = node.actors();
+    assert_eq!(actors.len(), 1);
+    assert_eq!(actors[0].output, "alarms");
+    assert_eq!(actors[0].output_type, "scribe.control.Alarm");
+    assert_eq!(actors[0].subscriptions[0].topic, "metrics");
+    assert_eq!(
+        actors[0].subscriptions[0].record_type,
+        "scribe.metrics.HostMetrics"
+    );
+}
