@@ -1,1 +1,23 @@
-//! placeholder
+//! Ready-made control and measurement actors for scribe.
+//!
+//! Each actor lives in its own file, which opens with what it reads, what
+//! it writes, what it keys by and its parameters.
+
+mod aggregator;
+mod controller;
+mod host_sampler;
+mod journal;
+mod threshold_alarm;
+
+pub use aggregator::{WindowedAggregator, WindowedAggregatorArgs};
+pub use controller::{Controller, ControllerArgs};
+pub use host_sampler::{HostSampler, HostSamplerArgs};
+pub use journal::{Journal, JournalArgs};
+pub use threshold_alarm::{Statistic, ThresholdAlarm, ThresholdAlarmArgs};
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

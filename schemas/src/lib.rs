@@ -6,9 +6,11 @@
 //! registers them can read records written by older producers.
 
 pub mod control;
+pub mod journal;
 pub mod metrics;
 
 pub use control::{Alarm, AlarmState, Command, CommandAction};
+pub use journal::JournalEntry;
 pub use metrics::{HostMetrics, MetricSummary};
 
 /// Every schema file of this crate, current and historical, as
@@ -28,6 +30,10 @@ pub const AVSC: &[(&str, &str)] = &[
     ),
     ("alarm.avsc", include_str!("../avro/alarm.avsc")),
     ("command.avsc", include_str!("../avro/command.avsc")),
+    (
+        "journal_entry.avsc",
+        include_str!("../avro/journal_entry.avsc"),
+    ),
 ];
 
 /// The Avro JSON of schema file `name` (for example `"alarm.avsc"`).

@@ -1,7 +1,7 @@
 //! Each Rust record type has exactly the schema of its `.avsc` file.
 
 use apache_avro::{AvroSchema, Schema};
-use scribe_schemas::{Alarm, Command, HostMetrics, MetricSummary, avsc};
+use scribe_schemas::{Alarm, Command, HostMetrics, JournalEntry, MetricSummary, avsc};
 
 fn assert_same<T: AvroSchema>(file: &str) {
     let text = avsc(file).unwrap_or_else(|| panic!("{file} is not listed in AVSC"));
@@ -31,6 +31,11 @@ fn alarm_matches_its_avsc() {
 #[test]
 fn command_matches_its_avsc() {
     assert_same::<Command>("command.avsc");
+}
+
+#[test]
+fn journal_entry_matches_its_avsc() {
+    assert_same::<JournalEntry>("journal_entry.avsc");
 }
 
 #[test]

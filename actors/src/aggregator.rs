@@ -1,0 +1,211 @@
+//! Windowed aggregator: count, min, max, mean and p95 per host and metric
+//! over tumbling windows.
+//!
+//! - Reads: `scribe.metrics.HostMetrics` from `input`.
+//! - Writes: `scribe.metrics.MetricSummary`, one per host and metric
+//!   (`cpu_percent`, `mem_used_percent`, `load1`) for each closed window.
+//! - Keys by: host name.
+//! - Parameters: [`WindowedAggregatorArgs`].
+//!
+//! Windows follow the samples' own time (`sampled_at_ms`): a host's window
+//! closes when a sample of that host falls into a later window. A sample
+//! older than the host's open window is late; it is logged and left out.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use scribe::prelude::*;
+use scribe_schemas::{HostMetrics, MetricSummary};
+
+/// Parameters of a [`WindowedAggregator`].
+#[derive(Debug, Clone)]
+pub struct WindowedAggregatorArgs {
+    /// The topic of host metrics to read.
+    pub input: String,
+    /// The length of a window. The default is 10 s.
+    pub window: Duration,
+}
+
+impl WindowedAggregatorArgs {
+    /// Reads `input` with the default 10 s window.
+    pub fn reading(input: impl Into<String>) -> Self {
+        Self {
+            input: input.into(),
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Summarises host metrics over tumbling windows.
+#[derive(Debug)]
+pub struct WindowedAggregator {
+    windows: Windows,
+    out: Publisher<MetricSummary>,
+}
+
+impl Actor for WindowedAggregator {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for WindowedAggregator {
+    type Output = MetricSummary;
+    type Args = WindowedAggregatorArgs;
+
+    fn subscriptions(args: &WindowedAggregatorArgs, subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<HostMetrics>(args.input.as_str());
+    }
+
+    fn create(
+        args: WindowedAggregatorArgs,
+        out: Publisher<MetricSummary>,
+    ) -> Result<Self, ActorError> {
+        let window_ms = i64::try_from(args.window.as_millis()).unwrap_or(i64::MAX);
+        if window_ms <= 0 {
+            return Err("window must be at least 1 ms".into());
+        }
+        Ok(Self {
+            windows: Windows::new(window_ms),
+            out,
+        })
+    }
+}
+
+impl Handler<Inbound<HostMetrics>> for WindowedAggregator {
+    type Result = Result<(), ActorError>;
+
+    fn handle(&mut self, m: Inbound<HostMetrics>, _: &mut Context<Self>) -> Self::Result {
+        for summary in self.windows.add(&m) {
+            self.out.publish(&summary.host, &summary)?;
+        }
+        Ok(())
+    }
+}
+
+const METRICS: [&str; 3] = ["cpu_percent", "mem_used_percent", "load1"];
+
+/// The open window of each host.
+#[derive(Debug)]
+struct Windows {
+    length_ms: i64,
+    open: HashMap<String, Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    start_ms: i64,
+    values: [Vec<f64>; 3],
+}
+
+impl Windows {
+    fn new(length_ms: i64) -> Self {
+        Self {
+            length_ms,
+            open: HashMap::new(),
+        }
+    }
+
+    /// Adds a sample; returns the summaries of the window it closed, if any.
+    fn add(&mut self, m: &HostMetrics) -> Vec<MetricSummary> {
+        let start_ms = m.sampled_at_ms.div_euclid(self.length_ms) * self.length_ms;
+        let mut closed = Vec::new();
+        let window = self.open.entry(m.host.clone()).or_insert_with(|| Window {
+            start_ms,
+            values: Default::default(),
+        });
+        if start_ms < window.start_ms {
+            tracing::debug!(host = %m.host, sampled_at_ms = m.sampled_at_ms, "late sample left out");
+            return closed;
+        }
+        if start_ms > window.start_ms {
+            let old = std::mem::replace(
+                window,
+                Window {
+                    start_ms,
+                    values: Default::default(),
+                },
+            );
+            closed = summarise(&m.host, old, self.length_ms);
+        }
+        let window = self.open.get_mut(&m.host).expect("inserted above");
+        for (values, value) in
+            window
+                .values
+                .iter_mut()
+                .zip([m.cpu_percent, m.mem_used_percent, m.load1])
+        {
+            values.push(value);
+        }
+        closed
+    }
+}
+
+fn summarise(host: &str, window: Window, length_ms: i64) -> Vec<MetricSummary> {
+    METRICS
+        .iter()
+        .zip(window.values)
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(metric, mut values)| {
+            values.sort_by(f64::total_cmp);
+            let count = values.len();
+            let rank = ((0.95 * count as f64).ceil() as usize).clamp(1, count);
+            MetricSummary {
+                host: host.to_owned(),
+                metric: (*metric).to_owned(),
+                window_start_ms: window.start_ms,
+                window_end_ms: window.start_ms + length_ms,
+                count: count as i64,
+                min: values[0],
+                max: values[count - 1],
+                mean: values.iter().sum::<f64>() / count as f64,
+                p95: values[rank - 1],
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(host: &str, at: i64, cpu: f64) -> HostMetrics {
+        HostMetrics {
+            host: host.into(),
+            cpu_percent: cpu,
+            mem_used_percent: 50.0,
+            load1: 1.0,
+            sampled_at_ms: at,
+        }
+    }
+
+    #[test]
+    fn a_window_closes_when_a_later_sample_arrives() {
+        let mut windows = Windows::new(1000);
+        for (i, cpu) in (1..=20).map(f64::from).enumerate() {
+            assert!(
+                windows
+                    .add(&sample("a", 2000 + i as i64 * 10, cpu))
+                    .is_empty()
+            );
+        }
+        let closed = windows.add(&sample("a", 3000, 99.0));
+        let cpu = closed.iter().find(|s| s.metric == "cpu_percent").unwrap();
+        assert_eq!((cpu.window_start_ms, cpu.window_end_ms), (2000, 3000));
+        assert_eq!(
+            (cpu.count, cpu.min, cpu.max, cpu.mean),
+            (20, 1.0, 20.0, 10.5)
+        );
+        assert_eq!(cpu.p95, 19.0, "nearest rank: the 19th of 20");
+        assert_eq!(closed.len(), 3);
+    }
+
+    #[test]
+    fn hosts_have_windows_of_their_own_and_late_samples_are_left_out() {
+        let mut windows = Windows::new(1000);
+        windows.add(&sample("a", 5000, 1.0));
+        windows.add(&sample("b", 5100, 2.0));
+        assert!(windows.add(&sample("a", 4000, 3.0)).is_empty(), "late");
+        let closed = windows.add(&sample("a", 6000, 4.0));
+        let cpu = closed.iter().find(|s| s.metric == "cpu_percent").unwrap();
+        assert_eq!((cpu.host.as_str(), cpu.count, cpu.max), ("a", 1, 1.0));
+    }
+}
