@@ -1,1 +1,390 @@
-fn main() {}
+//! Pushes N records (default 100000, ~200-byte Avro) through a 2-hop actor
+//! pipeline and, on the same broker and input, through a hand-written
+//! rust-rdkafka + apache-avro pipeline doing the same work; prints records/s
+//! and CPU time per record for both.
+//!
+//! `cargo bench -p scribe-tests --bench pipeline2 [-- --records N]`
+//!
+//! The broker is `SCRIBE_TEST_BOOTSTRAP` when set, otherwise an embedded
+//! mock cluster in this process (whose CPU time is then counted too, for
+//! both pipelines alike). CPU time is the whole process's user + system time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use apache_avro::{SpecificSingleObjectReader, SpecificSingleObjectWriter};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
+use scribe::prelude::*;
+use scribe::{Broker, EmbeddedBroker, TopicSpec};
+use scribe_tests::records::Payload;
+use scribe_tests::unique;
+
+const PARTITIONS: i32 = 16;
+
+fn main() {
+    let records: u64 = std::env::args()
+        .skip_while(|a| a != "--records")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let (bootstrap, embedded) = match std::env::var("SCRIBE_TEST_BOOTSTRAP") {
+        Ok(b) if !b.is_empty() => (b, None),
+        _ => {
+            let broker = EmbeddedBroker::start().expect("embedded broker");
+            (broker.bootstrap_servers().to_owned(), Some(broker))
+        }
+    };
+    let broker_name = if embedded.is_some() {
+        "embedded-mock"
+    } else {
+        bootstrap.as_str()
+    };
+    let topics = Topics::new(&embedded, &bootstrap);
+    let body = "x".repeat(180);
+    let sample = encode(&Payload {
+        seq: 0,
+        hops: 0,
+        body: body.clone(),
+    });
+    println!(
+        "bench pipeline2 records={records} value_bytes={} partitions={PARTITIONS} broker={broker_name}",
+        sample.len()
+    );
+    let input = topics.create("bench-in");
+    produce_input(&bootstrap, &input, records, &body);
+
+    let scribe = run_scribe(&bootstrap, &embedded, &topics, &input, records);
+    scribe.print("scribe", records);
+    let handwritten = run_handwritten(&bootstrap, &topics, &input, records);
+    handwritten.print("handwritten", records);
+    println!(
+        "bench pipeline2 ratio scribe/handwritten throughput={:.3} cpu={:.3}",
+        (records as f64 / scribe.wall.as_secs_f64())
+            / (records as f64 / handwritten.wall.as_secs_f64()),
+        scribe.cpu.as_secs_f64() / handwritten.cpu.as_secs_f64()
+    );
+}
+
+struct Topics<'a> {
+    embedded: &'a Option<EmbeddedBroker>,
+    bootstrap: &'a str,
+}
+
+impl<'a> Topics<'a> {
+    fn new(embedded: &'a Option<EmbeddedBroker>, bootstrap: &'a str) -> Self {
+        Self {
+            embedded,
+            bootstrap,
+        }
+    }
+
+    fn create(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        match self.embedded {
+            Some(b) => b.create_topic(&name, PARTITIONS, 1).unwrap(),
+            None => {
+                use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+                let admin: AdminClient<_> = ClientConfig::new()
+                    .set("bootstrap.servers", self.bootstrap)
+                    .create()
+                    .unwrap();
+                let spec = NewTopic::new(&name, PARTITIONS, TopicReplication::Fixed(1));
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                for r in rt
+                    .block_on(admin.create_topics([&spec], &AdminOptions::new()))
+                    .unwrap()
+                {
+                    r.unwrap();
+                }
+            }
+        }
+        name
+    }
+}
+
+fn encode(p: &Payload) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    SpecificSingleObjectWriter::<Payload>::new()
+        .unwrap()
+        .write_ref(p, &mut out)
+        .unwrap();
+    out
+}
+
+fn produce_input(bootstrap: &str, topic: &str, records: u64, body: &str) {
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let writer = SpecificSingleObjectWriter::<Payload>::new().unwrap();
+    let mut buf = Vec::with_capacity(256);
+    for seq in 0..records as i64 {
+        buf.clear();
+        writer
+            .write_ref(
+                &Payload {
+                    seq,
+                    hops: 0,
+                    body: body.to_owned(),
+                },
+                &mut buf,
+            )
+            .unwrap();
+        let key = (seq % 1000).to_string();
+        let mut record = BaseRecord::to(topic).key(&key).payload(&buf);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Measured {
+    fn print(&self, name: &str, records: u64) {
+        println!(
+            "bench pipeline2 {name:<11} records/s={:.0} cpu_us/record={:.2} wall_s={:.2} cpu_s={:.2}",
+            records as f64 / self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64() * 1e6 / records as f64,
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64(),
+        );
+    }
+}
+
+/// User + system CPU time of this process so far, from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // After the name: state, ppid, ..., utime (14th field overall), stime (15th).
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// A moment, and the process's CPU time then.
+type Mark = std::sync::OnceLock<(Instant, Duration)>;
+
+fn mark(at: &Mark) {
+    at.get_or_init(|| (Instant::now(), cpu_time()));
+}
+
+/// When the first record was handled and when the last was acknowledged.
+#[derive(Default)]
+struct Marks {
+    start: Mark,
+    end: Mark,
+}
+
+/// Runs `work`, which marks when it handles its first record and when its
+/// last record is acknowledged. The figures cover that span, leaving out
+/// client start-up, the consumer groups' join (a fixed delay) and shutdown.
+fn measure(work: impl FnOnce(&Marks)) -> Measured {
+    let marks = Marks::default();
+    work(&marks);
+    let (t0, cpu0) = *marks.start.get().expect("a record was handled");
+    let (t1, cpu1) = *marks.end.get().expect("the last record was acknowledged");
+    Measured {
+        wall: t1 - t0,
+        cpu: cpu1 - cpu0,
+    }
+}
+
+/// One hop of the scribe pipeline.
+struct Hop {
+    out: Publisher<Payload>,
+}
+
+impl Actor for Hop {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Hop {
+    type Output = Payload;
+    type Args = String;
+    fn subscriptions(input: &String, subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<Payload>(input.as_str());
+    }
+    fn create(_: String, out: Publisher<Payload>) -> Result<Self, ActorError> {
+        Ok(Self { out })
+    }
+}
+
+impl Handler<Inbound<Payload>> for Hop {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, m: Inbound<Payload>, _: &mut Context<Self>) -> Self::Result {
+        let key = m.key().unwrap_or_default().to_vec();
+        let mut next = m.into_value();
+        next.hops += 1;
+        self.out.publish(&key, next)?;
+        Ok(())
+    }
+}
+
+fn run_scribe(
+    bootstrap: &str,
+    embedded: &Option<EmbeddedBroker>,
+    topics: &Topics<'_>,
+    input: &str,
+    records: u64,
+) -> Measured {
+    let mid = topics.create("bench-scribe-mid");
+    let out = topics.create("bench-scribe-out");
+    let broker = match embedded {
+        Some(b) => Broker::InProcess(b.clone()),
+        None => Broker::bootstrap(bootstrap),
+    };
+    let (first, second) = (unique("hop1"), unique("hop2"));
+    measure(|marks| {
+        actix::System::new().block_on(async {
+            let node = Node::builder("bench")
+                .broker(broker)
+                .default_topic(TopicSpec::new(PARTITIONS, 1))
+                .actor::<Hop>(&first, &mid, input.to_owned())
+                .actor::<Hop>(&second, &out, mid.clone())
+                .build()
+                .unwrap()
+                .start()
+                .await
+                .unwrap();
+            while node.stats(&first).unwrap().handled == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            mark(&marks.start);
+            while node.stats(&second).unwrap().published < records {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            mark(&marks.end);
+            node.shutdown().await.unwrap();
+        })
+    })
+}
+
+struct Count(Arc<AtomicU64>);
+impl ClientContext for Count {}
+impl ProducerContext for Count {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_ok() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One hand-written hop: consume, decode, transform, encode, produce.
+fn handwritten_hop(
+    bootstrap: &str,
+    group: &str,
+    input: &str,
+    output: &str,
+    records: u64,
+    marks: &Marks,
+    first: bool,
+) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[input]).unwrap();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let producer: ThreadedProducer<Count> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create_with_context(Count(delivered.clone()))
+        .unwrap();
+    let reader = SpecificSingleObjectReader::<Payload>::new().unwrap();
+    let writer = SpecificSingleObjectWriter::<Payload>::new().unwrap();
+    let mut buf = Vec::with_capacity(256);
+    let mut handled = 0;
+    while handled < records {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        if first {
+            mark(&marks.start);
+        }
+        let mut payload = reader.read(&mut m.payload().unwrap_or_default()).unwrap();
+        payload.hops += 1;
+        buf.clear();
+        writer.write_ref(&payload, &mut buf).unwrap();
+        let key = m.key().unwrap_or_default();
+        let mut record = BaseRecord::to(output).key(key).payload(&buf);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        handled += 1;
+    }
+    while delivered.load(Ordering::Relaxed) < records {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !first {
+        mark(&marks.end);
+    }
+}
+
+fn run_handwritten(bootstrap: &str, topics: &Topics<'_>, input: &str, records: u64) -> Measured {
+    let mid = topics.create("bench-hand-mid");
+    let out = topics.create("bench-hand-out");
+    measure(|marks| {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                handwritten_hop(
+                    bootstrap,
+                    &unique("hand1"),
+                    input,
+                    &mid,
+                    records,
+                    marks,
+                    true,
+                )
+            });
+            s.spawn(|| {
+                handwritten_hop(
+                    bootstrap,
+                    &unique("hand2"),
+                    &mid,
+                    &out,
+                    records,
+                    marks,
+                    false,
+                )
+            });
+        });
+    })
+}
