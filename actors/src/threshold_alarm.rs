@@ -168,9 +168,6 @@ mod tests {
         let mut h = Hysteresis::new(10.0, 5.0);
         assert!(h.observe("a", 11.0).is_some());
         assert!(h.observe("b", 9.0).is_none());
-        assert_eq!(
-            h.observe("a", 4.0).map(|(s, v, t)| (s, v, t)),
-            Some((AlarmState::Cleared, 4.0, 5.0))
-        );
+        assert_eq!(h.observe("a", 4.0), Some((AlarmState::Cleared, 4.0, 5.0)));
     }
 }

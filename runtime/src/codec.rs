@@ -308,22 +308,25 @@ impl<T: Record> Decoder<T> {
             .resolved
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !cache.contains_key(&fingerprint) {
-            let writer = self
-                .registry
-                .get(&fingerprint)
-                .ok_or(DecodeError::UnknownFingerprint(fingerprint))?;
-            let entry = match SchemaCompatibility::can_read(writer, self.schema) {
-                Ok(_) => GenericDatumReader::builder(writer)
-                    .reader_schema(self.schema)
-                    .build()
-                    .map(Arc::new)
-                    .map_err(|e| (full_name(writer), e.to_string())),
-                Err(e) => Err((full_name(writer), e.to_string())),
-            };
-            cache.insert(fingerprint, entry);
-        }
-        match &cache[&fingerprint] {
+        let entry = match cache.entry(fingerprint) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let writer = self
+                    .registry
+                    .get(&fingerprint)
+                    .ok_or(DecodeError::UnknownFingerprint(fingerprint))?;
+                let resolved = match SchemaCompatibility::can_read(writer, self.schema) {
+                    Ok(_) => GenericDatumReader::builder(writer)
+                        .reader_schema(self.schema)
+                        .build()
+                        .map(Arc::new)
+                        .map_err(|e| (full_name(writer), e.to_string())),
+                    Err(e) => Err((full_name(writer), e.to_string())),
+                };
+                entry.insert(resolved)
+            }
+        };
+        match entry {
             Ok(reader) => Ok(reader.clone()),
             Err((writer, reason)) => Err(DecodeError::Incompatible {
                 writer: writer.clone(),

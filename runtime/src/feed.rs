@@ -74,17 +74,31 @@ pub(crate) struct Feed<A: TopicActor> {
     stopping: bool,
 }
 
+/// What a feed is made of.
+pub(crate) struct FeedParts<A: TopicActor> {
+    pub(crate) actor: Arc<str>,
+    pub(crate) consumer: Option<Arc<Consumer>>,
+    pub(crate) routes: Routes<A>,
+    pub(crate) core: Arc<PublisherCore>,
+    pub(crate) stats: Arc<ActorStats>,
+    /// How often completed offsets are stored while idle.
+    pub(crate) store_interval: Duration,
+}
+
 impl<A: TopicActor> Feed<A> {
     pub(crate) fn new(
-        actor: Arc<str>,
-        consumer: Option<Arc<Consumer>>,
-        routes: Routes<A>,
-        core: Arc<PublisherCore>,
-        stats: Arc<ActorStats>,
-        store_interval: Duration,
+        parts: FeedParts<A>,
         stop: oneshot::Receiver<()>,
         exit: oneshot::Sender<Exit>,
     ) -> Self {
+        let FeedParts {
+            actor,
+            consumer,
+            routes,
+            core,
+            stats,
+            store_interval,
+        } = parts;
         let arrivals: Arrivals<A> = match &consumer {
             Some(consumer) => Box::pin(arrivals(consumer.clone(), Arc::new(routes))),
             None => Box::pin(futures::stream::pending()),

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
-use crate::feed::{Consumer, Exit, Feed};
+use crate::feed::{Consumer, Exit, Feed, FeedParts};
 use crate::kafka::ClientSettings;
 use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore};
 use crate::stats::ActorStats;
@@ -144,16 +144,15 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         let arbiter = Arbiter::new();
         let spawned = arbiter.spawn_fn(move || match <A as TopicActor>::create(args, publisher) {
             Ok(act) => {
-                let feed = Feed::new(
+                let parts = FeedParts {
                     actor,
                     consumer,
                     routes,
                     core,
                     stats,
                     store_interval,
-                    stop_rx,
-                    exit_tx,
-                );
+                };
+                let feed = Feed::new(parts, stop_rx, exit_tx);
                 let mut ctx = Context::<A>::new();
                 ctx.spawn(feed);
                 ctx.run(act);

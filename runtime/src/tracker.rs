@@ -67,10 +67,15 @@ pub(crate) struct Undelivered {
     pub(crate) offset: i64,
 }
 
+/// A topic and partition.
+type Partition = (Arc<str>, i32);
+/// Consumed offsets of one partition not yet committable, oldest first.
+type InFlight = VecDeque<(i64, Arc<AckSlot>)>;
+
 /// In-order completion of consumed offsets, per topic and partition.
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
-    partitions: HashMap<(Arc<str>, i32), VecDeque<(i64, Arc<AckSlot>)>>,
+    partitions: HashMap<Partition, InFlight>,
 }
 
 impl OffsetTracker {

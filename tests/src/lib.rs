@@ -31,6 +31,9 @@ pub struct TestKafka {
     embedded: Option<EmbeddedBroker>,
 }
 
+/// A record to write raw: key, value bytes and headers.
+pub type Outgoing<'a> = (Option<&'a str>, Vec<u8>, Vec<(&'a str, &'a str)>);
+
 /// A record as read raw from a topic.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
@@ -154,7 +157,7 @@ impl TestKafka {
     /// records at all (Kafka and the mock cluster return the whole batch and
     /// the client skips what precedes the offset), so a consumer restarted
     /// from a committed offset inside a batch would wait forever there.
-    pub fn produce_raw(&self, topic: &str, records: &[(Option<&str>, Vec<u8>, Vec<(&str, &str)>)]) {
+    pub fn produce_raw(&self, topic: &str, records: &[Outgoing<'_>]) {
         let mut config = self.client();
         if self.is_external() {
             config.set("batch.num.messages", "1");
