@@ -156,7 +156,9 @@ fn summarise(host: &str, window: Window, length_ms: i64) -> Vec<MetricSummary> {
                 count: count as i64,
                 min: values[0],
                 max: values[count - 1],
-                mean: values.iter().sum::<f64>() / count as f64,
+                // Rounding can push a sum's quotient just outside [min, max].
+                mean: (values.iter().sum::<f64>() / count as f64)
+                    .clamp(values[0], values[count - 1]),
                 p95: values[rank - 1],
             }
         })
@@ -196,6 +198,18 @@ mod tests {
         );
         assert_eq!(cpu.p95, 19.0, "nearest rank: the 19th of 20");
         assert_eq!(closed.len(), 3);
+    }
+
+    #[test]
+    fn the_mean_stays_within_min_and_max_despite_rounding() {
+        let mut windows = Windows::new(1000);
+        for at in [0, 10, 20] {
+            windows.add(&sample("a", at, 1.69));
+        }
+        let closed = windows.add(&sample("a", 1000, 0.0));
+        let cpu = closed.iter().find(|s| s.metric == "cpu_percent").unwrap();
+        assert!(cpu.min <= cpu.mean && cpu.mean <= cpu.max, "{cpu:?}");
+        assert_eq!(cpu.mean, 1.69);
     }
 
     #[test]

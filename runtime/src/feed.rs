@@ -68,7 +68,8 @@ pub(crate) struct Feed<A: TopicActor> {
     stats: Arc<ActorStats>,
     tracker: OffsetTracker,
     tick: tokio::time::Interval,
-    stop: oneshot::Receiver<()>,
+    /// The supervisor's stop request; `None` once it came or was abandoned.
+    stop: Option<oneshot::Receiver<()>>,
     exit: Option<oneshot::Sender<Exit>>,
     failure: Option<String>,
     stopping: bool,
@@ -113,7 +114,7 @@ impl<A: TopicActor> Feed<A> {
             stats,
             tracker: OffsetTracker::default(),
             tick,
-            stop,
+            stop: Some(stop),
             exit: Some(exit),
             failure: None,
             stopping: false,
@@ -272,8 +273,17 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
         task: &mut std::task::Context<'_>,
     ) -> Poll<()> {
         let this = self.get_mut();
-        if !this.stopping && Pin::new(&mut this.stop).poll(task).is_ready() {
-            this.stopping = true;
+        if let Some(stop) = &mut this.stop {
+            match Pin::new(stop).poll(task) {
+                Poll::Ready(Ok(())) => {
+                    this.stop = None;
+                    this.stopping = true;
+                }
+                // The supervisor is gone (the node was dropped): its thread is
+                // being stopped without a drain, so no drain here either.
+                Poll::Ready(Err(oneshot::Canceled)) => this.stop = None,
+                Poll::Pending => {}
+            }
         }
         let mut handled = 0;
         let started = Instant::now();
