@@ -191,6 +191,38 @@ impl TestKafka {
             .expect("reader thread")
     }
 
+    /// The sum over `topic`'s partitions of the offsets `group` has
+    /// committed (0 for a partition without a commit), as the broker says.
+    pub async fn committed(&self, group: &str, topic: &str) -> i64 {
+        let (bootstrap, group, topic) =
+            (self.bootstrap.clone(), group.to_owned(), topic.to_owned());
+        tokio::task::spawn_blocking(move || {
+            // Asking for a group's offsets does not join it.
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", &group)
+                .create()
+                .expect("consumer");
+            let mut list = TopicPartitionList::new();
+            for p in 0..partition_count(&consumer, &topic) {
+                list.add_partition(&topic, p);
+            }
+            let committed = consumer
+                .committed_offsets(list, Duration::from_secs(10))
+                .expect("committed offsets");
+            committed
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .sum()
+        })
+        .await
+        .expect("offset reader thread")
+    }
+
     /// Polls `done` every 50 ms until it is true or `timeout` passes.
     pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + timeout;
@@ -212,17 +244,8 @@ fn read_blocking(bootstrap: &str, topic: &str, count: usize, timeout: Duration) 
         .set("fetch.wait.max.ms", "20")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map(|t| t.partitions().len())
-        .unwrap_or(0);
     let mut list = TopicPartitionList::new();
-    for p in 0..partitions as i32 {
+    for p in 0..partition_count(&consumer, topic) {
         list.add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
@@ -252,6 +275,17 @@ fn read_blocking(bootstrap: &str, topic: &str, count: usize, timeout: Duration) 
         }
     }
     out
+}
+
+fn partition_count(consumer: &BaseConsumer, topic: &str) -> i32 {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len() as i32)
 }
 
 async fn create_external(bootstrap: &str, topic: &str, partitions: i32) {
