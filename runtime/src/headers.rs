@@ -34,19 +34,27 @@ pub const SPEC_VERSION: &str = "1.0";
 /// The content type of every value: Avro single-object encoding.
 pub const CONTENT_TYPE_AVRO: &str = "application/avro";
 
+/// The well-known headers, in the order of [`Headers`]' slots.
+const KNOWN: [&str; 8] = [
+    CE_ID,
+    CE_TYPE,
+    CE_SOURCE,
+    CE_TIME,
+    CE_SPECVERSION,
+    CONTENT_TYPE,
+    CORRELATION_ID,
+    CAUSATION_ID,
+];
+
 /// The headers of an inbound record, with the well-known ones parsed out.
 ///
 /// Records from producers that are not scribe nodes may lack any of them.
+/// The well-known values share one buffer, so reading a record's headers
+/// costs one allocation, not one per header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    id: Option<String>,
-    ty: Option<String>,
-    source: Option<String>,
-    time: Option<String>,
-    spec_version: Option<String>,
-    content_type: Option<String>,
-    correlation_id: Option<String>,
-    causation_id: Option<String>,
+    text: String,
+    known: [Option<(u32, u32)>; KNOWN.len()],
     other: Vec<(String, Vec<u8>)>,
 }
 
@@ -54,55 +62,56 @@ impl Headers {
     pub(crate) fn from_kafka(headers: Option<&BorrowedHeaders>) -> Self {
         let mut out = Headers::default();
         let Some(headers) = headers else { return out };
+        out.text.reserve(192);
         for header in headers.iter() {
             let value = header.value.unwrap_or_default();
-            let text = || String::from_utf8_lossy(value).into_owned();
-            match header.key {
-                CE_ID => out.id = Some(text()),
-                CE_TYPE => out.ty = Some(text()),
-                CE_SOURCE => out.source = Some(text()),
-                CE_TIME => out.time = Some(text()),
-                CE_SPECVERSION => out.spec_version = Some(text()),
-                CONTENT_TYPE => out.content_type = Some(text()),
-                CORRELATION_ID => out.correlation_id = Some(text()),
-                CAUSATION_ID => out.causation_id = Some(text()),
-                key => out.other.push((key.to_owned(), value.to_vec())),
+            match KNOWN.iter().position(|k| *k == header.key) {
+                Some(slot) => {
+                    let start = out.text.len() as u32;
+                    out.text.push_str(&String::from_utf8_lossy(value));
+                    out.known[slot] = Some((start, out.text.len() as u32));
+                }
+                None => out.other.push((header.key.to_owned(), value.to_vec())),
             }
         }
         out
     }
 
+    fn known(&self, slot: usize) -> Option<&str> {
+        self.known[slot].map(|(start, end)| &self.text[start as usize..end as usize])
+    }
+
     /// `ce_id`: this record's unique id.
     pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+        self.known(0)
     }
     /// `ce_type`: the Avro full name of the writer's schema.
     pub fn ce_type(&self) -> Option<&str> {
-        self.ty.as_deref()
+        self.known(1)
     }
     /// `ce_source`: `node/actor` that published the record.
     pub fn source(&self) -> Option<&str> {
-        self.source.as_deref()
+        self.known(2)
     }
     /// `ce_time`: when the record was published (RFC 3339).
     pub fn time(&self) -> Option<&str> {
-        self.time.as_deref()
+        self.known(3)
     }
     /// `ce_specversion`.
     pub fn spec_version(&self) -> Option<&str> {
-        self.spec_version.as_deref()
+        self.known(4)
     }
     /// `content-type`.
     pub fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
+        self.known(5)
     }
     /// `correlation_id`: shared by every record of one chain.
     pub fn correlation_id(&self) -> Option<&str> {
-        self.correlation_id.as_deref()
+        self.known(6)
     }
     /// `causation_id`: the `ce_id` of the record whose handling published this one.
     pub fn causation_id(&self) -> Option<&str> {
-        self.causation_id.as_deref()
+        self.known(7)
     }
     /// Any other header, by key (the first one when repeated).
     pub fn get(&self, key: &str) -> Option<&[u8]> {

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -111,6 +112,15 @@ pub struct Publisher<T: Record> {
     core: Arc<PublisherCore>,
     encoder: Encoder<T>,
     buf: RefCell<Vec<u8>>,
+    clock: RefCell<Clock>,
+}
+
+/// The last publication time, as milliseconds and as RFC 3339 text: records
+/// published within one millisecond share the formatting.
+#[derive(Default)]
+struct Clock {
+    millis: i64,
+    text: String,
 }
 
 impl<T: Record> fmt::Debug for Publisher<T> {
@@ -128,6 +138,7 @@ impl<T: Record> Publisher<T> {
             core,
             encoder: Encoder::new()?,
             buf: RefCell::new(Vec::with_capacity(256)),
+            clock: RefCell::new(Clock::default()),
         })
     }
 
@@ -162,29 +173,37 @@ impl<T: Record> Publisher<T> {
                 topic: self.core.topic.to_string(),
                 source,
             })?;
-        let id = Uuid::new_v4().hyphenated().to_string();
+        let mut id_buf = [0u8; 36];
+        let id: &str = Uuid::new_v4().hyphenated().encode_lower(&mut id_buf);
         let now = SystemTime::now();
-        let time = humantime::format_rfc3339_millis(now).to_string();
         let millis = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let (correlation_id, causation_id, slot) = match &*self.core.cause() {
+        let mut clock = self.clock.borrow_mut();
+        if clock.millis != millis || clock.text.is_empty() {
+            clock.millis = millis;
+            clock.text.clear();
+            let _ = write!(clock.text, "{}", humantime::format_rfc3339_millis(now));
+        }
+        let cause = self.core.cause();
+        let (correlation_id, causation_id, slot) = match &*cause {
             Some(cause) => (
-                cause.correlation_id.clone().unwrap_or_else(|| id.clone()),
-                cause.ce_id.clone(),
+                cause.correlation_id.as_deref().unwrap_or(id),
+                cause.ce_id.as_deref(),
                 cause.slot.clone(),
             ),
-            None => (id.clone(), None, self.core.detached.clone()),
+            None => (id, None, self.core.detached.clone()),
         };
         let headers = Outbound {
-            id: &id,
+            id,
             ty: self.encoder.full_name(),
             source: &self.core.source,
-            time: &time,
-            correlation_id: &correlation_id,
-            causation_id: causation_id.as_deref(),
+            time: &clock.text,
+            correlation_id,
+            causation_id,
         }
         .to_kafka();
+        drop(cause);
         slot.add_pending();
         let mut record = BaseRecord::with_opaque_to(&self.core.topic, slot)
             .payload(buf.as_slice())

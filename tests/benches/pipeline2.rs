@@ -1,9 +1,15 @@
 //! Pushes N records (default 100000, ~200-byte Avro) through a 2-hop actor
 //! pipeline and, on the same broker and input, through a hand-written
 //! rust-rdkafka + apache-avro pipeline doing the same work; prints records/s
-//! and CPU time per record for both.
+//! and CPU time per record for both. A third run, `handwritten_headers`,
+//! is the hand-written pipeline also reading and writing the eight
+//! CloudEvents headers scribe puts on every record, so the cost of the
+//! headers and the cost of the framework can be told apart.
 //!
-//! `cargo bench -p scribe-tests --bench pipeline2 [-- --records N]`
+//! `cargo bench -p scribe-tests --bench pipeline2 [-- --records N] [--only scribe|handwritten]`
+//!
+//! `--only` runs one pipeline (for profiling) and prints no ratio.
+//! The last line is `bench pipeline2 ratio scribe/handwritten throughput=X cpu=Y`.
 //!
 //! The broker is `SCRIBE_TEST_BOOTSTRAP` when set, otherwise an embedded
 //! mock cluster in this process (whose CPU time is then counted too, for
@@ -26,11 +32,11 @@ use scribe_tests::unique;
 const PARTITIONS: i32 = 16;
 
 fn main() {
-    let records: u64 = std::env::args()
-        .skip_while(|a| a != "--records")
-        .nth(1)
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let records: u64 = arg("--records")
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
+    let only = arg("--only");
     let (bootstrap, embedded) = match std::env::var("SCRIBE_TEST_BOOTSTRAP") {
         Ok(b) if !b.is_empty() => (b, None),
         _ => {
@@ -57,10 +63,31 @@ fn main() {
     let input = topics.create("bench-in");
     produce_input(&bootstrap, &input, records, &body);
 
-    let scribe = run_scribe(&bootstrap, &embedded, &topics, &input, records);
-    scribe.print("scribe", records);
-    let handwritten = run_handwritten(&bootstrap, &topics, &input, records);
-    handwritten.print("handwritten", records);
+    let run = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    let scribe = run("scribe").then(|| run_scribe(&bootstrap, &embedded, &topics, &input, records));
+    let handwritten =
+        run("handwritten").then(|| run_handwritten(&bootstrap, &topics, &input, records, false));
+    let with_headers = run("handwritten_headers")
+        .then(|| run_handwritten(&bootstrap, &topics, &input, records, true));
+    for (name, m) in [
+        ("scribe", &scribe),
+        ("handwritten", &handwritten),
+        ("handwritten_headers", &with_headers),
+    ] {
+        if let Some(m) = m {
+            m.print(name, records);
+        }
+    }
+    let (Some(scribe), Some(handwritten)) = (scribe, handwritten) else {
+        return;
+    };
+    if let Some(with_headers) = &with_headers {
+        println!(
+            "bench pipeline2 ratio scribe/handwritten_headers throughput={:.3} cpu={:.3}",
+            with_headers.wall.as_secs_f64() / scribe.wall.as_secs_f64(),
+            scribe.cpu.as_secs_f64() / with_headers.cpu.as_secs_f64()
+        );
+    }
     println!(
         "bench pipeline2 ratio scribe/handwritten throughput={:.3} cpu={:.3}",
         (records as f64 / scribe.wall.as_secs_f64())
@@ -163,7 +190,7 @@ struct Measured {
 impl Measured {
     fn print(&self, name: &str, records: u64) {
         println!(
-            "bench pipeline2 {name:<11} records/s={:.0} cpu_us/record={:.2} wall_s={:.2} cpu_s={:.2}",
+            "bench pipeline2 {name:<19} records/s={:.0} cpu_us/record={:.2} wall_s={:.2} cpu_s={:.2}",
             records as f64 / self.wall.as_secs_f64(),
             self.cpu.as_secs_f64() * 1e6 / records as f64,
             self.wall.as_secs_f64(),
@@ -297,7 +324,10 @@ impl ProducerContext for Count {
     }
 }
 
-/// One hand-written hop: consume, decode, transform, encode, produce.
+/// One hand-written hop: consume, decode, transform, encode, produce. With
+/// `headers`, it also reads the inbound CloudEvents headers and writes the
+/// eight scribe writes.
+#[allow(clippy::too_many_arguments)]
 fn handwritten_hop(
     bootstrap: &str,
     group: &str,
@@ -306,6 +336,7 @@ fn handwritten_hop(
     records: u64,
     marks: &Marks,
     first: bool,
+    headers: bool,
 ) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -339,6 +370,9 @@ fn handwritten_hop(
         writer.write_ref(&payload, &mut buf).unwrap();
         let key = m.key().unwrap_or_default();
         let mut record = BaseRecord::to(output).key(key).payload(&buf);
+        if headers {
+            record = record.headers(cloud_events(&m));
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -358,7 +392,50 @@ fn handwritten_hop(
     }
 }
 
-fn run_handwritten(bootstrap: &str, topics: &Topics<'_>, input: &str, records: u64) -> Measured {
+/// The eight headers scribe writes, the causing record's read as scribe reads them.
+fn cloud_events(inbound: &rdkafka::message::BorrowedMessage<'_>) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, Headers, OwnedHeaders};
+    let (mut cause, mut correlation) = (None, None);
+    for h in inbound.headers().into_iter().flat_map(|h| h.iter()) {
+        let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+        match h.key {
+            "ce_id" => cause = Some(value),
+            "correlation_id" => correlation = Some(value),
+            _ => {}
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let correlation = correlation.unwrap_or_else(|| id.clone());
+    let mut pairs = vec![
+        ("ce_specversion", "1.0"),
+        ("ce_id", id.as_str()),
+        ("ce_type", "scribe.bench.Payload"),
+        ("ce_source", "bench/hand"),
+        ("ce_time", time.as_str()),
+        ("content-type", "application/avro"),
+        ("correlation_id", correlation.as_str()),
+    ];
+    if let Some(cause) = &cause {
+        pairs.push(("causation_id", cause.as_str()));
+    }
+    pairs
+        .into_iter()
+        .fold(OwnedHeaders::new_with_capacity(8), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
+}
+
+fn run_handwritten(
+    bootstrap: &str,
+    topics: &Topics<'_>,
+    input: &str,
+    records: u64,
+    headers: bool,
+) -> Measured {
     let mid = topics.create("bench-hand-mid");
     let out = topics.create("bench-hand-out");
     measure(|marks| {
@@ -372,6 +449,7 @@ fn run_handwritten(bootstrap: &str, topics: &Topics<'_>, input: &str, records: u
                     records,
                     marks,
                     true,
+                    headers,
                 )
             });
             s.spawn(|| {
@@ -383,6 +461,7 @@ fn run_handwritten(bootstrap: &str, topics: &Topics<'_>, input: &str, records: u
                     records,
                     marks,
                     false,
+                    headers,
                 )
             });
         });
