@@ -1,0 +1,126 @@
+//! Records on the bus are plain Avro single-object encoding that clients
+//! scribe did not write can read: Python's confluent-kafka consumes them and
+//! fastavro checks the marker and fingerprint and decodes the datum.
+//!
+//! Needs a Python with `fastavro` and `confluent-kafka`: `SCRIBE_PYTHON`
+//! names it (default `python3`). Without them the test says so and passes,
+//! unless `SCRIBE_REQUIRE_INTEROP=1` (CI sets it), when it fails.
+
+use std::process::Command;
+use std::time::Duration;
+
+use scribe::prelude::*;
+use scribe_schemas::HostMetrics;
+use scribe_tests::{TestKafka, unique};
+
+/// Publishes three fixed samples when it starts.
+struct Samples {
+    out: Publisher<HostMetrics>,
+}
+
+impl Actor for Samples {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        for i in 0..3 {
+            let sample = HostMetrics {
+                host: format!("host-{i}"),
+                cpu_percent: 12.5 * f64::from(i),
+                mem_used_percent: 40.25,
+                load1: 0.5,
+                sampled_at_ms: 1_700_000_000_000 + i64::from(i),
+            };
+            self.out.publish(&sample.host, &sample).expect("published");
+        }
+    }
+}
+
+impl TopicActor for Samples {
+    type Output = HostMetrics;
+    type Args = ();
+    fn create(_: (), out: Publisher<HostMetrics>) -> Result<Self, ActorError> {
+        Ok(Self { out })
+    }
+}
+
+fn python() -> String {
+    std::env::var("SCRIBE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn interop_available() -> bool {
+    Command::new(python())
+        .args(["-c", "import fastavro, confluent_kafka"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[actix::test]
+async fn python_fastavro_reads_what_scribe_writes() {
+    if !interop_available() {
+        let required = std::env::var("SCRIBE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "SCRIBE_REQUIRE_INTEROP=1 but `{}` lacks fastavro or confluent-kafka",
+            python()
+        );
+        eprintln!(
+            "skipped: `{}` lacks fastavro or confluent-kafka (pip install fastavro confluent-kafka)",
+            python()
+        );
+        return;
+    }
+    let kafka = TestKafka::from_env();
+    let topic = unique("interop");
+    let node = kafka
+        .node("interop")
+        .actor::<Samples>(unique("samples"), &topic, ())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        kafka.read(&topic, 3, Duration::from_secs(30)).await.len(),
+        3
+    );
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let output = tokio::task::spawn_blocking({
+        let bootstrap = kafka.bootstrap().to_owned();
+        let topic = topic.clone();
+        move || {
+            Command::new(python())
+                .arg(format!("{root}/tests/interop/read_with_fastavro.py"))
+                .args(["--bootstrap", &bootstrap, "--topic", &topic, "--count", "3"])
+                .args([
+                    "--schema",
+                    &format!("{root}/schemas/avro/host_metrics.avsc"),
+                ])
+                .output()
+                .expect("python runs")
+        }
+    })
+    .await
+    .unwrap();
+    node.shutdown().await.unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "fastavro refused a record: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut hosts: Vec<&str> = stdout
+        .lines()
+        .map(|l| {
+            assert!(
+                l.contains(r#""ce_type": "scribe.metrics.HostMetrics""#),
+                "{l}"
+            );
+            assert!(l.contains(r#""mem_used_percent": 40.25"#), "{l}");
+            let start = l.find(r#""key": ""#).expect("a key") + 8;
+            &l[start..start + 6]
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["host-0", "host-1", "host-2"], "{stdout}");
+}
