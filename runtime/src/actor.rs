@@ -121,7 +121,29 @@ impl<A: TopicActor> Subscriptions<A> {
     /// Subscribes to `topic`, whose records are read as `T`.
     ///
     /// The actor must implement `Handler<Inbound<T>>` returning
-    /// `Result<(), ActorError>`; without it this does not compile.
+    /// `Result<(), ActorError>`; without it this does not compile:
+    ///
+    /// ```compile_fail
+    /// use apache_avro::AvroSchema;
+    /// use scribe::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, Serialize, Deserialize, AvroSchema)]
+    /// struct Reading { value: f64 }
+    ///
+    /// struct Deaf { out: Publisher<Reading> }
+    /// impl Actor for Deaf { type Context = Context<Self>; }
+    /// impl TopicActor for Deaf {
+    ///     type Output = Reading;
+    ///     type Args = ();
+    ///     fn subscriptions(_: &(), subs: &mut Subscriptions<Self>) {
+    ///         subs.subscribe::<Reading>("readings"); // no Handler<Inbound<Reading>>
+    ///     }
+    ///     fn create(_: (), out: Publisher<Reading>) -> Result<Self, ActorError> {
+    ///         Ok(Self { out })
+    ///     }
+    /// }
+    /// ```
     pub fn subscribe<T: Record>(&mut self, topic: impl Into<String>) -> &mut Self
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
