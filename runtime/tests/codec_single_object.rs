@@ -7,19 +7,7 @@ use scribe::{DecodeError, SchemaRegistry};
 use scribe_schemas::{Alarm, AlarmState};
 use serde::{Deserialize, Serialize};
 
-/// Version 1 of `scribe.metrics.HostMetrics`, as an older node wrote it.
-mod v1 {
-    use super::*;
-    #[derive(Debug, Clone, Serialize, Deserialize, AvroSchema)]
-    #[avro(namespace = "scribe.metrics")]
-    pub(super) struct HostMetrics {
-        pub(super) host: String,
-        pub(super) cpu_percent: f64,
-        pub(super) mem_used_percent: f64,
-        pub(super) sampled_at_ms: i64,
-    }
-}
-use v1::HostMetrics as HostMetricsV1;
+use scribe_schemas::metrics::v1::HostMetrics as HostMetricsV1;
 
 /// A different record that happens to share the full name but not the shape.
 mod clash {

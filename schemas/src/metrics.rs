@@ -45,3 +45,24 @@ pub struct MetricSummary {
     /// 95th percentile (nearest rank).
     pub p95: f64,
 }
+
+/// Earlier versions, kept so records in their shape can be written and read.
+pub mod v1 {
+    use apache_avro::AvroSchema;
+    use serde::{Deserialize, Serialize};
+
+    /// `scribe.metrics.HostMetrics` version 1, without `load1`
+    /// (`host_metrics.v1.avsc`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+    #[avro(namespace = "scribe.metrics")]
+    pub struct HostMetrics {
+        /// Host name.
+        pub host: String,
+        /// CPU busy over the last interval, 0-100.
+        pub cpu_percent: f64,
+        /// Memory in use, 0-100.
+        pub mem_used_percent: f64,
+        /// Sample time, milliseconds since the Unix epoch.
+        pub sampled_at_ms: i64,
+    }
+}

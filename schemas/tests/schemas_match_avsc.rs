@@ -19,6 +19,11 @@ fn host_metrics_matches_its_avsc() {
 }
 
 #[test]
+fn host_metrics_v1_matches_its_avsc() {
+    assert_same::<scribe_schemas::metrics::v1::HostMetrics>("host_metrics.v1.avsc");
+}
+
+#[test]
 fn metric_summary_matches_its_avsc() {
     assert_same::<MetricSummary>("metric_summary.avsc");
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use scribe::prelude::*;
 
+use scribe::RunningNode;
+
 use crate::records::Number;
+use crate::{RawRecord, TestKafka};
 
 /// How a [`Relay`] behaves.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +70,44 @@ impl Handler<Inbound<Number>> for Relay {
         self.out.publish(m.key().unwrap_or_default(), m.value())?;
         Ok(())
     }
+}
+
+/// Writes numbers to `topic`, each keyed by its key, and waits for them.
+pub fn produce_numbers(kafka: &TestKafka, topic: &str, numbers: impl IntoIterator<Item = Number>) {
+    let encoded = encode_numbers(numbers);
+    let raw: Vec<_> = encoded
+        .iter()
+        .map(|(key, bytes)| (Some(key.as_str()), bytes.clone(), vec![]))
+        .collect();
+    kafka.produce_raw(topic, &raw);
+}
+
+/// Starts a node called `node` holding one [`Relay`].
+pub async fn start_relay(
+    kafka: &TestKafka,
+    node: &str,
+    actor: &str,
+    output: &str,
+    args: RelayArgs,
+) -> RunningNode {
+    kafka
+        .node(node)
+        .actor::<Relay>(actor, output, args)
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect("node starts")
+}
+
+/// Decodes records holding numbers.
+pub fn numbers_in(records: &[RawRecord]) -> Vec<Number> {
+    let decoder =
+        scribe::codec::Decoder::<Number>::new(scribe::SchemaRegistry::new()).expect("schema");
+    records
+        .iter()
+        .map(|r| decoder.decode(&r.value).expect("a number"))
+        .collect()
 }
 
 /// Encodes numbers as single-object Avro, keyed by their key.

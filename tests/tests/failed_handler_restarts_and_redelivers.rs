@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use scribe::SchemaRegistry;
-use scribe::codec::Decoder;
-use scribe_tests::actors::{Relay, RelayArgs, encode_numbers};
+use scribe_tests::actors::{RelayArgs, numbers_in, produce_numbers, start_relay};
 use scribe_tests::records::Number;
 use scribe_tests::{TestKafka, unique};
 
@@ -14,37 +12,26 @@ async fn a_panicking_handler_is_restarted_and_its_record_redelivered() {
     let kafka = TestKafka::from_env();
     let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
     kafka.create_topic(&input, 1).await;
-    let raw: Vec<_> = encode_numbers((0..20).map(|seq| Number {
-        key: "k".into(),
-        seq,
-    }))
-    .into_iter()
-    .map(|(_, bytes)| (Some("k"), bytes, vec![]))
-    .collect();
-    kafka.produce_raw(&input, &raw);
+    produce_numbers(
+        &kafka,
+        &input,
+        (0..20).map(|seq| Number {
+            key: "k".into(),
+            seq,
+        }),
+    );
 
     let args = RelayArgs {
         panic_once_at: Some(7),
         ..RelayArgs::reading(&input)
     };
-    let node = kafka
-        .node("panicky")
-        .actor::<Relay>(&actor, &output, args)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let decoder = Decoder::<Number>::new(SchemaRegistry::new()).unwrap();
+    let node = start_relay(&kafka, "panicky", &actor, &output, args).await;
     let mut seqs = Vec::new();
     for _ in 0..30 {
         let out = kafka
             .read(&output, usize::MAX, Duration::from_millis(1000))
             .await;
-        seqs = out
-            .iter()
-            .map(|r| decoder.decode(&r.value).unwrap().seq)
-            .collect();
+        seqs = numbers_in(&out).iter().map(|n| n.seq).collect();
         if seqs.last() == Some(&19) {
             break;
         }

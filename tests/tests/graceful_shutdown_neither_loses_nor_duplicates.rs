@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use scribe::SchemaRegistry;
-use scribe::codec::Decoder;
-use scribe_tests::actors::{Relay, RelayArgs, encode_numbers};
+use scribe_tests::actors::{RelayArgs, numbers_in, produce_numbers, start_relay};
 use scribe_tests::records::Number;
 use scribe_tests::{TestKafka, unique};
 
@@ -16,28 +14,17 @@ async fn shutdown_then_restart_handles_every_record_exactly_once() {
     let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
     kafka.create_topic(&input, 3).await;
     let total = 240;
-    let encoded = encode_numbers((0..total).map(|seq| Number {
+    let numbers = (0..total).map(|seq| Number {
         key: format!("k{}", seq % 8),
         seq,
-    }));
-    let raw: Vec<_> = encoded
-        .iter()
-        .map(|(k, v)| (Some(k.as_str()), v.clone(), vec![]))
-        .collect();
-    kafka.produce_raw(&input, &raw);
+    });
+    produce_numbers(&kafka, &input, numbers);
 
     let slow = RelayArgs {
         delay: Duration::from_millis(4),
         ..RelayArgs::reading(&input)
     };
-    let first = kafka
-        .node("graceful")
-        .actor::<Relay>(&actor, &output, slow)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let first = start_relay(&kafka, "graceful", &actor, &output, slow).await;
     assert!(
         TestKafka::eventually(Duration::from_secs(30), || first
             .stats(&actor)
@@ -48,14 +35,14 @@ async fn shutdown_then_restart_handles_every_record_exactly_once() {
     );
     first.shutdown().await.unwrap();
 
-    let second = kafka
-        .node("graceful")
-        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let second = start_relay(
+        &kafka,
+        "graceful",
+        &actor,
+        &output,
+        RelayArgs::reading(&input),
+    )
+    .await;
     let out = kafka
         .read(&output, total as usize, Duration::from_secs(60))
         .await;
@@ -65,11 +52,7 @@ async fn shutdown_then_restart_handles_every_record_exactly_once() {
         .await;
     second.shutdown().await.unwrap();
 
-    let decoder = Decoder::<Number>::new(SchemaRegistry::new()).unwrap();
-    let distinct: HashSet<i64> = out_after
-        .iter()
-        .map(|r| decoder.decode(&r.value).unwrap().seq)
-        .collect();
+    let distinct: HashSet<i64> = numbers_in(&out_after).iter().map(|n| n.seq).collect();
     let lost = total as usize - distinct.len();
     let duplicates = out_after.len() - distinct.len();
     println!(

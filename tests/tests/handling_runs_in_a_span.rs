@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scribe_tests::actors::{Relay, RelayArgs, encode_numbers};
+use scribe_tests::actors::{RelayArgs, encode_numbers, start_relay};
 use scribe_tests::records::Number;
 use scribe_tests::{TestKafka, unique};
 use tracing::field::{Field, Visit};
@@ -62,14 +62,7 @@ async fn each_handled_record_runs_in_a_span_with_its_coordinates() {
     .map(|((_, bytes), id)| (Some("k"), bytes, vec![("ce_id", id)]))
     .collect();
     kafka.produce_raw(&input, &raw);
-    let node = kafka
-        .node("spans")
-        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_relay(&kafka, "spans", &actor, &output, RelayArgs::reading(&input)).await;
     assert_eq!(
         kafka.read(&output, 3, Duration::from_secs(30)).await.len(),
         3

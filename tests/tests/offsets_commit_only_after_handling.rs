@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use scribe::SchemaRegistry;
-use scribe::codec::Decoder;
-use scribe_tests::actors::{Relay, RelayArgs, encode_numbers};
+use scribe_tests::actors::{RelayArgs, numbers_in, produce_numbers, start_relay};
 use scribe_tests::records::Number;
 use scribe_tests::{TestKafka, unique};
 
@@ -24,15 +22,7 @@ async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
             seq,
         })
     });
-    let records: Vec<_> = encode_numbers(numbers)
-        .into_iter()
-        .map(|(key, bytes)| (Some(key), bytes))
-        .collect();
-    let raw: Vec<_> = records
-        .iter()
-        .map(|(k, v)| (k.as_deref(), v.clone(), vec![]))
-        .collect();
-    kafka.produce_raw(&input, &raw);
+    produce_numbers(&kafka, &input, numbers);
     let total = (KEYS * PER_KEY) as usize;
 
     // First run: slow handling; dropped (no drain, no final commit) once
@@ -41,14 +31,7 @@ async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
         delay: Duration::from_millis(10),
         ..RelayArgs::reading(&input)
     };
-    let first = kafka
-        .node("crashy")
-        .actor::<Relay>(&actor, &output, slow)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let first = start_relay(&kafka, "crashy", &actor, &output, slow).await;
     let mut committed = 0;
     for _ in 0..300 {
         committed = kafka.committed(&actor, &input).await;
@@ -76,15 +59,14 @@ async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
     );
 
     // Second run, same actor name (same consumer group).
-    let second = kafka
-        .node("crashy")
-        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let decoder = Decoder::<Number>::new(SchemaRegistry::new()).unwrap();
+    let second = start_relay(
+        &kafka,
+        "crashy",
+        &actor,
+        &output,
+        RelayArgs::reading(&input),
+    )
+    .await;
     let mut seen = HashSet::new();
     let mut received = 0;
     for _ in 0..60 {
@@ -92,12 +74,9 @@ async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
             .read(&output, usize::MAX, Duration::from_millis(1500))
             .await;
         received = out.len();
-        seen = out
-            .iter()
-            .map(|r| {
-                let n = decoder.decode(&r.value).unwrap();
-                (n.key, n.seq)
-            })
+        seen = numbers_in(&out)
+            .into_iter()
+            .map(|n| (n.key, n.seq))
             .collect();
         if seen.len() == total {
             break;

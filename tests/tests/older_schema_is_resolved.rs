@@ -3,26 +3,12 @@
 
 use std::time::Duration;
 
-use apache_avro::AvroSchema;
 use scribe::SchemaRegistry;
 use scribe::codec::{Decoder, Encoder};
 use scribe::prelude::*;
 use scribe_schemas::HostMetrics;
+use scribe_schemas::metrics::v1;
 use scribe_tests::{TestKafka, unique};
-use serde::{Deserialize, Serialize};
-
-/// `scribe.metrics.HostMetrics` as version 1 wrote it (no `load1`).
-mod v1 {
-    use super::*;
-    #[derive(Debug, Clone, Serialize, Deserialize, AvroSchema)]
-    #[avro(namespace = "scribe.metrics")]
-    pub(super) struct HostMetrics {
-        pub(super) host: String,
-        pub(super) cpu_percent: f64,
-        pub(super) mem_used_percent: f64,
-        pub(super) sampled_at_ms: i64,
-    }
-}
 
 /// Forwards host metrics as the current version.
 struct Forward {
