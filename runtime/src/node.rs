@@ -307,6 +307,7 @@ impl Node {
         };
         let mut starts = Vec::new();
         for (factory, stats) in b.actors {
+            let name = factory.name().to_owned();
             let (started_tx, started_rx) = oneshot::channel();
             running
                 .stats
@@ -318,14 +319,15 @@ impl Node {
                 stop_rx.clone(),
                 started_tx,
             ));
-            running.supervisors.push(task);
-            starts.push(started_rx);
+            running.supervisors.push((name.clone(), task));
+            starts.push((name, started_rx));
         }
-        for started in starts {
+        for (actor, started) in starts {
             let outcome = started.await.unwrap_or_else(|_| {
-                Err(Error::Embedded(
-                    "a supervisor ended before starting its actor".into(),
-                ))
+                Err(Error::ActorStart {
+                    actor,
+                    source: "its supervisor ended before starting it".into(),
+                })
             });
             if let Err(error) = outcome {
                 let _ = running.shutdown_in_place().await;
@@ -350,7 +352,8 @@ pub struct RunningNode {
     bootstrap: String,
     embedded: Option<EmbeddedBroker>,
     stop: watch::Sender<bool>,
-    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    /// Each actor's name and supervisor task.
+    supervisors: Vec<(String, tokio::task::JoinHandle<()>)>,
     stats: HashMap<String, Arc<ActorStats>>,
 }
 
@@ -394,19 +397,16 @@ impl RunningNode {
     async fn shutdown_in_place(&mut self) -> Result<()> {
         let _ = self.stop.send(true);
         let mut failed = None;
-        for task in self.supervisors.drain(..) {
+        for (actor, task) in self.supervisors.drain(..) {
             if let Err(error) = task.await {
-                failed.get_or_insert(error.to_string());
+                failed.get_or_insert(Error::Shutdown {
+                    actor,
+                    reason: format!("its supervisor failed: {error}"),
+                });
             }
         }
         tracing::info!(node = %self.name, "node stopped");
-        match failed {
-            Some(reason) => Err(Error::Shutdown {
-                actor: "supervisor".into(),
-                reason,
-            }),
-            None => Ok(()),
-        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
@@ -419,7 +419,7 @@ impl RunningNode {
 
 impl Drop for RunningNode {
     fn drop(&mut self) {
-        for task in &self.supervisors {
+        for (_, task) in &self.supervisors {
             task.abort();
         }
     }
