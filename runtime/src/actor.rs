@@ -80,19 +80,20 @@ pub trait TopicActor: Actor<Context = Context<Self>> {
 }
 
 /// What a subscription reads: its topic and the Avro record type expected there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionInfo {
     /// The subscribed topic.
     pub topic: String,
     /// Avro full name of the record type the actor reads it as.
     pub record_type: String,
+    /// The schema the actor reads it with.
+    pub schema: Schema,
 }
 
 type MakeRoute<A> = fn(&SchemaRegistry) -> Result<Box<dyn Route<A>>>;
 
 pub(crate) struct Subscription<A> {
     pub(crate) info: SubscriptionInfo,
-    pub(crate) schema: fn() -> Schema,
     pub(crate) make_route: MakeRoute<A>,
 }
 
@@ -148,12 +149,13 @@ impl<A: TopicActor> Subscriptions<A> {
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
+        let schema = T::get_schema();
         self.entries.push(Subscription {
             info: SubscriptionInfo {
                 topic: topic.into(),
-                record_type: full_name(&T::get_schema()),
+                record_type: full_name(&schema),
+                schema,
             },
-            schema: T::get_schema,
             make_route: make_route::<A, T>,
         });
         self

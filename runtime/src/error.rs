@@ -33,6 +33,10 @@ pub enum Error {
         /// Its output topic.
         topic: String,
     },
+    /// A subscriber cannot read, by Avro schema resolution, what the
+    /// topic's owner writes.
+    #[error("{0}")]
+    SchemaMismatch(Box<crate::topology::SchemaMismatch>),
     /// Two actors share one name (names are consumer groups and must be unique).
     #[error("actor name `{actor}` is used twice")]
     DuplicateActor {

@@ -107,14 +107,23 @@ pub(crate) async fn ensure_topics(
         .admin()
         .create()
         .map_err(|e| Error::kafka("cannot create admin client", e))?;
+    let retention: Vec<Option<String>> = topics
+        .iter()
+        .map(|(_, spec)| spec.retention_ms.map(|ms| ms.to_string()))
+        .collect();
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, spec)| {
-            NewTopic::new(
+        .zip(&retention)
+        .map(|((name, spec), retention)| {
+            let topic = NewTopic::new(
                 name,
                 spec.partitions,
                 TopicReplication::Fixed(spec.replication),
-            )
+            );
+            match retention {
+                Some(ms) => topic.set("retention.ms", ms),
+                None => topic,
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -14,6 +14,7 @@ mod record;
 mod stats;
 mod supervisor;
 mod topic;
+pub mod topology;
 mod tracker;
 
 pub use actor::{SubscriptionInfo, Subscriptions, TopicActor};

@@ -134,7 +134,8 @@ impl NodeBuilder {
     ///
     /// Fails when a name is not a legal Kafka name, two actors share a name,
     /// two actors own one topic (single writer), an actor subscribes to its
-    /// own output, or an actor subscribes to one topic twice.
+    /// own output or to one topic twice, or a subscriber cannot read what
+    /// the topic's owner writes (see [`crate::topology::check`]).
     pub fn build(mut self) -> Result<Node> {
         if let Some(error) = self.errors.drain(..).next() {
             return Err(error);
@@ -144,7 +145,6 @@ impl NodeBuilder {
             check_name("topic", topic)?;
         }
         let mut names = HashMap::new();
-        let mut owners: HashMap<&str, &str> = HashMap::new();
         for (actor, _) in &self.actors {
             check_name("actor", actor.name())?;
             check_name("topic", actor.output())?;
@@ -153,24 +153,11 @@ impl NodeBuilder {
                     actor: actor.name().to_owned(),
                 });
             }
-            if let Some(first) = owners.insert(actor.output(), actor.name()) {
-                return Err(Error::TopicOwnedTwice {
-                    topic: actor.output().to_owned(),
-                    first: first.to_owned(),
-                    second: actor.name().to_owned(),
-                });
-            }
         }
         for (actor, _) in &self.actors {
             let mut seen = HashMap::new();
             for sub in actor.subscriptions() {
                 check_name("topic", &sub.topic)?;
-                if sub.topic == actor.output() {
-                    return Err(Error::SubscribesToOwnOutput {
-                        actor: actor.name().to_owned(),
-                        topic: sub.topic.clone(),
-                    });
-                }
                 if seen.insert(sub.topic.as_str(), ()).is_some() {
                     return Err(Error::DuplicateSubscription {
                         actor: actor.name().to_owned(),
@@ -179,12 +166,14 @@ impl NodeBuilder {
                 }
             }
         }
-        Ok(Node { builder: self })
+        let node = Node { builder: self };
+        crate::topology::check(&node.actors())?;
+        Ok(node)
     }
 }
 
 /// A described actor of a node: what it owns and what it reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActorInfo {
     /// The actor's name (and consumer group).
     pub name: String,
@@ -192,6 +181,8 @@ pub struct ActorInfo {
     pub output: String,
     /// Avro full name of the record type it writes.
     pub output_type: String,
+    /// The schema it writes with.
+    pub output_schema: apache_avro::Schema,
     /// What it subscribes to.
     pub subscriptions: Vec<SubscriptionInfo>,
 }
@@ -252,6 +243,7 @@ impl Node {
                 name: a.name().to_owned(),
                 output: a.output().to_owned(),
                 output_type: a.output_type().to_owned(),
+                output_schema: a.output_schema(),
                 subscriptions: a.subscriptions().to_vec(),
             })
             .collect()

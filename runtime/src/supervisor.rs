@@ -30,6 +30,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn name(&self) -> &str;
     fn output(&self) -> &str;
     fn output_type(&self) -> &str;
+    fn output_schema(&self) -> apache_avro::Schema;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
     fn spawn(&self, env: &Env) -> Result<Instance>;
@@ -80,6 +81,10 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         &self.output_type
     }
 
+    fn output_schema(&self) -> apache_avro::Schema {
+        <A::Output as apache_avro::AvroSchema>::get_schema()
+    }
+
     fn subscriptions(&self) -> &[SubscriptionInfo] {
         &self.infos
     }
@@ -89,7 +94,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         for sub in &self.subscriptions.entries {
             // A subscription's own type is a writer schema too: its upstream
             // may be built with the same version.
-            registry.insert((sub.schema)());
+            registry.insert(sub.info.schema.clone());
         }
     }
 

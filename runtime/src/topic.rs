@@ -10,6 +10,9 @@ pub struct TopicSpec {
     /// Replication factor. The default is 1 (right for one broker; use 3 on
     /// a production cluster). The embedded broker caps it at its broker count.
     pub replication: i32,
+    /// How long records are kept (`retention.ms`). The default, `None`,
+    /// leaves the broker's default. The embedded broker ignores it.
+    pub retention_ms: Option<i64>,
 }
 
 impl Default for TopicSpec {
@@ -17,6 +20,7 @@ impl Default for TopicSpec {
         Self {
             partitions: 3,
             replication: 1,
+            retention_ms: None,
         }
     }
 }
@@ -27,6 +31,7 @@ impl TopicSpec {
         Self {
             partitions,
             replication,
+            retention_ms: None,
         }
     }
 }

@@ -113,3 +113,41 @@ fn a_valid_topology_describes_its_actors() {
         "scribe.metrics.HostMetrics"
     );
 }
+
+#[test]
+fn a_subscriber_that_cannot_read_the_owners_records_is_refused_naming_both() {
+    // `reader` reads `alarms` as HostMetrics, but `writer` writes Alarm there.
+    let err = Node::builder("n")
+        .actor::<Writer>("writer", "alarms", None)
+        .actor::<Writer>("reader", "other", Some("alarms".into()))
+        .build()
+        .unwrap_err();
+    let Error::SchemaMismatch(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (m.topic.as_str(), m.writer.as_str(), m.reader.as_str()),
+        ("alarms", "writer", "reader")
+    );
+    assert_eq!(
+        (m.writer_type.as_str(), m.reader_type.as_str()),
+        ("scribe.control.Alarm", "scribe.metrics.HostMetrics")
+    );
+    assert!(err.to_string().starts_with(
+        "actor `reader` reads topic `alarms` as `scribe.metrics.HostMetrics` but its owner `writer` writes `scribe.control.Alarm`"
+    ), "{err}");
+}
+
+#[test]
+fn subscriptions_to_topics_nobody_owns_are_reported_as_external() {
+    let node = Node::builder("n")
+        .actor::<Writer>("alarm", "alarms", Some("metrics".into()))
+        .build()
+        .unwrap();
+    let external = scribe::topology::check(&node.actors()).unwrap();
+    assert_eq!(external.len(), 1);
+    assert_eq!(
+        (external[0].topic.as_str(), external[0].reader.as_str()),
+        ("metrics", "alarm")
+    );
+}

@@ -1,0 +1,105 @@
+//! Rules over a whole topology: one node's actors, or every node of a
+//! deployment (several config files).
+
+use std::collections::BTreeMap;
+
+use apache_avro::schema_compatibility::SchemaCompatibility;
+
+use crate::error::{Error, Result};
+use crate::node::ActorInfo;
+
+/// A subscription to a topic that no actor of the topology owns: its
+/// records come from outside (another system's producer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalTopic {
+    /// The topic.
+    pub topic: String,
+    /// The actor reading it.
+    pub reader: String,
+    /// The record type the actor expects there.
+    pub record_type: String,
+}
+
+/// A subscription whose record type cannot read what the topic's owner writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaMismatch {
+    /// The topic.
+    pub topic: String,
+    /// The topic's owner.
+    pub writer: String,
+    /// The owner's record type (Avro full name).
+    pub writer_type: String,
+    /// The subscriber.
+    pub reader: String,
+    /// The subscriber's record type (Avro full name).
+    pub reader_type: String,
+    /// What schema resolution objected to.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SchemaMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "actor `{}` reads topic `{}` as `{}` but its owner `{}` writes `{}`, which that cannot read: {}",
+            self.reader, self.topic, self.reader_type, self.writer, self.writer_type, self.reason
+        )
+    }
+}
+
+/// Checks the rules that span actors: one writer per topic, no actor
+/// reading its own topic, and every subscription able to read, by Avro
+/// schema resolution, what the topic's owner writes. Returns the
+/// subscriptions to topics nobody in `actors` owns.
+///
+/// The same actor name owning the same topic twice (one actor run on two
+/// nodes, sharing its consumer group) is one writer.
+pub fn check(actors: &[ActorInfo]) -> Result<Vec<ExternalTopic>> {
+    let mut owners: BTreeMap<&str, &ActorInfo> = BTreeMap::new();
+    for actor in actors {
+        if let Some(first) = owners.insert(&actor.output, actor)
+            && first.name != actor.name
+        {
+            return Err(Error::TopicOwnedTwice {
+                topic: actor.output.clone(),
+                first: first.name.clone(),
+                second: actor.name.clone(),
+            });
+        }
+    }
+    let mut external = Vec::new();
+    for actor in actors {
+        for sub in &actor.subscriptions {
+            if sub.topic == actor.output {
+                return Err(Error::SubscribesToOwnOutput {
+                    actor: actor.name.clone(),
+                    topic: sub.topic.clone(),
+                });
+            }
+            let Some(owner) = owners.get(sub.topic.as_str()) else {
+                if !external
+                    .iter()
+                    .any(|e: &ExternalTopic| e.topic == sub.topic && e.reader == actor.name)
+                {
+                    external.push(ExternalTopic {
+                        topic: sub.topic.clone(),
+                        reader: actor.name.clone(),
+                        record_type: sub.record_type.clone(),
+                    });
+                }
+                continue;
+            };
+            if let Err(reason) = SchemaCompatibility::can_read(&owner.output_schema, &sub.schema) {
+                return Err(Error::SchemaMismatch(Box::new(SchemaMismatch {
+                    topic: sub.topic.clone(),
+                    writer: owner.name.clone(),
+                    writer_type: owner.output_type.clone(),
+                    reader: actor.name.clone(),
+                    reader_type: sub.record_type.clone(),
+                    reason: reason.to_string(),
+                })));
+            }
+        }
+    }
+    Ok(external)
+}
