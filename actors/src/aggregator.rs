@@ -18,12 +18,18 @@ use scribe::prelude::*;
 use scribe_schemas::{HostMetrics, MetricSummary};
 
 /// Parameters of a [`WindowedAggregator`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WindowedAggregatorArgs {
     /// The topic of host metrics to read.
     pub input: String,
-    /// The length of a window. The default is 10 s.
+    /// The length of a window, e.g. `"10s"`. The default is 10 s.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
     pub window: Duration,
+}
+
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl WindowedAggregatorArgs {

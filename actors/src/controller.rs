@@ -22,12 +22,19 @@ use scribe_schemas::{Alarm, AlarmState, Command, CommandAction};
 use crate::now_ms;
 
 /// Parameters of a [`Controller`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ControllerArgs {
     /// The topic of alarms to read.
     pub input: String,
-    /// The least time between two commands to one target. The default is 30 s.
+    /// The least time between two commands to one target, e.g. `"30s"`.
+    /// The default is 30 s.
+    #[serde(default = "thirty_seconds", with = "humantime_serde")]
     pub cooldown: Duration,
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl ControllerArgs {

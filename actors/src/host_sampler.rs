@@ -14,9 +14,11 @@ use scribe_schemas::HostMetrics;
 use crate::now_ms;
 
 /// Parameters of a [`HostSampler`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HostSamplerArgs {
-    /// Time between samples. The default is 1 s.
+    /// Time between samples, e.g. `"1s"`. The default is 1 s.
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// The host name to report. The default is this host's name from
     /// `/proc/sys/kernel/hostname`.

@@ -15,7 +15,8 @@ use scribe_schemas::JournalEntry;
 use crate::now_ms;
 
 /// Parameters of a [`Journal`]: the topics to read, each optional.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct JournalArgs {
     /// A topic of window summaries.
     pub summaries: Option<String>,

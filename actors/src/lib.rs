@@ -15,6 +15,19 @@ pub use host_sampler::{HostSampler, HostSamplerArgs};
 pub use journal::{Journal, JournalArgs};
 pub use threshold_alarm::{Statistic, ThresholdAlarm, ThresholdAlarmArgs};
 
+/// A registry of the standard actor kinds: `host-sampler`,
+/// `windowed-aggregator`, `threshold-alarm`, `controller` and `journal`.
+pub fn registry() -> scribe::settings::Registry {
+    let mut registry = scribe::settings::Registry::new();
+    registry
+        .register::<HostSampler>("host-sampler")
+        .register::<WindowedAggregator>("windowed-aggregator")
+        .register::<ThresholdAlarm>("threshold-alarm")
+        .register::<Controller>("controller")
+        .register::<Journal>("journal");
+    registry
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -13,9 +13,11 @@ use std::collections::HashSet;
 use scribe::prelude::*;
 use scribe_schemas::{Alarm, AlarmState, MetricSummary};
 
-/// Which figure of a window summary an alarm watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which figure of a window summary an alarm watches (`mean`, `p95`, `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Statistic {
+    #[default]
     /// The mean.
     Mean,
     /// The 95th percentile.
@@ -25,13 +27,15 @@ pub enum Statistic {
 }
 
 /// Parameters of a [`ThresholdAlarm`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ThresholdAlarmArgs {
     /// The topic of window summaries to read.
     pub input: String,
     /// The metric to watch, e.g. `cpu_percent`.
     pub metric: String,
     /// Which figure of each summary to compare. The default is [`Statistic::Mean`].
+    #[serde(default)]
     pub statistic: Statistic,
     /// Raise the alarm when the figure goes above this.
     pub high: f64,

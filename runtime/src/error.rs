@@ -61,6 +61,23 @@ pub enum Error {
         /// Why it is not allowed.
         reason: &'static str,
     },
+    /// A configuration file is unreadable, malformed or invalid; the message
+    /// names the actor and field.
+    #[error("{file}: {message}")]
+    Config {
+        /// The file.
+        file: String,
+        /// What is wrong, and where in the file.
+        message: String,
+    },
+    /// A librdkafka property is unknown or its value invalid.
+    #[error("kafka property `{key}`: {reason}")]
+    KafkaProperty {
+        /// The property.
+        key: String,
+        /// librdkafka's objection (without the value, for secret properties).
+        reason: String,
+    },
     /// An Avro schema could not be parsed or registered.
     #[error("invalid avro schema {origin}")]
     Schema {

@@ -84,6 +84,27 @@ impl ClientSettings {
         config
     }
 
+    /// Checks every property of the node's producers and consumers with
+    /// librdkafka itself, without creating a client or connecting.
+    pub(crate) fn validate(&self) -> Result<()> {
+        for config in [self.producer("check"), self.consumer("check")] {
+            if let Err(error) = config.create_native_config() {
+                return Err(match error {
+                    rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {
+                        let reason = if crate::settings::is_secret_key(&key) {
+                            "invalid value".to_owned()
+                        } else {
+                            desc
+                        };
+                        Error::KafkaProperty { key, reason }
+                    }
+                    other => Error::kafka("invalid client configuration", other),
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn admin(&self) -> ClientConfig {
         let mut config = self.base(None);
         Self::overrides(&mut config, &self.common);
@@ -107,6 +128,24 @@ pub(crate) async fn ensure_topics(
         .admin()
         .create()
         .map_err(|e| Error::kafka("cannot create admin client", e))?;
+    // Ask first: creating only what is missing needs no admin rights when
+    // everything exists.
+    let existing: Vec<String> = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| Error::kafka("cannot fetch metadata", e))?
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name().to_owned())
+        .collect();
+    let topics: Vec<&(String, TopicSpec)> = topics
+        .iter()
+        .filter(|(name, _)| !existing.contains(name))
+        .collect();
+    if topics.is_empty() {
+        return Ok(());
+    }
     let retention: Vec<Option<String>> = topics
         .iter()
         .map(|(_, spec)| spec.retention_ms.map(|ms| ms.to_string()))

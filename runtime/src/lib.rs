@@ -2,6 +2,7 @@
 
 mod actor;
 mod broker;
+pub mod cli;
 pub mod codec;
 mod error;
 mod feed;
@@ -11,6 +12,7 @@ mod kafka;
 mod node;
 mod publisher;
 mod record;
+pub mod settings;
 mod stats;
 mod supervisor;
 mod topic;

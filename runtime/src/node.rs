@@ -168,6 +168,7 @@ impl NodeBuilder {
         }
         let node = Node { builder: self };
         crate::topology::check(&node.actors())?;
+        node.settings(String::new(), false).validate()?;
         Ok(node)
     }
 }
@@ -232,6 +233,19 @@ impl Node {
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.builder.name
+    }
+
+    fn settings(&self, bootstrap: String, embedded: bool) -> ClientSettings {
+        let b = &self.builder;
+        ClientSettings {
+            bootstrap,
+            node: b.name.clone(),
+            embedded,
+            commit_interval: b.commit_interval,
+            common: b.common.clone(),
+            consumer: b.consumer.clone(),
+            producer: b.producer.clone(),
+        }
     }
 
     /// The node's actors.
@@ -417,7 +431,7 @@ impl Drop for RunningNode {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -121,7 +121,13 @@ impl TestKafka {
     /// short group sessions (tansu's joins take about half of one), frequent
     /// commits.
     pub fn node(&self, name: &str) -> NodeBuilder {
-        let mut builder = Node::builder(name);
+        self.configure(Node::builder(name))
+    }
+
+    /// Points `builder` (from code or a config file) at this broker, with
+    /// the same quick test settings as [`TestKafka::node`].
+    pub fn configure(&self, builder: NodeBuilder) -> NodeBuilder {
+        let mut builder = builder;
         if let Ok(contexts) = std::env::var(DEBUG_VAR) {
             builder = builder.kafka_property("debug", contexts);
         }

@@ -1,0 +1,7 @@
+//! The `scribe` command with the standard actors registered.
+//!
+//! `cargo run -p scribe-actors --bin scribe -- --help`
+
+fn main() -> std::process::ExitCode {
+    scribe::cli::main(scribe_actors::registry())
+}

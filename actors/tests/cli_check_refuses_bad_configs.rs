@@ -1,0 +1,331 @@
+//! `scribe check` validates configuration files before anything touches
+//! Kafka: each mistake gives a one-line error naming the file (and the actor
+//! and field where there is one) and a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Nothing listens here: a check that tried to connect would fail or hang.
+const NOWHERE: &str = "127.0.0.1:1";
+
+fn scribe(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scribe"));
+    command.args(args).env_remove("RUST_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("scribe runs")
+}
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scribe-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn node(actors: &str) -> String {
+    format!("[node]\nname = \"n\"\n[kafka]\nbootstrap_servers = \"{NOWHERE}\"\n{actors}")
+}
+
+const SAMPLER: &str = r#"
+[[actors]]
+name = "sampler"
+kind = "host-sampler"
+output = "metrics.host"
+"#;
+
+const AGGREGATOR: &str = r#"
+[[actors]]
+name = "agg"
+kind = "windowed-aggregator"
+output = "metrics.summary"
+params = { input = "metrics.host" }
+"#;
+
+/// Runs `scribe check` on a file holding `text` and returns its error line.
+fn refused(name: &str, text: &str) -> String {
+    let path = write(name, text);
+    let started = Instant::now();
+    let out = scribe(&["check", path.to_str().unwrap()], &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "check took {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+    assert!(out.stdout.is_empty(), "{name} printed a summary");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{name}: one error line expected: {stderr}");
+    assert!(
+        lines[0].contains(path.to_str().unwrap()),
+        "{name}: the error names the file: {}",
+        lines[0]
+    );
+    lines[0].to_owned()
+}
+
+fn assert_refused(name: &str, text: &str, expected: &[&str]) {
+    let line = refused(name, text);
+    for part in expected {
+        assert!(line.contains(part), "{name}: expected `{part}` in: {line}");
+    }
+}
+
+#[test]
+fn an_unreadable_file_is_refused() {
+    let out = scribe(&["check", "/nonexistent/node.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/node.toml: cannot read the file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_file_is_refused() {
+    assert_refused("malformed.toml", "[node\nname = ", &["malformed"]);
+}
+
+#[test]
+fn an_unknown_top_level_key_is_refused() {
+    assert_refused(
+        "extra-key.toml",
+        &format!("{}\n[nodes]\nx = 1\n", node("")),
+        &["unknown field `nodes`"],
+    );
+}
+
+#[test]
+fn an_unknown_kind_is_refused_listing_the_known_ones() {
+    let actor = "[[actors]]\nname = \"x\"\nkind = \"teleporter\"\noutput = \"t\"\n";
+    assert_refused(
+        "kind.toml",
+        &node(actor),
+        &["actor `x`", "unknown kind `teleporter`", "host-sampler"],
+    );
+}
+
+#[test]
+fn a_duplicate_actor_name_is_refused() {
+    let twice = format!("{SAMPLER}{}", SAMPLER.replace("metrics.host", "other"));
+    assert_refused(
+        "dup.toml",
+        &node(&twice),
+        &["actor name `sampler` is used twice"],
+    );
+}
+
+#[test]
+fn two_owners_of_one_topic_are_refused() {
+    let second = SAMPLER.replace("\"sampler\"", "\"sampler-2\"");
+    assert_refused(
+        "owners.toml",
+        &node(&format!("{SAMPLER}{second}")),
+        &[
+            "topic `metrics.host` is owned by actor `sampler` and claimed again by actor `sampler-2`",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_parameter_is_refused() {
+    let actor = AGGREGATOR.replace("params = { input = \"metrics.host\" }", "");
+    assert_refused(
+        "missing.toml",
+        &node(&actor),
+        &["actor `agg`", "params", "missing field `input`"],
+    );
+}
+
+#[test]
+fn an_extra_parameter_is_refused() {
+    let actor = AGGREGATOR.replace(
+        "input = \"metrics.host\"",
+        "input = \"metrics.host\", colour = \"red\"",
+    );
+    assert_refused(
+        "extra.toml",
+        &node(&actor),
+        &["actor `agg`", "unknown field `colour`"],
+    );
+}
+
+#[test]
+fn a_mistyped_parameter_is_refused_naming_the_field() {
+    let actor = r#"
+[[actors]]
+name = "alarm"
+kind = "threshold-alarm"
+output = "alarms"
+params = { input = "s", metric = "cpu_percent", high = "very", low = 1.0 }
+"#;
+    assert_refused(
+        "mistyped.toml",
+        &node(actor),
+        &["actor `alarm`", "params.high", "invalid type"],
+    );
+}
+
+#[test]
+fn a_malformed_duration_is_refused_naming_the_field() {
+    let actor = SAMPLER.replace(
+        "output = \"metrics.host\"",
+        "output = \"metrics.host\"\nparams = { interval = \"soon\" }",
+    );
+    assert_refused(
+        "duration.toml",
+        &node(&actor),
+        &["actor `sampler`", "params.interval"],
+    );
+}
+
+#[test]
+fn an_unknown_librdkafka_property_is_refused() {
+    let text = format!(
+        "{}\n[kafka.properties]\n\"no.such.property\" = \"1\"\n",
+        node(SAMPLER)
+    );
+    assert_refused(
+        "property.toml",
+        &text,
+        &["kafka property `no.such.property`"],
+    );
+}
+
+#[test]
+fn a_subscriber_that_cannot_read_the_owners_records_is_refused() {
+    let reader = r#"
+[[actors]]
+name = "alarm"
+kind = "threshold-alarm"
+output = "alarms"
+params = { input = "metrics.host", metric = "cpu_percent", high = 2.0, low = 1.0 }
+"#;
+    assert_refused(
+        "schemas.toml",
+        &node(&format!("{SAMPLER}{reader}")),
+        &[
+            "actor `alarm` reads topic `metrics.host` as `scribe.metrics.MetricSummary`",
+            "its owner `sampler` writes `scribe.metrics.HostMetrics`",
+        ],
+    );
+}
+
+#[test]
+fn the_single_writer_rule_holds_across_files() {
+    let a = write("deploy-a.toml", &node(SAMPLER));
+    let b = write(
+        "deploy-b.toml",
+        &node(&SAMPLER.replace("\"sampler\"", "\"other-sampler\""))
+            .replace("name = \"n\"", "name = \"m\""),
+    );
+    let out = scribe(&["check", a.to_str().unwrap(), b.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("topic `metrics.host` is owned by actor `sampler` and claimed again by actor `other-sampler`"), "{stderr}");
+}
+
+#[test]
+fn a_valid_deployment_is_summarised_and_external_topics_reported() {
+    let path = write("valid.toml", &node(AGGREGATOR));
+    let out = scribe(&["check", path.to_str().unwrap()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("agg [windowed-aggregator] writes metrics.summary"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("external: `metrics.host` (scribe.metrics.HostMetrics), read by `agg`"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("ok: 1 files, 1 actors\n"), "{stdout}");
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let path = write("env.toml", &node(SAMPLER));
+    let out = scribe(
+        &["check", path.to_str().unwrap()],
+        &[
+            ("SCRIBE__KAFKA__BOOTSTRAP_SERVERS", "10.1.2.3:9092"),
+            ("SCRIBE__NODE__NAME", "from-env"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("node `from-env`"), "{stdout}");
+    assert!(stdout.contains("kafka 10.1.2.3:9092"), "{stdout}");
+}
+
+#[test]
+fn secrets_appear_in_no_output_error_or_debug() {
+    let secure = "\n[kafka.security]\nprotocol = \"sasl_plaintext\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"svc\"\nsasl_password = \"hunter2-secret\"\n";
+    let ok = write("secret-ok.toml", &format!("{}{secure}", node(SAMPLER)));
+    let out = scribe(&["check", ok.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = write(
+        "secret-bad.toml",
+        &format!(
+            "{}{secure}[kafka.properties]\n\"ssl.key.password\" = \"hunter2-secret\"\n\"no.such\" = \"x\"\n",
+            node(SAMPLER)
+        ),
+    );
+    let failed = scribe(&["check", bad.to_str().unwrap()], &[]);
+    assert_eq!(failed.status.code(), Some(2));
+    for output in [&out, &failed] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!all.contains("hunter2"), "a secret leaked: {all}");
+    }
+    let config = scribe::settings::NodeConfig::load(&bad).unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("hunter2") && debug.contains("<redacted>"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn graph_of_the_example_matches_the_checked_in_files() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/host-monitor.toml");
+    for (format, golden) in [
+        ("mermaid", include_str!("golden/host-monitor.mmd")),
+        ("dot", include_str!("golden/host-monitor.dot")),
+    ] {
+        let out = scribe(&["graph", "--format", format, example], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            golden,
+            "{format} output changed"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The `scribe` command line: run, check and draw nodes from config files.
+//!
+//! A program gets it whole by registering its actor kinds and calling
+//! [`main`]; the `scribe` binary of `scribe-actors` does that with the
+//! standard actors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::node::{ActorInfo, Node};
+use crate::settings::{NodeConfig, Registry};
+use crate::topology::{self, ExternalTopic};
+
+/// Runs and inspects scribe nodes described by configuration files.
+#[derive(Debug, Parser)]
+#[command(name = "scribe", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node a config file describes, until Ctrl-C or SIGTERM.
+    ///
+    /// The first signal drains: actors stop taking records, finish the one
+    /// in hand, flush and commit, then the process exits 0. A second signal
+    /// exits at once.
+    Run {
+        /// The node's configuration file (TOML or YAML).
+        config: PathBuf,
+    },
+    /// Validate config files as one deployment, without touching Kafka.
+    ///
+    /// Checks each file (kinds, parameters, names, librdkafka properties)
+    /// and, across all of them, the single-writer rule and that every
+    /// subscriber can read what the topic's owner writes. Prints a summary.
+    Check {
+        /// The deployment's configuration files.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+    },
+    /// Print the deployment's topology: actors, topics, owners, readers and
+    /// record types.
+    Graph {
+        /// The deployment's configuration files.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Mermaid)]
+        format: Format,
+    },
+}
+
+/// Graph output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// Parses the command line and runs the command with `registry`'s kinds.
+/// Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+pub fn main(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let outcome = match cli.command {
+        Command::Run { config } => run(&registry, config),
+        Command::Check { configs } => check(&registry, &configs).map(|report| print!("{report}")),
+        Command::Graph { configs, format } => {
+            load(&registry, &configs).map(|deployment| print!("{}", graph(&deployment, format)))
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ (Error::Config { .. } | Error::KafkaProperty { .. })) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("error: {}", crate::feed::error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,librdkafka=warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// One loaded node of a deployment.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The file as read.
+    pub config: NodeConfig,
+    /// The node it describes, validated.
+    pub node: Node,
+}
+
+/// Loads and validates every file, then checks them together as one
+/// deployment. Touches no network.
+pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Vec<Loaded>> {
+    let mut deployment = Vec::new();
+    for file in files {
+        let config = NodeConfig::load(file)?;
+        let node = config.node(registry)?;
+        deployment.push(Loaded { config, node });
+    }
+    let actors: Vec<ActorInfo> = deployment.iter().flat_map(|l| l.node.actors()).collect();
+    topology::check(&actors).map_err(|e| Error::Config {
+        file: files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        message: e.to_string(),
+    })?;
+    Ok(deployment)
+}
+
+/// `scribe check`: the summary printed for a valid deployment.
+pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
+    let deployment = load(registry, files)?;
+    let actors: Vec<ActorInfo> = deployment.iter().flat_map(|l| l.node.actors()).collect();
+    let external = topology::check(&actors)?;
+    let mut out = String::new();
+    for loaded in &deployment {
+        let _ = writeln!(
+            out,
+            "{}: node `{}`, {} actors, kafka {}",
+            loaded.config.file,
+            loaded.node.name(),
+            loaded.config.actors.len(),
+            loaded.config.kafka.bootstrap_servers
+        );
+        for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
+            let reads: Vec<String> = actor
+                .subscriptions
+                .iter()
+                .map(|s| format!("{} ({})", s.topic, s.record_type))
+                .collect();
+            let reads = if reads.is_empty() {
+                "nothing".to_owned()
+            } else {
+                reads.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  {} [{}] writes {} ({}); reads {}",
+                actor.name, section.kind, actor.output, actor.output_type, reads
+            );
+        }
+    }
+    for ExternalTopic {
+        topic,
+        reader,
+        record_type,
+    } in &external
+    {
+        let _ = writeln!(
+            out,
+            "external: `{topic}` ({record_type}), read by `{reader}`, is owned by no actor here"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "ok: {} files, {} actors",
+        deployment.len(),
+        actors.len()
+    );
+    Ok(out)
+}
+
+/// `scribe graph`: the deployment as Mermaid or DOT.
+pub fn graph(deployment: &[Loaded], format: Format) -> String {
+    let mut kinds = BTreeMap::new();
+    let mut actors = Vec::new();
+    for loaded in deployment {
+        for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
+            kinds.insert(actor.name.clone(), section.kind.clone());
+            actors.push(actor);
+        }
+    }
+    let mut topics = BTreeSet::new();
+    for actor in &actors {
+        topics.insert(actor.output.clone());
+        topics.extend(actor.subscriptions.iter().map(|s| s.topic.clone()));
+    }
+    let id = |prefix: &str, name: &str| {
+        let clean: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("{prefix}_{clean}")
+    };
+    let mut out = String::new();
+    match format {
+        Format::Mermaid => {
+            out.push_str("flowchart LR\n");
+            for actor in &actors {
+                let _ = writeln!(
+                    out,
+                    "  {}[\"{}<br/><i>{}</i>\"]",
+                    id("a", &actor.name),
+                    actor.name,
+                    kinds[&actor.name]
+                );
+            }
+            for topic in &topics {
+                let _ = writeln!(out, "  {}[(\"{topic}\")]", id("t", topic));
+            }
+            for actor in &actors {
+                let _ = writeln!(
+                    out,
+                    "  {} -- \"{}\" --> {}",
+                    id("a", &actor.name),
+                    actor.output_type,
+                    id("t", &actor.output)
+                );
+                for sub in &actor.subscriptions {
+                    let _ = writeln!(
+                        out,
+                        "  {} -- \"{}\" --> {}",
+                        id("t", &sub.topic),
+                        sub.record_type,
+                        id("a", &actor.name)
+                    );
+                }
+            }
+        }
+        Format::Dot => {
+            out.push_str("digraph scribe {\n  rankdir=LR;\n");
+            for actor in &actors {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" [shape=box, label=\"{}\\n{}\"];",
+                    id("a", &actor.name),
+                    actor.name,
+                    kinds[&actor.name]
+                );
+            }
+            for topic in &topics {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" [shape=cylinder, label=\"{topic}\"];",
+                    id("t", topic)
+                );
+            }
+            for actor in &actors {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" -> \"{}\" [label=\"{}\"];",
+                    id("a", &actor.name),
+                    id("t", &actor.output),
+                    actor.output_type
+                );
+                for sub in &actor.subscriptions {
+                    let _ = writeln!(
+                        out,
+                        "  \"{}\" -> \"{}\" [label=\"{}\"];",
+                        id("t", &sub.topic),
+                        id("a", &actor.name),
+                        sub.record_type
+                    );
+                }
+            }
+            out.push_str("}\n");
+        }
+    }
+    out
+}
+
+/// `scribe run`: validate, start, and drain on the first signal.
+fn run(registry: &Registry, file: PathBuf) -> Result<()> {
+    let config = NodeConfig::load(&file)?;
+    let node = config.node(registry)?;
+    actix::System::new().block_on(async move {
+        let running = node.start().await?;
+        tracing::info!(
+            node = %running.name(),
+            bootstrap = %running.bootstrap_servers(),
+            "running; Ctrl-C or SIGTERM drains and stops"
+        );
+        crate::node::wait_for_signal().await;
+        tracing::info!("signal received: draining (a second signal exits at once)");
+        actix::spawn(async {
+            crate::node::wait_for_signal().await;
+            eprintln!("second signal: exiting without draining");
+            std::process::exit(130);
+        });
+        running.shutdown().await
+    })
+}

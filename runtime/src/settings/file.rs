@@ -1,0 +1,264 @@
+//! The sections of a node configuration file, and loading one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::registry::Registry;
+use super::secret::{Properties, Secret};
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+use crate::node::{Node, NodeBuilder};
+use crate::topic::TopicSpec;
+
+/// A node configuration file, as read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `[node]`: the node itself.
+    pub node: NodeSection,
+    /// `[kafka]`: where Kafka is and how to reach it.
+    #[serde(default)]
+    pub kafka: KafkaSection,
+    /// `[topic_defaults]`: how topics without a `[[topics]]` entry are created.
+    #[serde(default)]
+    pub topic_defaults: TopicSection,
+    /// `[[topics]]`: how particular topics are created.
+    #[serde(default)]
+    pub topics: Vec<TopicSection>,
+    /// `[[actors]]`: the actors this node runs.
+    #[serde(default)]
+    pub actors: Vec<ActorSection>,
+    /// The file it was read from (not a key of the file).
+    #[serde(skip)]
+    pub file: String,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The node's name: prefixes client ids and every record's `ce_source`.
+    pub name: String,
+    /// How often consumed offsets are committed. The default is 500 ms.
+    #[serde(default, with = "humantime_serde")]
+    pub commit_interval: Option<Duration>,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `embedded` (the default) starts a broker in the process; otherwise
+    /// the cluster's bootstrap servers, `host:port,host:port`.
+    #[serde(default = "embedded")]
+    pub bootstrap_servers: String,
+    /// `[kafka.security]`: TLS and SASL.
+    #[serde(default)]
+    pub security: Security,
+    /// `[kafka.properties]`: librdkafka properties for every client.
+    #[serde(default)]
+    pub properties: Properties,
+    /// `[kafka.consumer]`: librdkafka properties for consumers only.
+    #[serde(default)]
+    pub consumer: Properties,
+    /// `[kafka.producer]`: librdkafka properties for producers only.
+    #[serde(default)]
+    pub producer: Properties,
+}
+
+fn embedded() -> String {
+    "embedded".into()
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: embedded(),
+            security: Security::default(),
+            properties: Properties::default(),
+            consumer: Properties::default(),
+            producer: Properties::default(),
+        }
+    }
+}
+
+/// `[kafka.security]`: how clients authenticate and encrypt. Each key maps
+/// to the librdkafka property named beside it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// `security.protocol`: `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub protocol: Option<String>,
+    /// `ssl.ca.location`: the CA certificate file.
+    pub ca_file: Option<String>,
+    /// `ssl.certificate.location`: the client certificate file.
+    pub certificate_file: Option<String>,
+    /// `ssl.key.location`: the client key file.
+    pub key_file: Option<String>,
+    /// `ssl.key.password`.
+    pub key_password: Option<Secret>,
+    /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, ...
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username`.
+    pub sasl_username: Option<String>,
+    /// `sasl.password`.
+    pub sasl_password: Option<Secret>,
+}
+
+impl Security {
+    fn properties(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("security.protocol", self.protocol.as_deref()),
+            ("ssl.ca.location", self.ca_file.as_deref()),
+            ("ssl.certificate.location", self.certificate_file.as_deref()),
+            ("ssl.key.location", self.key_file.as_deref()),
+            (
+                "ssl.key.password",
+                self.key_password.as_ref().map(Secret::expose),
+            ),
+            ("sasl.mechanism", self.sasl_mechanism.as_deref()),
+            ("sasl.username", self.sasl_username.as_deref()),
+            (
+                "sasl.password",
+                self.sasl_password.as_ref().map(Secret::expose),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v)))
+        .collect()
+    }
+}
+
+/// A `[[topics]]` entry, or `[topic_defaults]` (where `name` is not used).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSection {
+    /// The topic (required in `[[topics]]`).
+    pub name: Option<String>,
+    /// Number of partitions. The default is 3.
+    pub partitions: Option<i32>,
+    /// Replication factor. The default is 1.
+    pub replication: Option<i32>,
+    /// How long records are kept, e.g. `7days`. The default is the broker's.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+}
+
+impl TopicSection {
+    fn over(&self, base: TopicSpec) -> TopicSpec {
+        TopicSpec {
+            partitions: self.partitions.unwrap_or(base.partitions),
+            replication: self.replication.unwrap_or(base.replication),
+            retention_ms: self
+                .retention
+                .map(|r| i64::try_from(r.as_millis()).unwrap_or(i64::MAX))
+                .or(base.retention_ms),
+        }
+    }
+}
+
+/// An `[[actors]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSection {
+    /// The actor's name, unique on the node; also its consumer group.
+    pub name: String,
+    /// Its kind, as registered in the [`Registry`].
+    pub kind: String,
+    /// The topic it owns.
+    pub output: String,
+    /// Its parameters, read into its kind's typed arguments; unknown fields
+    /// are refused.
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+impl NodeConfig {
+    /// Reads a configuration file (TOML, or YAML by its extension) and the
+    /// `SCRIBE__...` environment overrides. Touches no network.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let fail = |message: String| Error::Config {
+            file: file.clone(),
+            message,
+        };
+        std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let merged = config::Config::builder()
+            .add_source(config::File::from(path))
+            .add_source(
+                config::Environment::with_prefix("SCRIBE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| fail(format!("malformed: {e}")))?;
+        let mut node: NodeConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let path = e.path().to_string();
+            fail(format!("{path}: {}", e.into_inner()))
+        })?;
+        node.file = file;
+        Ok(node)
+    }
+
+    /// Turns the file into a node builder through `registry`, reading each
+    /// actor's parameters into its kind's arguments. Touches no network.
+    pub fn builder(&self, registry: &Registry) -> Result<NodeBuilder> {
+        let fail = |message: String| Error::Config {
+            file: self.file.clone(),
+            message,
+        };
+        let broker = match self.kafka.bootstrap_servers.trim() {
+            "" => {
+                return Err(fail(
+                    "kafka.bootstrap_servers: empty; use `embedded` or host:port".into(),
+                ));
+            }
+            "embedded" => Broker::Embedded,
+            servers => Broker::bootstrap(servers),
+        };
+        let mut builder = Node::builder(&self.node.name)
+            .broker(broker)
+            .default_topic(self.topic_defaults.over(TopicSpec::default()));
+        if let Some(interval) = self.node.commit_interval {
+            builder = builder.commit_interval(interval);
+        }
+        let base = self.topic_defaults.over(TopicSpec::default());
+        for (i, topic) in self.topics.iter().enumerate() {
+            let name = topic
+                .name
+                .as_ref()
+                .ok_or_else(|| fail(format!("topics[{i}].name: missing")))?;
+            builder = builder.topic(name, topic.over(base));
+        }
+        for (key, value) in self.kafka.security.properties() {
+            builder = builder.kafka_property(key, value);
+        }
+        for (key, value) in &self.kafka.properties.0 {
+            builder = builder.kafka_property(key, value);
+        }
+        for (key, value) in &self.kafka.consumer.0 {
+            builder = builder.consumer_property(key, value);
+        }
+        for (key, value) in &self.kafka.producer.0 {
+            builder = builder.producer_property(key, value);
+        }
+        for actor in &self.actors {
+            builder = registry
+                .add(builder, actor)
+                .map_err(|message| fail(format!("actor `{}`: {message}", actor.name)))?;
+        }
+        Ok(builder)
+    }
+
+    /// Loads, checks and builds the node: every check that needs no network.
+    pub fn node(&self, registry: &Registry) -> Result<Node> {
+        self.builder(registry)?.build().map_err(|e| Error::Config {
+            file: self.file.clone(),
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! The actor kinds a configuration file can name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use super::file::ActorSection;
+use crate::actor::TopicActor;
+use crate::node::NodeBuilder;
+
+type Add = fn(NodeBuilder, &ActorSection) -> Result<NodeBuilder, String>;
+
+/// The actor kinds a node configuration may use, by name.
+///
+/// A program registers its own actor types in a few lines and gets the
+/// whole `scribe` command line for them (see [`crate::cli::main`]):
+///
+/// ```no_run
+/// # use scribe::prelude::*;
+/// # use scribe::settings::Registry;
+/// # #[derive(Clone, serde::Deserialize)] struct Args;
+/// # struct Mine; impl Actor for Mine { type Context = Context<Self>; }
+/// # impl TopicActor for Mine { type Output = (); type Args = Args;
+/// #   fn create(_: Args, _: Publisher<()>) -> Result<Self, ActorError> { Ok(Mine) } }
+/// fn main() -> std::process::ExitCode {
+///     let mut registry = Registry::new();
+///     registry.register::<Mine>("mine");
+///     scribe::cli::main(registry)
+/// }
+/// ```
+#[derive(Default, Clone)]
+pub struct Registry {
+    kinds: BTreeMap<String, Add>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes actor type `A` available as `kind`; its `params` are read into
+    /// `A::Args` (which should refuse unknown fields).
+    pub fn register<A>(&mut self, kind: &str) -> &mut Self
+    where
+        A: TopicActor,
+        A::Args: DeserializeOwned,
+    {
+        self.kinds.insert(kind.to_owned(), add::<A>);
+        self
+    }
+
+    /// The registered kinds, in order.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.kinds.keys().map(String::as_str)
+    }
+
+    pub(crate) fn add(
+        &self,
+        builder: NodeBuilder,
+        actor: &ActorSection,
+    ) -> Result<NodeBuilder, String> {
+        let add = self.kinds.get(&actor.kind).ok_or_else(|| {
+            let known: Vec<&str> = self.kinds().collect();
+            format!(
+                "kind: unknown kind `{}` (known: {})",
+                actor.kind,
+                known.join(", ")
+            )
+        })?;
+        add(builder, actor)
+    }
+}
+
+fn add<A>(builder: NodeBuilder, actor: &ActorSection) -> Result<NodeBuilder, String>
+where
+    A: TopicActor,
+    A::Args: DeserializeOwned,
+{
+    let params = match &actor.params {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        params => params.clone(),
+    };
+    let args: A::Args = serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            "params".to_owned()
+        } else {
+            format!("params.{path}")
+        };
+        format!("{at}: {}", e.into_inner())
+    })?;
+    Ok(builder.actor::<A>(&actor.name, &actor.output, args))
+}

@@ -1,0 +1,98 @@
+//! A node launched from a configuration file, with the standard actors of
+//! the registry, moves records end to end: samples, summaries, alarms,
+//! commands and journal lines.
+
+use std::time::Duration;
+
+use scribe::SchemaRegistry;
+use scribe::codec::Decoder;
+use scribe::settings::NodeConfig;
+use scribe_schemas::{CommandAction, JournalEntry};
+use scribe_tests::{TestKafka, unique};
+
+#[actix::test]
+async fn a_config_file_node_moves_records_through_the_standard_actors() {
+    let kafka = TestKafka::from_env();
+    let id = unique("cfg");
+    let config = format!(
+        r#"
+[node]
+name = "{id}"
+
+[[actors]]
+name = "{id}-sampler"
+kind = "host-sampler"
+output = "{id}.metrics"
+params = {{ interval = "100ms" }}
+
+[[actors]]
+name = "{id}-aggregator"
+kind = "windowed-aggregator"
+output = "{id}.summaries"
+params = {{ input = "{id}.metrics", window = "500ms" }}
+
+[[actors]]
+name = "{id}-alarm"
+kind = "threshold-alarm"
+output = "{id}.alarms"
+params = {{ input = "{id}.summaries", metric = "cpu_percent", statistic = "max", high = -1.0, low = -2.0 }}
+
+[[actors]]
+name = "{id}-controller"
+kind = "controller"
+output = "{id}.commands"
+params = {{ input = "{id}.alarms", cooldown = "1s" }}
+
+[[actors]]
+name = "{id}-journal"
+kind = "journal"
+output = "{id}.journal"
+params = {{ summaries = "{id}.summaries", alarms = "{id}.alarms", commands = "{id}.commands" }}
+"#
+    );
+    let path = std::env::temp_dir().join(format!("{id}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let loaded = NodeConfig::load(&path).expect("valid config");
+    let builder = loaded
+        .builder(&scribe_actors::registry())
+        .expect("known kinds and valid params");
+    let node = kafka
+        .configure(builder)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+
+    let entry = Decoder::<JournalEntry>::new(SchemaRegistry::new()).unwrap();
+    let kinds = ["summary", "ALARM", "COMMAND"];
+    let mut lines: Vec<String> = Vec::new();
+    for _ in 0..30 {
+        let journal = kafka
+            .read(&format!("{id}.journal"), usize::MAX, Duration::from_secs(1))
+            .await;
+        lines = journal
+            .iter()
+            .map(|r| entry.decode(&r.value).unwrap().line)
+            .collect();
+        if kinds.iter().all(|k| lines.iter().any(|l| l.starts_with(k))) {
+            break;
+        }
+    }
+    let commands = kafka
+        .read(&format!("{id}.commands"), 1, Duration::from_secs(10))
+        .await;
+    node.shutdown().await.unwrap();
+
+    for kind in kinds {
+        assert!(
+            lines.iter().any(|l| l.starts_with(kind)),
+            "no {kind} line in {lines:?}"
+        );
+    }
+    let command = Decoder::<scribe_schemas::Command>::new(SchemaRegistry::new())
+        .unwrap()
+        .decode(&commands.first().expect("a command").value)
+        .unwrap();
+    assert_eq!(command.action, CommandAction::Throttle);
+}
