@@ -329,3 +329,21 @@ fn graph_of_the_example_matches_the_checked_in_files() {
         );
     }
 }
+
+#[test]
+fn a_yaml_file_is_read_like_toml() {
+    let yaml = format!(
+        "node:\n  name: n\nkafka:\n  bootstrap_servers: \"{NOWHERE}\"\nactors:\n  - name: agg\n    kind: windowed-aggregator\n    output: metrics.summary\n    params:\n      input: metrics.host\n      window: 2s\n"
+    );
+    let path = write("node.yaml", &yaml);
+    let out = scribe(&["check", path.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("agg [windowed-aggregator] writes metrics.summary")
+    );
+}

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::{Error, Result};
 use crate::node::{ActorInfo, Node};
 use crate::settings::{NodeConfig, Registry};
+use crate::tools;
 use crate::topology::{self, ExternalTopic};
 
 /// Runs and inspects scribe nodes described by configuration files.
@@ -55,6 +56,49 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Mermaid)]
         format: Format,
     },
+    /// List the node's topics: owner, record type, partitions and, when the
+    /// broker answers, end offsets.
+    Topics {
+        /// The node's configuration file.
+        config: PathBuf,
+        /// Bootstrap servers, overriding the file (needed when it says
+        /// `embedded`: give the address `scribe run` logged).
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
+    /// Print a topic's records as JSON lines: key, headers, type and value
+    /// (decoded with the schemas the node knows), like `kcat -C` but typed.
+    Tail {
+        /// The node's configuration file.
+        config: PathBuf,
+        /// The topic to read.
+        topic: String,
+        /// Start at the oldest record instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many records.
+        #[arg(short = 'n', long = "count")]
+        count: Option<usize>,
+        /// Bootstrap servers, overriding the file.
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
+    /// Send JSON lines from standard input to a topic, each encoded with the
+    /// schema of the topic's owner.
+    ///
+    /// Each line is `{"key": "...", "value": {...}}` (the shape `tail`
+    /// prints; `key` is optional). A line that is not JSON or does not fit
+    /// the schema is reported with its line number and not sent; the exit
+    /// code is then 1.
+    Produce {
+        /// The node's configuration file.
+        config: PathBuf,
+        /// The topic to write; one of the node's actors must own it.
+        topic: String,
+        /// Bootstrap servers, overriding the file.
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
 }
 
 /// Graph output formats.
@@ -77,6 +121,29 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Graph { configs, format } => {
             load(&registry, &configs).map(|deployment| print!("{}", graph(&deployment, format)))
         }
+        Command::Topics { config, bootstrap } => {
+            tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| t.topics())
+        }
+        Command::Tail {
+            config,
+            topic,
+            from_beginning,
+            count,
+            bootstrap,
+        } => tools::Tool::new(&registry, &config, bootstrap.as_deref())
+            .and_then(|t| t.tail(&topic, from_beginning, count)),
+        Command::Produce {
+            config,
+            topic,
+            bootstrap,
+        } => tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| {
+            let rejected = t.produce(&topic, std::io::stdin().lock())?;
+            if rejected > 0 {
+                eprintln!("{rejected} lines rejected; nothing was sent for them");
+                std::process::exit(1);
+            }
+            Ok(())
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

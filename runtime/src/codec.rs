@@ -341,3 +341,48 @@ impl<T: Record> Decoder<T> {
         &self.full_name
     }
 }
+
+/// Encodes a JSON value as single-object Avro with `schema`: JSON is read
+/// by Avro schema resolution, so integers widen to doubles, strings name
+/// enum symbols and missing fields take their defaults.
+pub fn encode_json(
+    schema: &Schema,
+    json: serde_json::Value,
+) -> Result<Vec<u8>, apache_avro::Error> {
+    let value = apache_avro::types::Value::try_from(json)?.resolve(schema)?;
+    let mut out = SINGLE_OBJECT_MARKER.to_vec();
+    out.extend_from_slice(&Fingerprint::of(schema).0);
+    #[allow(deprecated)]
+    out.extend(apache_avro::to_avro_datum(schema, value)?);
+    Ok(out)
+}
+
+/// Decodes any single-object value whose writer schema is in `registry`
+/// into JSON, with the writer schema's full name.
+pub fn decode_json(
+    registry: &SchemaRegistry,
+    bytes: &[u8],
+) -> std::result::Result<(String, serde_json::Value), DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated { len: bytes.len() });
+    }
+    if bytes[..2] != SINGLE_OBJECT_MARKER {
+        return Err(DecodeError::NoMarker);
+    }
+    let mut fp = [0u8; 8];
+    fp.copy_from_slice(&bytes[2..HEADER_LEN]);
+    let fingerprint = Fingerprint(fp);
+    let writer = registry
+        .get(&fingerprint)
+        .ok_or(DecodeError::UnknownFingerprint(fingerprint))?;
+    let mut datum = &bytes[HEADER_LEN..];
+    let value = GenericDatumReader::builder(writer)
+        .build()
+        .and_then(|reader| reader.read_value(&mut datum))
+        .map_err(DecodeError::Datum)?;
+    if !datum.is_empty() {
+        return Err(DecodeError::TrailingBytes(datum.len()));
+    }
+    let json = serde_json::Value::try_from(value).map_err(DecodeError::Datum)?;
+    Ok((full_name(writer), json))
+}

@@ -15,6 +15,7 @@ mod record;
 pub mod settings;
 mod stats;
 mod supervisor;
+mod tools;
 mod topic;
 pub mod topology;
 mod tracker;

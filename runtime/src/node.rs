@@ -235,6 +235,49 @@ impl Node {
         &self.builder.name
     }
 
+    fn registry_of(b: &NodeBuilder) -> SchemaRegistry {
+        let mut registry = b.registry.clone();
+        for (actor, _) in &b.actors {
+            actor.register_schemas(&mut registry);
+        }
+        registry
+    }
+
+    fn topics_of(b: &NodeBuilder) -> BTreeMap<String, TopicSpec> {
+        let mut topics = BTreeMap::new();
+        for (actor, _) in &b.actors {
+            let names = std::iter::once(actor.output())
+                .chain(actor.subscriptions().iter().map(|s| s.topic.as_str()));
+            for topic in names {
+                let spec = b.topics.get(topic).copied().unwrap_or(b.default_topic);
+                topics.insert(topic.to_owned(), spec);
+            }
+        }
+        topics
+    }
+
+    /// Every schema the node knows: its actors' types and any registered.
+    pub fn schema_registry(&self) -> SchemaRegistry {
+        Node::registry_of(&self.builder)
+    }
+
+    /// Every topic the node's actors own or read, with how it is created.
+    pub fn topics(&self) -> BTreeMap<String, TopicSpec> {
+        Node::topics_of(&self.builder)
+    }
+
+    /// The Kafka client settings every client of the node shares (security,
+    /// pass-through properties), pointed at `bootstrap`: for tools that talk
+    /// to the node's cluster, such as `scribe tail`.
+    pub fn client_config(&self, bootstrap: &str) -> rdkafka::ClientConfig {
+        self.settings(bootstrap.to_owned(), false).admin()
+    }
+
+    /// Where the node's Kafka is.
+    pub fn broker(&self) -> &Broker {
+        &self.builder.broker
+    }
+
     fn settings(&self, bootstrap: String, embedded: bool) -> ClientSettings {
         let b = &self.builder;
         ClientSettings {
@@ -270,6 +313,8 @@ impl Node {
     /// `#[actix::test]`). Returns once every actor is constructed; fails if
     /// any constructor fails, after stopping the others.
     pub async fn start(self) -> Result<RunningNode> {
+        let registry = self.schema_registry();
+        let topics: Vec<_> = self.topics().into_iter().collect();
         let b = self.builder;
         let (bootstrap, embedded) = match b.broker {
             Broker::Embedded => {
@@ -288,18 +333,7 @@ impl Node {
             consumer: b.consumer,
             producer: b.producer,
         };
-        let mut registry = b.registry;
-        let mut topics: BTreeMap<String, TopicSpec> = BTreeMap::new();
-        for (actor, _) in &b.actors {
-            actor.register_schemas(&mut registry);
-            let names = std::iter::once(actor.output())
-                .chain(actor.subscriptions().iter().map(|s| s.topic.as_str()));
-            for topic in names {
-                let spec = b.topics.get(topic).copied().unwrap_or(b.default_topic);
-                topics.insert(topic.to_owned(), spec);
-            }
-        }
-        let topics: Vec<_> = topics.into_iter().collect();
+
         ensure_topics(&settings, embedded.as_ref(), &topics).await?;
         let env = Arc::new(Env { settings, registry });
         let (stop, stop_rx) = watch::channel(false);

@@ -1,0 +1,145 @@
+//! `scribe produce` encodes JSON lines with the topic owner's schema and
+//! reports the lines that do not fit; `scribe tail` decodes them back to
+//! JSON; `scribe topics` lists owners, types and end offsets.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use scribe_tests::{TestKafka, unique};
+
+fn scribe(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scribe"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scribe runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn produce_then_tail_round_trips_json_through_avro() {
+    let kafka = TestKafka::from_env();
+    let id = unique("cli");
+    let topic = format!("{id}.alarms");
+    kafka.create_topic(&topic, 1).await;
+    let config = std::env::temp_dir().join(format!("{id}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[node]
+name = "{id}"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[[actors]]
+name = "{id}-alarm"
+kind = "threshold-alarm"
+output = "{topic}"
+params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low = 60.0 }}
+"#,
+            bootstrap = kafka.bootstrap()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let lines = [
+        r#"{"key": "h1", "value": {"host": "h1", "metric": "cpu_percent", "state": "RAISED", "value": 90.5, "threshold": 80, "at_ms": 1}}"#,
+        r#"{"key": "h2", "value": {"host": "h2", "metric": "cpu_percent", "state": "MAYBE", "value": 1.0, "threshold": 80, "at_ms": 2}}"#,
+        r#"this is not json"#,
+        r#"{"key": "h1", "value": {"host": "h1", "metric": "cpu_percent", "state": "CLEARED", "value": 55.0, "threshold": 60.0, "at_ms": 3}}"#,
+    ];
+    let produced = scribe(&["produce", config, &topic], &(lines.join("\n") + "\n"));
+    let stderr = String::from_utf8_lossy(&produced.stderr);
+    assert_eq!(
+        produced.status.code(),
+        Some(1),
+        "two lines are rejected: {stderr}"
+    );
+    assert!(
+        stderr.contains("line 2: does not fit `scribe.control.Alarm`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 3: not JSON"), "{stderr}");
+    assert!(
+        !stderr.contains("line 1:") && !stderr.contains("line 4:"),
+        "{stderr}"
+    );
+
+    let tailed = scribe(&["tail", config, &topic, "--from-beginning", "-n", "2"], "");
+    assert!(
+        tailed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tailed.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&tailed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("tail prints JSON lines"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    let (first, second) = (&records[0], &records[1]);
+    assert_eq!(first["key"], "h1");
+    assert_eq!(first["type"], "scribe.control.Alarm");
+    assert_eq!(first["headers"]["ce_type"], "scribe.control.Alarm");
+    assert_eq!(
+        first["headers"]["ce_source"],
+        format!("{id}/scribe-produce")
+    );
+    assert_eq!(first["value"]["state"], "RAISED");
+    assert_eq!(first["value"]["value"].as_f64(), Some(90.5));
+    assert_eq!(
+        first["value"]["threshold"].as_f64(),
+        Some(80.0),
+        "an integer widened to a double"
+    );
+    assert_eq!(second["value"]["state"], "CLEARED");
+    assert_eq!(second["value"]["at_ms"], 3);
+
+    let topics = scribe(&["topics", config], "");
+    let table = String::from_utf8_lossy(&topics.stdout);
+    assert!(
+        topics.status.success(),
+        "{}",
+        String::from_utf8_lossy(&topics.stderr)
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&topic))
+        .expect("the owned topic is listed");
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..4],
+        [
+            topic.as_str(),
+            &format!("{id}-alarm"),
+            "scribe.control.Alarm",
+            "3"
+        ],
+        "{table}"
+    );
+    if kafka.is_external() {
+        // tansu 0.6 reports a partition's end offset as its last batch's
+        // base offset + 1, so two records sent in one batch read as 1 there
+        // (checked with confluent-kafka too); only say that there is one.
+        assert!(cells[4].parse::<i64>().is_ok(), "{table}");
+    } else {
+        assert_eq!(cells[4], "2", "two records were sent: {table}");
+    }
+    let external = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{id}.summaries")))
+        .expect("{table}");
+    assert!(
+        external.contains("(external)") && external.trim_end().ends_with('-'),
+        "{table}"
+    );
+}

@@ -1,0 +1,314 @@
+//! `scribe topics`, `tail` and `produce`: tools that talk to a node's
+//! cluster directly, with the node's schemas.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers as _, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use uuid::Uuid;
+
+use crate::codec::{decode_json, encode_json, full_name};
+use crate::error::{Error, Result};
+use crate::headers::Outbound;
+use crate::node::Node;
+use crate::settings::{NodeConfig, Registry};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A validated node and the cluster to reach it at.
+pub(crate) struct Tool {
+    file: String,
+    node: Node,
+    bootstrap: Option<String>,
+}
+
+impl Tool {
+    pub(crate) fn new(registry: &Registry, file: &Path, bootstrap: Option<&str>) -> Result<Self> {
+        let config = NodeConfig::load(file)?;
+        let node = config.node(registry)?;
+        let bootstrap =
+            bootstrap
+                .map(str::to_owned)
+                .or_else(|| match config.kafka.bootstrap_servers.trim() {
+                    "embedded" => None,
+                    servers => Some(servers.to_owned()),
+                });
+        Ok(Self {
+            file: config.file,
+            node,
+            bootstrap,
+        })
+    }
+
+    fn bootstrap(&self) -> Result<&str> {
+        self.bootstrap.as_deref().ok_or_else(|| Error::Config {
+            file: self.file.clone(),
+            message: "kafka.bootstrap_servers is `embedded`, a broker inside the running node: \
+                      pass --bootstrap with the address `scribe run` logged"
+                .into(),
+        })
+    }
+
+    fn client(&self) -> Result<ClientConfig> {
+        Ok(self.node.client_config(self.bootstrap()?))
+    }
+
+    fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> Result<i32> {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|e| Error::kafka(format!("cannot read metadata of `{topic}`"), e))?;
+        match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                Ok(t.partitions().len() as i32)
+            }
+            _ => Err(Error::CreateTopic {
+                topic: topic.to_owned(),
+                reason: "no such topic on the broker".into(),
+            }),
+        }
+    }
+
+    /// `scribe topics`.
+    pub(crate) fn topics(&self) -> Result<()> {
+        let actors = self.node.actors();
+        let consumer: Option<BaseConsumer> = self
+            .bootstrap
+            .as_ref()
+            .and_then(|b| self.node.client_config(b).create().ok());
+        println!(
+            "{:<32} {:<20} {:<36} {:>10} {:>12}",
+            "TOPIC", "OWNER", "TYPE", "PARTITIONS", "END OFFSETS"
+        );
+        for (topic, spec) in self.node.topics() {
+            let owner = actors.iter().find(|a| a.output == topic);
+            let (owner_name, record_type) = match owner {
+                Some(a) => (a.name.clone(), a.output_type.clone()),
+                None => {
+                    let read_as = actors
+                        .iter()
+                        .flat_map(|a| &a.subscriptions)
+                        .find(|s| s.topic == topic)
+                        .map_or(String::new(), |s| s.record_type.clone());
+                    ("(external)".to_owned(), read_as)
+                }
+            };
+            let end = consumer
+                .as_ref()
+                .and_then(|c| {
+                    let partitions = self.partitions(c, &topic).ok()?;
+                    (0..partitions)
+                        .map(|p| {
+                            c.fetch_watermarks(&topic, p, METADATA_TIMEOUT)
+                                .ok()
+                                .map(|(_, high)| high)
+                        })
+                        .sum::<Option<i64>>()
+                })
+                .map_or("-".to_owned(), |n| n.to_string());
+            println!(
+                "{topic:<32} {owner_name:<20} {record_type:<36} {:>10} {end:>12}",
+                spec.partitions
+            );
+        }
+        Ok(())
+    }
+
+    /// `scribe tail`.
+    pub(crate) fn tail(
+        &self,
+        topic: &str,
+        from_beginning: bool,
+        count: Option<usize>,
+    ) -> Result<()> {
+        let consumer: BaseConsumer = self
+            .client()?
+            .set(
+                "group.id",
+                format!("scribe-tail-{}", Uuid::new_v4().simple()),
+            )
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| Error::kafka("cannot create consumer", e))?;
+        let mut list = TopicPartitionList::new();
+        let start = if from_beginning {
+            Offset::Beginning
+        } else {
+            Offset::End
+        };
+        for p in 0..self.partitions(&consumer, topic)? {
+            list.add_partition_offset(topic, p, start)
+                .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+        let registry = self.node.schema_registry();
+        let mut printed = 0;
+        while count.is_none_or(|n| printed < n) {
+            let message = match consumer.poll(Duration::from_millis(200)) {
+                None => continue,
+                Some(Err(e)) => {
+                    eprintln!("consumer error: {e}");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let at = format!(
+                "{}/{}@{}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            );
+            let (ty, value) = match decode_json(&registry, message.payload().unwrap_or_default()) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    eprintln!("{at}: cannot decode: {}", crate::feed::error_chain(&e));
+                    continue;
+                }
+            };
+            let headers: serde_json::Map<String, serde_json::Value> = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let v =
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                            (h.key.to_owned(), serde_json::Value::String(v))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let line = serde_json::json!({
+                "topic": message.topic(),
+                "partition": message.partition(),
+                "offset": message.offset(),
+                "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "headers": headers,
+                "type": ty,
+                "value": value,
+            });
+            println!("{line}");
+            printed += 1;
+        }
+        Ok(())
+    }
+
+    /// `scribe produce`: returns how many lines were rejected.
+    pub(crate) fn produce(&self, topic: &str, input: impl BufRead) -> Result<usize> {
+        let owner = self
+            .node
+            .actors()
+            .into_iter()
+            .find(|a| a.output == topic)
+            .ok_or_else(|| Error::Config {
+                file: self.file.clone(),
+                message: format!(
+                    "no actor owns topic `{topic}`, so there is no schema to encode with"
+                ),
+            })?;
+        let producer: BaseProducer = self
+            .client()?
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .create()
+            .map_err(|e| Error::kafka("cannot create producer", e))?;
+        let ty = full_name(&owner.output_schema);
+        let source = format!("{}/scribe-produce", self.node.name());
+        let mut rejected = 0;
+        for (number, line) in input.lines().enumerate() {
+            let number = number + 1;
+            let line = line.map_err(|e| Error::Config {
+                file: "<stdin>".into(),
+                message: format!("line {number}: {e}"),
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let encoded = serde_json::from_str::<serde_json::Value>(&line)
+                .map_err(|e| format!("not JSON: {e}"))
+                .and_then(envelope)
+                .and_then(|(key, value)| {
+                    encode_json(&owner.output_schema, value)
+                        .map(|bytes| (key, bytes))
+                        .map_err(|e| {
+                            format!("does not fit `{ty}`: {}", crate::feed::error_chain(&e))
+                        })
+                });
+            let (key, bytes) = match encoded {
+                Ok(encoded) => encoded,
+                Err(reason) => {
+                    eprintln!("line {number}: {reason}");
+                    rejected += 1;
+                    continue;
+                }
+            };
+            let id = Uuid::new_v4().to_string();
+            let now = SystemTime::now();
+            let time = humantime::format_rfc3339_millis(now).to_string();
+            let headers = Outbound {
+                id: &id,
+                ty: &ty,
+                source: &source,
+                time: &time,
+                correlation_id: &id,
+                causation_id: None,
+            }
+            .to_kafka();
+            let mut record = BaseRecord::to(topic).payload(&bytes).headers(headers);
+            if let Some(key) = &key {
+                record = record.key(key.as_str());
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        back,
+                    )) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => {
+                        return Err(Error::Publish {
+                            topic: topic.to_owned(),
+                            source: e,
+                        });
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        producer
+            .flush(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|e| Error::Publish {
+                topic: topic.to_owned(),
+                source: e,
+            })?;
+        Ok(rejected)
+    }
+}
+
+/// Splits `{"key": ..., "value": ...}` into its parts.
+fn envelope(
+    json: serde_json::Value,
+) -> std::result::Result<(Option<String>, serde_json::Value), String> {
+    let serde_json::Value::Object(mut fields) = json else {
+        return Err("expected an object {\"key\": ..., \"value\": {...}}".into());
+    };
+    let value = fields
+        .remove("value")
+        .ok_or("missing `value` (each line is {\"key\": ..., \"value\": {...}})")?;
+    let key = match fields.remove("key") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(key)) => Some(key),
+        Some(other) => Some(other.to_string()),
+    };
+    Ok((key, value))
+}
