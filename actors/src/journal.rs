@@ -2,8 +2,10 @@
 //!
 //! - Reads: any of `scribe.metrics.MetricSummary`, `scribe.control.Alarm`
 //!   and `scribe.control.Command`, each from its own topic (all optional).
-//! - Writes: `scribe.journal.JournalEntry`, one per record read, and prints
-//!   the same line to standard output.
+//! - Writes: `scribe.journal.JournalEntry`, one per record read; with
+//!   `print`, the line to standard output too; with `file`, the entry as a
+//!   JSON line appended to that file (one `write` per record, done before
+//!   the handler returns, so a committed record's line is in the file).
 //! - Keys by: the key of the record read.
 //! - Parameters: [`JournalArgs`].
 
@@ -26,12 +28,15 @@ pub struct JournalArgs {
     pub commands: Option<String>,
     /// Whether to print each line to standard output. The default is false.
     pub print: bool,
+    /// A file to append each entry to as a JSON line. The default is none.
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// Turns records into readable lines.
 #[derive(Debug)]
 pub struct Journal {
     print: bool,
+    file: Option<std::fs::File>,
     out: Publisher<JournalEntry>,
 }
 
@@ -56,15 +61,26 @@ impl TopicActor for Journal {
     }
 
     fn create(args: JournalArgs, out: Publisher<JournalEntry>) -> Result<Self, ActorError> {
+        let file = match &args.file {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open journal file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             print: args.print,
+            file,
             out,
         })
     }
 }
 
 impl Journal {
-    fn write<T>(&self, m: &Inbound<T>, line: String) -> Result<(), ActorError> {
+    fn write<T>(&mut self, m: &Inbound<T>, line: String) -> Result<(), ActorError> {
         if self.print {
             println!("{line}");
         }
@@ -75,6 +91,17 @@ impl Journal {
             line,
             at_ms: now_ms(),
         };
+        if let Some(file) = &mut self.file {
+            let mut json = serde_json::json!({
+                "topic": entry.topic,
+                "key": entry.key,
+                "line": entry.line,
+                "at_ms": entry.at_ms,
+            })
+            .to_string();
+            json.push('\n');
+            std::io::Write::write_all(file, json.as_bytes())?;
+        }
         self.out.publish(&key, entry)?;
         Ok(())
     }

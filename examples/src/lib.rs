@@ -113,6 +113,7 @@ pub fn host_monitor(node: NodeBuilder, settings: &HostMonitor) -> NodeBuilder {
             alarms: Some(ALARMS.into()),
             commands: Some(COMMANDS.into()),
             print: settings.print,
+            ..JournalArgs::default()
         },
     )
 }

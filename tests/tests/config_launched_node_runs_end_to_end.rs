@@ -1,6 +1,6 @@
 //! A node launched from a configuration file, with the standard actors of
 //! the registry, moves records end to end: samples, summaries, alarms,
-//! commands and journal lines.
+//! commands and journal lines (on a topic and in a JSON-lines file).
 
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use scribe_tests::{TestKafka, unique};
 async fn a_config_file_node_moves_records_through_the_standard_actors() {
     let kafka = TestKafka::from_env();
     let id = unique("cfg");
+    let journal_file = std::env::temp_dir().join(format!("{id}.jsonl"));
+    let journal_path = journal_file.display();
     let config = format!(
         r#"
 [node]
@@ -47,7 +49,7 @@ params = {{ input = "{id}.alarms", cooldown = "1s" }}
 name = "{id}-journal"
 kind = "journal"
 output = "{id}.journal"
-params = {{ summaries = "{id}.summaries", alarms = "{id}.alarms", commands = "{id}.commands" }}
+params = {{ summaries = "{id}.summaries", alarms = "{id}.alarms", commands = "{id}.commands", file = "{journal_path}" }}
 "#
     );
     let path = std::env::temp_dir().join(format!("{id}.toml"));
@@ -95,4 +97,20 @@ params = {{ summaries = "{id}.summaries", alarms = "{id}.alarms", commands = "{i
         .decode(&commands.first().expect("a command").value)
         .unwrap();
     assert_eq!(command.action, CommandAction::Throttle);
+    let file = std::fs::read_to_string(&journal_file).expect("the journal file exists");
+    let in_file: Vec<String> = file
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["line"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for line in &lines {
+        assert!(
+            in_file.contains(line),
+            "the topic has a line the file lacks: {line}"
+        );
+    }
 }
