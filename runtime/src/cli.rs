@@ -4,7 +4,7 @@
 //! [`main`]; the `scribe` binary of `scribe-actors` does that with the
 //! standard actors.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -252,19 +252,6 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
 
 /// `scribe graph`: the deployment as Mermaid or DOT.
 pub fn graph(deployment: &[Loaded], format: Format) -> String {
-    let mut kinds = BTreeMap::new();
-    let mut actors = Vec::new();
-    for loaded in deployment {
-        for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
-            kinds.insert(actor.name.clone(), section.kind.clone());
-            actors.push(actor);
-        }
-    }
-    let mut topics = BTreeSet::new();
-    for actor in &actors {
-        topics.insert(actor.output.clone());
-        topics.extend(actor.subscriptions.iter().map(|s| s.topic.clone()));
-    }
     let id = |prefix: &str, name: &str| {
         let clean: String = name
             .chars()
@@ -272,51 +259,45 @@ pub fn graph(deployment: &[Loaded], format: Format) -> String {
             .collect();
         format!("{prefix}_{clean}")
     };
+    // Boxes (actor id, name, kind), cylinders (topic id, name) and labelled
+    // arrows (from, to, record type), each in a stable order.
+    let mut actors = Vec::new();
+    let mut topics = BTreeSet::new();
+    let mut edges = Vec::new();
+    for loaded in deployment {
+        for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
+            let me = id("a", &actor.name);
+            edges.push((
+                me.clone(),
+                id("t", &actor.output),
+                actor.output_type.clone(),
+            ));
+            topics.insert(actor.output.clone());
+            for sub in &actor.subscriptions {
+                edges.push((id("t", &sub.topic), me.clone(), sub.record_type.clone()));
+                topics.insert(sub.topic.clone());
+            }
+            actors.push((me, actor.name.clone(), section.kind.clone()));
+        }
+    }
     let mut out = String::new();
     match format {
         Format::Mermaid => {
             out.push_str("flowchart LR\n");
-            for actor in &actors {
-                let _ = writeln!(
-                    out,
-                    "  {}[\"{}<br/><i>{}</i>\"]",
-                    id("a", &actor.name),
-                    actor.name,
-                    kinds[&actor.name]
-                );
+            for (me, name, kind) in &actors {
+                let _ = writeln!(out, "  {me}[\"{name}<br/><i>{kind}</i>\"]");
             }
             for topic in &topics {
                 let _ = writeln!(out, "  {}[(\"{topic}\")]", id("t", topic));
             }
-            for actor in &actors {
-                let _ = writeln!(
-                    out,
-                    "  {} -- \"{}\" --> {}",
-                    id("a", &actor.name),
-                    actor.output_type,
-                    id("t", &actor.output)
-                );
-                for sub in &actor.subscriptions {
-                    let _ = writeln!(
-                        out,
-                        "  {} -- \"{}\" --> {}",
-                        id("t", &sub.topic),
-                        sub.record_type,
-                        id("a", &actor.name)
-                    );
-                }
+            for (from, to, label) in &edges {
+                let _ = writeln!(out, "  {from} -- \"{label}\" --> {to}");
             }
         }
         Format::Dot => {
             out.push_str("digraph scribe {\n  rankdir=LR;\n");
-            for actor in &actors {
-                let _ = writeln!(
-                    out,
-                    "  \"{}\" [shape=box, label=\"{}\\n{}\"];",
-                    id("a", &actor.name),
-                    actor.name,
-                    kinds[&actor.name]
-                );
+            for (me, name, kind) in &actors {
+                let _ = writeln!(out, "  \"{me}\" [shape=box, label=\"{name}\\n{kind}\"];");
             }
             for topic in &topics {
                 let _ = writeln!(
@@ -325,23 +306,8 @@ pub fn graph(deployment: &[Loaded], format: Format) -> String {
                     id("t", topic)
                 );
             }
-            for actor in &actors {
-                let _ = writeln!(
-                    out,
-                    "  \"{}\" -> \"{}\" [label=\"{}\"];",
-                    id("a", &actor.name),
-                    id("t", &actor.output),
-                    actor.output_type
-                );
-                for sub in &actor.subscriptions {
-                    let _ = writeln!(
-                        out,
-                        "  \"{}\" -> \"{}\" [label=\"{}\"];",
-                        id("t", &sub.topic),
-                        id("a", &actor.name),
-                        sub.record_type
-                    );
-                }
+            for (from, to, label) in &edges {
+                let _ = writeln!(out, "  \"{from}\" -> \"{to}\" [label=\"{label}\"];");
             }
             out.push_str("}\n");
         }

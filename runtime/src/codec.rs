@@ -228,6 +228,20 @@ impl<T: Record> Encoder<T> {
     }
 }
 
+/// Splits a single-object encoded value into its writer's fingerprint and
+/// the datum.
+fn split_header(bytes: &[u8]) -> std::result::Result<(Fingerprint, &[u8]), DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated { len: bytes.len() });
+    }
+    if bytes[..2] != SINGLE_OBJECT_MARKER {
+        return Err(DecodeError::NoMarker);
+    }
+    let mut fingerprint = [0u8; 8];
+    fingerprint.copy_from_slice(&bytes[2..HEADER_LEN]);
+    Ok((Fingerprint(fingerprint), &bytes[HEADER_LEN..]))
+}
+
 type Resolved = std::result::Result<Arc<GenericDatumReader<'static>>, (String, String)>;
 
 /// Decodes single-object Avro into one record type, resolving older or
@@ -275,16 +289,7 @@ impl<T: Record> Decoder<T> {
 
     /// Decodes one single-object encoded value.
     pub fn decode(&self, bytes: &[u8]) -> std::result::Result<T, DecodeError> {
-        if bytes.len() < HEADER_LEN {
-            return Err(DecodeError::Truncated { len: bytes.len() });
-        }
-        if bytes[..2] != SINGLE_OBJECT_MARKER {
-            return Err(DecodeError::NoMarker);
-        }
-        let mut fp = [0u8; 8];
-        fp.copy_from_slice(&bytes[2..HEADER_LEN]);
-        let fingerprint = Fingerprint(fp);
-        let mut datum = &bytes[HEADER_LEN..];
+        let (fingerprint, mut datum) = split_header(bytes)?;
         let value = if fingerprint == self.fingerprint {
             self.own
                 .read_deser::<T>(&mut datum)
@@ -363,19 +368,10 @@ pub fn decode_json(
     registry: &SchemaRegistry,
     bytes: &[u8],
 ) -> std::result::Result<(String, serde_json::Value), DecodeError> {
-    if bytes.len() < HEADER_LEN {
-        return Err(DecodeError::Truncated { len: bytes.len() });
-    }
-    if bytes[..2] != SINGLE_OBJECT_MARKER {
-        return Err(DecodeError::NoMarker);
-    }
-    let mut fp = [0u8; 8];
-    fp.copy_from_slice(&bytes[2..HEADER_LEN]);
-    let fingerprint = Fingerprint(fp);
+    let (fingerprint, mut datum) = split_header(bytes)?;
     let writer = registry
         .get(&fingerprint)
         .ok_or(DecodeError::UnknownFingerprint(fingerprint))?;
-    let mut datum = &bytes[HEADER_LEN..];
     let value = GenericDatumReader::builder(writer)
         .build()
         .and_then(|reader| reader.read_value(&mut datum))

@@ -229,6 +229,27 @@ impl TestKafka {
         .expect("offset reader thread")
     }
 
+    /// Reads the journal lines on `topic` until one starting with each of
+    /// `kinds` is there, or 30 s pass; returns every line read.
+    pub async fn journal_lines_until(&self, topic: &str, kinds: &[&str]) -> Vec<String> {
+        let decoder = scribe::codec::Decoder::<scribe_schemas::JournalEntry>::new(
+            scribe::SchemaRegistry::new(),
+        )
+        .expect("schema");
+        let mut lines: Vec<String> = Vec::new();
+        for _ in 0..30 {
+            let journal = self.read(topic, usize::MAX, Duration::from_secs(1)).await;
+            lines = journal
+                .iter()
+                .map(|r| decoder.decode(&r.value).expect("a journal entry").line)
+                .collect();
+            if kinds.iter().all(|k| lines.iter().any(|l| l.starts_with(k))) {
+                break;
+            }
+        }
+        lines
+    }
+
     /// Polls `done` every 50 ms until it is true or `timeout` passes.
     pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + timeout;

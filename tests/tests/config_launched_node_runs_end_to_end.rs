@@ -7,7 +7,7 @@ use std::time::Duration;
 use scribe::SchemaRegistry;
 use scribe::codec::Decoder;
 use scribe::settings::NodeConfig;
-use scribe_schemas::{CommandAction, JournalEntry};
+use scribe_schemas::CommandAction;
 use scribe_tests::{TestKafka, unique};
 
 #[actix::test]
@@ -66,21 +66,10 @@ params = {{ summaries = "{id}.summaries", alarms = "{id}.alarms", commands = "{i
         .await
         .unwrap();
 
-    let entry = Decoder::<JournalEntry>::new(SchemaRegistry::new()).unwrap();
     let kinds = ["summary", "ALARM", "COMMAND"];
-    let mut lines: Vec<String> = Vec::new();
-    for _ in 0..30 {
-        let journal = kafka
-            .read(&format!("{id}.journal"), usize::MAX, Duration::from_secs(1))
-            .await;
-        lines = journal
-            .iter()
-            .map(|r| entry.decode(&r.value).unwrap().line)
-            .collect();
-        if kinds.iter().all(|k| lines.iter().any(|l| l.starts_with(k))) {
-            break;
-        }
-    }
+    let lines = kafka
+        .journal_lines_until(&format!("{id}.journal"), &kinds)
+        .await;
     let commands = kafka
         .read(&format!("{id}.commands"), 1, Duration::from_secs(10))
         .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use scribe::SchemaRegistry;
 use scribe::codec::Decoder;
 use scribe_examples::{HostMonitor, host_monitor, topics};
-use scribe_schemas::{Command, CommandAction, JournalEntry, MetricSummary};
+use scribe_schemas::{Command, CommandAction, MetricSummary};
 use scribe_tests::TestKafka;
 
 #[actix::test]
@@ -30,21 +30,8 @@ async fn samples_become_summaries_alarms_commands_and_journal_lines() {
     let wait = Duration::from_secs(30);
     let summaries = kafka.read(topics::SUMMARIES, 3, wait).await;
     let commands = kafka.read(topics::COMMANDS, 1, wait).await;
-    let entry = Decoder::<JournalEntry>::new(SchemaRegistry::new()).unwrap();
-    let mut lines: Vec<String> = Vec::new();
     let kinds = ["summary", "ALARM", "COMMAND"];
-    for _ in 0..30 {
-        let journal = kafka
-            .read(topics::JOURNAL, usize::MAX, Duration::from_secs(1))
-            .await;
-        lines = journal
-            .iter()
-            .map(|r| entry.decode(&r.value).unwrap().line)
-            .collect();
-        if kinds.iter().all(|k| lines.iter().any(|l| l.starts_with(k))) {
-            break;
-        }
-    }
+    let lines = kafka.journal_lines_until(topics::JOURNAL, &kinds).await;
     node.shutdown().await.unwrap();
 
     let summary = Decoder::<MetricSummary>::new(SchemaRegistry::new()).unwrap();
