@@ -75,10 +75,20 @@ impl Tool {
     /// `scribe topics`.
     pub(crate) fn topics(&self) -> Result<()> {
         let actors = self.node.actors();
-        let consumer: Option<BaseConsumer> = self
-            .bootstrap
-            .as_ref()
-            .and_then(|b| self.node.client_config(b).create().ok());
+        // One metadata request for every topic; no offsets if the broker is
+        // not there (rather than one timeout per topic).
+        let reachable: Option<(BaseConsumer, std::collections::HashMap<String, i32>)> =
+            self.bootstrap.as_ref().and_then(|b| {
+                let consumer: BaseConsumer = self.node.client_config(b).create().ok()?;
+                let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT).ok()?;
+                let partitions = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none())
+                    .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+                    .collect();
+                Some((consumer, partitions))
+            });
         println!(
             "{:<32} {:<20} {:<36} {:>10} {:>12}",
             "TOPIC", "OWNER", "TYPE", "PARTITIONS", "END OFFSETS"
@@ -96,13 +106,13 @@ impl Tool {
                     ("(external)".to_owned(), read_as)
                 }
             };
-            let end = consumer
+            let end = reachable
                 .as_ref()
-                .and_then(|c| {
-                    let partitions = self.partitions(c, &topic).ok()?;
-                    (0..partitions)
+                .and_then(|(consumer, partitions)| {
+                    (0..*partitions.get(&topic)?)
                         .map(|p| {
-                            c.fetch_watermarks(&topic, p, METADATA_TIMEOUT)
+                            consumer
+                                .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
                                 .ok()
                                 .map(|(_, high)| high)
                         })
