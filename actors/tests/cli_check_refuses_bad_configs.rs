@@ -347,3 +347,50 @@ fn a_yaml_file_is_read_like_toml() {
             .contains("agg [windowed-aggregator] writes metrics.summary")
     );
 }
+
+const RELAY: &str = r#"
+[[actors]]
+name = "relay"
+kind = "relay.host-metrics"
+output = "metrics.all"
+params = { pattern = "PATTERN" }
+"#;
+
+#[test]
+fn an_invalid_relay_pattern_is_refused() {
+    assert_refused(
+        "relay-regex.toml",
+        &node(&RELAY.replace("PATTERN", "metrics-(")),
+        &["invalid subscription pattern `metrics-(`"],
+    );
+}
+
+#[test]
+fn a_relay_pattern_matching_its_own_topic_is_refused() {
+    assert_refused(
+        "relay-loop.toml",
+        &node(&RELAY.replace("PATTERN", "metrics\\\\..*")),
+        &["actor `relay` subscribes to its own output topic"],
+    );
+}
+
+#[test]
+fn a_relay_over_matching_owned_topics_is_accepted() {
+    let path = write(
+        "relay-ok.toml",
+        &node(&format!(
+            "{SAMPLER}{}",
+            RELAY.replace("PATTERN", "metrics\\\\.h.*")
+        )),
+    );
+    let out = scribe(&["check", path.to_str().unwrap()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("relay [relay.host-metrics] writes metrics.all")
+    );
+}

@@ -82,8 +82,11 @@ pub trait TopicActor: Actor<Context = Context<Self>> {
 /// What a subscription reads: its topic and the Avro record type expected there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionInfo {
-    /// The subscribed topic.
+    /// The subscribed topic, or with `pattern`, a regular expression that
+    /// topic names must match from their start.
     pub topic: String,
+    /// Whether `topic` is a pattern (see [`Subscriptions::subscribe_matching`]).
+    pub pattern: bool,
     /// Avro full name of the record type the actor reads it as.
     pub record_type: String,
     /// The schema the actor reads it with.
@@ -149,10 +152,30 @@ impl<A: TopicActor> Subscriptions<A> {
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
+        self.push::<T>(topic.into(), false)
+    }
+
+    /// Subscribes to every topic whose name matches `pattern`, a regular
+    /// expression matched from the start of the name (`acapy-inbound-.*`),
+    /// reading each as `T`. Topics created after the node starts are picked
+    /// up at the consumer's next metadata refresh
+    /// (`topic.metadata.refresh.interval.ms`).
+    pub fn subscribe_matching<T: Record>(&mut self, pattern: impl Into<String>) -> &mut Self
+    where
+        A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
+    {
+        self.push::<T>(pattern.into(), true)
+    }
+
+    fn push<T: Record>(&mut self, topic: String, pattern: bool) -> &mut Self
+    where
+        A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
+    {
         let schema = T::get_schema();
         self.entries.push(Subscription {
             info: SubscriptionInfo {
-                topic: topic.into(),
+                topic,
+                pattern,
                 record_type: full_name(&schema),
                 schema,
             },
@@ -243,5 +266,86 @@ where
     }
 }
 
-/// Routes of one actor instance, by topic name.
-pub(crate) type Routes<A> = HashMap<String, (Arc<str>, Box<dyn Route<A>>)>;
+/// Compiles a subscription pattern the way it is matched: from the start
+/// of the topic name. The error's reason is one line (the regex parser's
+/// own message draws the pattern over several).
+pub(crate) fn pattern_regex(pattern: &str) -> Result<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{pattern})")).map_err(|e| {
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("not a regular expression");
+        crate::Error::InvalidPattern {
+            pattern: pattern.to_owned(),
+            reason: reason.trim_start_matches("error: ").to_owned(),
+        }
+    })
+}
+
+/// The routes of one actor instance: which decoder a topic's records go to.
+pub(crate) struct Routes<A: TopicActor> {
+    routes: Vec<Box<dyn Route<A>>>,
+    exact: HashMap<String, usize>,
+    /// Each pattern as Rust matches it, as librdkafka is given it, and its route.
+    patterns: Vec<(regex::Regex, String, usize)>,
+}
+
+impl<A: TopicActor> Routes<A> {
+    pub(crate) fn new() -> Self {
+        Self {
+            routes: Vec::new(),
+            exact: HashMap::new(),
+            patterns: Vec::new(),
+        }
+    }
+
+    /// Adds a route for a topic, or for every topic matching a pattern.
+    pub(crate) fn add(&mut self, info: &SubscriptionInfo, route: Box<dyn Route<A>>) -> Result<()> {
+        let index = self.routes.len();
+        self.routes.push(route);
+        if info.pattern {
+            let regex = pattern_regex(&info.topic)?;
+            self.patterns
+                .push((regex, format!("^{}", info.topic), index));
+        } else {
+            self.exact.insert(info.topic.clone(), index);
+        }
+        Ok(())
+    }
+
+    /// Whether there is nothing to consume.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// What the consumer subscribes to: topic names, and `^`-prefixed
+    /// patterns, which librdkafka matches against the cluster's topics.
+    pub(crate) fn subscription(&self) -> Vec<String> {
+        self.exact
+            .keys()
+            .cloned()
+            .chain(
+                self.patterns
+                    .iter()
+                    .map(|(_, subscription, _)| subscription.clone()),
+            )
+            .collect()
+    }
+
+    /// The route of `topic`'s records.
+    pub(crate) fn find(&self, topic: &str) -> Option<usize> {
+        self.exact.get(topic).copied().or_else(|| {
+            self.patterns
+                .iter()
+                .find(|(re, _, _)| re.is_match(topic))
+                .map(|(_, _, i)| *i)
+        })
+    }
+
+    pub(crate) fn route(&self, index: usize) -> &dyn Route<A> {
+        &*self.routes[index]
+    }
+}

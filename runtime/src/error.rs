@@ -78,6 +78,14 @@ pub enum Error {
         /// librdkafka's objection (without the value, for secret properties).
         reason: String,
     },
+    /// A subscription pattern is not a valid regular expression.
+    #[error("invalid subscription pattern `{pattern}`: {reason}")]
+    InvalidPattern {
+        /// The pattern.
+        pattern: String,
+        /// The regular expression parser's objection.
+        reason: String,
+    },
     /// An Avro schema could not be parsed or registered.
     #[error("invalid avro schema {origin}")]
     Schema {

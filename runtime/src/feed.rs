@@ -8,6 +8,7 @@
 //! flushes the producer, stores and commits the completed offsets, and
 //! reports to the supervisor.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -343,38 +344,50 @@ fn arrivals<A: TopicActor>(
     consumer: Arc<Consumer>,
     routes: Arc<Routes<A>>,
 ) -> impl Stream<Item = KafkaResult<Arrival<A>>> {
-    futures::stream::unfold((consumer, routes), |(consumer, routes)| async move {
-        let item = match consumer.recv().await {
-            Ok(message) => match routes.get(message.topic()) {
-                Some((topic, route)) => {
-                    let meta = Meta {
-                        topic: topic.clone(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        timestamp: message.timestamp().to_millis(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        headers: Headers::from_kafka(message.headers()),
-                    };
-                    let body = match message.payload() {
-                        Some(payload) => route.decode(payload, meta),
-                        None => Err(DecodeError::Truncated { len: 0 }),
-                    };
-                    Ok(Arrival {
-                        topic: topic.clone(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        body,
-                    })
+    // Each topic's route, found once (patterns are matched per topic, not
+    // per record).
+    let cache: HashMap<String, Option<(Arc<str>, usize)>> = HashMap::new();
+    futures::stream::unfold(
+        (consumer, routes, cache),
+        |(consumer, routes, mut cache)| async move {
+            let item = match consumer.recv().await {
+                Ok(message) => {
+                    let topic = message.topic();
+                    if !cache.contains_key(topic) {
+                        let found = routes.find(topic).map(|i| (Arc::<str>::from(topic), i));
+                        cache.insert(topic.to_owned(), found);
+                    }
+                    match &cache[topic] {
+                        Some((topic, index)) => {
+                            let meta = Meta {
+                                topic: topic.clone(),
+                                partition: message.partition(),
+                                offset: message.offset(),
+                                timestamp: message.timestamp().to_millis(),
+                                key: message.key().map(<[u8]>::to_vec),
+                                headers: Headers::from_kafka(message.headers()),
+                            };
+                            let body = match message.payload() {
+                                Some(payload) => routes.route(*index).decode(payload, meta),
+                                None => Err(DecodeError::Truncated { len: 0 }),
+                            };
+                            Ok(Arrival {
+                                topic: topic.clone(),
+                                partition: message.partition(),
+                                offset: message.offset(),
+                                body,
+                            })
+                        }
+                        None => Err(KafkaError::Subscription(format!(
+                            "record from unsubscribed topic `{topic}`"
+                        ))),
+                    }
                 }
-                None => Err(KafkaError::Subscription(format!(
-                    "record from unsubscribed topic `{}`",
-                    message.topic()
-                ))),
-            },
-            Err(error) => Err(error),
-        };
-        Some((item, (consumer, routes)))
-    })
+                Err(error) => Err(error),
+            };
+            Some((item, (consumer, routes, cache)))
+        },
+    )
 }
 
 /// An error and its sources, joined by `: `.

@@ -122,6 +122,41 @@ impl Headers {
     }
 }
 
+impl Headers {
+    /// These headers as Kafka headers, in the same order of well-known
+    /// ones, with the well-known ones they lack (but `causation_id`) taken
+    /// from `fresh`: what a forwarded record carries.
+    pub(crate) fn forwarded(&self, fresh: &Outbound<'_>) -> OwnedHeaders {
+        let fallback = [
+            Some(fresh.id),
+            Some(fresh.ty),
+            Some(fresh.source),
+            Some(fresh.time),
+            Some(SPEC_VERSION),
+            Some(CONTENT_TYPE_AVRO),
+            Some(fresh.correlation_id),
+            None,
+        ];
+        let known = KNOWN
+            .iter()
+            .zip(fallback)
+            .enumerate()
+            .filter_map(|(slot, (key, fallback))| {
+                self.known(slot).or(fallback).map(|v| (*key, v.as_bytes()))
+            });
+        let other = self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
+        known.chain(other).fold(
+            OwnedHeaders::new_with_capacity(8 + self.other.len()),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        )
+    }
+}
+
 /// The values a publisher writes into the headers of one record.
 pub(crate) struct Outbound<'a> {
     pub(crate) id: &'a str,

@@ -157,7 +157,11 @@ impl NodeBuilder {
         for (actor, _) in &self.actors {
             let mut seen = HashMap::new();
             for sub in actor.subscriptions() {
-                check_name("topic", &sub.topic)?;
+                if sub.pattern {
+                    crate::actor::pattern_regex(&sub.topic)?;
+                } else {
+                    check_name("topic", &sub.topic)?;
+                }
                 if seen.insert(sub.topic.as_str(), ()).is_some() {
                     return Err(Error::DuplicateSubscription {
                         actor: actor.name().to_owned(),
@@ -246,8 +250,14 @@ impl Node {
     fn topics_of(b: &NodeBuilder) -> BTreeMap<String, TopicSpec> {
         let mut topics = BTreeMap::new();
         for (actor, _) in &b.actors {
-            let names = std::iter::once(actor.output())
-                .chain(actor.subscriptions().iter().map(|s| s.topic.as_str()));
+            // Patterns name no topic to create.
+            let names = std::iter::once(actor.output()).chain(
+                actor
+                    .subscriptions()
+                    .iter()
+                    .filter(|s| !s.pattern)
+                    .map(|s| s.topic.as_str()),
+            );
             for topic in names {
                 let spec = b.topics.get(topic).copied().unwrap_or(b.default_topic);
                 topics.insert(topic.to_owned(), spec);

@@ -16,7 +16,8 @@ use uuid::Uuid;
 use crate::Record;
 use crate::codec::Encoder;
 use crate::error::{Error, Result};
-use crate::headers::Outbound;
+use crate::headers::{Headers, Outbound};
+use crate::inbound::Inbound;
 use crate::stats::ActorStats;
 use crate::tracker::AckSlot;
 
@@ -155,16 +156,25 @@ impl<T: Record> Publisher<T> {
     where
         K: AsRef<[u8]> + ?Sized,
     {
-        self.send(Some(key.as_ref()), value.borrow())
+        self.send(Some(key.as_ref()), value.borrow(), None)
     }
 
     /// Publishes `value` without a key (the producer spreads such records
     /// over partitions).
     pub fn publish_unkeyed(&self, value: impl Borrow<T>) -> Result<()> {
-        self.send(None, value.borrow())
+        self.send(None, value.borrow(), None)
     }
 
-    fn send(&self, key: Option<&[u8]>, value: &T) -> Result<()> {
+    /// Forwards an inbound record unchanged in meaning: its value (encoded
+    /// with this publisher's schema), its key and all its headers, the
+    /// CloudEvents ones included (`ce_id` stays the original event's). Only
+    /// standard headers the record lacks are added. As with `publish`, the
+    /// inbound offset commits once the forwarded record is acknowledged.
+    pub fn forward(&self, inbound: &Inbound<T>) -> Result<()> {
+        self.send(inbound.key(), inbound.value(), Some(inbound.headers()))
+    }
+
+    fn send(&self, key: Option<&[u8]>, value: &T, keep: Option<&Headers>) -> Result<()> {
         let mut buf = self.buf.borrow_mut();
         buf.clear();
         self.encoder
@@ -194,15 +204,18 @@ impl<T: Record> Publisher<T> {
             ),
             None => (id, None, self.core.detached.clone()),
         };
-        let headers = Outbound {
+        let outbound = Outbound {
             id,
             ty: self.encoder.full_name(),
             source: &self.core.source,
             time: &clock.text,
             correlation_id,
             causation_id,
-        }
-        .to_kafka();
+        };
+        let headers = match keep {
+            None => outbound.to_kafka(),
+            Some(inbound) => inbound.forwarded(&outbound),
+        };
         drop(cause);
         slot.add_pending();
         let mut record = BaseRecord::with_opaque_to(&self.core.topic, slot)

@@ -119,11 +119,9 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             format!("{}/{}", env.settings.node, self.name),
         ));
         let publisher = Publisher::<A::Output>::new(core.clone())?;
-        let mut routes: Routes<A> = Routes::default();
+        let mut routes: Routes<A> = Routes::new();
         for sub in &self.subscriptions.entries {
-            let topic = sub.info.topic.clone();
-            let route = (sub.make_route)(&env.registry)?;
-            routes.insert(topic.clone(), (topic.as_str().into(), route));
+            routes.add(&sub.info, (sub.make_route)(&env.registry)?)?;
         }
         let consumer = if routes.is_empty() {
             None
@@ -134,7 +132,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     e,
                 )
             })?;
-            let topics: Vec<&str> = routes.keys().map(String::as_str).collect();
+            let subscription = routes.subscription();
+            let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
             consumer
                 .subscribe(&topics)
                 .map_err(|e| Error::kafka(format!("actor `{}` cannot subscribe", self.name), e))?;

@@ -48,9 +48,10 @@ impl std::fmt::Display for SchemaMismatch {
 }
 
 /// Checks the rules that span actors: one writer per topic, no actor
-/// reading its own topic, and every subscription able to read, by Avro
-/// schema resolution, what the topic's owner writes. Returns the
-/// subscriptions to topics nobody in `actors` owns.
+/// reading its own topic (by name or by a pattern that matches it), and
+/// every subscription able to read, by Avro schema resolution, what the
+/// owner of each topic it reads writes. Returns the subscriptions to topics
+/// (or patterns matching topics) nobody in `actors` owns.
 ///
 /// The same actor name owning the same topic twice (one actor run on two
 /// nodes, sharing its consumer group) is one writer.
@@ -70,34 +71,58 @@ pub fn check(actors: &[ActorInfo]) -> Result<Vec<ExternalTopic>> {
     let mut external = Vec::new();
     for actor in actors {
         for sub in &actor.subscriptions {
-            if sub.topic == actor.output {
-                return Err(Error::SubscribesToOwnOutput {
-                    actor: actor.name.clone(),
-                    topic: sub.topic.clone(),
-                });
-            }
-            let Some(owner) = owners.get(sub.topic.as_str()) else {
-                if !external
-                    .iter()
-                    .any(|e: &ExternalTopic| e.topic == sub.topic && e.reader == actor.name)
-                {
-                    external.push(ExternalTopic {
+            // The owners of what this subscription reads: one topic's, or
+            // those of every topic matching its pattern.
+            let read: Vec<&ActorInfo> = if sub.pattern {
+                let regex = crate::actor::pattern_regex(&sub.topic)?;
+                if regex.is_match(&actor.output) {
+                    return Err(Error::SubscribesToOwnOutput {
+                        actor: actor.name.clone(),
                         topic: sub.topic.clone(),
-                        reader: actor.name.clone(),
-                        record_type: sub.record_type.clone(),
                     });
                 }
-                continue;
+                owners
+                    .iter()
+                    .filter(|(topic, _)| regex.is_match(topic))
+                    .map(|(_, owner)| *owner)
+                    .collect()
+            } else {
+                if sub.topic == actor.output {
+                    return Err(Error::SubscribesToOwnOutput {
+                        actor: actor.name.clone(),
+                        topic: sub.topic.clone(),
+                    });
+                }
+                owners
+                    .get(sub.topic.as_str())
+                    .copied()
+                    .into_iter()
+                    .collect()
             };
-            if let Err(reason) = SchemaCompatibility::can_read(&owner.output_schema, &sub.schema) {
-                return Err(Error::SchemaMismatch(Box::new(SchemaMismatch {
+            if read.is_empty()
+                && !external
+                    .iter()
+                    .any(|e: &ExternalTopic| e.topic == sub.topic && e.reader == actor.name)
+            {
+                external.push(ExternalTopic {
                     topic: sub.topic.clone(),
-                    writer: owner.name.clone(),
-                    writer_type: owner.output_type.clone(),
                     reader: actor.name.clone(),
-                    reader_type: sub.record_type.clone(),
-                    reason: reason.to_string(),
-                })));
+                    record_type: sub.record_type.clone(),
+                });
+            }
+            for owner in read {
+                if let Err(reason) =
+                    SchemaCompatibility::can_read(&owner.output_schema, &sub.schema)
+                {
+                    return Err(Error::SchemaMismatch(Box::new(SchemaMismatch {
+                        topic: owner.output.clone(),
+                        writer: owner.name.clone(),
+                        writer_type: owner.output_type.clone(),
+                        reader: actor.name.clone(),
+                        reader_type: sub.record_type.clone(),
+                        reason: reason.to_string(),
+                    })));
+                }
             }
         }
     }

@@ -151,3 +151,112 @@ fn subscriptions_to_topics_nobody_owns_are_reported_as_external() {
         ("metrics", "alarm")
     );
 }
+
+/// Reads alarms from every topic matching a pattern.
+struct Gatherer {
+    _out: Publisher<Alarm>,
+}
+
+impl Actor for Gatherer {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Gatherer {
+    type Output = Alarm;
+    type Args = String;
+    fn subscriptions(pattern: &String, subs: &mut Subscriptions<Self>) {
+        subs.subscribe_matching::<Alarm>(pattern.as_str());
+    }
+    fn create(_: String, out: Publisher<Alarm>) -> Result<Self, ActorError> {
+        Ok(Self { _out: out })
+    }
+}
+
+impl Handler<Inbound<Alarm>> for Gatherer {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, _: Inbound<Alarm>, _: &mut Context<Self>) -> Self::Result {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_pattern_matching_the_actors_own_topic_is_refused() {
+    let err = Node::builder("n")
+        .actor::<Gatherer>("gather", "alarms.all", "alarms\\..*".into())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::SubscribesToOwnOutput { actor, .. } if actor == "gather"),
+        "{err:?}"
+    );
+}
+
+/// Writes host metrics (a source).
+struct MetricsWriter {
+    _out: Publisher<HostMetrics>,
+}
+
+impl Actor for MetricsWriter {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for MetricsWriter {
+    type Output = HostMetrics;
+    type Args = ();
+    fn create(_: (), out: Publisher<HostMetrics>) -> Result<Self, ActorError> {
+        Ok(Self { _out: out })
+    }
+}
+
+#[test]
+fn a_pattern_is_checked_against_the_schemas_of_every_topic_it_matches() {
+    // Every topic the pattern matches carries alarms: accepted.
+    let ok = Node::builder("n")
+        .actor::<Writer>("writer", "alarms.x", None)
+        .actor::<Gatherer>("gather", "gathered", "alarms\\..*".into())
+        .build();
+    assert!(ok.is_ok(), "{ok:?}");
+    // One matched topic carries host metrics, which cannot be read as alarms.
+    let err = Node::builder("n")
+        .actor::<Writer>("writer", "alarms.x", None)
+        .actor::<MetricsWriter>("sampler", "alarms.metrics", ())
+        .actor::<Gatherer>("gather", "gathered", "alarms\\..*".into())
+        .build()
+        .unwrap_err();
+    let Error::SchemaMismatch(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (m.topic.as_str(), m.writer.as_str(), m.reader.as_str()),
+        ("alarms.metrics", "sampler", "gather")
+    );
+}
+
+#[test]
+fn an_invalid_pattern_is_refused() {
+    let err = Node::builder("n")
+        .actor::<Gatherer>("gather", "gathered", "alarms(".into())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid subscription pattern `alarms(`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn patterns_matching_no_owned_topic_are_reported_external_and_not_created() {
+    let node = Node::builder("n")
+        .actor::<Gatherer>("gather", "gathered", "inbound-.*".into())
+        .build()
+        .unwrap();
+    let external = scribe::topology::check(&node.actors()).unwrap();
+    assert_eq!(external[0].topic, "inbound-.*");
+    assert!(node.actors()[0].subscriptions[0].pattern);
+    assert_eq!(
+        node.topics().keys().collect::<Vec<_>>(),
+        ["gathered"],
+        "a pattern names no topic to create"
+    );
+}
