@@ -9,6 +9,8 @@
 //! `cargo bench -p scribe-tests --bench pipeline2 [-- --records N] [--only scribe|handwritten]`
 //!
 //! `--only` runs one pipeline (for profiling) and prints no ratio.
+//! `--log LEVEL` installs a formatting subscriber at that level writing to
+//! a sink, as `scribe run` does, to count what logging and spans cost.
 //! The last line is `bench pipeline2 ratio scribe/handwritten throughput=X cpu=Y`.
 //!
 //! The broker is `SCRIBE_TEST_BOOTSTRAP` when set, otherwise an embedded
@@ -37,6 +39,12 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000);
     let only = arg("--only");
+    if let Some(level) = arg("--log") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_writer(std::io::sink)
+            .init();
+    }
     let (bootstrap, embedded) = match std::env::var("SCRIBE_TEST_BOOTSTRAP") {
         Ok(b) if !b.is_empty() => (b, None),
         _ => {
