@@ -220,13 +220,13 @@ impl NodeConfig {
             "embedded" => Broker::Embedded,
             servers => Broker::bootstrap(servers),
         };
+        let base = self.topic_defaults.over(TopicSpec::default());
         let mut builder = Node::builder(&self.node.name)
             .broker(broker)
-            .default_topic(self.topic_defaults.over(TopicSpec::default()));
+            .default_topic(base);
         if let Some(interval) = self.node.commit_interval {
             builder = builder.commit_interval(interval);
         }
-        let base = self.topic_defaults.over(TopicSpec::default());
         for (i, topic) in self.topics.iter().enumerate() {
             let name = topic
                 .name
