@@ -18,6 +18,17 @@ fn scribe(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("scribe runs")
 }
 
+/// Asserts that `scribe` succeeded (showing its errors if not) and returns
+/// what it printed.
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("scribe-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -238,11 +249,7 @@ fn a_valid_deployment_is_summarised_and_external_topics_reported() {
     let path = write("valid.toml", &node(AGGREGATOR));
     let out = scribe(&["check", path.to_str().unwrap()], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(
         stdout.contains("agg [windowed-aggregator] writes metrics.summary"),
         "{stdout}"
@@ -265,11 +272,7 @@ fn environment_overrides_win_over_the_file() {
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(stdout.contains("node `from-env`"), "{stdout}");
     assert!(stdout.contains("kafka 10.1.2.3:9092"), "{stdout}");
 }
@@ -279,11 +282,7 @@ fn secrets_appear_in_no_output_error_or_debug() {
     let secure = "\n[kafka.security]\nprotocol = \"sasl_plaintext\"\nsasl_mechanism = \"PLAIN\"\nsasl_username = \"svc\"\nsasl_password = \"hunter2-secret\"\n";
     let ok = write("secret-ok.toml", &format!("{}{secure}", node(SAMPLER)));
     let out = scribe(&["check", ok.to_str().unwrap()], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let bad = write(
         "secret-bad.toml",
         &format!(
@@ -317,11 +316,7 @@ fn graph_of_the_example_matches_the_checked_in_files() {
         ("dot", include_str!("golden/host-monitor.dot")),
     ] {
         let out = scribe(&["graph", "--format", format, example], &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             golden,
@@ -337,11 +332,7 @@ fn a_yaml_file_is_read_like_toml() {
     );
     let path = write("node.yaml", &yaml);
     let out = scribe(&["check", path.to_str().unwrap()], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .contains("agg [windowed-aggregator] writes metrics.summary")
@@ -384,11 +375,7 @@ fn a_relay_over_matching_owned_topics_is_accepted() {
         )),
     );
     let out = scribe(&["check", path.to_str().unwrap()], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .contains("relay [relay.host-metrics] writes metrics.all")

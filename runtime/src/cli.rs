@@ -176,17 +176,26 @@ pub struct Loaded {
     pub node: Node,
 }
 
+/// Every node of a deployment, checked together.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The nodes, in the order of their files.
+    pub nodes: Vec<Loaded>,
+    /// Subscriptions to topics no actor of the deployment owns.
+    pub external: Vec<ExternalTopic>,
+}
+
 /// Loads and validates every file, then checks them together as one
 /// deployment. Touches no network.
-pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Vec<Loaded>> {
-    let mut deployment = Vec::new();
+pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
+    let mut nodes = Vec::new();
     for file in files {
         let config = NodeConfig::load(file)?;
         let node = config.node(registry)?;
-        deployment.push(Loaded { config, node });
+        nodes.push(Loaded { config, node });
     }
-    let actors: Vec<ActorInfo> = deployment.iter().flat_map(|l| l.node.actors()).collect();
-    topology::check(&actors).map_err(|e| Error::Config {
+    let actors: Vec<ActorInfo> = nodes.iter().flat_map(|l| l.node.actors()).collect();
+    let external = topology::check(&actors).map_err(|e| Error::Config {
         file: files
             .iter()
             .map(|f| f.display().to_string())
@@ -194,16 +203,16 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Vec<Loaded>> {
             .join(", "),
         message: e.to_string(),
     })?;
-    Ok(deployment)
+    Ok(Deployment { nodes, external })
 }
 
 /// `scribe check`: the summary printed for a valid deployment.
 pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
     let deployment = load(registry, files)?;
-    let actors: Vec<ActorInfo> = deployment.iter().flat_map(|l| l.node.actors()).collect();
-    let external = topology::check(&actors)?;
     let mut out = String::new();
-    for loaded in &deployment {
+    let mut actors = 0;
+    for loaded in &deployment.nodes {
+        actors += loaded.config.actors.len();
         let _ = writeln!(
             out,
             "{}: node `{}`, {} actors, kafka {}",
@@ -234,24 +243,19 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
         topic,
         reader,
         record_type,
-    } in &external
+    } in &deployment.external
     {
         let _ = writeln!(
             out,
             "external: `{topic}` ({record_type}), read by `{reader}`, is owned by no actor here"
         );
     }
-    let _ = writeln!(
-        out,
-        "ok: {} files, {} actors",
-        deployment.len(),
-        actors.len()
-    );
+    let _ = writeln!(out, "ok: {} files, {actors} actors", deployment.nodes.len());
     Ok(out)
 }
 
 /// `scribe graph`: the deployment as Mermaid or DOT.
-pub fn graph(deployment: &[Loaded], format: Format) -> String {
+pub fn graph(deployment: &Deployment, format: Format) -> String {
     let id = |prefix: &str, name: &str| {
         let clean: String = name
             .chars()
@@ -264,7 +268,7 @@ pub fn graph(deployment: &[Loaded], format: Format) -> String {
     let mut actors = Vec::new();
     let mut topics = BTreeSet::new();
     let mut edges = Vec::new();
-    for loaded in deployment {
+    for loaded in &deployment.nodes {
         for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
             let me = id("a", &actor.name);
             edges.push((
