@@ -13,7 +13,7 @@
 //! alarm's offset does not wait for it: if the node stops during the
 //! cooldown, the held-back command is not sent.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use scribe::prelude::*;
@@ -146,16 +146,16 @@ enum Decision {
 #[derive(Debug)]
 struct Cooldown {
     period_ms: i64,
-    last: HashMap<String, (CommandAction, i64)>,
-    held: HashMap<String, CommandAction>,
+    last: BTreeMap<String, (CommandAction, i64)>,
+    held: BTreeMap<String, CommandAction>,
 }
 
 impl Cooldown {
     fn new(period_ms: i64) -> Self {
         Self {
             period_ms,
-            last: HashMap::new(),
-            held: HashMap::new(),
+            last: BTreeMap::new(),
+            held: BTreeMap::new(),
         }
     }
 

@@ -39,9 +39,8 @@ pub fn registry() -> scribe::settings::Registry {
     registry
 }
 
-/// Milliseconds since the Unix epoch, now.
+/// Milliseconds since the Unix epoch, now: the simulated time when running
+/// in scribe's simulator.
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    scribe::clock::now_ms()
 }

@@ -155,6 +155,28 @@ pub enum Error {
         #[source]
         source: ActorError,
     },
+    /// A simulation or a tool was asked about an actor the node lacks.
+    #[error("no actor named `{actor}`")]
+    UnknownActor {
+        /// The name asked for.
+        actor: String,
+    },
+    /// A simulation was asked about a topic it does not have.
+    #[error("no topic named `{topic}`")]
+    UnknownTopic {
+        /// The name asked for.
+        topic: String,
+    },
+    /// A simulation was asked about a partition its topic does not have.
+    #[error("topic `{topic}` has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many partitions the topic has.
+        partitions: i32,
+    },
     /// The node's actors did not all stop cleanly.
     #[error("shutdown of actor `{actor}` failed: {reason}")]
     Shutdown {

@@ -22,7 +22,6 @@ use futures::channel::oneshot;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::Producer as _;
 
 use crate::actor::{Deliver, Meta, Routes, TopicActor};
 use crate::codec::DecodeError;
@@ -52,11 +51,12 @@ pub(crate) enum Exit {
     Failed(String),
 }
 
-struct Arrival<A: TopicActor> {
-    topic: Arc<str>,
-    partition: i32,
-    offset: i64,
-    body: Result<Box<dyn Deliver<A>>, DecodeError>,
+/// A consumed record, decoded (or not) for the actor's routes.
+pub(crate) struct Arrival<A: TopicActor> {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) body: Result<Box<dyn Deliver<A>>, DecodeError>,
 }
 
 type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<Arrival<A>>>>>;
@@ -129,78 +129,23 @@ impl<A: TopicActor> Feed<A> {
         ctx: &mut Context<A>,
         arrival: Arrival<A>,
     ) -> Result<(), String> {
-        let Arrival {
-            topic,
-            partition,
-            offset,
-            body,
-        } = arrival;
         let slot = AckSlot::new();
-        self.tracker.track(&topic, partition, offset, slot.clone());
-        let record = match body {
-            Ok(record) => record,
-            Err(source) => {
-                let error = crate::Error::Decode {
-                    topic: topic.to_string(),
-                    partition,
-                    offset,
-                    source,
-                };
-                tracing::warn!(
-                    actor = %self.actor, %topic, partition, offset,
-                    reason = %error_chain(&error),
-                    "skipping undecodable record"
-                );
-                ActorStats::add(&self.stats.undecodable, 1);
-                slot.done();
-                return Ok(());
-            }
-        };
-        let ce_id = record.headers().id().map(str::to_owned);
-        let correlation_id = record
-            .headers()
-            .correlation_id()
-            .map(str::to_owned)
-            .or_else(|| ce_id.clone());
-        let span = tracing::info_span!(
-            "handle",
-            actor = %self.actor,
-            %topic,
-            partition,
-            offset,
-            ce_id = ce_id.as_deref().unwrap_or(""),
+        self.tracker.track(
+            &arrival.topic,
+            arrival.partition,
+            arrival.offset,
+            slot.clone(),
         );
-        let _entered = span.enter();
-        self.core.begin(Cause {
-            ce_id,
-            correlation_id,
-            slot: slot.clone(),
-        });
-        let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
-        self.core.end();
-        match outcome {
-            Ok(Ok(())) => {
-                ActorStats::add(&self.stats.handled, 1);
-                slot.done();
-                Ok(())
-            }
-            Ok(Err(error)) => {
-                ActorStats::add(&self.stats.handler_failures, 1);
-                let reason = error_chain(&*error);
-                tracing::error!(%reason, "handler failed; the actor restarts and the record is redelivered");
-                Err(format!(
-                    "handler failed on {topic}/{partition}@{offset}: {reason}"
-                ))
-            }
-            Err(panic) => {
-                ActorStats::add(&self.stats.handler_failures, 1);
-                let reason = panic_message(&*panic);
-                tracing::error!(%reason, "handler panicked; the actor restarts and the record is redelivered");
-                Err(format!(
-                    "handler panicked on {topic}/{partition}@{offset}: {reason}"
-                ))
-            }
-        }
+        deliver(
+            &self.actor,
+            &self.core,
+            &self.stats,
+            act,
+            ctx,
+            arrival,
+            slot,
+        )
+        .map(|_| ())
     }
 
     /// Stores the offsets that became committable; the consumer commits them
@@ -236,7 +181,7 @@ impl<A: TopicActor> Feed<A> {
 
     /// Flushes, stores and commits what is complete, and reports the exit.
     fn drain(&mut self) {
-        if let Err(error) = self.core.producer.flush(FLUSH_TIMEOUT) {
+        if let Err(error) = self.core.flush(FLUSH_TIMEOUT) {
             tracing::warn!(actor = %self.actor, %error, "producer flush did not complete");
         }
         self.store_completed();
@@ -388,6 +333,99 @@ fn arrivals<A: TopicActor>(
             Some((item, (consumer, routes, cache)))
         },
     )
+}
+
+/// What became of a delivered record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// The handler returned `Ok`.
+    Handled,
+    /// It could not be decoded and was skipped.
+    Skipped,
+}
+
+/// Hands one record to the actor, linking what it publishes to the record
+/// through `slot`, in a span naming the record. Returns why the instance
+/// must stop, if it must. Shared by the Kafka feed and the simulator's.
+pub(crate) fn deliver<A: TopicActor>(
+    actor: &str,
+    core: &PublisherCore,
+    stats: &ActorStats,
+    act: &mut A,
+    ctx: &mut Context<A>,
+    arrival: Arrival<A>,
+    slot: Arc<AckSlot>,
+) -> Result<Delivered, String> {
+    let Arrival {
+        topic,
+        partition,
+        offset,
+        body,
+    } = arrival;
+    let record = match body {
+        Ok(record) => record,
+        Err(source) => {
+            let error = crate::Error::Decode {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                source,
+            };
+            tracing::warn!(
+                actor, %topic, partition, offset,
+                reason = %error_chain(&error),
+                "skipping undecodable record"
+            );
+            ActorStats::add(&stats.undecodable, 1);
+            slot.done();
+            return Ok(Delivered::Skipped);
+        }
+    };
+    let ce_id = record.headers().id().map(str::to_owned);
+    let correlation_id = record
+        .headers()
+        .correlation_id()
+        .map(str::to_owned)
+        .or_else(|| ce_id.clone());
+    let span = tracing::info_span!(
+        "handle",
+        actor,
+        %topic,
+        partition,
+        offset,
+        ce_id = ce_id.as_deref().unwrap_or(""),
+    );
+    let _entered = span.enter();
+    core.begin(Cause {
+        ce_id,
+        correlation_id,
+        slot: slot.clone(),
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
+    core.end();
+    match outcome {
+        Ok(Ok(())) => {
+            ActorStats::add(&stats.handled, 1);
+            slot.done();
+            Ok(Delivered::Handled)
+        }
+        Ok(Err(error)) => {
+            ActorStats::add(&stats.handler_failures, 1);
+            let reason = error_chain(&*error);
+            tracing::error!(%reason, "handler failed; the actor restarts and the record is redelivered");
+            Err(format!(
+                "handler failed on {topic}/{partition}@{offset}: {reason}"
+            ))
+        }
+        Err(panic) => {
+            ActorStats::add(&stats.handler_failures, 1);
+            let reason = panic_message(&*panic);
+            tracing::error!(%reason, "handler panicked; the actor restarts and the record is redelivered");
+            Err(format!(
+                "handler panicked on {topic}/{partition}@{offset}: {reason}"
+            ))
+        }
+    }
 }
 
 /// An error and its sources, joined by `: `.

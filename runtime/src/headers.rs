@@ -60,21 +60,43 @@ pub struct Headers {
 
 impl Headers {
     pub(crate) fn from_kafka(headers: Option<&BorrowedHeaders>) -> Self {
+        let Some(headers) = headers else {
+            return Headers::default();
+        };
+        Headers::from_pairs(
+            headers
+                .iter()
+                .map(|header| (header.key, header.value.unwrap_or_default())),
+        )
+    }
+
+    /// Headers from key and value pairs, in order.
+    pub(crate) fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
         let mut out = Headers::default();
-        let Some(headers) = headers else { return out };
         out.text.reserve(192);
-        for header in headers.iter() {
-            let value = header.value.unwrap_or_default();
-            match KNOWN.iter().position(|k| *k == header.key) {
+        for (key, value) in pairs {
+            match KNOWN.iter().position(|k| *k == key) {
                 Some(slot) => {
                     let start = out.text.len() as u32;
-                    out.text.push_str(&String::from_utf8_lossy(value));
+                    match std::str::from_utf8(value) {
+                        Ok(text) => out.text.push_str(text),
+                        Err(_) => out.text.push_str(&String::from_utf8_lossy(value)),
+                    }
                     out.known[slot] = Some((start, out.text.len() as u32));
                 }
-                None => out.other.push((header.key.to_owned(), value.to_vec())),
+                None => out.other.push((key.to_owned(), value.to_vec())),
             }
         }
         out
+    }
+
+    /// Every header as a key and value pair: the well-known ones first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        KNOWN
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, key)| self.known(slot).map(|v| (*key, v.as_bytes())))
+            .chain(self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
     }
 
     fn known(&self, slot: usize) -> Option<&str> {
@@ -123,10 +145,13 @@ impl Headers {
 }
 
 impl Headers {
-    /// These headers as Kafka headers, in the same order of well-known
-    /// ones, with the well-known ones they lack (but `causation_id`) taken
-    /// from `fresh`: what a forwarded record carries.
-    pub(crate) fn forwarded(&self, fresh: &Outbound<'_>) -> OwnedHeaders {
+    /// The headers a forwarded record carries: these, in the same order of
+    /// well-known ones, with the well-known ones they lack (but
+    /// `causation_id`) taken from `fresh`.
+    pub(crate) fn forwarded<'a>(
+        &'a self,
+        fresh: &'a Outbound<'a>,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> {
         let fallback = [
             Some(fresh.id),
             Some(fresh.ty),
@@ -145,16 +170,18 @@ impl Headers {
                 self.known(slot).or(fallback).map(|v| (*key, v.as_bytes()))
             });
         let other = self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
-        known.chain(other).fold(
-            OwnedHeaders::new_with_capacity(8 + self.other.len()),
-            |h, (key, value)| {
-                h.insert(Header {
-                    key,
-                    value: Some(value),
-                })
-            },
-        )
+        known.chain(other)
     }
+}
+
+/// Kafka headers from key and value pairs.
+pub(crate) fn to_kafka<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> OwnedHeaders {
+    pairs.fold(OwnedHeaders::new_with_capacity(10), |h, (key, value)| {
+        h.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
 }
 
 /// The values a publisher writes into the headers of one record.
@@ -167,9 +194,10 @@ pub(crate) struct Outbound<'a> {
     pub(crate) causation_id: Option<&'a str>,
 }
 
-impl Outbound<'_> {
-    pub(crate) fn to_kafka(&self) -> OwnedHeaders {
-        let pairs = [
+impl<'a> Outbound<'a> {
+    /// The headers of a freshly published record.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
+        [
             (CE_SPECVERSION, Some(SPEC_VERSION)),
             (CE_ID, Some(self.id)),
             (CE_TYPE, Some(self.ty)),
@@ -178,15 +206,8 @@ impl Outbound<'_> {
             (CONTENT_TYPE, Some(CONTENT_TYPE_AVRO)),
             (CORRELATION_ID, Some(self.correlation_id)),
             (CAUSATION_ID, self.causation_id),
-        ];
-        pairs
-            .into_iter()
-            .filter_map(|(key, value)| value.map(|v| (key, v)))
-            .fold(OwnedHeaders::new_with_capacity(8), |h, (key, value)| {
-                h.insert(Header {
-                    key,
-                    value: Some(value),
-                })
-            })
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| (key, v.as_bytes())))
     }
 }

@@ -3,6 +3,7 @@
 mod actor;
 mod broker;
 pub mod cli;
+pub mod clock;
 pub mod codec;
 mod error;
 mod feed;
@@ -14,6 +15,8 @@ mod partitioner;
 mod publisher;
 mod record;
 pub mod settings;
+#[cfg(feature = "testing")]
+pub mod sim;
 mod stats;
 mod supervisor;
 mod tools;

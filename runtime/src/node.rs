@@ -301,6 +301,22 @@ impl Node {
         }
     }
 
+    /// What the simulator runs: the node's name, actors, topics, schemas
+    /// and commit interval.
+    #[cfg(feature = "testing")]
+    pub(crate) fn into_sim_parts(self) -> crate::sim::NodeParts {
+        let topics = self.topics();
+        let registry = self.schema_registry();
+        let b = self.builder;
+        crate::sim::NodeParts {
+            name: b.name,
+            actors: b.actors,
+            topics,
+            registry,
+            commit_interval: b.commit_interval,
+        }
+    }
+
     /// The node's actors.
     pub fn actors(&self) -> Vec<ActorInfo> {
         self.builder

@@ -5,18 +5,19 @@ use std::cell::RefCell;
 use std::fmt;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
-use uuid::Uuid;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 
 use crate::Record;
 use crate::codec::Encoder;
 use crate::error::{Error, Result};
-use crate::headers::{Headers, Outbound};
+use crate::headers::{Headers, Outbound, to_kafka};
 use crate::inbound::Inbound;
 use crate::stats::ActorStats;
 use crate::tracker::AckSlot;
@@ -65,9 +66,18 @@ pub(crate) struct Cause {
     pub(crate) slot: Arc<AckSlot>,
 }
 
+/// Where an actor's records go.
+pub(crate) enum Sink {
+    /// A Kafka producer.
+    Kafka(Producer),
+    /// The simulator's in-memory bus.
+    #[cfg(feature = "testing")]
+    Sim(crate::sim::Outlet),
+}
+
 /// State shared by an actor's publisher and the runtime driving the actor.
 pub(crate) struct PublisherCore {
-    pub(crate) producer: Producer,
+    pub(crate) sink: Sink,
     pub(crate) topic: Arc<str>,
     pub(crate) source: String,
     cause: Mutex<Option<Cause>>,
@@ -75,9 +85,9 @@ pub(crate) struct PublisherCore {
 }
 
 impl PublisherCore {
-    pub(crate) fn new(producer: Producer, topic: Arc<str>, source: String) -> Self {
+    pub(crate) fn new(sink: Sink, topic: Arc<str>, source: String) -> Self {
         Self {
-            producer,
+            sink,
             topic,
             source,
             cause: Mutex::new(None),
@@ -97,6 +107,16 @@ impl PublisherCore {
     /// Publishes from now on have no cause.
     pub(crate) fn end(&self) {
         *self.cause() = None;
+    }
+
+    /// Waits until the broker acknowledged everything published.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        match &self.sink {
+            Sink::Kafka(producer) => producer.flush(timeout),
+            // The simulated bus acknowledges on append.
+            #[cfg(feature = "testing")]
+            Sink::Sim(_) => Ok(()),
+        }
     }
 }
 
@@ -184,11 +204,11 @@ impl<T: Record> Publisher<T> {
                 source,
             })?;
         let mut id_buf = [0u8; 36];
-        let id: &str = Uuid::new_v4().hyphenated().encode_lower(&mut id_buf);
-        let now = SystemTime::now();
-        let millis = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let id: &str = crate::clock::new_id()
+            .hyphenated()
+            .encode_lower(&mut id_buf);
+        let now = crate::clock::now();
+        let millis = crate::clock::millis_of(now);
         let mut clock = self.clock.borrow_mut();
         if clock.millis != millis || clock.text.is_empty() {
             clock.millis = millis;
@@ -212,9 +232,23 @@ impl<T: Record> Publisher<T> {
             correlation_id,
             causation_id,
         };
+        // Without the `testing` feature, Kafka is the only sink.
+        #[allow(clippy::infallible_destructuring_match)]
+        let producer = match &self.core.sink {
+            Sink::Kafka(producer) => producer,
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => {
+                let headers = match keep {
+                    None => Headers::from_pairs(outbound.pairs()),
+                    Some(inbound) => Headers::from_pairs(inbound.forwarded(&outbound)),
+                };
+                drop(cause);
+                return outlet.append(key, &buf, headers, millis);
+            }
+        };
         let headers = match keep {
-            None => outbound.to_kafka(),
-            Some(inbound) => inbound.forwarded(&outbound),
+            None => to_kafka(outbound.pairs()),
+            Some(inbound) => to_kafka(inbound.forwarded(&outbound)),
         };
         drop(cause);
         slot.add_pending();
@@ -226,7 +260,7 @@ impl<T: Record> Publisher<T> {
             record = record.key(key);
         }
         loop {
-            match self.core.producer.send(record) {
+            match producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // The local queue is full: wait for the broker to drain it.

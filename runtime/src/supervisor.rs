@@ -14,14 +14,14 @@ use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
 use crate::feed::{Consumer, Exit, Feed, FeedParts};
 use crate::kafka::ClientSettings;
-use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore};
+use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 
 /// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An instance that ran this long resets the backoff.
-const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// How long a stopping actor may take to drain before it is dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,6 +34,9 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
     fn spawn(&self, env: &Env) -> Result<Instance>;
+    /// Starts an instance in a simulation, on the current thread.
+    #[cfg(feature = "testing")]
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>) -> Result<()>;
 }
 
 /// What every instance of every actor of a node shares.
@@ -43,11 +46,11 @@ pub(crate) struct Env {
 }
 
 pub(crate) struct Factory<A: TopicActor> {
-    name: String,
-    output: String,
+    pub(crate) name: String,
+    pub(crate) output: String,
     output_type: String,
-    args: A::Args,
-    subscriptions: Subscriptions<A>,
+    pub(crate) args: A::Args,
+    pub(crate) subscriptions: Subscriptions<A>,
     infos: Vec<SubscriptionInfo>,
     pub(crate) stats: Arc<ActorStats>,
 }
@@ -98,6 +101,11 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         }
     }
 
+    #[cfg(feature = "testing")]
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>) -> Result<()> {
+        crate::sim::spawn(self, env)
+    }
+
     fn spawn(&self, env: &Env) -> Result<Instance> {
         let actor: Arc<str> = self.name.as_str().into();
         let producer: Producer = env
@@ -114,7 +122,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                 )
             })?;
         let core = Arc::new(PublisherCore::new(
-            producer,
+            Sink::Kafka(producer),
             self.output.as_str().into(),
             format!("{}/{}", env.settings.node, self.name),
         ));

@@ -259,15 +259,15 @@ impl Tool {
             let id = Uuid::new_v4().to_string();
             let now = SystemTime::now();
             let time = humantime::format_rfc3339_millis(now).to_string();
-            let headers = Outbound {
+            let outbound = Outbound {
                 id: &id,
                 ty: &ty,
                 source: &source,
                 time: &time,
                 correlation_id: &id,
                 causation_id: None,
-            }
-            .to_kafka();
+            };
+            let headers = crate::headers::to_kafka(outbound.pairs());
             let mut record = BaseRecord::to(topic).payload(&bytes).headers(headers);
             if let Some(key) = &key {
                 record = record.key(key.as_str());

@@ -8,6 +8,10 @@
 pub mod actors;
 pub mod records;
 
+/// The simulator guide, `docs/testing.md`, whose example runs as a doc test.
+#[doc = include_str!("../../docs/testing.md")]
+pub mod testing_guide {}
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

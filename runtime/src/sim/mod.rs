@@ -1,0 +1,1222 @@
+//! The simulator: a node's actors over an in-memory bus, on virtual time,
+//! reproducible from a seed, with faults on demand (feature `testing`).
+//!
+//! A [`Simulation`] runs the same actor types, built the same way (from a
+//! [`NodeBuilder`](crate::NodeBuilder) or a node config file), as a real
+//! node. Only Kafka is replaced, by a model of what actors can observe of
+//! it:
+//!
+//! - topics of partitions of records with offsets; keyed records land where
+//!   Kafka's default partitioner puts them ([`crate::partition_for_key`]);
+//! - one consumer group per actor with committed offsets, committed every
+//!   commit interval of virtual time as a real node does, and records
+//!   handled one partition at a time, in order;
+//! - at-least-once redelivery: after a crash, a failed handler or a
+//!   rebalance, an instance starts from its group's committed offset.
+//!
+//! **Deterministic.** Every choice (which partition is read next, how many
+//! records a fetch returns, where an unkeyed record goes, every `ce_id`) is
+//! drawn from one seed, and everything runs on one thread. A run is
+//! reproduced exactly by its seed. The seed is [`Simulation::seed`];
+//! [`Simulation::new`] takes it from `SCRIBE_SIM_SEED` when set; a failing
+//! expectation, invariant or test prints it.
+//!
+//! **Virtual time.** The simulation runs on a paused tokio clock: actix
+//! intervals and delays, [`crate::clock::now`] and record timestamps follow
+//! it, and [`Simulation::run_for`] of an hour takes as long as the work
+//! done in that hour.
+//!
+//! **Faults.** [`Simulation::crash`] and [`Simulation::restart`],
+//! [`Simulation::redeliver`] (a duplicate delivery),
+//! [`Simulation::delay_partition`], [`Simulation::scale`] and
+//! [`Simulation::rebalance`] (partitions moving between instances of one
+//! group). Handler errors and panics restart the instance after the same
+//! backoff as a real node, in virtual time.
+//!
+//! **Invariants.** [`Simulation::check_invariants`] counts, per actor, the
+//! input records never handled, duplicates beyond what the faults exposed,
+//! and records of one key published out of their inputs' order.
+//!
+//! See `docs/testing.md` for a complete test of the example system.
+
+mod check;
+mod feed;
+mod world;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use rand::{Rng as _, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use crate::codec::{Decoder, Encoder, SchemaRegistry};
+use crate::error::{Error, Result};
+use crate::headers::{Headers, Outbound};
+use crate::inbound::Inbound;
+use crate::record::Record;
+use crate::stats::{ActorStats, StatsSnapshot};
+use crate::supervisor::{ActorFactory, HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
+use crate::topic::TopicSpec;
+
+pub use check::{InvariantReport, RecordId};
+pub(crate) use feed::{SimEnv, spawn};
+pub(crate) use world::Outlet;
+use world::{Grant, Stored, World, lock};
+
+/// The environment variable that sets the seed of [`Simulation::new`] and
+/// [`seeds`].
+pub const SEED_VAR: &str = "SCRIBE_SIM_SEED";
+
+/// The seeds a test should run: the one in `SCRIBE_SIM_SEED` when set (to
+/// reproduce a failure), otherwise `0..count`.
+///
+/// ```
+/// for seed in scribe::sim::seeds(8) {
+///     // let sim = Simulation::builder(node()).seed(seed).build()?; ...
+/// #   let _ = seed;
+/// }
+/// ```
+pub fn seeds(count: u64) -> Vec<u64> {
+    match env_seed() {
+        Some(seed) => vec![seed],
+        None => (0..count).collect(),
+    }
+}
+
+fn env_seed() -> Option<u64> {
+    std::env::var(SEED_VAR).ok()?.trim().parse().ok()
+}
+
+/// What the simulator takes from a node.
+pub(crate) struct NodeParts {
+    pub(crate) name: String,
+    pub(crate) actors: Vec<(Arc<dyn ActorFactory>, Arc<ActorStats>)>,
+    pub(crate) topics: BTreeMap<String, TopicSpec>,
+    pub(crate) registry: SchemaRegistry,
+    pub(crate) commit_interval: Duration,
+}
+
+/// Configures a [`Simulation`].
+#[derive(Debug)]
+pub struct SimulationBuilder {
+    node: crate::Node,
+    seed: Option<u64>,
+    max_batch: usize,
+    start: SystemTime,
+}
+
+impl SimulationBuilder {
+    /// The seed. The default is `SCRIBE_SIM_SEED` when set, else a random one.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The most records one simulated fetch hands an actor; each fetch
+    /// takes a seeded number between 1 and this. The default is 64.
+    pub fn max_batch(mut self, records: usize) -> Self {
+        self.max_batch = records.max(1);
+        self
+    }
+
+    /// The wall-clock time the virtual clock starts at. The default is
+    /// 2026-01-01T00:00:00Z, so record times are the same on every run.
+    pub fn start_time(mut self, start: SystemTime) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Creates the topics and starts every actor (one instance each).
+    ///
+    /// Fails when an actor's constructor fails.
+    pub fn build(self) -> Result<Simulation> {
+        let seed = self
+            .seed
+            .or_else(env_seed)
+            .unwrap_or_else(rand::random::<u64>);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .map_err(|e| Error::Embedded(format!("cannot build the simulation's runtime: {e}")))?;
+        let runner = actix::System::with_tokio_rt(|| runtime);
+        let parts = self.node.into_sim_parts();
+        let start = self.start;
+        let max_batch = self.max_batch;
+        let driver = runner.block_on(async move { Driver::new(parts, seed, max_batch, start) });
+        let mut sim = Simulation {
+            runner,
+            driver,
+            encoders: std::collections::HashMap::new(),
+        };
+        for actor in 0..sim.driver.actors.len() {
+            sim.runner.block_on(sim.driver.start_instances(actor))?;
+        }
+        Ok(sim)
+    }
+}
+
+/// A record's key and value bytes.
+pub type RawRecord = (Option<Vec<u8>>, Vec<u8>);
+
+/// Where an injected record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A record to inject, with everything a producer could set.
+#[derive(Debug, Clone)]
+pub struct Injected<T> {
+    /// The value.
+    pub value: T,
+    /// The key; records with one key keep their order.
+    pub key: Option<Vec<u8>>,
+    /// Extra headers; the CloudEvents ones are added unless given here.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// A partition to write to instead of the key's.
+    pub partition: Option<i32>,
+}
+
+impl<T> Injected<T> {
+    /// An unkeyed record with the standard headers.
+    pub fn new(value: T) -> Self {
+        Self {
+            value,
+            key: None,
+            headers: Vec::new(),
+            partition: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.key = Some(key.as_ref().to_vec());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((key.into(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Writes to `partition` whatever the key.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// A node's actors running over an in-memory bus on virtual time.
+///
+/// ```
+/// # use scribe::prelude::*;
+/// # use scribe::sim::Simulation;
+/// # fn demo(node: Node) -> Result<(), scribe::Error> {
+/// let mut sim = Simulation::builder(node).seed(7).build()?;
+/// // sim.inject("readings", "sensor-1", &Reading { .. })?;
+/// sim.run_until_idle();
+/// sim.run_for(std::time::Duration::from_secs(3600)); // an hour, in milliseconds
+/// sim.assert_invariants();
+/// # Ok(()) }
+/// ```
+pub struct Simulation {
+    runner: actix::SystemRunner,
+    driver: Driver,
+    encoders: std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
+}
+
+impl fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulation")
+            .field("node", &self.driver.node)
+            .field("seed", &self.driver.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Simulation {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.driver.replay_hint());
+        }
+    }
+}
+
+impl Simulation {
+    /// Configures a simulation of `node`.
+    pub fn builder(node: crate::Node) -> SimulationBuilder {
+        SimulationBuilder {
+            node,
+            seed: None,
+            max_batch: 64,
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
+        }
+    }
+
+    /// Starts a simulation of `node` with the default settings (see
+    /// [`SimulationBuilder`]).
+    pub fn new(node: crate::Node) -> Result<Self> {
+        Self::builder(node).build()
+    }
+
+    /// The seed that reproduces this run.
+    pub fn seed(&self) -> u64 {
+        self.driver.seed
+    }
+
+    /// The virtual time now.
+    pub fn now(&self) -> SystemTime {
+        self.driver.base + self.elapsed()
+    }
+
+    /// Virtual time since the simulation started.
+    pub fn elapsed(&self) -> Duration {
+        // Outside its runtime, tokio's clock is the real one.
+        let start = self.driver.start;
+        self.runner.block_on(async move { Instant::now() - start })
+    }
+
+    /// Appends `value` under `key` to `topic`, as a producer outside the
+    /// node would, with fresh CloudEvents headers.
+    pub fn inject<T: Record>(
+        &mut self,
+        topic: &str,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) -> Result<Appended> {
+        let (ty, bytes) = self.encode(topic, value)?;
+        let record = Injected::new(()).key(key);
+        self.append(topic, &ty, bytes, record)
+    }
+
+    /// Appends a record with a key, headers or partition of the test's choosing.
+    pub fn inject_record<T: Record>(
+        &mut self,
+        topic: &str,
+        record: Injected<T>,
+    ) -> Result<Appended> {
+        let (ty, bytes) = self.encode(topic, &record.value)?;
+        let Injected {
+            key,
+            headers,
+            partition,
+            ..
+        } = record;
+        let record = Injected {
+            value: (),
+            key,
+            headers,
+            partition,
+        };
+        self.append(topic, &ty, bytes, record)
+    }
+
+    /// Appends bytes that need not be Avro (to test undecodable records).
+    pub fn inject_raw(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Appended> {
+        let topic_index = self.driver.topic(topic)?;
+        let stored = Stored {
+            key: key.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            headers: Headers::default(),
+            timestamp_ms: crate::clock::millis_of(self.now()),
+        };
+        let (partition, offset) = lock(&self.driver.world).append(topic_index, None, stored);
+        Ok(Appended { partition, offset })
+    }
+
+    /// Encodes with one encoder per type, built on first use (building
+    /// one validates its schema, which costs more than encoding).
+    /// Returns the type's Avro full name and the encoded value.
+    fn encode<T: Record>(&mut self, topic: &str, value: &T) -> Result<(Arc<str>, Vec<u8>)> {
+        let encoder = match self.encoders.entry(std::any::TypeId::of::<T>()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Box::new(Encoder::<T>::new()?))
+            }
+        };
+        let encoder = encoder
+            .downcast_ref::<Encoder<T>>()
+            .expect("encoders are keyed by their type");
+        let mut bytes = Vec::new();
+        encoder
+            .encode(value, &mut bytes)
+            .map_err(|source| Error::Encode {
+                topic: topic.to_owned(),
+                source,
+            })?;
+        Ok((encoder.full_name().clone(), bytes))
+    }
+
+    fn append(
+        &mut self,
+        topic: &str,
+        ty: &str,
+        value: Vec<u8>,
+        record: Injected<()>,
+    ) -> Result<Appended> {
+        let index = self.driver.topic(topic)?;
+        if let Some(partition) = record.partition {
+            self.driver.check_partition(index, partition)?;
+        }
+        let driver = &self.driver;
+        let (partition, offset) = self.runner.block_on(async {
+            let now = crate::clock::now();
+            let id = crate::clock::new_id().to_string();
+            let time = humantime::format_rfc3339_millis(now).to_string();
+            let source = format!("{}/test", driver.node);
+            let outbound = Outbound {
+                id: &id,
+                ty,
+                source: &source,
+                time: &time,
+                correlation_id: &id,
+                causation_id: None,
+            };
+            let given: Vec<&str> = record.headers.iter().map(|(k, _)| k.as_str()).collect();
+            let headers = Headers::from_pairs(
+                outbound.pairs().filter(|(k, _)| !given.contains(k)).chain(
+                    record
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_slice())),
+                ),
+            );
+            let stored = Stored {
+                key: record.key,
+                value,
+                headers,
+                timestamp_ms: crate::clock::millis_of(now),
+            };
+            lock(&driver.world).append(index, record.partition, stored)
+        });
+        Ok(Appended { partition, offset })
+    }
+
+    /// Runs until nothing is left to deliver: every record published or
+    /// injected so far is handled, failed actors restarted and delayed
+    /// partitions released. Virtual time advances only as far as those
+    /// need; periodic timers (intervals) do not keep it running.
+    pub fn run_until_idle(&mut self) {
+        self.runner.block_on(self.driver.run(None));
+    }
+
+    /// Runs for `duration` of virtual time: timers fire, records flow, and
+    /// offsets commit every commit interval.
+    pub fn run_for(&mut self, duration: Duration) {
+        self.runner.block_on(self.driver.run(Some(duration)));
+    }
+
+    /// Every record of `topic`, decoded as `T`, in partition then offset order.
+    pub fn records<T: Record>(&self, topic: &str) -> Result<Vec<Inbound<T>>> {
+        let index = self.driver.topic(topic)?;
+        let decoder = Decoder::<T>::new(self.driver.registry.clone())?;
+        let world = lock(&self.driver.world);
+        let log = &world.logs[index];
+        let mut out = Vec::new();
+        for (partition, records) in log.partitions.iter().enumerate() {
+            for (offset, stored) in records.iter().enumerate() {
+                let value = decoder
+                    .decode(&stored.value)
+                    .map_err(|source| Error::Decode {
+                        topic: topic.to_owned(),
+                        partition: partition as i32,
+                        offset: offset as i64,
+                        source,
+                    })?;
+                out.push(Inbound::new(
+                    value,
+                    log.name.clone(),
+                    partition as i32,
+                    offset as i64,
+                    Some(stored.timestamp_ms),
+                    stored.key.clone(),
+                    stored.headers.clone(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The values of `topic` published under `key`, in order.
+    pub fn values<T: Record>(&self, topic: &str, key: &str) -> Result<Vec<T>> {
+        Ok(self
+            .records::<T>(topic)?
+            .into_iter()
+            .filter(|r| r.key() == Some(key.as_bytes()))
+            .map(Inbound::into_value)
+            .collect())
+    }
+
+    /// Every partition of `topic`: each record's key and value bytes, in offset order.
+    pub fn raw(&self, topic: &str) -> Result<Vec<Vec<RawRecord>>> {
+        let index = self.driver.topic(topic)?;
+        let world = lock(&self.driver.world);
+        Ok(world.logs[index]
+            .partitions
+            .iter()
+            .map(|p| p.iter().map(|r| (r.key.clone(), r.value.clone())).collect())
+            .collect())
+    }
+
+    /// Number of records on `topic`.
+    pub fn record_count(&self, topic: &str) -> Result<usize> {
+        let index = self.driver.topic(topic)?;
+        let world = lock(&self.driver.world);
+        Ok(world.logs[index].partitions.iter().map(Vec::len).sum())
+    }
+
+    /// The names of the simulation's topics.
+    pub fn topics(&self) -> Vec<String> {
+        lock(&self.driver.world).index.keys().cloned().collect()
+    }
+
+    /// Creates a topic the node does not declare (for pattern
+    /// subscriptions, or a second input); an existing one is left as it is.
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) -> Result<()> {
+        crate::topic::check_name("topic", topic)?;
+        lock(&self.driver.world).create_topic(topic, partitions);
+        for actor in 0..self.driver.actors.len() {
+            self.driver.rebalance(actor);
+        }
+        Ok(())
+    }
+
+    /// The offsets `actor`'s group has committed: the next offset to read,
+    /// per topic and partition.
+    pub fn committed(&self, actor: &str) -> Result<BTreeMap<(String, i32), i64>> {
+        let a = self.driver.actor(actor)?;
+        let world = lock(&self.driver.world);
+        Ok(self.driver.actors[a]
+            .committed
+            .iter()
+            .map(|(&(t, p), &o)| ((world.logs[t].name.to_string(), p), o))
+            .collect())
+    }
+
+    /// `actor`'s counters, as a running node reports them.
+    pub fn stats(&self, actor: &str) -> Result<StatsSnapshot> {
+        let a = self.driver.actor(actor)?;
+        Ok(self.driver.actors[a].stats.snapshot())
+    }
+
+    /// The partitions each running instance of `actor` owns.
+    pub fn assignment(&self, actor: &str) -> Result<Vec<Vec<(String, i32)>>> {
+        let a = self.driver.actor(actor)?;
+        let world = lock(&self.driver.world);
+        Ok(self.driver.actors[a]
+            .instances
+            .iter()
+            .map(|i| {
+                i.assigned
+                    .iter()
+                    .map(|&(t, p)| (world.logs[t].name.to_string(), p))
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Kills every instance of `actor` at once, as `kill -9` would: what it
+    /// handled but had not committed is redelivered after
+    /// [`Simulation::restart`]. It stays down until then.
+    pub fn crash(&mut self, actor: &str) -> Result<()> {
+        let a = self.driver.actor(actor)?;
+        self.runner.block_on(self.driver.crash(a));
+        self.driver.actors[a].down = true;
+        Ok(())
+    }
+
+    /// Starts a crashed actor again (from its group's committed offsets).
+    pub fn restart(&mut self, actor: &str) -> Result<()> {
+        let a = self.driver.actor(actor)?;
+        self.driver.actors[a].down = false;
+        self.driver.actors[a].restart_at = None;
+        self.runner.block_on(self.driver.start_instances(a))
+    }
+
+    /// Delivers `actor` the records of `topic`/`partition` again from
+    /// `offset`, as Kafka does after a consumer rewinds: the duplicates a
+    /// real system sees.
+    pub fn redeliver(
+        &mut self,
+        actor: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<()> {
+        let a = self.driver.actor(actor)?;
+        let t = self.driver.topic(topic)?;
+        self.driver.check_partition(t, partition)?;
+        let actor = &mut self.driver.actors[a];
+        let offset = offset.max(0);
+        for instance in &mut actor.instances {
+            if let Some(position) = instance.position.get_mut(&(t, partition))
+                && offset < *position
+            {
+                expose(&mut actor.exposures, (t, partition), offset, *position);
+                *position = offset;
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds back the records of `topic`/`partition` from every consumer
+    /// for `duration` of virtual time (a slow or unreachable partition
+    /// leader).
+    pub fn delay_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        duration: Duration,
+    ) -> Result<()> {
+        let t = self.driver.topic(topic)?;
+        self.driver.check_partition(t, partition)?;
+        let until = self.runner.block_on(async { Instant::now() }) + duration;
+        self.driver.delays.insert((t, partition), until);
+        Ok(())
+    }
+
+    /// Runs `instances` instances of `actor` in its consumer group (as
+    /// several nodes would) and spreads its partitions over them. Removed
+    /// instances leave gracefully, committing what they handled.
+    pub fn scale(&mut self, actor: &str, instances: usize) -> Result<()> {
+        let a = self.driver.actor(actor)?;
+        self.driver.actors[a].wanted = instances.max(1);
+        self.runner.block_on(self.driver.scale(a))
+    }
+
+    /// Moves each of `actor`'s partitions to the next of its instances, as
+    /// a group rebalance does: each new owner starts from the committed
+    /// offset, so what the old owner handled since the last commit is
+    /// delivered again.
+    pub fn rebalance(&mut self, actor: &str) -> Result<()> {
+        let a = self.driver.actor(actor)?;
+        self.driver.actors[a].rotation += 1;
+        self.driver.rebalance(a);
+        Ok(())
+    }
+
+    /// Checks, for every actor, that each record of its inputs was handled,
+    /// that no record was handled more often than the simulated faults
+    /// allow, and that per key, its output follows its input's order.
+    pub fn check_invariants(&self) -> Vec<InvariantReport> {
+        check::check(&self.driver)
+    }
+
+    /// [`Simulation::check_invariants`], printing every actor's counts and
+    /// panicking, with the seed, when one is broken.
+    #[track_caller]
+    pub fn assert_invariants(&self) {
+        let reports = self.check_invariants();
+        for report in &reports {
+            println!("{report}");
+        }
+        let broken: Vec<String> = reports
+            .iter()
+            .filter(|r| !r.holds())
+            .map(|r| r.violations())
+            .collect();
+        if !broken.is_empty() {
+            panic!(
+                "{}: invariants broken:\n{}",
+                self.driver.replay_hint(),
+                broken.join("\n")
+            );
+        }
+    }
+
+    /// Asserts that `topic` holds exactly `count` records.
+    #[track_caller]
+    pub fn expect_count(&self, topic: &str, count: usize) {
+        let found = self.record_count(topic).unwrap_or_else(|e| self.fail(&e));
+        if found != count {
+            self.fail(&format!(
+                "expected {count} records on `{topic}`, found {found}"
+            ));
+        }
+    }
+
+    /// Asserts that the values published on `topic` under `key` are
+    /// `expected`, in that order.
+    #[track_caller]
+    pub fn expect_values<T>(&self, topic: &str, key: &str, expected: &[T])
+    where
+        T: Record + PartialEq + fmt::Debug,
+    {
+        let found = self
+            .values::<T>(topic, key)
+            .unwrap_or_else(|e| self.fail(&e));
+        if found != expected {
+            self.fail(&format!(
+                "expected on `{topic}` under key `{key}`:\n  {expected:?}\nfound:\n  {found:?}"
+            ));
+        }
+    }
+
+    /// Asserts that some record of `topic` satisfies `what`, described as `description`.
+    #[track_caller]
+    pub fn expect_any<T>(&self, topic: &str, description: &str, what: impl Fn(&Inbound<T>) -> bool)
+    where
+        T: Record + fmt::Debug,
+    {
+        let records = self.records::<T>(topic).unwrap_or_else(|e| self.fail(&e));
+        if !records.iter().any(&what) {
+            let found: Vec<_> = records.iter().map(|r| (r.key_str(), r.value())).collect();
+            self.fail(&format!(
+                "expected a record on `{topic}` that {description}; found {} records: {found:?}",
+                records.len()
+            ));
+        }
+    }
+
+    #[track_caller]
+    fn fail(&self, what: &dyn fmt::Display) -> ! {
+        panic!("{}: {what}", self.driver.replay_hint())
+    }
+}
+
+/// Offset ranges of each partition that faults exposed to redelivery.
+type Exposures = BTreeMap<(usize, i32), Vec<(i64, i64)>>;
+
+/// Notes that records `from..to` of `tp` may be delivered again.
+fn expose(exposures: &mut Exposures, tp: (usize, i32), from: i64, to: i64) {
+    if from < to {
+        exposures.entry(tp).or_default().push((from, to));
+    }
+}
+
+/// Records an instance could be handed now: actor, instance, partition,
+/// its position and the partition's end.
+type Candidate = (usize, usize, (usize, i32), i64, i64);
+
+/// One actor of the simulated node.
+struct SimActor {
+    factory: Arc<dyn ActorFactory>,
+    stats: Arc<ActorStats>,
+    name: String,
+    /// How many instances its group should have.
+    wanted: usize,
+    /// Crashed by the test; stays down until restarted.
+    down: bool,
+    instances: Vec<SimInstance>,
+    committed: BTreeMap<(usize, i32), i64>,
+    restart_at: Option<Instant>,
+    backoff: Duration,
+    started_at: Instant,
+    /// Shifts the partition assignment (see [`Simulation::rebalance`]).
+    rotation: usize,
+    /// Offset ranges redelivered by faults, per partition: how many
+    /// duplicates each record may have.
+    exposures: Exposures,
+}
+
+/// One running instance of an actor: a member of its consumer group.
+struct SimInstance {
+    id: u64,
+    assigned: Vec<(usize, i32)>,
+    /// The next offset to hand it, per owned partition.
+    position: BTreeMap<(usize, i32), i64>,
+    /// Completed and not yet committed.
+    stored: BTreeMap<(usize, i32), i64>,
+}
+
+/// The simulation's scheduler: decides every step, on one thread.
+pub(crate) struct Driver {
+    world: Arc<Mutex<World>>,
+    actors: Vec<SimActor>,
+    node: String,
+    registry: SchemaRegistry,
+    rng: ChaCha8Rng,
+    seed: u64,
+    max_batch: usize,
+    commit_interval: Duration,
+    next_commit: Instant,
+    delays: BTreeMap<(usize, i32), Instant>,
+    next_id: u64,
+    start: Instant,
+    base: SystemTime,
+    _clock: crate::clock::virtual_time::Guard,
+}
+
+impl Driver {
+    /// Must run inside the simulation's runtime (its clock is the paused one).
+    fn new(parts: NodeParts, seed: u64, max_batch: usize, base: SystemTime) -> Self {
+        let clock = crate::clock::virtual_time::install(base, seed);
+        let mut world = World::new(ChaCha8Rng::seed_from_u64(seed ^ 0x0b05));
+        for (topic, spec) in &parts.topics {
+            world.create_topic(topic, spec.partitions);
+        }
+        let now = Instant::now();
+        let actors = parts
+            .actors
+            .into_iter()
+            .map(|(factory, stats)| SimActor {
+                name: factory.name().to_owned(),
+                factory,
+                stats,
+                wanted: 1,
+                down: false,
+                instances: Vec::new(),
+                committed: BTreeMap::new(),
+                restart_at: None,
+                backoff: MIN_BACKOFF,
+                started_at: now,
+                rotation: 0,
+                exposures: BTreeMap::new(),
+            })
+            .collect();
+        Self {
+            world: Arc::new(Mutex::new(world)),
+            actors,
+            node: parts.name,
+            registry: parts.registry,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            max_batch,
+            commit_interval: parts.commit_interval,
+            next_commit: now + parts.commit_interval,
+            delays: BTreeMap::new(),
+            next_id: 0,
+            start: now,
+            base,
+            _clock: clock,
+        }
+    }
+
+    fn replay_hint(&self) -> String {
+        format!(
+            "simulation of node `{}` with seed {} (rerun with {SEED_VAR}={})",
+            self.node, self.seed, self.seed
+        )
+    }
+
+    fn actor(&self, name: &str) -> Result<usize> {
+        self.actors
+            .iter()
+            .position(|a| a.name == name)
+            .ok_or_else(|| Error::UnknownActor {
+                actor: name.to_owned(),
+            })
+    }
+
+    fn topic(&self, name: &str) -> Result<usize> {
+        lock(&self.world)
+            .index
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: name.to_owned(),
+            })
+    }
+
+    fn check_partition(&self, topic: usize, partition: i32) -> Result<()> {
+        let world = lock(&self.world);
+        let log = &world.logs[topic];
+        let partitions = log.partitions.len() as i32;
+        if partition < 0 || partition >= partitions {
+            return Err(Error::UnknownPartition {
+                topic: log.name.to_string(),
+                partition,
+                partitions,
+            });
+        }
+        Ok(())
+    }
+
+    /// The partitions `actor` reads, in a fixed order.
+    fn inputs(&self, actor: usize) -> Vec<(usize, i32)> {
+        let world = lock(&self.world);
+        let mut topics = Vec::new();
+        for sub in self.actors[actor].factory.subscriptions() {
+            if sub.pattern {
+                if let Ok(re) = crate::actor::pattern_regex(&sub.topic) {
+                    topics.extend(
+                        world
+                            .index
+                            .iter()
+                            .filter(|(name, _)| re.is_match(name))
+                            .map(|(_, &t)| t),
+                    );
+                }
+            } else if let Some(&t) = world.index.get(&sub.topic) {
+                topics.push(t);
+            }
+        }
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+            .into_iter()
+            .flat_map(|t| (0..world.logs[t].partitions.len() as i32).map(move |p| (t, p)))
+            .collect()
+    }
+
+    /// Starts instances of `actor` until it has as many as it wants.
+    async fn start_instances(&mut self, actor: usize) -> Result<()> {
+        while self.actors[actor].instances.len() < self.actors[actor].wanted {
+            let id = self.next_id;
+            self.next_id += 1;
+            let env = SimEnv {
+                world: &self.world,
+                node: &self.node,
+                registry: &self.registry,
+                id,
+                actor,
+            };
+            self.actors[actor].factory.spawn_sim(&env)?;
+            self.actors[actor].instances.push(SimInstance {
+                id,
+                assigned: Vec::new(),
+                position: BTreeMap::new(),
+                stored: BTreeMap::new(),
+            });
+            self.actors[actor].started_at = Instant::now();
+        }
+        self.rebalance(actor);
+        // Let the new actors run their `started` hooks.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// Spreads `actor`'s partitions over its instances. A partition that
+    /// changes owner restarts from the committed offset.
+    fn rebalance(&mut self, actor: usize) {
+        let inputs = self.inputs(actor);
+        let a = &mut self.actors[actor];
+        let n = a.instances.len();
+        if n == 0 {
+            return;
+        }
+        let mut wanted: Vec<Vec<(usize, i32)>> = vec![Vec::new(); n];
+        for (i, tp) in inputs.iter().enumerate() {
+            wanted[(i + a.rotation) % n].push(*tp);
+        }
+        for (instance, assigned) in a.instances.iter_mut().zip(wanted) {
+            for tp in &instance.assigned {
+                if assigned.contains(tp) {
+                    continue;
+                }
+                // Revoked: what was handled since the last commit is
+                // delivered again to the new owner.
+                let committed = a.committed.get(tp).copied().unwrap_or(0);
+                if let Some(&position) = instance.position.get(tp) {
+                    expose(&mut a.exposures, *tp, committed, position);
+                }
+                instance.position.remove(tp);
+                instance.stored.remove(tp);
+            }
+            for tp in &assigned {
+                instance
+                    .position
+                    .entry(*tp)
+                    .or_insert_with(|| a.committed.get(tp).copied().unwrap_or(0));
+            }
+            instance.assigned = assigned;
+        }
+    }
+
+    /// Commits every instance's completed offsets.
+    fn commit(&mut self, actor: usize) {
+        let a = &mut self.actors[actor];
+        for instance in &a.instances {
+            for (tp, &offset) in &instance.stored {
+                let committed = a.committed.entry(*tp).or_insert(0);
+                *committed = (*committed).max(offset);
+            }
+        }
+    }
+
+    /// Ends instance `index` of `actor`. A crash loses what it had not
+    /// committed; otherwise (a failure, a graceful leave) it commits first,
+    /// as a draining node does.
+    fn remove_instance(&mut self, actor: usize, index: usize, crash: bool) {
+        if !crash {
+            self.commit(actor);
+        }
+        let a = &mut self.actors[actor];
+        let instance = a.instances.remove(index);
+        for tp in &instance.assigned {
+            let committed = a.committed.get(tp).copied().unwrap_or(0);
+            if let Some(&position) = instance.position.get(tp) {
+                expose(&mut a.exposures, *tp, committed, position);
+            }
+        }
+        lock(&self.world).slots.remove(&instance.id);
+        self.rebalance(actor);
+    }
+
+    async fn crash(&mut self, actor: usize) {
+        let ids: Vec<u64> = self.actors[actor].instances.iter().map(|i| i.id).collect();
+        for id in &ids {
+            self.stop_instance(*id).await;
+        }
+        while !self.actors[actor].instances.is_empty() {
+            self.remove_instance(actor, 0, true);
+        }
+    }
+
+    /// Asks an instance's feed to end and waits until it has.
+    async fn stop_instance(&self, id: u64) {
+        {
+            let mut world = lock(&self.world);
+            let Some(slot) = world.slots.get_mut(&id) else {
+                return;
+            };
+            slot.kill = true;
+            if let Some(waker) = slot.feed.take() {
+                waker.wake();
+            }
+        }
+        poll_fn(|cx| {
+            let mut world = lock(&self.world);
+            match world.slots.get(&id) {
+                Some(slot) if !slot.exited => {
+                    world.driver = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                _ => Poll::Ready(()),
+            }
+        })
+        .await;
+    }
+
+    async fn scale(&mut self, actor: usize) -> Result<()> {
+        while self.actors[actor].instances.len() > self.actors[actor].wanted {
+            let last = self.actors[actor].instances.len() - 1;
+            let id = self.actors[actor].instances[last].id;
+            self.stop_instance(id).await;
+            self.remove_instance(actor, last, false);
+        }
+        self.start_instances(actor).await
+    }
+
+    /// Hands one batch to one instance and waits until it is handled.
+    /// Returns false when nothing can be delivered now.
+    async fn deliver_one(&mut self) -> bool {
+        let now = Instant::now();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        {
+            let world = lock(&self.world);
+            for (a, actor) in self.actors.iter().enumerate() {
+                for (i, instance) in actor.instances.iter().enumerate() {
+                    let idle = world
+                        .slots
+                        .get(&instance.id)
+                        .is_some_and(|s| !s.busy && !s.exited && s.failure.is_none());
+                    if !idle {
+                        continue;
+                    }
+                    for (tp, &position) in &instance.position {
+                        if self.delays.get(tp).is_some_and(|until| *until > now) {
+                            continue;
+                        }
+                        let end = world.end_offset(tp.0, tp.1);
+                        if position < end {
+                            candidates.push((a, i, *tp, position, end));
+                        }
+                    }
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return false;
+        }
+        let (a, i, tp, from, end) = candidates[self.rng.random_range(0..candidates.len())];
+        let available = usize::try_from(end - from).unwrap_or(usize::MAX);
+        let count = self.rng.random_range(1..=available.min(self.max_batch));
+        let id = self.actors[a].instances[i].id;
+        {
+            let mut world = lock(&self.world);
+            let slot = world.slots.get_mut(&id).expect("idle instance has a slot");
+            slot.grant = Some(Grant {
+                topic: tp.0,
+                partition: tp.1,
+                from,
+                count,
+            });
+            slot.busy = true;
+            slot.completed = None;
+            if let Some(waker) = slot.feed.take() {
+                waker.wake();
+            }
+        }
+        self.actors[a].instances[i]
+            .position
+            .insert(tp, from + count as i64);
+        let (completed, failure) = poll_fn(|cx| {
+            let mut world = lock(&self.world);
+            let Some(slot) = world.slots.get_mut(&id) else {
+                return Poll::Ready((None, Some("the actor stopped".to_owned())));
+            };
+            if slot.busy && !slot.exited {
+                world.driver = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let failure = slot.failure.take().or_else(|| {
+                (slot.exited && slot.completed.is_none()).then(|| "the actor stopped".to_owned())
+            });
+            Poll::Ready((slot.completed.take(), failure))
+        })
+        .await;
+        if let Some(next) = completed
+            && next > from
+        {
+            self.actors[a].instances[i].stored.insert(tp, next);
+        }
+        if let Some(reason) = failure {
+            self.fail(a, id, &reason).await;
+        }
+        true
+    }
+
+    /// An instance failed: it drains (commits what it completed) and its
+    /// actor restarts after the backoff, as under a real supervisor.
+    async fn fail(&mut self, actor: usize, id: u64, reason: &str) {
+        self.stop_instance(id).await;
+        let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
+            return;
+        };
+        self.remove_instance(actor, index, false);
+        let now = Instant::now();
+        let a = &mut self.actors[actor];
+        if now.duration_since(a.started_at) > HEALTHY_AFTER {
+            a.backoff = MIN_BACKOFF;
+        }
+        tracing::warn!(actor = %a.name, %reason, backoff = ?a.backoff, "simulated actor failed; restarting");
+        ActorStats::add(&a.stats.restarts, 1);
+        a.restart_at = Some(now + a.backoff);
+        a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Instances that ended on their own (an actor stopping itself, a
+    /// failure outside a handler) fail like any other.
+    async fn reap(&mut self) {
+        let ended: Vec<(usize, u64)> = {
+            let world = lock(&self.world);
+            self.actors
+                .iter()
+                .enumerate()
+                .flat_map(|(a, actor)| actor.instances.iter().map(move |i| (a, i.id)))
+                .filter(|(_, id)| world.slots.get(id).is_none_or(|s| s.exited && !s.busy))
+                .collect()
+        };
+        for (actor, id) in ended {
+            self.fail(actor, id, "the actor stopped unexpectedly").await;
+        }
+    }
+
+    /// Restarts, commits and releases that are due.
+    async fn housekeeping(&mut self) {
+        self.reap().await;
+        let now = Instant::now();
+        for actor in 0..self.actors.len() {
+            let a = &self.actors[actor];
+            if !a.down && a.restart_at.is_some_and(|at| at <= now) {
+                self.actors[actor].restart_at = None;
+                if let Err(error) = self.start_instances(actor).await {
+                    let a = &mut self.actors[actor];
+                    tracing::error!(actor = %a.name, %error, "simulated actor failed to restart");
+                    a.restart_at = Some(now + a.backoff);
+                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if now >= self.next_commit {
+            for actor in 0..self.actors.len() {
+                self.commit(actor);
+            }
+            while self.next_commit <= now {
+                self.next_commit += self.commit_interval;
+            }
+        }
+        self.delays.retain(|_, until| *until > now);
+    }
+
+    /// The earliest time something other than a periodic timer is due.
+    fn next_due(&self) -> Option<Instant> {
+        let restarts = self
+            .actors
+            .iter()
+            .filter(|a| !a.down)
+            .filter_map(|a| a.restart_at);
+        let world = lock(&self.world);
+        let delays = self.delays.iter().filter_map(|(&(t, p), &until)| {
+            let waiting = self.actors.iter().flat_map(|a| &a.instances).any(|i| {
+                i.position
+                    .get(&(t, p))
+                    .is_some_and(|&pos| pos < world.end_offset(t, p))
+            });
+            waiting.then_some(until)
+        });
+        restarts.chain(delays).min()
+    }
+
+    /// Lets every task that is ready run; returns whether anything changed.
+    async fn settle(&self) -> bool {
+        let before = lock(&self.world).generation;
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        lock(&self.world).generation != before
+    }
+
+    /// Sleeps until `until` or until the bus changes, whichever is first.
+    async fn wait(&self, until: Instant) {
+        let seen = lock(&self.world).generation;
+        let changed = poll_fn(|cx| {
+            let mut world = lock(&self.world);
+            if world.generation != seen {
+                Poll::Ready(())
+            } else {
+                world.driver = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        tokio::select! {
+            biased;
+            () = changed => {}
+            () = tokio::time::sleep_until(until) => {}
+        }
+    }
+
+    /// The driver's loop: until idle (`None`) or for a virtual duration.
+    async fn run(&mut self, duration: Option<Duration>) {
+        let deadline = duration.map(|d| Instant::now() + d);
+        loop {
+            self.housekeeping().await;
+            if self.deliver_one().await {
+                continue;
+            }
+            if self.settle().await {
+                continue;
+            }
+            let now = Instant::now();
+            let target = match deadline {
+                Some(deadline) if now >= deadline => break,
+                Some(deadline) => Some(
+                    self.next_due()
+                        .map_or(deadline, |due| due.min(deadline))
+                        .min(self.next_commit),
+                ),
+                None => self.next_due(),
+            };
+            match target {
+                Some(target) => self.wait(target).await,
+                None => break,
+            }
+        }
+    }
+}

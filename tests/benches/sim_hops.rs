@@ -1,0 +1,84 @@
+//! Simulator throughput: N records (default 200000) injected into a chain
+//! of three relays (`in` → a → `one` → b → `two` → c → `three`), run until
+//! idle on one thread. A record-hop is one record handled by one actor
+//! (decoded, handed to its handler, republished, encoded, appended), so the
+//! run makes 3N hops. Prints hops per second of wall time and CPU time per
+//! hop; the injection is not timed.
+//!
+//! `cargo bench -p scribe-tests --bench sim_hops [-- --records N] [--max-batch N]`
+//!
+//! The last line is `bench sim hops_per_sec=N`.
+
+use std::time::{Duration, Instant};
+
+use scribe::Node;
+use scribe::sim::Simulation;
+use scribe_tests::actors::{Relay, RelayArgs};
+use scribe_tests::records::Number;
+
+const KEYS: u64 = 64;
+
+fn main() {
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let records: u64 = arg("--records")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let max_batch: usize = arg("--max-batch")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64);
+    let node = Node::builder("sim-bench")
+        .actor::<Relay>("a", "one", RelayArgs::reading("in"))
+        .actor::<Relay>("b", "two", RelayArgs::reading("one"))
+        .actor::<Relay>("c", "three", RelayArgs::reading("two"))
+        .build()
+        .expect("valid topology");
+    let mut sim = Simulation::builder(node)
+        .seed(1)
+        .max_batch(max_batch)
+        .build()
+        .expect("starts");
+    for seq in 0..records {
+        let key = format!("key-{}", seq % KEYS);
+        let number = Number {
+            key: key.clone(),
+            seq: (seq / KEYS) as i64,
+        };
+        sim.inject("in", &key, &number).expect("injected");
+    }
+
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    sim.run_until_idle();
+    let wall = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+
+    let out = sim.record_count("three").expect("known topic") as u64;
+    assert_eq!(out, records, "every record made all three hops");
+    let hops = 3 * records;
+    let per_sec = hops as f64 / wall.as_secs_f64();
+    println!(
+        "sim chain of 3 relays: records={records} hops={hops} max_batch={max_batch} wall={wall:?} cpu={cpu:?}"
+    );
+    println!(
+        "sim cpu_ns_per_hop={:.0} wall_ns_per_hop={:.0}",
+        cpu.as_nanos() as f64 / hops as f64,
+        wall.as_nanos() as f64 / hops as f64
+    );
+    println!("bench sim hops_per_sec={per_sec:.0}");
+}
+
+/// This process's user + system CPU time.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // After the name: state, ppid, ..., utime (14th field overall), stime (15th).
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}

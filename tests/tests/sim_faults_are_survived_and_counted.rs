@@ -1,0 +1,307 @@
+//! The simulator's faults: duplicates, delays, rebalances, failing
+//! handlers; and invariant checks that catch a broken actor.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use scribe::Node;
+use scribe::prelude::*;
+use scribe::sim::{Simulation, seeds};
+use scribe_tests::actors::{Relay, RelayArgs};
+use scribe_tests::records::Number;
+
+fn relay(args: RelayArgs) -> Node {
+    Node::builder("sim-faults")
+        .actor::<Relay>("relay", "out", args)
+        .build()
+        .expect("valid topology")
+}
+
+fn inject(sim: &mut Simulation, keys: usize, seqs: std::ops::Range<i64>) {
+    for seq in seqs {
+        for k in 0..keys {
+            let key = format!("k{k}");
+            sim.inject(
+                "in",
+                &key,
+                &Number {
+                    key: key.clone(),
+                    seq,
+                },
+            )
+            .expect("injected");
+        }
+    }
+}
+
+#[test]
+fn a_redelivered_partition_gives_allowed_duplicates_only() {
+    for seed in seeds(4) {
+        let mut sim = Simulation::builder(relay(RelayArgs::reading("in")))
+            .seed(seed)
+            .build()
+            .expect("starts");
+        let at = sim
+            .inject(
+                "in",
+                "k",
+                &Number {
+                    key: "k".into(),
+                    seq: 0,
+                },
+            )
+            .expect("injected");
+        inject(&mut sim, 0, 0..0);
+        for seq in 1..10 {
+            sim.inject(
+                "in",
+                "k",
+                &Number {
+                    key: "k".into(),
+                    seq,
+                },
+            )
+            .expect("injected");
+        }
+        sim.run_until_idle();
+        sim.redeliver("relay", "in", at.partition, 4)
+            .expect("known partition");
+        sim.run_until_idle();
+        let seqs: Vec<i64> = sim
+            .values::<Number>("out", "k")
+            .expect("readable")
+            .iter()
+            .map(|n| n.seq)
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 5, 6, 7, 8, 9]);
+        let report = &sim.check_invariants()[0];
+        assert_eq!(
+            (report.duplicates, report.allowed_duplicates),
+            (6, 6),
+            "{report}"
+        );
+        sim.assert_invariants();
+    }
+}
+
+#[test]
+fn a_delayed_partition_is_held_back_for_its_virtual_delay() {
+    let mut sim = Simulation::builder(relay(RelayArgs::reading("in")))
+        .seed(3)
+        .build()
+        .expect("starts");
+    let at = sim
+        .inject(
+            "in",
+            "k",
+            &Number {
+                key: "k".into(),
+                seq: 0,
+            },
+        )
+        .expect("injected");
+    sim.delay_partition("in", at.partition, Duration::from_secs(30))
+        .expect("known partition");
+    sim.run_for(Duration::from_secs(29));
+    sim.expect_count("out", 0);
+    sim.run_until_idle();
+    sim.expect_count("out", 1);
+    assert_eq!(sim.elapsed(), Duration::from_secs(30));
+    let out = &sim.records::<Number>("out").expect("readable")[0];
+    assert_eq!(
+        out.timestamp_ms(),
+        Some(scribe::clock::millis_of(sim.now())),
+        "records are stamped with the virtual time they were published at"
+    );
+}
+
+#[test]
+fn partitions_move_between_instances_without_loss_or_disorder() {
+    for seed in seeds(4) {
+        let mut sim = Simulation::builder(relay(RelayArgs::reading("in")))
+            .seed(seed)
+            .build()
+            .expect("starts");
+        assert_eq!(sim.assignment("relay").expect("known").len(), 1);
+        sim.scale("relay", 2).expect("known");
+        let assignment = sim.assignment("relay").expect("known");
+        assert_eq!(assignment.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        inject(&mut sim, 9, 0..20);
+        sim.run_for(Duration::from_millis(600));
+        inject(&mut sim, 9, 20..40);
+        sim.run_until_idle();
+        sim.rebalance("relay").expect("known");
+        let moved = sim.assignment("relay").expect("known");
+        assert_ne!(moved, assignment, "every partition changed owner");
+        inject(&mut sim, 9, 40..60);
+        sim.run_until_idle();
+        let report = &sim.check_invariants()[0];
+        assert_eq!(report.inputs, 9 * 60);
+        assert_eq!(
+            report.duplicates,
+            9 * 20,
+            "what was handled since the last commit is redelivered: {report}"
+        );
+        sim.assert_invariants();
+        sim.scale("relay", 1).expect("known");
+        inject(&mut sim, 9, 60..61);
+        sim.run_until_idle();
+        sim.assert_invariants();
+    }
+}
+
+#[test]
+fn a_panicking_handler_restarts_after_its_backoff_and_gets_the_record_again() {
+    let args = RelayArgs {
+        panic_once_at: Some(5),
+        panicked: Arc::new(AtomicBool::new(false)),
+        ..RelayArgs::reading("in")
+    };
+    let mut sim = Simulation::builder(relay(args))
+        .seed(5)
+        .build()
+        .expect("starts");
+    for seq in 0..10 {
+        sim.inject(
+            "in",
+            "k",
+            &Number {
+                key: "k".into(),
+                seq,
+            },
+        )
+        .expect("injected");
+    }
+    sim.run_until_idle();
+    let seqs: Vec<i64> = sim
+        .values::<Number>("out", "k")
+        .expect("readable")
+        .iter()
+        .map(|n| n.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..10).collect::<Vec<_>>(),
+        "the failed record came again, in order"
+    );
+    let stats = sim.stats("relay").expect("known");
+    assert_eq!(
+        (stats.restarts, stats.handler_failures, stats.handled),
+        (1, 1, 10)
+    );
+    assert_eq!(
+        sim.elapsed(),
+        Duration::from_millis(100),
+        "the first backoff, in virtual time"
+    );
+    // The failure drained: 0..5 were committed before the restart.
+    let committed = sim.committed("relay").expect("known");
+    assert!(committed.values().any(|&o| o >= 5), "{committed:?}");
+    sim.assert_invariants();
+}
+
+#[test]
+fn undecodable_records_are_skipped_and_counted() {
+    let mut sim = Simulation::builder(relay(RelayArgs::reading("in")))
+        .seed(1)
+        .build()
+        .expect("starts");
+    sim.inject_raw("in", Some(b"k"), b"not avro")
+        .expect("injected");
+    sim.inject(
+        "in",
+        "k",
+        &Number {
+            key: "k".into(),
+            seq: 1,
+        },
+    )
+    .expect("injected");
+    sim.run_until_idle();
+    sim.expect_count("out", 1);
+    assert_eq!(sim.stats("relay").expect("known").undecodable, 1);
+    sim.assert_invariants();
+}
+
+/// Holds each record back and forwards it after the next one: reorders.
+struct Swapper {
+    held: Option<Inbound<Number>>,
+    out: Publisher<Number>,
+}
+
+impl Actor for Swapper {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Swapper {
+    type Output = Number;
+    type Args = ();
+    fn subscriptions(_: &(), subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<Number>("in");
+    }
+    fn create(_: (), out: Publisher<Number>) -> Result<Self, ActorError> {
+        Ok(Self { held: None, out })
+    }
+}
+
+impl Handler<Inbound<Number>> for Swapper {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, m: Inbound<Number>, _: &mut Context<Self>) -> Self::Result {
+        match self.held.take() {
+            None => self.held = Some(m),
+            Some(earlier) => {
+                self.out.forward(&m)?;
+                self.out.forward(&earlier)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_invariant_checks_catch_reordering_and_loss() {
+    let node = Node::builder("sim-broken")
+        .actor::<Swapper>("swapper", "out", ())
+        .build()
+        .expect("valid topology");
+    let mut sim = Simulation::builder(node).seed(2).build().expect("starts");
+    for seq in 0..4 {
+        sim.inject(
+            "in",
+            "k",
+            &Number {
+                key: "k".into(),
+                seq,
+            },
+        )
+        .expect("injected");
+    }
+    sim.run_until_idle();
+    let report = &sim.check_invariants()[0];
+    assert!(!report.out_of_order.is_empty(), "{report}");
+    assert!(
+        report.violations().contains("published after"),
+        "{}",
+        report.violations()
+    );
+
+    // A crashed actor that never comes back leaves records unhandled.
+    sim.crash("swapper").expect("known");
+    sim.inject(
+        "in",
+        "k",
+        &Number {
+            key: "k".into(),
+            seq: 4,
+        },
+    )
+    .expect("injected");
+    sim.run_until_idle();
+    let report = &sim.check_invariants()[0];
+    assert_eq!(report.unhandled.len(), 1, "{report}");
+    let broken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.assert_invariants()))
+        .expect_err("broken invariants fail the test");
+    let message = broken.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("SCRIBE_SIM_SEED=2"), "{message}");
+}
