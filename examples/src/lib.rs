@@ -52,6 +52,9 @@ pub struct HostMonitor {
     pub cooldown: Duration,
     /// Whether the journal prints to standard output. The default is true.
     pub print: bool,
+    /// Put before every topic name, to run several monitors on one
+    /// cluster. The default is none.
+    pub topic_prefix: String,
 }
 
 impl Default for HostMonitor {
@@ -63,16 +66,19 @@ impl Default for HostMonitor {
             cpu_low: 30.0,
             cooldown: Duration::from_secs(10),
             print: true,
+            topic_prefix: String::new(),
         }
     }
 }
 
 /// Adds the host monitor's five actors to `node`.
 pub fn host_monitor(node: NodeBuilder, settings: &HostMonitor) -> NodeBuilder {
-    use topics::*;
+    let topic = |name: &str| format!("{}{name}", settings.topic_prefix);
+    let (metrics, summaries) = (topic(topics::METRICS), topic(topics::SUMMARIES));
+    let (alarms, commands) = (topic(topics::ALARMS), topic(topics::COMMANDS));
     node.actor::<HostSampler>(
         "sampler",
-        METRICS,
+        metrics.as_str(),
         HostSamplerArgs {
             interval: settings.sample_every,
             host: None,
@@ -80,17 +86,17 @@ pub fn host_monitor(node: NodeBuilder, settings: &HostMonitor) -> NodeBuilder {
     )
     .actor::<WindowedAggregator>(
         "aggregator",
-        SUMMARIES,
+        summaries.as_str(),
         WindowedAggregatorArgs {
-            input: METRICS.into(),
+            input: metrics.clone(),
             window: settings.window,
         },
     )
     .actor::<ThresholdAlarm>(
         "cpu-alarm",
-        ALARMS,
+        alarms.as_str(),
         ThresholdAlarmArgs {
-            input: SUMMARIES.into(),
+            input: summaries.clone(),
             metric: "cpu_percent".into(),
             statistic: Statistic::Mean,
             high: settings.cpu_high,
@@ -99,19 +105,19 @@ pub fn host_monitor(node: NodeBuilder, settings: &HostMonitor) -> NodeBuilder {
     )
     .actor::<Controller>(
         "controller",
-        COMMANDS,
+        commands.as_str(),
         ControllerArgs {
-            input: ALARMS.into(),
+            input: alarms.clone(),
             cooldown: settings.cooldown,
         },
     )
     .actor::<Journal>(
         "journal",
-        JOURNAL,
+        topic(topics::JOURNAL),
         JournalArgs {
-            summaries: Some(SUMMARIES.into()),
-            alarms: Some(ALARMS.into()),
-            commands: Some(COMMANDS.into()),
+            summaries: Some(summaries),
+            alarms: Some(alarms),
+            commands: Some(commands),
             print: settings.print,
             ..JournalArgs::default()
         },

@@ -169,6 +169,9 @@ impl TestKafka {
     /// from a committed offset inside a batch would wait forever there.
     pub fn produce_raw(&self, topic: &str, records: &[Outgoing<'_>]) {
         let mut config = self.client();
+        // Keys land where Kafka's Java client and scribe put them, not
+        // where librdkafka's default (CRC32) would.
+        config.set("partitioner", "murmur2_random");
         if self.is_external() {
             config.set("batch.num.messages", "1");
         }
