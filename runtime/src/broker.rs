@@ -5,8 +5,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use std::time::Duration;
+
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::error::{Error, Result};
 
@@ -40,6 +43,13 @@ enum Command {
     },
     BrokerDown(i32, mpsc::Sender<Result<(), String>>),
     BrokerUp(i32, mpsc::Sender<Result<(), String>>),
+    RequestErrors(
+        RDKafkaApiKey,
+        Vec<RDKafkaRespErr>,
+        mpsc::Sender<Result<(), String>>,
+    ),
+    ClearRequestErrors(RDKafkaApiKey, mpsc::Sender<Result<(), String>>),
+    RoundTripTime(i32, Duration, mpsc::Sender<Result<(), String>>),
 }
 
 struct Inner {
@@ -157,6 +167,29 @@ impl EmbeddedBroker {
             .map_err(Error::Embedded)
     }
 
+    /// Makes the next requests of kind `api` (`Produce`, `Fetch`,
+    /// `OffsetCommit`...) fail, one per error, in order, whichever client
+    /// sends them. `RD_KAFKA_RESP_ERR__TRANSPORT` disconnects the client
+    /// instead of answering.
+    pub fn fail_requests(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<()> {
+        let errors = errors.to_vec();
+        self.call(|reply| Command::RequestErrors(api, errors, reply))
+            .map_err(Error::Embedded)
+    }
+
+    /// Forgets the errors still queued for requests of kind `api`.
+    pub fn clear_request_errors(&self, api: RDKafkaApiKey) -> Result<()> {
+        self.call(|reply| Command::ClearRequestErrors(api, reply))
+            .map_err(Error::Embedded)
+    }
+
+    /// Delays every answer of broker `id` (`-1`: every broker) by `delay`,
+    /// as a slow network would. `Duration::ZERO` takes the delay away.
+    pub fn set_round_trip_time(&self, id: i32, delay: Duration) -> Result<()> {
+        self.call(|reply| Command::RoundTripTime(id, delay, reply))
+            .map_err(Error::Embedded)
+    }
+
     fn call(
         &self,
         command: impl FnOnce(mpsc::Sender<Result<(), String>>) -> Command,
@@ -199,6 +232,17 @@ fn serve<C: rdkafka::ClientContext>(
             }
             Command::BrokerUp(id, reply) => {
                 let _ = reply.send(text(cluster.broker_up(id)));
+            }
+            Command::RequestErrors(api, errors, reply) => {
+                cluster.request_errors(api, &errors);
+                let _ = reply.send(Ok(()));
+            }
+            Command::ClearRequestErrors(api, reply) => {
+                cluster.clear_request_errors(api);
+                let _ = reply.send(Ok(()));
+            }
+            Command::RoundTripTime(id, delay, reply) => {
+                let _ = reply.send(text(cluster.broker_round_trip_time(id, delay)));
             }
         }
     }

@@ -41,10 +41,12 @@ pub(crate) fn new_id() -> Uuid {
     Uuid::new_v4()
 }
 
-/// The simulated clock and id source of the thread running a simulation.
+/// The simulated clock and id source of a simulation, in force on its
+/// thread while the simulation runs.
 #[cfg(feature = "testing")]
 pub(crate) mod virtual_time {
     use std::cell::RefCell;
+    use std::rc::Rc;
     use std::time::SystemTime;
 
     use rand::{RngCore, SeedableRng};
@@ -59,46 +61,57 @@ pub(crate) mod virtual_time {
         ids: ChaCha8Rng,
     }
 
+    /// One simulation's clock and ids.
+    #[derive(Clone)]
+    pub(crate) struct Clock(Rc<RefCell<Virtual>>);
+
     thread_local! {
-        static VIRTUAL: RefCell<Option<Virtual>> = const { RefCell::new(None) };
+        static CURRENT: RefCell<Option<Clock>> = const { RefCell::new(None) };
     }
 
-    /// Makes this thread's clock and ids virtual until the guard drops.
-    pub(crate) fn install(base: SystemTime, seed: u64) -> Guard {
-        VIRTUAL.with(|v| {
-            *v.borrow_mut() = Some(Virtual {
+    impl Clock {
+        /// A clock starting now (read inside the simulation's runtime) at `base`.
+        pub(crate) fn new(base: SystemTime, seed: u64) -> Self {
+            Clock(Rc::new(RefCell::new(Virtual {
                 start: tokio::time::Instant::now(),
                 base,
                 // A stream of its own, so ids do not shift when the
                 // simulation draws more or fewer scheduling decisions.
                 ids: ChaCha8Rng::seed_from_u64(seed ^ 0x05ee_d1d5),
-            })
-        });
-        Guard(())
+            })))
+        }
+
+        /// Puts this clock in force on this thread until the guard drops
+        /// (then whatever was in force before is again).
+        pub(crate) fn enter(&self) -> Entered {
+            Entered(CURRENT.with(|c| c.replace(Some(self.clone()))))
+        }
     }
 
-    /// Restores the real clock when dropped.
-    pub(crate) struct Guard(());
+    /// Restores the clock in force before [`Clock::enter`].
+    pub(crate) struct Entered(Option<Clock>);
 
-    impl Drop for Guard {
+    impl Drop for Entered {
         fn drop(&mut self) {
-            VIRTUAL.with(|v| v.borrow_mut().take());
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
         }
     }
 
     pub(super) fn now() -> Option<SystemTime> {
-        VIRTUAL.with(|v| {
-            v.borrow()
-                .as_ref()
-                .map(|v| v.base + (tokio::time::Instant::now() - v.start))
+        CURRENT.with(|c| {
+            c.borrow().as_ref().map(|clock| {
+                let v = clock.0.borrow();
+                v.base + (tokio::time::Instant::now() - v.start)
+            })
         })
     }
 
     pub(super) fn new_id() -> Option<Uuid> {
-        VIRTUAL.with(|v| {
-            v.borrow_mut().as_mut().map(|v| {
+        CURRENT.with(|c| {
+            c.borrow().as_ref().map(|clock| {
                 let mut bytes = [0u8; 16];
-                v.ids.fill_bytes(&mut bytes);
+                clock.0.borrow_mut().ids.fill_bytes(&mut bytes);
                 uuid::Builder::from_random_bytes(bytes).into_uuid()
             })
         })

@@ -103,6 +103,22 @@ impl TestKafka {
         }
     }
 
+    /// A new embedded broker, whatever `SCRIBE_TEST_BOOTSTRAP` says: for
+    /// tests that inject faults through it.
+    pub fn embedded() -> Self {
+        init_tracing();
+        let broker = EmbeddedBroker::start().expect("embedded broker starts");
+        Self {
+            bootstrap: broker.bootstrap_servers().to_owned(),
+            embedded: Some(broker),
+        }
+    }
+
+    /// The embedded broker, when this is one.
+    pub fn embedded_broker(&self) -> Option<&EmbeddedBroker> {
+        self.embedded.as_ref()
+    }
+
     /// Whether this is an external broker process.
     pub fn is_external(&self) -> bool {
         self.embedded.is_none()

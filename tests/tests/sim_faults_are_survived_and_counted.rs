@@ -52,7 +52,6 @@ fn a_redelivered_partition_gives_allowed_duplicates_only() {
                 },
             )
             .expect("injected");
-        inject(&mut sim, 0, 0..0);
         for seq in 1..10 {
             sim.inject(
                 "in",
@@ -304,4 +303,37 @@ fn the_invariant_checks_catch_reordering_and_loss() {
         .expect_err("broken invariants fail the test");
     let message = broken.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.contains("SCRIBE_SIM_SEED=2"), "{message}");
+}
+
+#[test]
+fn two_simulations_on_one_thread_keep_their_own_clocks() {
+    let mut first = Simulation::builder(relay(RelayArgs::reading("in")))
+        .seed(1)
+        .build()
+        .expect("starts");
+    let mut second = Simulation::builder(relay(RelayArgs::reading("in")))
+        .seed(1)
+        .build()
+        .expect("starts");
+    first.run_for(Duration::from_secs(10));
+    second.run_for(Duration::from_secs(1));
+    first
+        .inject(
+            "in",
+            "k",
+            &Number {
+                key: "k".into(),
+                seq: 0,
+            },
+        )
+        .expect("injected");
+    first.run_until_idle();
+    let out = &first.records::<Number>("out").expect("readable")[0];
+    assert_eq!(
+        out.timestamp_ms(),
+        Some(scribe::clock::millis_of(first.now())),
+        "stamped with the first simulation's time"
+    );
+    assert_eq!(first.elapsed(), Duration::from_secs(10));
+    assert_eq!(second.elapsed(), Duration::from_secs(1));
 }

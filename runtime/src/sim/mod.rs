@@ -54,6 +54,7 @@ use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
+use crate::clock::virtual_time::Clock;
 use crate::codec::{Decoder, Encoder, SchemaRegistry};
 use crate::error::{Error, Result};
 use crate::headers::{Headers, Outbound};
@@ -148,13 +149,20 @@ impl SimulationBuilder {
         let parts = self.node.into_sim_parts();
         let start = self.start;
         let max_batch = self.max_batch;
-        let driver = runner.block_on(async move { Driver::new(parts, seed, max_batch, start) });
+        let (clock, driver) = runner.block_on(async move {
+            let clock = Clock::new(start, seed);
+            let _entered = clock.enter();
+            let driver = Driver::new(parts, seed, max_batch, start);
+            (clock, driver)
+        });
         let mut sim = Simulation {
             runner,
+            clock,
             driver,
             encoders: std::collections::HashMap::new(),
         };
         for actor in 0..sim.driver.actors.len() {
+            let _entered = sim.clock.enter();
             sim.runner.block_on(sim.driver.start_instances(actor))?;
         }
         Ok(sim)
@@ -231,6 +239,8 @@ impl<T> Injected<T> {
 /// ```
 pub struct Simulation {
     runner: actix::SystemRunner,
+    /// In force while the simulation runs (inside every `block_on`).
+    clock: Clock,
     driver: Driver,
     encoders: std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any>>,
 }
@@ -283,6 +293,7 @@ impl Simulation {
     pub fn elapsed(&self) -> Duration {
         // Outside its runtime, tokio's clock is the real one.
         let start = self.driver.start;
+        let _entered = self.clock.enter();
         self.runner.block_on(async move { Instant::now() - start })
     }
 
@@ -374,6 +385,7 @@ impl Simulation {
             self.driver.check_partition(index, partition)?;
         }
         let driver = &self.driver;
+        let _entered = self.clock.enter();
         let (partition, offset) = self.runner.block_on(async {
             let now = crate::clock::now();
             let id = crate::clock::new_id().to_string();
@@ -412,12 +424,14 @@ impl Simulation {
     /// partitions released. Virtual time advances only as far as those
     /// need; periodic timers (intervals) do not keep it running.
     pub fn run_until_idle(&mut self) {
+        let _entered = self.clock.enter();
         self.runner.block_on(self.driver.run(None));
     }
 
     /// Runs for `duration` of virtual time: timers fire, records flow, and
     /// offsets commit every commit interval.
     pub fn run_for(&mut self, duration: Duration) {
+        let _entered = self.clock.enter();
         self.runner.block_on(self.driver.run(Some(duration)));
     }
 
@@ -535,6 +549,7 @@ impl Simulation {
     /// [`Simulation::restart`]. It stays down until then.
     pub fn crash(&mut self, actor: &str) -> Result<()> {
         let a = self.driver.actor(actor)?;
+        let _entered = self.clock.enter();
         self.runner.block_on(self.driver.crash(a));
         self.driver.actors[a].down = true;
         Ok(())
@@ -545,6 +560,7 @@ impl Simulation {
         let a = self.driver.actor(actor)?;
         self.driver.actors[a].down = false;
         self.driver.actors[a].restart_at = None;
+        let _entered = self.clock.enter();
         self.runner.block_on(self.driver.start_instances(a))
     }
 
@@ -585,7 +601,7 @@ impl Simulation {
     ) -> Result<()> {
         let t = self.driver.topic(topic)?;
         self.driver.check_partition(t, partition)?;
-        let until = self.runner.block_on(async { Instant::now() }) + duration;
+        let until = self.driver.start + self.elapsed() + duration;
         self.driver.delays.insert((t, partition), until);
         Ok(())
     }
@@ -596,6 +612,7 @@ impl Simulation {
     pub fn scale(&mut self, actor: &str, instances: usize) -> Result<()> {
         let a = self.driver.actor(actor)?;
         self.driver.actors[a].wanted = instances.max(1);
+        let _entered = self.clock.enter();
         self.runner.block_on(self.driver.scale(a))
     }
 
@@ -749,13 +766,11 @@ pub(crate) struct Driver {
     next_id: u64,
     start: Instant,
     base: SystemTime,
-    _clock: crate::clock::virtual_time::Guard,
 }
 
 impl Driver {
     /// Must run inside the simulation's runtime (its clock is the paused one).
     fn new(parts: NodeParts, seed: u64, max_batch: usize, base: SystemTime) -> Self {
-        let clock = crate::clock::virtual_time::install(base, seed);
         let mut world = World::new(ChaCha8Rng::seed_from_u64(seed ^ 0x0b05));
         for (topic, spec) in &parts.topics {
             world.create_topic(topic, spec.partitions);
@@ -793,7 +808,6 @@ impl Driver {
             next_id: 0,
             start: now,
             base,
-            _clock: clock,
         }
     }
 
