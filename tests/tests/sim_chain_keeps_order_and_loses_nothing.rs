@@ -3,7 +3,7 @@
 //! only the duplicates at-least-once allows.
 
 use scribe::Node;
-use scribe::sim::{Simulation, seeds};
+use scribe::sim::{FaultCounts, Faults, Simulation, seeds};
 use scribe_tests::actors::{Relay, RelayArgs};
 use scribe_tests::records::Number;
 
@@ -142,4 +142,58 @@ fn a_crashed_actor_gets_its_uncommitted_records_again_after_restart() {
             assert_eq!(firsts, (0..30).collect::<Vec<_>>(), "key {k}");
         }
     }
+}
+
+#[test]
+fn random_faults_from_the_seed_never_break_the_invariants_and_replay_exactly() {
+    let faults = Faults {
+        crash: 0.01,
+        redeliver: 0.01,
+        delay: 0.01,
+        ..Faults::default()
+    };
+    let run = |seed: u64| {
+        let mut sim = Simulation::builder(chain())
+            .seed(seed)
+            .faults(faults)
+            .build()
+            .expect("starts");
+        inject(&mut sim, 0..30);
+        sim.run_for(std::time::Duration::from_secs(2));
+        inject(&mut sim, 30..60);
+        sim.run_until_idle();
+        sim.assert_invariants();
+        let three: Vec<(i32, i64, Number)> = sim
+            .records::<Number>("three")
+            .expect("readable")
+            .into_iter()
+            .map(|r| (r.partition(), r.offset(), r.into_value()))
+            .collect();
+        (sim, three)
+    };
+    let mut total = FaultCounts::default();
+    for seed in seeds(8) {
+        let (sim, three) = run(seed);
+        let injected = sim.faults_injected();
+        total.crashes += injected.crashes;
+        total.redeliveries += injected.redeliveries;
+        total.delays += injected.delays;
+        for k in 0..KEYS {
+            let mut firsts = Vec::new();
+            for n in three.iter().map(|(_, _, n)| n).filter(|n| n.key == key(k)) {
+                if !firsts.contains(&n.seq) {
+                    firsts.push(n.seq);
+                }
+            }
+            assert_eq!(firsts, (0..60).collect::<Vec<_>>(), "seed {seed}, key {k}");
+        }
+        let (again, three_again) = run(seed);
+        assert_eq!(three, three_again, "seed {seed} replays its faults exactly");
+        assert_eq!(injected, again.faults_injected());
+    }
+    println!("faults injected over all seeds: {total:?}");
+    assert!(
+        total.crashes > 0 && total.redeliveries > 0 && total.delays > 0,
+        "{total:?}"
+    );
 }

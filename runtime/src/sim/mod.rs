@@ -40,18 +40,16 @@
 //! See `docs/testing.md` for a complete test of the example system.
 
 mod check;
+mod driver;
+mod faults;
 mod feed;
 mod world;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::poll_fn;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rand::{Rng as _, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use crate::clock::virtual_time::Clock;
@@ -61,13 +59,15 @@ use crate::headers::{Headers, Outbound};
 use crate::inbound::Inbound;
 use crate::record::Record;
 use crate::stats::{ActorStats, StatsSnapshot};
-use crate::supervisor::{ActorFactory, HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
+use crate::supervisor::ActorFactory;
 use crate::topic::TopicSpec;
 
 pub use check::{InvariantReport, RecordId};
+use driver::{Driver, expose};
+pub use faults::{FaultCounts, Faults};
 pub(crate) use feed::{SimEnv, spawn};
 pub(crate) use world::Outlet;
-use world::{Grant, Stored, World, lock};
+use world::{Stored, lock};
 
 /// The environment variable that sets the seed of [`Simulation::new`] and
 /// [`seeds`].
@@ -108,6 +108,7 @@ pub struct SimulationBuilder {
     node: crate::Node,
     seed: Option<u64>,
     max_batch: usize,
+    faults: Faults,
     start: SystemTime,
 }
 
@@ -122,6 +123,12 @@ impl SimulationBuilder {
     /// takes a seeded number between 1 and this. The default is 64.
     pub fn max_batch(mut self, records: usize) -> Self {
         self.max_batch = records.max(1);
+        self
+    }
+
+    /// Faults to inject at random, from the seed. The default is none.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
         self
     }
 
@@ -149,10 +156,11 @@ impl SimulationBuilder {
         let parts = self.node.into_sim_parts();
         let start = self.start;
         let max_batch = self.max_batch;
+        let faults = self.faults;
         let (clock, driver) = runner.block_on(async move {
             let clock = Clock::new(start, seed);
             let _entered = clock.enter();
-            let driver = Driver::new(parts, seed, max_batch, start);
+            let driver = Driver::new(parts, seed, max_batch, faults, start);
             (clock, driver)
         });
         let mut sim = Simulation {
@@ -269,6 +277,7 @@ impl Simulation {
             node,
             seed: None,
             max_batch: 64,
+            faults: Faults::default(),
             start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
         }
     }
@@ -277,6 +286,11 @@ impl Simulation {
     /// [`SimulationBuilder`]).
     pub fn new(node: crate::Node) -> Result<Self> {
         Self::builder(node).build()
+    }
+
+    /// How many faults the simulator injected by itself (see [`Faults`]).
+    pub fn faults_injected(&self) -> FaultCounts {
+        self.driver.injected
     }
 
     /// The seed that reproduces this run.
@@ -703,534 +717,5 @@ impl Simulation {
     #[track_caller]
     fn fail(&self, what: &dyn fmt::Display) -> ! {
         panic!("{}: {what}", self.driver.replay_hint())
-    }
-}
-
-/// Offset ranges of each partition that faults exposed to redelivery.
-type Exposures = BTreeMap<(usize, i32), Vec<(i64, i64)>>;
-
-/// Notes that records `from..to` of `tp` may be delivered again.
-fn expose(exposures: &mut Exposures, tp: (usize, i32), from: i64, to: i64) {
-    if from < to {
-        exposures.entry(tp).or_default().push((from, to));
-    }
-}
-
-/// Records an instance could be handed now: actor, instance, partition,
-/// its position and the partition's end.
-type Candidate = (usize, usize, (usize, i32), i64, i64);
-
-/// One actor of the simulated node.
-struct SimActor {
-    factory: Arc<dyn ActorFactory>,
-    stats: Arc<ActorStats>,
-    name: String,
-    /// How many instances its group should have.
-    wanted: usize,
-    /// Crashed by the test; stays down until restarted.
-    down: bool,
-    instances: Vec<SimInstance>,
-    committed: BTreeMap<(usize, i32), i64>,
-    restart_at: Option<Instant>,
-    backoff: Duration,
-    started_at: Instant,
-    /// Shifts the partition assignment (see [`Simulation::rebalance`]).
-    rotation: usize,
-    /// Offset ranges redelivered by faults, per partition: how many
-    /// duplicates each record may have.
-    exposures: Exposures,
-}
-
-/// One running instance of an actor: a member of its consumer group.
-struct SimInstance {
-    id: u64,
-    assigned: Vec<(usize, i32)>,
-    /// The next offset to hand it, per owned partition.
-    position: BTreeMap<(usize, i32), i64>,
-    /// Completed and not yet committed.
-    stored: BTreeMap<(usize, i32), i64>,
-}
-
-/// The simulation's scheduler: decides every step, on one thread.
-pub(crate) struct Driver {
-    world: Arc<Mutex<World>>,
-    actors: Vec<SimActor>,
-    node: String,
-    registry: SchemaRegistry,
-    rng: ChaCha8Rng,
-    seed: u64,
-    max_batch: usize,
-    commit_interval: Duration,
-    next_commit: Instant,
-    delays: BTreeMap<(usize, i32), Instant>,
-    next_id: u64,
-    start: Instant,
-    base: SystemTime,
-}
-
-impl Driver {
-    /// Must run inside the simulation's runtime (its clock is the paused one).
-    fn new(parts: NodeParts, seed: u64, max_batch: usize, base: SystemTime) -> Self {
-        let mut world = World::new(ChaCha8Rng::seed_from_u64(seed ^ 0x0b05));
-        for (topic, spec) in &parts.topics {
-            world.create_topic(topic, spec.partitions);
-        }
-        let now = Instant::now();
-        let actors = parts
-            .actors
-            .into_iter()
-            .map(|(factory, stats)| SimActor {
-                name: factory.name().to_owned(),
-                factory,
-                stats,
-                wanted: 1,
-                down: false,
-                instances: Vec::new(),
-                committed: BTreeMap::new(),
-                restart_at: None,
-                backoff: MIN_BACKOFF,
-                started_at: now,
-                rotation: 0,
-                exposures: BTreeMap::new(),
-            })
-            .collect();
-        Self {
-            world: Arc::new(Mutex::new(world)),
-            actors,
-            node: parts.name,
-            registry: parts.registry,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            seed,
-            max_batch,
-            commit_interval: parts.commit_interval,
-            next_commit: now + parts.commit_interval,
-            delays: BTreeMap::new(),
-            next_id: 0,
-            start: now,
-            base,
-        }
-    }
-
-    fn replay_hint(&self) -> String {
-        format!(
-            "simulation of node `{}` with seed {} (rerun with {SEED_VAR}={})",
-            self.node, self.seed, self.seed
-        )
-    }
-
-    fn actor(&self, name: &str) -> Result<usize> {
-        self.actors
-            .iter()
-            .position(|a| a.name == name)
-            .ok_or_else(|| Error::UnknownActor {
-                actor: name.to_owned(),
-            })
-    }
-
-    fn topic(&self, name: &str) -> Result<usize> {
-        lock(&self.world)
-            .index
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::UnknownTopic {
-                topic: name.to_owned(),
-            })
-    }
-
-    fn check_partition(&self, topic: usize, partition: i32) -> Result<()> {
-        let world = lock(&self.world);
-        let log = &world.logs[topic];
-        let partitions = log.partitions.len() as i32;
-        if partition < 0 || partition >= partitions {
-            return Err(Error::UnknownPartition {
-                topic: log.name.to_string(),
-                partition,
-                partitions,
-            });
-        }
-        Ok(())
-    }
-
-    /// The partitions `actor` reads, in a fixed order.
-    fn inputs(&self, actor: usize) -> Vec<(usize, i32)> {
-        let world = lock(&self.world);
-        let mut topics = Vec::new();
-        for sub in self.actors[actor].factory.subscriptions() {
-            if sub.pattern {
-                if let Ok(re) = crate::actor::pattern_regex(&sub.topic) {
-                    topics.extend(
-                        world
-                            .index
-                            .iter()
-                            .filter(|(name, _)| re.is_match(name))
-                            .map(|(_, &t)| t),
-                    );
-                }
-            } else if let Some(&t) = world.index.get(&sub.topic) {
-                topics.push(t);
-            }
-        }
-        topics.sort_unstable();
-        topics.dedup();
-        topics
-            .into_iter()
-            .flat_map(|t| (0..world.logs[t].partitions.len() as i32).map(move |p| (t, p)))
-            .collect()
-    }
-
-    /// Starts instances of `actor` until it has as many as it wants.
-    async fn start_instances(&mut self, actor: usize) -> Result<()> {
-        while self.actors[actor].instances.len() < self.actors[actor].wanted {
-            let id = self.next_id;
-            self.next_id += 1;
-            let env = SimEnv {
-                world: &self.world,
-                node: &self.node,
-                registry: &self.registry,
-                id,
-                actor,
-            };
-            self.actors[actor].factory.spawn_sim(&env)?;
-            self.actors[actor].instances.push(SimInstance {
-                id,
-                assigned: Vec::new(),
-                position: BTreeMap::new(),
-                stored: BTreeMap::new(),
-            });
-            self.actors[actor].started_at = Instant::now();
-        }
-        self.rebalance(actor);
-        // Let the new actors run their `started` hooks.
-        tokio::task::yield_now().await;
-        Ok(())
-    }
-
-    /// Spreads `actor`'s partitions over its instances. A partition that
-    /// changes owner restarts from the committed offset.
-    fn rebalance(&mut self, actor: usize) {
-        let inputs = self.inputs(actor);
-        let a = &mut self.actors[actor];
-        let n = a.instances.len();
-        if n == 0 {
-            return;
-        }
-        let mut wanted: Vec<Vec<(usize, i32)>> = vec![Vec::new(); n];
-        for (i, tp) in inputs.iter().enumerate() {
-            wanted[(i + a.rotation) % n].push(*tp);
-        }
-        for (instance, assigned) in a.instances.iter_mut().zip(wanted) {
-            for tp in &instance.assigned {
-                if assigned.contains(tp) {
-                    continue;
-                }
-                // Revoked: what was handled since the last commit is
-                // delivered again to the new owner.
-                let committed = a.committed.get(tp).copied().unwrap_or(0);
-                if let Some(&position) = instance.position.get(tp) {
-                    expose(&mut a.exposures, *tp, committed, position);
-                }
-                instance.position.remove(tp);
-                instance.stored.remove(tp);
-            }
-            for tp in &assigned {
-                instance
-                    .position
-                    .entry(*tp)
-                    .or_insert_with(|| a.committed.get(tp).copied().unwrap_or(0));
-            }
-            instance.assigned = assigned;
-        }
-    }
-
-    /// Commits every instance's completed offsets.
-    fn commit(&mut self, actor: usize) {
-        let a = &mut self.actors[actor];
-        for instance in &a.instances {
-            for (tp, &offset) in &instance.stored {
-                let committed = a.committed.entry(*tp).or_insert(0);
-                *committed = (*committed).max(offset);
-            }
-        }
-    }
-
-    /// Ends instance `index` of `actor`. A crash loses what it had not
-    /// committed; otherwise (a failure, a graceful leave) it commits first,
-    /// as a draining node does.
-    fn remove_instance(&mut self, actor: usize, index: usize, crash: bool) {
-        if !crash {
-            self.commit(actor);
-        }
-        let a = &mut self.actors[actor];
-        let instance = a.instances.remove(index);
-        for tp in &instance.assigned {
-            let committed = a.committed.get(tp).copied().unwrap_or(0);
-            if let Some(&position) = instance.position.get(tp) {
-                expose(&mut a.exposures, *tp, committed, position);
-            }
-        }
-        lock(&self.world).slots.remove(&instance.id);
-        self.rebalance(actor);
-    }
-
-    async fn crash(&mut self, actor: usize) {
-        let ids: Vec<u64> = self.actors[actor].instances.iter().map(|i| i.id).collect();
-        for id in &ids {
-            self.stop_instance(*id).await;
-        }
-        while !self.actors[actor].instances.is_empty() {
-            self.remove_instance(actor, 0, true);
-        }
-    }
-
-    /// Asks an instance's feed to end and waits until it has.
-    async fn stop_instance(&self, id: u64) {
-        {
-            let mut world = lock(&self.world);
-            let Some(slot) = world.slots.get_mut(&id) else {
-                return;
-            };
-            slot.kill = true;
-            if let Some(waker) = slot.feed.take() {
-                waker.wake();
-            }
-        }
-        poll_fn(|cx| {
-            let mut world = lock(&self.world);
-            match world.slots.get(&id) {
-                Some(slot) if !slot.exited => {
-                    world.driver = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-                _ => Poll::Ready(()),
-            }
-        })
-        .await;
-    }
-
-    async fn scale(&mut self, actor: usize) -> Result<()> {
-        while self.actors[actor].instances.len() > self.actors[actor].wanted {
-            let last = self.actors[actor].instances.len() - 1;
-            let id = self.actors[actor].instances[last].id;
-            self.stop_instance(id).await;
-            self.remove_instance(actor, last, false);
-        }
-        self.start_instances(actor).await
-    }
-
-    /// Hands one batch to one instance and waits until it is handled.
-    /// Returns false when nothing can be delivered now.
-    async fn deliver_one(&mut self) -> bool {
-        let now = Instant::now();
-        let mut candidates: Vec<Candidate> = Vec::new();
-        {
-            let world = lock(&self.world);
-            for (a, actor) in self.actors.iter().enumerate() {
-                for (i, instance) in actor.instances.iter().enumerate() {
-                    let idle = world
-                        .slots
-                        .get(&instance.id)
-                        .is_some_and(|s| !s.busy && !s.exited && s.failure.is_none());
-                    if !idle {
-                        continue;
-                    }
-                    for (tp, &position) in &instance.position {
-                        if self.delays.get(tp).is_some_and(|until| *until > now) {
-                            continue;
-                        }
-                        let end = world.end_offset(tp.0, tp.1);
-                        if position < end {
-                            candidates.push((a, i, *tp, position, end));
-                        }
-                    }
-                }
-            }
-        }
-        if candidates.is_empty() {
-            return false;
-        }
-        let (a, i, tp, from, end) = candidates[self.rng.random_range(0..candidates.len())];
-        let available = usize::try_from(end - from).unwrap_or(usize::MAX);
-        let count = self.rng.random_range(1..=available.min(self.max_batch));
-        let id = self.actors[a].instances[i].id;
-        {
-            let mut world = lock(&self.world);
-            let slot = world.slots.get_mut(&id).expect("idle instance has a slot");
-            slot.grant = Some(Grant {
-                topic: tp.0,
-                partition: tp.1,
-                from,
-                count,
-            });
-            slot.busy = true;
-            slot.completed = None;
-            if let Some(waker) = slot.feed.take() {
-                waker.wake();
-            }
-        }
-        self.actors[a].instances[i]
-            .position
-            .insert(tp, from + count as i64);
-        let (completed, failure) = poll_fn(|cx| {
-            let mut world = lock(&self.world);
-            let Some(slot) = world.slots.get_mut(&id) else {
-                return Poll::Ready((None, Some("the actor stopped".to_owned())));
-            };
-            if slot.busy && !slot.exited {
-                world.driver = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            let failure = slot.failure.take().or_else(|| {
-                (slot.exited && slot.completed.is_none()).then(|| "the actor stopped".to_owned())
-            });
-            Poll::Ready((slot.completed.take(), failure))
-        })
-        .await;
-        if let Some(next) = completed
-            && next > from
-        {
-            self.actors[a].instances[i].stored.insert(tp, next);
-        }
-        if let Some(reason) = failure {
-            self.fail(a, id, &reason).await;
-        }
-        true
-    }
-
-    /// An instance failed: it drains (commits what it completed) and its
-    /// actor restarts after the backoff, as under a real supervisor.
-    async fn fail(&mut self, actor: usize, id: u64, reason: &str) {
-        self.stop_instance(id).await;
-        let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
-            return;
-        };
-        self.remove_instance(actor, index, false);
-        let now = Instant::now();
-        let a = &mut self.actors[actor];
-        if now.duration_since(a.started_at) > HEALTHY_AFTER {
-            a.backoff = MIN_BACKOFF;
-        }
-        tracing::warn!(actor = %a.name, %reason, backoff = ?a.backoff, "simulated actor failed; restarting");
-        ActorStats::add(&a.stats.restarts, 1);
-        a.restart_at = Some(now + a.backoff);
-        a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
-    }
-
-    /// Instances that ended on their own (an actor stopping itself, a
-    /// failure outside a handler) fail like any other.
-    async fn reap(&mut self) {
-        let ended: Vec<(usize, u64)> = {
-            let world = lock(&self.world);
-            self.actors
-                .iter()
-                .enumerate()
-                .flat_map(|(a, actor)| actor.instances.iter().map(move |i| (a, i.id)))
-                .filter(|(_, id)| world.slots.get(id).is_none_or(|s| s.exited && !s.busy))
-                .collect()
-        };
-        for (actor, id) in ended {
-            self.fail(actor, id, "the actor stopped unexpectedly").await;
-        }
-    }
-
-    /// Restarts, commits and releases that are due.
-    async fn housekeeping(&mut self) {
-        self.reap().await;
-        let now = Instant::now();
-        for actor in 0..self.actors.len() {
-            let a = &self.actors[actor];
-            if !a.down && a.restart_at.is_some_and(|at| at <= now) {
-                self.actors[actor].restart_at = None;
-                if let Err(error) = self.start_instances(actor).await {
-                    let a = &mut self.actors[actor];
-                    tracing::error!(actor = %a.name, %error, "simulated actor failed to restart");
-                    a.restart_at = Some(now + a.backoff);
-                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
-        if now >= self.next_commit {
-            for actor in 0..self.actors.len() {
-                self.commit(actor);
-            }
-            while self.next_commit <= now {
-                self.next_commit += self.commit_interval;
-            }
-        }
-        self.delays.retain(|_, until| *until > now);
-    }
-
-    /// The earliest time something other than a periodic timer is due.
-    fn next_due(&self) -> Option<Instant> {
-        let restarts = self
-            .actors
-            .iter()
-            .filter(|a| !a.down)
-            .filter_map(|a| a.restart_at);
-        let world = lock(&self.world);
-        let delays = self.delays.iter().filter_map(|(&(t, p), &until)| {
-            let waiting = self.actors.iter().flat_map(|a| &a.instances).any(|i| {
-                i.position
-                    .get(&(t, p))
-                    .is_some_and(|&pos| pos < world.end_offset(t, p))
-            });
-            waiting.then_some(until)
-        });
-        restarts.chain(delays).min()
-    }
-
-    /// Lets every task that is ready run; returns whether anything changed.
-    async fn settle(&self) -> bool {
-        let before = lock(&self.world).generation;
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        lock(&self.world).generation != before
-    }
-
-    /// Sleeps until `until` or until the bus changes, whichever is first.
-    async fn wait(&self, until: Instant) {
-        let seen = lock(&self.world).generation;
-        let changed = poll_fn(|cx| {
-            let mut world = lock(&self.world);
-            if world.generation != seen {
-                Poll::Ready(())
-            } else {
-                world.driver = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        });
-        tokio::select! {
-            biased;
-            () = changed => {}
-            () = tokio::time::sleep_until(until) => {}
-        }
-    }
-
-    /// The driver's loop: until idle (`None`) or for a virtual duration.
-    async fn run(&mut self, duration: Option<Duration>) {
-        let deadline = duration.map(|d| Instant::now() + d);
-        loop {
-            self.housekeeping().await;
-            if self.deliver_one().await {
-                continue;
-            }
-            if self.settle().await {
-                continue;
-            }
-            let now = Instant::now();
-            let target = match deadline {
-                Some(deadline) if now >= deadline => break,
-                Some(deadline) => Some(
-                    self.next_due()
-                        .map_or(deadline, |due| due.min(deadline))
-                        .min(self.next_commit),
-                ),
-                None => self.next_due(),
-            };
-            match target {
-                Some(target) => self.wait(target).await,
-                None => break,
-            }
-        }
     }
 }
