@@ -163,7 +163,8 @@ impl<A: TopicActor> ActorFuture<A> for SimFeed<A> {
 
         let mut next = grant.from;
         let mut failure = None;
-        let mut outcomes = Vec::with_capacity(this.batch.len());
+        // Handled, or skipped as undecodable: either way done with.
+        let mut completed = 0;
         for arrival in this.batch.drain(..) {
             let offset = arrival.offset;
             // The simulated bus acknowledges publishes as they are made, so
@@ -177,8 +178,8 @@ impl<A: TopicActor> ActorFuture<A> for SimFeed<A> {
                 arrival,
                 AckSlot::new(),
             ) {
-                Ok(outcome) => {
-                    outcomes.push(outcome);
+                Ok(Delivered::Handled | Delivered::Skipped) => {
+                    completed += 1;
                     next = offset + 1;
                 }
                 Err(reason) => {
@@ -195,14 +196,12 @@ impl<A: TopicActor> ActorFuture<A> for SimFeed<A> {
             .handled
             .entry((actor_index, grant.topic, grant.partition))
             .or_default();
-        let end = (grant.from as usize) + outcomes.len();
-        if counts.len() < end {
-            counts.resize(end, 0);
+        let from = grant.from as usize;
+        if counts.len() < from + completed {
+            counts.resize(from + completed, 0);
         }
-        for (i, outcome) in outcomes.iter().enumerate() {
-            if matches!(outcome, Delivered::Handled | Delivered::Skipped) {
-                counts[grant.from as usize + i] += 1;
-            }
+        for count in &mut counts[from..from + completed] {
+            *count += 1;
         }
         let stop = failure.is_some();
         if let Some(slot) = guard.slots.get_mut(&this.id) {
