@@ -381,3 +381,45 @@ fn a_relay_over_matching_owned_topics_is_accepted() {
             .contains("relay [relay.host-metrics] writes metrics.all")
     );
 }
+
+#[test]
+fn an_unknown_failure_action_is_refused_naming_the_field() {
+    let actor = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\" }\nfailure = { retries = 2, then = \"explode\" }",
+    );
+    assert_refused(
+        "failure.toml",
+        &node(&actor),
+        &[
+            "actors[0].failure.then",
+            "unknown variant `explode`",
+            "dead-letter",
+        ],
+    );
+}
+
+#[test]
+fn an_output_named_like_another_actors_dead_letter_topic_is_refused() {
+    let thief = r#"
+[[actors]]
+name = "thief"
+kind = "host-sampler"
+output = "metrics.summary.dlq"
+"#;
+    assert_refused(
+        "dlq-owner.toml",
+        &node(&format!("{SAMPLER}{AGGREGATOR}{thief}")),
+        &["topic `metrics.summary.dlq`", "`thief`", "`agg`"],
+    );
+}
+
+#[test]
+fn a_failure_policy_is_accepted() {
+    let actor = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\" }\nfailure = { retries = 5, backoff = \"200ms\", then = \"stop\", max_restarts = 3, restart_window = \"2m\", over_budget = \"stop-node\" }",
+    );
+    let path = write("policy.toml", &node(&format!("{SAMPLER}{actor}")));
+    succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+}

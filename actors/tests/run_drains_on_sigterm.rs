@@ -51,6 +51,9 @@ async fn sigterm_exits_zero_and_a_restart_handles_each_record_once() {
     // Topics exist beforehand, so the node needs no topic creation.
     kafka.create_topic(&input, 6).await;
     kafka.create_topic(&output, 6).await;
+    // The mock cluster has no CreateTopics for the node to make its
+    // dead-letter topic with.
+    kafka.create_topic(&format!("{output}.dlq"), 1).await;
     let encoder = Encoder::<MetricSummary>::new().unwrap();
     let encoded: Vec<(String, Vec<u8>)> = (0..RECORDS)
         .map(|i| {

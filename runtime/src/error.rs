@@ -177,6 +177,12 @@ pub enum Error {
         /// How many partitions the topic has.
         partitions: i32,
     },
+    /// The node stopped itself: an actor spent its restart budget.
+    #[error("the node stopped: {reason}")]
+    NodeHalted {
+        /// Which actor, how often it failed, and its last failure.
+        reason: String,
+    },
     /// The node's actors did not all stop cleanly.
     #[error("shutdown of actor `{actor}` failed: {reason}")]
     Shutdown {

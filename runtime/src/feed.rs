@@ -25,6 +25,7 @@ use rdkafka::message::Message as _;
 
 use crate::actor::{Deliver, Meta, Routes, TopicActor};
 use crate::codec::DecodeError;
+use crate::failures::{Failures, Handling, Next, Raw};
 use crate::headers::Headers;
 use crate::publisher::{Cause, PublisherCore};
 use crate::stats::ActorStats;
@@ -49,6 +50,8 @@ pub(crate) enum Exit {
     Stopped,
     /// Failed; the supervisor restarts it.
     Failed(String),
+    /// Stopped by its failure policy; the supervisor does not restart it.
+    Halted(String),
 }
 
 /// A consumed record, decoded (or not) for the actor's routes.
@@ -59,12 +62,26 @@ pub(crate) struct Arrival<A: TopicActor> {
     pub(crate) body: Result<Box<dyn Deliver<A>>, DecodeError>,
 }
 
-type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<Arrival<A>>>>>;
+type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Arrival<A>, Raw)>>>>;
+
+/// A record waiting to be tried again.
+struct Pending {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    raw: Raw,
+    attempt: u32,
+    slot: Arc<AckSlot>,
+    wait: Pin<Box<tokio::time::Sleep>>,
+}
 
 pub(crate) struct Feed<A: TopicActor> {
     actor: Arc<str>,
     consumer: Option<Arc<Consumer>>,
     arrivals: Arrivals<A>,
+    routes: Arc<Routes<A>>,
+    failures: Failures,
+    pending: Option<Pending>,
     core: Arc<PublisherCore>,
     stats: Arc<ActorStats>,
     tracker: OffsetTracker,
@@ -72,7 +89,7 @@ pub(crate) struct Feed<A: TopicActor> {
     /// The supervisor's stop request; `None` once it came or was abandoned.
     stop: Option<oneshot::Receiver<()>>,
     exit: Option<oneshot::Sender<Exit>>,
-    failure: Option<String>,
+    failure: Option<Exit>,
     stopping: bool,
 }
 
@@ -85,6 +102,7 @@ pub(crate) struct FeedParts<A: TopicActor> {
     pub(crate) stats: Arc<ActorStats>,
     /// How often completed offsets are stored while idle.
     pub(crate) store_interval: Duration,
+    pub(crate) failures: Failures,
 }
 
 impl<A: TopicActor> Feed<A> {
@@ -100,9 +118,11 @@ impl<A: TopicActor> Feed<A> {
             core,
             stats,
             store_interval,
+            failures,
         } = parts;
+        let routes = Arc::new(routes);
         let arrivals: Arrivals<A> = match &consumer {
-            Some(consumer) => Box::pin(arrivals(consumer.clone(), Arc::new(routes))),
+            Some(consumer) => Box::pin(arrivals(consumer.clone(), routes.clone())),
             None => Box::pin(futures::stream::pending()),
         };
         let mut tick = tokio::time::interval(store_interval);
@@ -111,6 +131,9 @@ impl<A: TopicActor> Feed<A> {
             actor,
             consumer,
             arrivals,
+            routes,
+            failures,
+            pending: None,
             core,
             stats,
             tracker: OffsetTracker::default(),
@@ -122,13 +145,8 @@ impl<A: TopicActor> Feed<A> {
         }
     }
 
-    /// Hands one record to the actor. Returns why the instance must stop, if it must.
-    fn handle(
-        &mut self,
-        act: &mut A,
-        ctx: &mut Context<A>,
-        arrival: Arrival<A>,
-    ) -> Result<(), String> {
+    /// Hands one record to the actor under its failure policy.
+    fn handle(&mut self, act: &mut A, ctx: &mut Context<A>, arrival: Arrival<A>, raw: Raw) {
         let slot = AckSlot::new();
         self.tracker.track(
             &arrival.topic,
@@ -136,16 +154,62 @@ impl<A: TopicActor> Feed<A> {
             arrival.offset,
             slot.clone(),
         );
-        deliver(
-            &self.actor,
-            &self.core,
-            &self.stats,
-            act,
-            ctx,
-            arrival,
+        let at = (arrival.topic.clone(), arrival.partition, arrival.offset);
+        let next = self.handling().process(act, ctx, arrival, &raw, 1, &slot);
+        self.follow(next, at, raw, slot);
+    }
+
+    /// Tries the pending record again.
+    fn retry(&mut self, act: &mut A, ctx: &mut Context<A>, pending: Pending) {
+        let Pending {
+            topic,
+            partition,
+            offset,
+            raw,
+            attempt,
             slot,
-        )
-        .map(|_| ())
+            ..
+        } = pending;
+        let handling = self.handling();
+        let arrival = handling.redecode(&topic, partition, offset, &raw);
+        let next = handling.process(act, ctx, arrival, &raw, attempt, &slot);
+        self.follow(next, (topic, partition, offset), raw, slot);
+    }
+
+    fn handling(&self) -> Handling<'_, A> {
+        Handling {
+            actor: &self.actor,
+            core: &self.core,
+            stats: &self.stats,
+            routes: &self.routes,
+            failures: &self.failures,
+        }
+    }
+
+    fn follow(&mut self, next: Next, at: (Arc<str>, i32, i64), raw: Raw, slot: Arc<AckSlot>) {
+        match next {
+            Next::Done => {}
+            Next::Retry { after, attempt } => {
+                let (topic, partition, offset) = at;
+                self.pending = Some(Pending {
+                    topic,
+                    partition,
+                    offset,
+                    raw,
+                    attempt,
+                    slot,
+                    wait: Box::pin(tokio::time::sleep(after)),
+                });
+            }
+            Next::Restart(reason) => {
+                self.failure.get_or_insert(Exit::Failed(reason));
+                self.stopping = true;
+            }
+            Next::Halt(reason) => {
+                self.failure.get_or_insert(Exit::Halted(reason));
+                self.stopping = true;
+            }
+        }
     }
 
     /// Stores the offsets that became committable; the consumer commits them
@@ -170,10 +234,10 @@ impl<A: TopicActor> Feed<A> {
             }
             Err(undelivered) => {
                 self.failure.get_or_insert_with(|| {
-                    format!(
+                    Exit::Failed(format!(
                         "records published while handling {}/{}@{} were not delivered",
                         undelivered.topic, undelivered.partition, undelivered.offset
-                    )
+                    ))
                 });
             }
         }
@@ -199,10 +263,7 @@ impl<A: TopicActor> Feed<A> {
                 "records left uncommitted; they are redelivered on the next start"
             );
         }
-        let exit = match self.failure.take() {
-            Some(reason) => Exit::Failed(reason),
-            None => Exit::Stopped,
-        };
+        let exit = self.failure.take().unwrap_or(Exit::Stopped);
         if let Some(tx) = self.exit.take() {
             let _ = tx.send(exit);
         }
@@ -234,18 +295,24 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
         let mut handled = 0;
         let started = Instant::now();
         let mut exhausted = false;
-        while !this.stopping {
+        if let Some(pending) = &mut this.pending
+            && !this.stopping
+            && pending.wait.as_mut().poll(task).is_ready()
+        {
+            let pending = this.pending.take().expect("checked above");
+            handled += 1;
+            this.retry(act, ctx, pending);
+        }
+        // While a record waits for its retry, the records after it wait too.
+        while !this.stopping && this.pending.is_none() {
             if handled >= BUDGET || started.elapsed() >= BUDGET_TIME {
                 exhausted = true;
                 break;
             }
             match this.arrivals.as_mut().poll_next(task) {
-                Poll::Ready(Some(Ok(arrival))) => {
+                Poll::Ready(Some(Ok((arrival, raw)))) => {
                     handled += 1;
-                    if let Err(reason) = this.handle(act, ctx, arrival) {
-                        this.failure = Some(reason);
-                        this.stopping = true;
-                    }
+                    this.handle(act, ctx, arrival, raw);
                 }
                 Poll::Ready(Some(Err(error))) => {
                     handled += 1;
@@ -288,7 +355,7 @@ impl<A: TopicActor> Drop for Feed<A> {
 fn arrivals<A: TopicActor>(
     consumer: Arc<Consumer>,
     routes: Arc<Routes<A>>,
-) -> impl Stream<Item = KafkaResult<Arrival<A>>> {
+) -> impl Stream<Item = KafkaResult<(Arrival<A>, Raw)>> {
     // Each topic's route, found once (patterns are matched per topic, not
     // per record).
     let cache: HashMap<String, Option<(Arc<str>, usize)>> = HashMap::new();
@@ -304,24 +371,32 @@ fn arrivals<A: TopicActor>(
                     }
                     match &cache[topic] {
                         Some((topic, index)) => {
+                            let raw = Raw {
+                                key: message.key().map(<[u8]>::to_vec),
+                                value: Arc::from(message.payload().unwrap_or_default()),
+                                headers: Headers::from_kafka(message.headers()),
+                                timestamp: message.timestamp().to_millis(),
+                                route: Some(*index),
+                            };
                             let meta = Meta {
                                 topic: topic.clone(),
                                 partition: message.partition(),
                                 offset: message.offset(),
-                                timestamp: message.timestamp().to_millis(),
-                                key: message.key().map(<[u8]>::to_vec),
-                                headers: Headers::from_kafka(message.headers()),
+                                timestamp: raw.timestamp,
+                                key: raw.key.clone(),
+                                headers: raw.headers.clone(),
                             };
                             let body = match message.payload() {
                                 Some(payload) => routes.route(*index).decode(payload, meta),
                                 None => Err(DecodeError::Truncated { len: 0 }),
                             };
-                            Ok(Arrival {
+                            let arrival = Arrival {
                                 topic: topic.clone(),
                                 partition: message.partition(),
                                 offset: message.offset(),
                                 body,
-                            })
+                            };
+                            Ok((arrival, raw))
                         }
                         None => Err(KafkaError::Subscription(format!(
                             "record from unsubscribed topic `{topic}`"
@@ -335,52 +410,29 @@ fn arrivals<A: TopicActor>(
     )
 }
 
-/// What became of a delivered record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delivered {
-    /// The handler returned `Ok`.
-    Handled,
-    /// It could not be decoded and was skipped.
-    Skipped,
+/// Why a handler did not handle its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// It returned an error (the text of its chain).
+    Error(String),
+    /// It panicked (the panic's message).
+    Panic(String),
 }
 
-/// Hands one record to the actor, linking what it publishes to the record
-/// through `slot`, in a span naming the record. Returns why the instance
-/// must stop, if it must. Shared by the Kafka feed and the simulator's.
+/// Hands one decoded record to the actor, linking what it publishes to the
+/// record through `slot`, in a span naming the record. Shared by the Kafka
+/// feed and the simulator's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn deliver<A: TopicActor>(
     actor: &str,
     core: &PublisherCore,
     stats: &ActorStats,
     act: &mut A,
     ctx: &mut Context<A>,
-    arrival: Arrival<A>,
+    (topic, partition, offset): (&str, i32, i64),
+    record: Box<dyn Deliver<A>>,
     slot: Arc<AckSlot>,
-) -> Result<Delivered, String> {
-    let Arrival {
-        topic,
-        partition,
-        offset,
-        body,
-    } = arrival;
-    let record = match body {
-        Ok(record) => record,
-        Err(source) => {
-            let error = crate::Error::Decode {
-                topic: topic.to_string(),
-                partition,
-                offset,
-                source,
-            };
-            tracing::warn!(
-                actor, %topic, partition, offset,
-                reason = %error_chain(&error),
-                "skipping undecodable record"
-            );
-            ActorStats::add(&stats.undecodable, 1);
-            slot.done();
-            return Ok(Delivered::Skipped);
-        }
-    };
+) -> Result<(), Failed> {
     let ce_id = record.headers().id().map(str::to_owned);
     let correlation_id = record
         .headers()
@@ -390,7 +442,7 @@ pub(crate) fn deliver<A: TopicActor>(
     let span = tracing::info_span!(
         "handle",
         actor,
-        %topic,
+        topic,
         partition,
         offset,
         ce_id = ce_id.as_deref().unwrap_or(""),
@@ -407,23 +459,19 @@ pub(crate) fn deliver<A: TopicActor>(
         Ok(Ok(())) => {
             ActorStats::add(&stats.handled, 1);
             slot.done();
-            Ok(Delivered::Handled)
+            Ok(())
         }
         Ok(Err(error)) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = error_chain(&*error);
-            tracing::error!(%reason, "handler failed; the actor restarts and the record is redelivered");
-            Err(format!(
-                "handler failed on {topic}/{partition}@{offset}: {reason}"
-            ))
+            tracing::error!(%reason, "handler failed");
+            Err(Failed::Error(reason))
         }
         Err(panic) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = panic_message(&*panic);
             tracing::error!(%reason, "handler panicked; the actor restarts and the record is redelivered");
-            Err(format!(
-                "handler panicked on {topic}/{partition}@{offset}: {reason}"
-            ))
+            Err(Failed::Panic(reason))
         }
     }
 }

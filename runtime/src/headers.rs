@@ -29,6 +29,18 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const CORRELATION_ID: &str = "correlation_id";
 /// Header carrying the `ce_id` of the record that caused this one.
 pub const CAUSATION_ID: &str = "causation_id";
+/// On a dead letter: why the record could not be handled.
+pub const DLQ_ERROR: &str = "scribe_dlq_error";
+/// On a dead letter: how many times handling was tried (0: never, it could not be decoded).
+pub const DLQ_ATTEMPTS: &str = "scribe_dlq_attempts";
+/// On a dead letter: the actor that gave up on it.
+pub const DLQ_ACTOR: &str = "scribe_dlq_actor";
+/// On a dead letter: the topic it was read from.
+pub const DLQ_TOPIC: &str = "scribe_dlq_topic";
+/// On a dead letter: the partition it was read from.
+pub const DLQ_PARTITION: &str = "scribe_dlq_partition";
+/// On a dead letter: its offset there.
+pub const DLQ_OFFSET: &str = "scribe_dlq_offset";
 /// The CloudEvents spec version scribe writes.
 pub const SPEC_VERSION: &str = "1.0";
 /// The content type of every value: Avro single-object encoding.

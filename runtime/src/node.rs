@@ -13,8 +13,9 @@ use crate::broker::{Broker, EmbeddedBroker};
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
 use crate::kafka::{ClientSettings, ensure_topics};
+use crate::policy::FailurePolicy;
 use crate::stats::{ActorStats, StatsSnapshot};
-use crate::supervisor::{ActorFactory, Env, Factory, supervise};
+use crate::supervisor::{ActorFactory, Env, Factory, NodeControl, Supervision, supervise};
 use crate::topic::{TopicSpec, check_name};
 
 /// Builds a [`Node`]: its actors, topics, broker and client settings.
@@ -33,6 +34,7 @@ pub struct NodeBuilder {
     common: Vec<(String, String)>,
     consumer: Vec<(String, String)>,
     producer: Vec<(String, String)>,
+    policies: BTreeMap<String, FailurePolicy>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -84,6 +86,13 @@ impl NodeBuilder {
         let stats = Arc::new(ActorStats::default());
         let factory = Factory::<A>::new(name.into(), output.into(), args, stats.clone());
         self.actors.push((Arc::new(factory), stats));
+        self
+    }
+
+    /// What `actor` does when handling fails: retries, dead letters,
+    /// restart budget. The default is [`FailurePolicy::default`].
+    pub fn failure_policy(mut self, actor: impl Into<String>, policy: FailurePolicy) -> Self {
+        self.policies.insert(actor.into(), policy);
         self
     }
 
@@ -144,6 +153,16 @@ impl NodeBuilder {
         for topic in self.topics.keys() {
             check_name("topic", topic)?;
         }
+        for (actor, policy) in &self.policies {
+            if !self.actors.iter().any(|(a, _)| a.name() == actor) {
+                return Err(Error::UnknownActor {
+                    actor: actor.clone(),
+                });
+            }
+            if let Some(topic) = &policy.dead_letter_topic {
+                check_name("topic", topic)?;
+            }
+        }
         let mut names = HashMap::new();
         for (actor, _) in &self.actors {
             check_name("actor", actor.name())?;
@@ -190,6 +209,9 @@ pub struct ActorInfo {
     pub output_schema: apache_avro::Schema,
     /// What it subscribes to.
     pub subscriptions: Vec<SubscriptionInfo>,
+    /// Where it writes the records it gives up on (`None` for an actor
+    /// that reads nothing, or whose policy stops it instead).
+    pub dead_letter_topic: Option<String>,
 }
 
 /// A validated set of actors, ready to start.
@@ -231,6 +253,7 @@ impl Node {
             common: Vec::new(),
             consumer: Vec::new(),
             producer: Vec::new(),
+            policies: BTreeMap::new(),
         }
     }
 
@@ -247,17 +270,31 @@ impl Node {
         registry
     }
 
+    fn policy_of(b: &NodeBuilder, actor: &str) -> FailurePolicy {
+        b.policies.get(actor).cloned().unwrap_or_default()
+    }
+
+    fn dead_letter_of(b: &NodeBuilder, actor: &dyn ActorFactory) -> Option<String> {
+        if actor.subscriptions().is_empty() {
+            return None;
+        }
+        Node::policy_of(b, actor.name()).dead_letter_topic_for(actor.output())
+    }
+
     fn topics_of(b: &NodeBuilder) -> BTreeMap<String, TopicSpec> {
         let mut topics = BTreeMap::new();
         for (actor, _) in &b.actors {
+            let dead_letter = Node::dead_letter_of(b, &**actor);
             // Patterns name no topic to create.
-            let names = std::iter::once(actor.output()).chain(
-                actor
-                    .subscriptions()
-                    .iter()
-                    .filter(|s| !s.pattern)
-                    .map(|s| s.topic.as_str()),
-            );
+            let names = std::iter::once(actor.output())
+                .chain(dead_letter.as_deref())
+                .chain(
+                    actor
+                        .subscriptions()
+                        .iter()
+                        .filter(|s| !s.pattern)
+                        .map(|s| s.topic.as_str()),
+                );
             for topic in names {
                 let spec = b.topics.get(topic).copied().unwrap_or(b.default_topic);
                 topics.insert(topic.to_owned(), spec);
@@ -308,12 +345,23 @@ impl Node {
         let topics = self.topics();
         let registry = self.schema_registry();
         let b = self.builder;
+        let policies = b
+            .actors
+            .iter()
+            .map(|(a, _)| {
+                (
+                    Arc::new(Node::policy_of(&b, a.name())),
+                    Node::dead_letter_of(&b, &**a),
+                )
+            })
+            .collect();
         crate::sim::NodeParts {
             name: b.name,
             actors: b.actors,
             topics,
             registry,
             commit_interval: b.commit_interval,
+            policies,
         }
     }
 
@@ -328,6 +376,7 @@ impl Node {
                 output_type: a.output_type().to_owned(),
                 output_schema: a.output_schema(),
                 subscriptions: a.subscriptions().to_vec(),
+                dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
             })
             .collect()
     }
@@ -342,6 +391,16 @@ impl Node {
         let registry = self.schema_registry();
         let topics: Vec<_> = self.topics().into_iter().collect();
         let b = self.builder;
+        let policies: Vec<(Arc<FailurePolicy>, Option<String>)> = b
+            .actors
+            .iter()
+            .map(|(a, _)| {
+                (
+                    Arc::new(Node::policy_of(&b, a.name())),
+                    Node::dead_letter_of(&b, &**a),
+                )
+            })
+            .collect();
         let (bootstrap, embedded) = match b.broker {
             Broker::Embedded => {
                 let broker = EmbeddedBroker::start()?;
@@ -363,28 +422,34 @@ impl Node {
         ensure_topics(&settings, embedded.as_ref(), &topics).await?;
         let env = Arc::new(Env { settings, registry });
         let (stop, stop_rx) = watch::channel(false);
+        let control = Arc::new(NodeControl {
+            stop,
+            halted: std::sync::Mutex::new(None),
+        });
         let mut running = RunningNode {
             name: b.name,
             bootstrap,
             embedded,
-            stop,
+            control: control.clone(),
             supervisors: Vec::new(),
             stats: HashMap::new(),
         };
         let mut starts = Vec::new();
-        for (factory, stats) in b.actors {
+        for ((factory, stats), (policy, dead_letter)) in b.actors.into_iter().zip(policies) {
             let name = factory.name().to_owned();
             let (started_tx, started_rx) = oneshot::channel();
             running
                 .stats
                 .insert(factory.name().to_owned(), stats.clone());
-            let task = actix::spawn(supervise(
+            let supervision = Supervision {
                 factory,
-                env.clone(),
+                env: env.clone(),
                 stats,
-                stop_rx.clone(),
-                started_tx,
-            ));
+                policy,
+                dead_letter,
+                control: control.clone(),
+            };
+            let task = actix::spawn(supervise(supervision, stop_rx.clone(), started_tx));
             running.supervisors.push((name.clone(), task));
             starts.push((name, started_rx));
         }
@@ -417,7 +482,7 @@ pub struct RunningNode {
     name: String,
     bootstrap: String,
     embedded: Option<EmbeddedBroker>,
-    stop: watch::Sender<bool>,
+    control: Arc<NodeControl>,
     /// Each actor's name and supervisor task.
     supervisors: Vec<(String, tokio::task::JoinHandle<()>)>,
     stats: HashMap<String, Arc<ActorStats>>,
@@ -461,7 +526,7 @@ impl RunningNode {
     }
 
     async fn shutdown_in_place(&mut self) -> Result<()> {
-        let _ = self.stop.send(true);
+        let _ = self.control.stop.send(true);
         let mut failed = None;
         for (actor, task) in self.supervisors.drain(..) {
             if let Err(error) = task.await {
@@ -475,11 +540,27 @@ impl RunningNode {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully. Also
+    /// returns, with [`Error::NodeHalted`], when an actor's restart budget
+    /// stopped the node.
     pub async fn run_until_signal(self) -> Result<()> {
-        wait_for_signal().await;
-        tracing::info!(node = %self.name, "signal received; draining");
-        self.shutdown().await
+        let mut stopped = self.control.stop.subscribe();
+        tokio::select! {
+            () = wait_for_signal() => {
+                tracing::info!(node = %self.name, "signal received; draining");
+            }
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+        let halted = self.halted();
+        self.shutdown().await?;
+        halted.map_or(Ok(()), |reason| Err(Error::NodeHalted { reason }))
+    }
+
+    /// Why the node stopped itself, if it did: an actor spent its restart
+    /// budget under `over_budget = "stop-node"`. Its actors are draining or
+    /// drained by then.
+    pub fn halted(&self) -> Option<String> {
+        self.control.halted.lock().ok().and_then(|h| h.clone())
     }
 }
 

@@ -109,6 +109,36 @@ impl PublisherCore {
         *self.cause() = None;
     }
 
+    /// Writes a record the actor gives up on to its dead-letter topic: the
+    /// original key, value and headers, plus `extra` headers saying why.
+    /// `slot` completes once the dead letter is acknowledged.
+    pub(crate) fn dead_letter(
+        &self,
+        topic: &str,
+        raw: &crate::failures::Raw,
+        extra: &[(&str, &[u8])],
+        slot: &Arc<AckSlot>,
+    ) -> Result<()> {
+        let pairs = raw.headers.iter().chain(extra.iter().copied());
+        match &self.sink {
+            Sink::Kafka(producer) => {
+                slot.add_pending();
+                let mut record = BaseRecord::with_opaque_to(topic, slot.clone())
+                    .payload(&*raw.value)
+                    .headers(to_kafka(pairs));
+                if let Some(timestamp) = raw.timestamp {
+                    record = record.timestamp(timestamp);
+                }
+                if let Some(key) = &raw.key {
+                    record = record.key(key.as_slice());
+                }
+                send(producer, record, topic)
+            }
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
+        }
+    }
+
     /// Waits until the broker acknowledged everything published.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         match &self.sink {
@@ -259,21 +289,31 @@ impl<T: Record> Publisher<T> {
         if let Some(key) = key {
             record = record.key(key);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The local queue is full: wait for the broker to drain it.
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((source, back)) => {
-                    back.delivery_opaque.done();
-                    return Err(Error::Publish {
-                        topic: self.core.topic.to_string(),
-                        source,
-                    });
-                }
+        send(producer, record, &self.core.topic)
+    }
+}
+
+/// Sends a record, waiting while librdkafka's local queue is full. On a
+/// refusal the record's ack slot is released and the error returned.
+pub(crate) fn send(
+    producer: &Producer,
+    mut record: BaseRecord<'_, [u8], [u8], Arc<AckSlot>>,
+    topic: &str,
+) -> Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // The local queue is full: wait for the broker to drain it.
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((source, back)) => {
+                back.delivery_opaque.done();
+                return Err(Error::Publish {
+                    topic: topic.to_owned(),
+                    source,
+                });
             }
         }
     }

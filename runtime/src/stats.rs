@@ -11,6 +11,10 @@ pub(crate) struct ActorStats {
     pub(crate) published: AtomicU64,
     pub(crate) publish_failures: AtomicU64,
     pub(crate) restarts: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    /// Stopped by its failure policy or restart budget.
+    pub(crate) unhealthy: std::sync::atomic::AtomicBool,
 }
 
 impl ActorStats {
@@ -27,6 +31,9 @@ impl ActorStats {
             published: get(&self.published),
             publish_failures: get(&self.publish_failures),
             restarts: get(&self.restarts),
+            retried: get(&self.retried),
+            dead_lettered: get(&self.dead_lettered),
+            unhealthy: self.unhealthy.load(Ordering::Relaxed),
         }
     }
 }
@@ -47,4 +54,11 @@ pub struct StatsSnapshot {
     pub publish_failures: u64,
     /// Times the supervisor restarted the actor.
     pub restarts: u64,
+    /// Handler calls repeated after the handler returned an error.
+    pub retried: u64,
+    /// Records written to the actor's dead-letter topic.
+    pub dead_lettered: u64,
+    /// Whether the actor was stopped by its failure policy or restart
+    /// budget (it is not running).
+    pub unhealthy: bool,
 }

@@ -1,6 +1,7 @@
 //! The supervisor: starts each actor instance on its own thread, restarts it
 //! when it fails, and stops it with a drain.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,10 @@ use tokio::sync::watch;
 use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
+use crate::failures::Failures;
 use crate::feed::{Consumer, Exit, Feed, FeedParts};
 use crate::kafka::ClientSettings;
+use crate::policy::{FailurePolicy, OverBudget};
 use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 
@@ -33,10 +36,10 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_schema(&self) -> apache_avro::Schema;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
-    fn spawn(&self, env: &Env) -> Result<Instance>;
+    fn spawn(&self, env: &Env, failures: &Failures) -> Result<Instance>;
     /// Starts an instance in a simulation, on the current thread.
     #[cfg(feature = "testing")]
-    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>) -> Result<()>;
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()>;
 }
 
 /// What every instance of every actor of a node shares.
@@ -102,11 +105,11 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     #[cfg(feature = "testing")]
-    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>) -> Result<()> {
-        crate::sim::spawn(self, env)
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()> {
+        crate::sim::spawn(self, env, failures)
     }
 
-    fn spawn(&self, env: &Env) -> Result<Instance> {
+    fn spawn(&self, env: &Env, failures: &Failures) -> Result<Instance> {
         let actor: Arc<str> = self.name.as_str().into();
         let producer: Producer = env
             .settings
@@ -153,6 +156,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         let args = self.args.clone();
         let stats = self.stats.clone();
         let store_interval = (env.settings.commit_interval / 4).max(Duration::from_millis(10));
+        let failures = failures.clone();
         let arbiter = Arbiter::new();
         let spawned = arbiter.spawn_fn(move || match <A as TopicActor>::create(args, publisher) {
             Ok(act) => {
@@ -163,6 +167,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     core,
                     stats,
                     store_interval,
+                    failures,
                 };
                 let feed = Feed::new(parts, stop_rx, exit_tx);
                 let mut ctx = Context::<A>::new();
@@ -218,21 +223,61 @@ impl Drop for Instance {
     }
 }
 
+/// What every supervisor of a node shares: the node's stop switch, which a
+/// supervisor throws when its actor's restart budget says stop the node.
+#[derive(Debug)]
+pub(crate) struct NodeControl {
+    pub(crate) stop: watch::Sender<bool>,
+    /// Why the node stopped itself, if it did.
+    pub(crate) halted: std::sync::Mutex<Option<String>>,
+}
+
+impl NodeControl {
+    fn halt(&self, reason: String) {
+        if let Ok(mut halted) = self.halted.lock() {
+            halted.get_or_insert(reason);
+        }
+        let _ = self.stop.send(true);
+    }
+}
+
+/// One actor's supervision: its policy and the state it keeps across restarts.
+pub(crate) struct Supervision {
+    pub(crate) factory: Arc<dyn ActorFactory>,
+    pub(crate) env: Arc<Env>,
+    pub(crate) stats: Arc<ActorStats>,
+    pub(crate) policy: Arc<FailurePolicy>,
+    pub(crate) dead_letter: Option<String>,
+    pub(crate) control: Arc<NodeControl>,
+}
+
 /// Supervises one actor until `stop` turns true. Reports the first start's
 /// outcome on `started`.
 pub(crate) async fn supervise(
-    factory: Arc<dyn ActorFactory>,
-    env: Arc<Env>,
-    stats: Arc<ActorStats>,
+    supervision: Supervision,
     mut stop: watch::Receiver<bool>,
     started: oneshot::Sender<Result<()>>,
 ) {
+    let Supervision {
+        factory,
+        env,
+        stats,
+        policy,
+        dead_letter,
+        control,
+    } = supervision;
+    let failures = Failures {
+        policy: policy.clone(),
+        attempts: Arc::default(),
+        dead_letter: dead_letter.map(Into::into),
+    };
     let name = factory.name().to_owned();
     let mut started = Some(started);
     let mut backoff = MIN_BACKOFF;
+    let mut restarts: VecDeque<Instant> = VecDeque::new();
     loop {
         let began = Instant::now();
-        let mut instance = match factory.spawn(&env) {
+        let mut instance = match factory.spawn(&env, &failures) {
             Ok(instance) => instance,
             Err(error) => {
                 if let Some(started) = started.take() {
@@ -294,13 +339,49 @@ pub(crate) async fn supervise(
                 tracing::info!(actor = %name, "actor stopped");
                 return;
             }
-            Exit::Failed(reason) if stopping => {
+            Exit::Failed(reason) | Exit::Halted(reason) if stopping => {
                 tracing::error!(actor = %name, %reason, "actor failed while stopping");
                 return;
             }
+            Exit::Halted(reason) => {
+                stats
+                    .unhealthy
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(actor = %name, %reason, "actor stopped by its failure policy; it is not restarted");
+                return;
+            }
             Exit::Failed(reason) => {
-                if began.elapsed() > HEALTHY_AFTER {
+                let now = Instant::now();
+                if now.duration_since(began) > HEALTHY_AFTER {
                     backoff = MIN_BACKOFF;
+                }
+                restarts.push_back(now);
+                while restarts
+                    .front()
+                    .is_some_and(|at| now.duration_since(*at) > policy.restart_window)
+                {
+                    restarts.pop_front();
+                }
+                if restarts.len() > policy.max_restarts as usize {
+                    stats
+                        .unhealthy
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    let budget = format!(
+                        "actor `{name}` failed {} times within {:?} (its budget is {}): {reason}",
+                        restarts.len(),
+                        policy.restart_window,
+                        policy.max_restarts
+                    );
+                    match policy.over_budget {
+                        OverBudget::StopActor => {
+                            tracing::error!(actor = %name, %budget, "restart budget spent; the actor stays stopped");
+                        }
+                        OverBudget::StopNode => {
+                            tracing::error!(actor = %name, %budget, "restart budget spent; stopping the node");
+                            control.halt(budget);
+                        }
+                    }
+                    return;
                 }
                 tracing::warn!(actor = %name, %reason, ?backoff, "actor failed; restarting");
                 ActorStats::add(&stats.restarts, 1);

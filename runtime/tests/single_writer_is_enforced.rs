@@ -256,7 +256,7 @@ fn patterns_matching_no_owned_topic_are_reported_external_and_not_created() {
     assert!(node.actors()[0].subscriptions[0].pattern);
     assert_eq!(
         node.topics().keys().collect::<Vec<_>>(),
-        ["gathered"],
-        "a pattern names no topic to create"
+        ["gathered", "gathered.dlq"],
+        "a pattern names no topic to create (the other is the actor's dead-letter topic)"
     );
 }

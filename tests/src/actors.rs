@@ -1,7 +1,7 @@
 //! Test actors.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use scribe::prelude::*;
@@ -22,6 +22,13 @@ pub struct RelayArgs {
     pub panic_once_at: Option<i64>,
     /// Set once the panic happened (shared across restarts).
     pub panicked: Arc<AtomicBool>,
+    /// Return an error when handling this sequence number, the first this
+    /// many times (`u32::MAX`: every time).
+    pub fail_at: Option<(i64, u32)>,
+    /// Panic every time this sequence number is handled.
+    pub panic_always_at: Option<i64>,
+    /// Handler calls that failed on purpose so far (shared across restarts).
+    pub failures: Arc<AtomicU32>,
 }
 
 impl RelayArgs {
@@ -66,6 +73,16 @@ impl Handler<Inbound<Number>> for Relay {
             && !self.args.panicked.swap(true, Ordering::SeqCst)
         {
             panic!("injected failure at seq {}", m.seq);
+        }
+        if self.args.panic_always_at == Some(m.seq) {
+            self.args.failures.fetch_add(1, Ordering::SeqCst);
+            panic!("injected panic at seq {}", m.seq);
+        }
+        if let Some((seq, times)) = self.args.fail_at
+            && seq == m.seq
+            && self.args.failures.fetch_add(1, Ordering::SeqCst) < times
+        {
+            return Err(format!("injected error at seq {seq}").into());
         }
         self.out.publish(m.key().unwrap_or_default(), m.value())?;
         Ok(())

@@ -337,3 +337,82 @@ fn two_simulations_on_one_thread_keep_their_own_clocks() {
     assert_eq!(first.elapsed(), Duration::from_secs(10));
     assert_eq!(second.elapsed(), Duration::from_secs(1));
 }
+
+#[test]
+fn the_failure_policy_retries_in_virtual_time_and_dead_letters() {
+    let args = RelayArgs {
+        fail_at: Some((3, 2)),
+        panic_always_at: Some(6),
+        ..RelayArgs::reading("in")
+    };
+    let node = Node::builder("sim-policy")
+        .actor::<Relay>("relay", "out", args)
+        .failure_policy(
+            "relay",
+            scribe::FailurePolicy {
+                retries: 2,
+                ..scribe::FailurePolicy::default()
+            },
+        )
+        .build()
+        .expect("valid topology");
+    let mut sim = Simulation::builder(node).seed(4).build().expect("starts");
+    for seq in 0..10 {
+        sim.inject(
+            "in",
+            "k",
+            &Number {
+                key: "k".into(),
+                seq,
+            },
+        )
+        .expect("injected");
+    }
+    sim.inject_raw("in", Some(b"k"), b"not avro")
+        .expect("injected");
+    sim.run_until_idle();
+
+    let seqs: Vec<i64> = sim
+        .values::<Number>("out", "k")
+        .expect("readable")
+        .iter()
+        .map(|n| n.seq)
+        .collect();
+    let expected: Vec<i64> = (0..10).filter(|&q| q != 6).collect();
+    assert_eq!(
+        seqs, expected,
+        "3 succeeded on its third try; 6 was given up on"
+    );
+    let dead: Vec<Vec<u8>> = sim
+        .raw("out.dlq")
+        .expect("known")
+        .into_iter()
+        .flatten()
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(dead.len(), 2, "the panicking record and the garbage");
+    let decoder = scribe::codec::Decoder::<Number>::new(scribe::SchemaRegistry::new()).unwrap();
+    let letters: Vec<Option<i64>> = dead
+        .iter()
+        .map(|v| decoder.decode(v).ok().map(|n| n.seq))
+        .collect();
+    assert!(letters.contains(&Some(6)), "{letters:?}");
+    assert!(
+        dead.iter().any(|v| v == b"not avro"),
+        "the undecodable record is dead-lettered too"
+    );
+    let stats = sim.stats("relay").expect("known");
+    assert_eq!(
+        (
+            stats.retried,
+            stats.restarts,
+            stats.dead_lettered,
+            stats.undecodable
+        ),
+        (2, 3, 2, 1),
+        "{stats:?}"
+    );
+    // Two retries (100 ms, 200 ms) and three restarts (100, 200, 400 ms), in virtual time.
+    assert_eq!(sim.elapsed(), Duration::from_millis(1000));
+    sim.assert_invariants();
+}

@@ -173,6 +173,10 @@ pub struct ActorSection {
     /// are refused.
     #[serde(default)]
     pub params: serde_json::Value,
+    /// What the actor does when handling fails (see [`crate::FailurePolicy`]);
+    /// the defaults when absent.
+    #[serde(default)]
+    pub failure: Option<crate::policy::FailurePolicy>,
 }
 
 impl NodeConfig {

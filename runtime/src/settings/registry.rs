@@ -97,5 +97,9 @@ where
         };
         format!("{at}: {}", e.into_inner())
     })?;
-    Ok(builder.actor::<A>(&actor.name, &actor.output, args))
+    let builder = builder.actor::<A>(&actor.name, &actor.output, args);
+    Ok(match &actor.failure {
+        Some(policy) => builder.failure_policy(&actor.name, policy.clone()),
+        None => builder,
+    })
 }

@@ -1,7 +1,7 @@
 //! The simulation's scheduler: its actors and their instances, and every
 //! decision of a run, taken on one thread from the seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
+use crate::failures::Failures;
+use crate::policy::OverBudget;
 use crate::stats::ActorStats;
 use crate::supervisor::{ActorFactory, HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
 
@@ -53,6 +55,10 @@ pub(super) struct SimActor {
     /// Offset ranges redelivered by faults, per partition: how many
     /// duplicates each record may have.
     pub(super) exposures: Exposures,
+    /// Its failure policy, dead-letter topic and panics per record.
+    pub(super) failures: Failures,
+    /// When it failed lately, for its restart budget.
+    pub(super) restarts: VecDeque<Instant>,
 }
 
 /// One running instance of an actor: a member of its consumer group.
@@ -76,6 +82,8 @@ pub(super) struct Driver {
     pub(super) max_batch: usize,
     pub(super) faults: Faults,
     pub(super) injected: FaultCounts,
+    /// Why the simulated node stopped itself, if it did.
+    pub(super) halted: Option<String>,
     pub(super) commit_interval: Duration,
     pub(super) next_commit: Instant,
     pub(super) delays: BTreeMap<(usize, i32), Instant>,
@@ -101,7 +109,14 @@ impl Driver {
         let actors = parts
             .actors
             .into_iter()
-            .map(|(factory, stats)| SimActor {
+            .zip(parts.policies)
+            .map(|((factory, stats), (policy, dead_letter))| SimActor {
+                failures: Failures {
+                    policy,
+                    attempts: Arc::default(),
+                    dead_letter: dead_letter.map(Into::into),
+                },
+                restarts: VecDeque::new(),
                 name: factory.name().to_owned(),
                 factory,
                 stats,
@@ -126,6 +141,7 @@ impl Driver {
             max_batch,
             faults,
             injected: FaultCounts::default(),
+            halted: None,
             commit_interval: parts.commit_interval,
             next_commit: now + parts.commit_interval,
             delays: BTreeMap::new(),
@@ -214,7 +230,8 @@ impl Driver {
                 id,
                 actor,
             };
-            self.actors[actor].factory.spawn_sim(&env)?;
+            let failures = self.actors[actor].failures.clone();
+            self.actors[actor].factory.spawn_sim(&env, &failures)?;
             self.actors[actor].instances.push(SimInstance {
                 id,
                 assigned: Vec::new(),
@@ -406,19 +423,21 @@ impl Driver {
         self.actors[a].instances[i]
             .position
             .insert(tp, from + count as i64);
-        let (completed, failure) = poll_fn(|cx| {
+        let (completed, failure, halt) = poll_fn(|cx| {
             let mut world = lock(&self.world);
             let Some(slot) = world.slots.get_mut(&id) else {
-                return Poll::Ready((None, Some("the actor stopped".to_owned())));
+                return Poll::Ready((None, Some("the actor stopped".to_owned()), None));
             };
             if slot.busy && !slot.exited {
                 world.driver = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            let halt = slot.halt.take();
             let failure = slot.failure.take().or_else(|| {
-                (slot.exited && slot.completed.is_none()).then(|| "the actor stopped".to_owned())
+                (slot.exited && slot.completed.is_none() && halt.is_none())
+                    .then(|| "the actor stopped".to_owned())
             });
-            Poll::Ready((slot.completed.take(), failure))
+            Poll::Ready((slot.completed.take(), failure, halt))
         })
         .await;
         if let Some(next) = completed
@@ -426,14 +445,37 @@ impl Driver {
         {
             self.actors[a].instances[i].stored.insert(tp, next);
         }
-        if let Some(reason) = failure {
+        if let Some(reason) = halt {
+            self.halt(a, id, &reason).await;
+        } else if let Some(reason) = failure {
             self.fail(a, id, &reason).await;
         }
         true
     }
 
+    /// The failure policy stopped an instance: it drains and its actor
+    /// stays down, reported unhealthy.
+    async fn halt(&mut self, actor: usize, id: u64, reason: &str) {
+        self.stop_instance(id).await;
+        if let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) {
+            self.remove_instance(actor, index, false);
+        }
+        let a = &mut self.actors[actor];
+        tracing::error!(actor = %a.name, %reason, "simulated actor stopped by its failure policy");
+        a.down = true;
+        a.stats
+            .unhealthy
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        while let Some(instance) = self.actors[actor].instances.first() {
+            let id = instance.id;
+            self.stop_instance(id).await;
+            self.remove_instance(actor, 0, false);
+        }
+    }
+
     /// An instance failed: it drains (commits what it completed) and its
-    /// actor restarts after the backoff, as under a real supervisor.
+    /// actor restarts after the backoff, as under a real supervisor, within
+    /// its restart budget.
     async fn fail(&mut self, actor: usize, id: u64, reason: &str) {
         self.stop_instance(id).await;
         let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
@@ -444,6 +486,55 @@ impl Driver {
         let a = &mut self.actors[actor];
         if now.duration_since(a.started_at) > HEALTHY_AFTER {
             a.backoff = MIN_BACKOFF;
+        }
+        let policy = a.failures.policy.clone();
+        a.restarts.push_back(now);
+        while a
+            .restarts
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > policy.restart_window)
+        {
+            a.restarts.pop_front();
+        }
+        if a.restarts.len() > policy.max_restarts as usize {
+            let budget = format!(
+                "actor `{}` failed {} times within {:?} (its budget is {}): {reason}",
+                a.name,
+                a.restarts.len(),
+                policy.restart_window,
+                policy.max_restarts
+            );
+            tracing::error!(actor = %a.name, %budget, "simulated actor spent its restart budget");
+            match policy.over_budget {
+                OverBudget::StopActor => {
+                    let id = self.actors[actor].instances.first().map(|i| i.id);
+                    if let Some(id) = id {
+                        self.halt(actor, id, &budget).await;
+                    } else {
+                        let a = &mut self.actors[actor];
+                        a.down = true;
+                        a.stats
+                            .unhealthy
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                OverBudget::StopNode => {
+                    self.halted.get_or_insert(budget);
+                    self.actors[actor]
+                        .stats
+                        .unhealthy
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    for other in 0..self.actors.len() {
+                        self.actors[other].down = true;
+                        while let Some(instance) = self.actors[other].instances.first() {
+                            let id = instance.id;
+                            self.stop_instance(id).await;
+                            self.remove_instance(other, 0, false);
+                        }
+                    }
+                }
+            }
+            return;
         }
         tracing::warn!(actor = %a.name, %reason, backoff = ?a.backoff, "simulated actor failed; restarting");
         ActorStats::add(&a.stats.restarts, 1);

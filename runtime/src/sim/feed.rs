@@ -1,22 +1,22 @@
 //! The simulator's feed: drives one actor instance from batches the driver
 //! grants it, the way the Kafka feed drives one from its consumer.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use actix::{ActorContext, ActorFuture, AsyncContext, Context};
 
-use crate::actor::{Meta, Routes, TopicActor};
-use crate::codec::DecodeError;
+use crate::actor::{Routes, TopicActor};
 use crate::error::{Error, Result};
-use crate::feed::{Arrival, Delivered, deliver};
+use crate::failures::{Failures, Handling, Next, Raw};
 use crate::publisher::{Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 use crate::supervisor::Factory;
 use crate::tracker::AckSlot;
 
-use super::world::{Outlet, World, lock};
+use super::world::{Grant, Outlet, World, lock};
 
 /// What a simulated instance is started with.
 pub(crate) struct SimEnv<'a> {
@@ -30,7 +30,11 @@ pub(crate) struct SimEnv<'a> {
 }
 
 /// Builds an instance of `A` and runs it on the current (simulation) thread.
-pub(crate) fn spawn<A: TopicActor>(factory: &Factory<A>, env: &SimEnv<'_>) -> Result<()> {
+pub(crate) fn spawn<A: TopicActor>(
+    factory: &Factory<A>,
+    env: &SimEnv<'_>,
+    failures: &Failures,
+) -> Result<()> {
     let name: Arc<str> = factory.name.as_str().into();
     let output = lock(env.world).index.get(&factory.output).copied();
     let Some(topic) = output else {
@@ -67,7 +71,10 @@ pub(crate) fn spawn<A: TopicActor>(factory: &Factory<A>, env: &SimEnv<'_>) -> Re
         route_of: Vec::new(),
         core,
         stats: factory.stats.clone(),
-        batch: Vec::new(),
+        failures: failures.clone(),
+        batch: VecDeque::new(),
+        progress: None,
+        pending: None,
     };
     lock(env.world).slots.insert(
         env.id,
@@ -91,7 +98,24 @@ struct SimFeed<A: TopicActor> {
     route_of: Vec<Option<Option<usize>>>,
     core: Arc<PublisherCore>,
     stats: Arc<ActorStats>,
-    batch: Vec<Arrival<A>>,
+    failures: Failures,
+    /// The granted records not yet handled.
+    batch: VecDeque<Raw>,
+    /// The grant being handled: its first offset and how many are done.
+    progress: Option<(Grant, usize)>,
+    /// A record waiting for its retry, with its attempt number.
+    pending: Option<Retry>,
+}
+
+/// A record waiting for its retry: its bytes, the attempt it will be, its
+/// ack slot, and the wait.
+type Retry = (Raw, u32, Arc<AckSlot>, Pin<Box<tokio::time::Sleep>>);
+
+/// How a batch ended.
+enum End {
+    Completed,
+    Restart(String),
+    Halt(String),
 }
 
 impl<A: TopicActor> SimFeed<A> {
@@ -102,32 +126,67 @@ impl<A: TopicActor> SimFeed<A> {
         *self.route_of[topic].get_or_insert_with(|| self.routes.find(&world.logs[topic].name))
     }
 
-    /// Decodes the granted records into `self.batch`.
-    fn take(&mut self, world: &World, grant: super::world::Grant) {
+    /// Copies the granted records into `self.batch`.
+    fn take(&mut self, world: &World, grant: Grant) {
         let route = self.route(world, grant.topic);
-        let log = &world.logs[grant.topic];
-        let records = &log.partitions[grant.partition as usize];
+        let records = &world.logs[grant.topic].partitions[grant.partition as usize];
         let from = grant.from as usize;
-        for (i, stored) in records[from..from + grant.count].iter().enumerate() {
-            let offset = grant.from + i as i64;
-            let meta = Meta {
-                topic: log.name.clone(),
-                partition: grant.partition,
-                offset,
-                timestamp: Some(stored.timestamp_ms),
+        self.batch
+            .extend(records[from..from + grant.count].iter().map(|stored| Raw {
                 key: stored.key.clone(),
+                value: stored.value.clone(),
                 headers: stored.headers.clone(),
+                timestamp: Some(stored.timestamp_ms),
+                route,
+            }));
+    }
+
+    /// Handles the batch's records until it is done, a record must wait
+    /// for a retry (`None`), or the instance must end.
+    fn work(
+        &mut self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        task: &mut std::task::Context<'_>,
+    ) -> Option<End> {
+        let (grant, _) = self.progress?;
+        let topic = lock(&self.world).logs[grant.topic].name.clone();
+        loop {
+            let (raw, attempt, slot) = match self.pending.take() {
+                Some((raw, attempt, slot, mut wait)) => {
+                    if wait.as_mut().poll(task).is_pending() {
+                        self.pending = Some((raw, attempt, slot, wait));
+                        return None;
+                    }
+                    (raw, attempt, slot)
+                }
+                None => match self.batch.pop_front() {
+                    Some(raw) => (raw, 1, AckSlot::new()),
+                    None => return Some(End::Completed),
+                },
             };
-            let body = match route {
-                Some(route) => self.routes.route(route).decode(&stored.value, meta),
-                None => Err(DecodeError::NoMarker),
+            let Some((_, done)) = &mut self.progress else {
+                return Some(End::Completed);
             };
-            self.batch.push(Arrival {
-                topic: log.name.clone(),
-                partition: grant.partition,
-                offset,
-                body,
-            });
+            let offset = grant.from + *done as i64;
+            let handling = Handling {
+                actor: &self.actor,
+                core: &self.core,
+                stats: &self.stats,
+                routes: &self.routes,
+                failures: &self.failures,
+            };
+            let arrival = handling.redecode(&topic, grant.partition, offset, &raw);
+            // The simulated bus acknowledges publishes as they are made, so
+            // the slot completes when the record is handled.
+            match handling.process(act, ctx, arrival, &raw, attempt, &slot) {
+                Next::Done => *done += 1,
+                Next::Retry { after, attempt } => {
+                    self.pending = Some((raw, attempt, slot, Box::pin(tokio::time::sleep(after))));
+                }
+                Next::Restart(reason) => return Some(End::Restart(reason)),
+                Next::Halt(reason) => return Some(End::Halt(reason)),
+            }
         }
     }
 }
@@ -143,71 +202,62 @@ impl<A: TopicActor> ActorFuture<A> for SimFeed<A> {
     ) -> Poll<()> {
         let this = self.get_mut();
         let world = this.world.clone();
-        let mut guard = lock(&world);
-        let Some(slot) = guard.slots.get_mut(&this.id) else {
-            ctx.stop();
-            return Poll::Ready(());
-        };
-        if slot.kill {
-            drop(guard);
-            ctx.stop();
-            return Poll::Ready(());
-        }
-        let Some(grant) = slot.grant.take() else {
-            slot.feed = Some(task.waker().clone());
-            return Poll::Pending;
-        };
-        let actor_index = slot.actor;
-        this.take(&guard, grant);
-        drop(guard);
-
-        let mut next = grant.from;
-        let mut failure = None;
-        // Handled, or skipped as undecodable: either way done with.
-        let mut completed = 0;
-        for arrival in this.batch.drain(..) {
-            let offset = arrival.offset;
-            // The simulated bus acknowledges publishes as they are made, so
-            // the slot completes when the handler returns.
-            match deliver(
-                &this.actor,
-                &this.core,
-                &this.stats,
-                act,
-                ctx,
-                arrival,
-                AckSlot::new(),
-            ) {
-                Ok(Delivered::Handled | Delivered::Skipped) => {
-                    completed += 1;
-                    next = offset + 1;
-                }
-                Err(reason) => {
-                    failure = Some(reason);
-                    break;
-                }
+        {
+            let mut guard = lock(&world);
+            let Some(slot) = guard.slots.get_mut(&this.id) else {
+                drop(guard);
+                ctx.stop();
+                return Poll::Ready(());
+            };
+            if slot.kill {
+                drop(guard);
+                ctx.stop();
+                return Poll::Ready(());
+            }
+            if this.progress.is_none() {
+                let Some(grant) = slot.grant.take() else {
+                    slot.feed = Some(task.waker().clone());
+                    return Poll::Pending;
+                };
+                this.progress = Some((grant, 0));
+                this.take(&guard, grant);
             }
         }
-        // Records after a failure are not handled; drop their decoded values.
+        let Some(end) = this.work(act, ctx, task) else {
+            // A retry is due later; its timer wakes this feed.
+            if let Some(slot) = lock(&world).slots.get_mut(&this.id) {
+                slot.feed = Some(task.waker().clone());
+            }
+            return Poll::Pending;
+        };
+        let (grant, done) = this.progress.take().expect("a batch was in hand");
+        // Records after a failure are not handled.
         this.batch.clear();
 
         let mut guard = lock(&world);
+        let actor_index = guard.slots.get(&this.id).map_or(0, |s| s.actor);
         let counts = guard
             .handled
             .entry((actor_index, grant.topic, grant.partition))
             .or_default();
         let from = grant.from as usize;
-        if counts.len() < from + completed {
-            counts.resize(from + completed, 0);
+        if counts.len() < from + done {
+            counts.resize(from + done, 0);
         }
-        for count in &mut counts[from..from + completed] {
+        for count in &mut counts[from..from + done] {
             *count += 1;
         }
-        let stop = failure.is_some();
+        let (failure, halt) = match end {
+            End::Completed => (None, None),
+            End::Restart(reason) => (Some(reason), None),
+            End::Halt(reason) => (None, Some(reason)),
+        };
+        let stop = failure.is_some() || halt.is_some();
         if let Some(slot) = guard.slots.get_mut(&this.id) {
             slot.busy = false;
-            slot.completed = Some(next);
+            slot.completed = Some(grant.from + done as i64);
             slot.failure = failure;
+            slot.halt = halt;
             slot.feed = Some(task.waker().clone());
         }
         guard.changed();

@@ -100,6 +100,8 @@ pub(crate) struct NodeParts {
     pub(crate) topics: BTreeMap<String, TopicSpec>,
     pub(crate) registry: SchemaRegistry,
     pub(crate) commit_interval: Duration,
+    /// Each actor's failure policy and dead-letter topic, in actor order.
+    pub(crate) policies: Vec<(Arc<crate::FailurePolicy>, Option<String>)>,
 }
 
 /// Configures a [`Simulation`].
@@ -293,6 +295,12 @@ impl Simulation {
         self.driver.injected
     }
 
+    /// Why the simulated node stopped itself, if it did: an actor spent its
+    /// restart budget under `over_budget = "stop-node"`.
+    pub fn halted(&self) -> Option<&str> {
+        self.driver.halted.as_deref()
+    }
+
     /// The seed that reproduces this run.
     pub fn seed(&self) -> u64 {
         self.driver.seed
@@ -356,7 +364,7 @@ impl Simulation {
         let topic_index = self.driver.topic(topic)?;
         let stored = Stored {
             key: key.map(<[u8]>::to_vec),
-            value: value.to_vec(),
+            value: Arc::from(value),
             headers: Headers::default(),
             timestamp_ms: crate::clock::millis_of(self.now()),
         };
@@ -424,7 +432,7 @@ impl Simulation {
             );
             let stored = Stored {
                 key: record.key,
-                value,
+                value: value.into(),
                 headers,
                 timestamp_ms: crate::clock::millis_of(now),
             };
@@ -497,7 +505,11 @@ impl Simulation {
         Ok(world.logs[index]
             .partitions
             .iter()
-            .map(|p| p.iter().map(|r| (r.key.clone(), r.value.clone())).collect())
+            .map(|p| {
+                p.iter()
+                    .map(|r| (r.key.clone(), r.value.to_vec()))
+                    .collect()
+            })
             .collect())
     }
 

@@ -22,7 +22,7 @@ use crate::stats::ActorStats;
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
     pub(crate) key: Option<Vec<u8>>,
-    pub(crate) value: Vec<u8>,
+    pub(crate) value: Arc<[u8]>,
     pub(crate) headers: Headers,
     pub(crate) timestamp_ms: i64,
 }
@@ -54,8 +54,10 @@ pub(crate) struct Slot {
     pub(crate) busy: bool,
     /// After a batch: the next offset to commit (every record before it completed).
     pub(crate) completed: Option<i64>,
-    /// Why the instance must stop (a handler failed or panicked).
+    /// Why the instance must stop and restart (a handler panicked).
     pub(crate) failure: Option<String>,
+    /// Why the instance stopped for good (its failure policy said so).
+    pub(crate) halt: Option<String>,
     /// The driver asks the instance to end without committing (a crash).
     pub(crate) kill: bool,
     /// The instance's feed is gone (its actor stopped).
@@ -158,6 +160,31 @@ pub(crate) struct Outlet {
 }
 
 impl Outlet {
+    /// Appends a dead letter to `topic` (the actor's dead-letter topic).
+    pub(crate) fn dead_letter(
+        &self,
+        topic: &str,
+        raw: &crate::failures::Raw,
+        headers: Headers,
+    ) -> Result<()> {
+        let mut world = lock(&self.world);
+        let Some(&index) = world.index.get(topic) else {
+            return Err(crate::Error::UnknownTopic {
+                topic: topic.to_owned(),
+            });
+        };
+        let record = Stored {
+            key: raw.key.clone(),
+            value: raw.value.clone(),
+            headers,
+            timestamp_ms: raw.timestamp.unwrap_or_default(),
+        };
+        world.append(index, None, record);
+        Ok(())
+    }
+}
+
+impl Outlet {
     /// Appends a published record; the simulated broker acknowledges it at once.
     pub(crate) fn append(
         &self,
@@ -168,7 +195,7 @@ impl Outlet {
     ) -> Result<()> {
         let record = Stored {
             key: key.map(<[u8]>::to_vec),
-            value: value.to_vec(),
+            value: Arc::from(value),
             headers,
             timestamp_ms,
         };

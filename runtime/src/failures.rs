@@ -1,0 +1,240 @@
+//! Carrying out an actor's [`FailurePolicy`] on the records it handles:
+//! retries, dead letters, and which failures restart or stop it. Shared by
+//! the Kafka feed and the simulator's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Context;
+
+use crate::actor::{Meta, Routes, TopicActor};
+use crate::feed::{Arrival, Failed, deliver};
+use crate::headers::{self, Headers};
+use crate::policy::FailurePolicy;
+use crate::publisher::PublisherCore;
+use crate::stats::ActorStats;
+use crate::tracker::AckSlot;
+
+/// A consumed record as it came: what a retry decodes again and what a
+/// dead letter carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Raw {
+    pub(crate) key: Option<Vec<u8>>,
+    /// Shared, so a retry or a dead letter copies no bytes.
+    pub(crate) value: Arc<[u8]>,
+    pub(crate) headers: Headers,
+    pub(crate) timestamp: Option<i64>,
+    /// The route that decodes it, if its topic has one.
+    pub(crate) route: Option<usize>,
+}
+
+/// A record's coordinates.
+type RecordKey = (Arc<str>, i32, i64);
+
+/// Panics per record, kept by the supervisor across restarts: a record
+/// that keeps crashing its actor is dead-lettered once its retries are used.
+#[derive(Debug, Default)]
+pub(crate) struct Attempts {
+    panics: Mutex<HashMap<RecordKey, (u32, String)>>,
+}
+
+impl Attempts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecordKey, (u32, String)>> {
+        self.panics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a feed does next with a record.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// It is handled (or dead-lettered): go on.
+    Done,
+    /// Try it again after the wait; this will be attempt `attempt`.
+    Retry { after: Duration, attempt: u32 },
+    /// The handler panicked: rebuild the actor and deliver it again.
+    Restart(String),
+    /// The policy says stop the actor, without a restart.
+    Halt(String),
+}
+
+/// An actor's failure policy, as its feeds carry it out.
+#[derive(Debug, Clone)]
+pub(crate) struct Failures {
+    pub(crate) policy: Arc<FailurePolicy>,
+    pub(crate) attempts: Arc<Attempts>,
+    pub(crate) dead_letter: Option<Arc<str>>,
+}
+
+impl Default for Failures {
+    fn default() -> Self {
+        Self {
+            policy: Arc::new(FailurePolicy::default()),
+            attempts: Arc::default(),
+            dead_letter: None,
+        }
+    }
+}
+
+/// The parts of a feed the policy needs.
+pub(crate) struct Handling<'a, A: TopicActor> {
+    pub(crate) actor: &'a str,
+    pub(crate) core: &'a PublisherCore,
+    pub(crate) stats: &'a ActorStats,
+    pub(crate) routes: &'a Routes<A>,
+    pub(crate) failures: &'a Failures,
+}
+
+impl<A: TopicActor> Handling<'_, A> {
+    /// Decodes `raw` again, for a retry.
+    pub(crate) fn redecode(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        raw: &Raw,
+    ) -> Arrival<A> {
+        let meta = Meta {
+            topic: topic.clone(),
+            partition,
+            offset,
+            timestamp: raw.timestamp,
+            key: raw.key.clone(),
+            headers: raw.headers.clone(),
+        };
+        let body = match raw.route {
+            Some(route) => self.routes.route(route).decode(&raw.value, meta),
+            None => Err(crate::codec::DecodeError::NoMarker),
+        };
+        Arrival {
+            topic: topic.clone(),
+            partition,
+            offset,
+            body,
+        }
+    }
+
+    /// Handles one record under the policy. `attempt` is 1 for the first
+    /// try. `slot` completes once the record is handled or dead-lettered.
+    pub(crate) fn process(
+        &self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        arrival: Arrival<A>,
+        raw: &Raw,
+        attempt: u32,
+        slot: &Arc<AckSlot>,
+    ) -> Next {
+        let (topic, partition, offset) = (arrival.topic.clone(), arrival.partition, arrival.offset);
+        let key: RecordKey = (topic.clone(), partition, offset);
+        let policy = &self.failures.policy;
+        if attempt == 1 {
+            let crashed = self.failures.attempts.lock().get(&key).cloned();
+            if let Some((panics, reason)) = crashed
+                && panics > policy.retries
+            {
+                self.failures.attempts.lock().remove(&key);
+                return self.exhausted(&key, raw, &reason, panics, slot);
+            }
+        }
+        let record = match arrival.body {
+            Ok(record) => record,
+            Err(source) => {
+                let error = crate::Error::Decode {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    source,
+                };
+                let reason = crate::feed::error_chain(&error);
+                ActorStats::add(&self.stats.undecodable, 1);
+                return self.exhausted(&key, raw, &reason, 0, slot);
+            }
+        };
+        let at = (&*topic, partition, offset);
+        match deliver(
+            self.actor,
+            self.core,
+            self.stats,
+            act,
+            ctx,
+            at,
+            record,
+            slot.clone(),
+        ) {
+            Ok(()) => {
+                if attempt > 1 || policy.retries > 0 {
+                    self.failures.attempts.lock().remove(&key);
+                }
+                Next::Done
+            }
+            Err(Failed::Error(reason)) if attempt <= policy.retries => {
+                ActorStats::add(&self.stats.retried, 1);
+                tracing::warn!(
+                    actor = self.actor, %topic, partition, offset, attempt, %reason,
+                    "handler failed; retrying the record"
+                );
+                Next::Retry {
+                    after: policy.backoff_for(attempt),
+                    attempt: attempt + 1,
+                }
+            }
+            Err(Failed::Error(reason)) => self.exhausted(&key, raw, &reason, attempt, slot),
+            Err(Failed::Panic(reason)) => {
+                let mut panics = self.failures.attempts.lock();
+                let entry = panics.entry(key).or_insert((0, String::new()));
+                entry.0 += 1;
+                entry.1.clone_from(&reason);
+                Next::Restart(format!(
+                    "handler panicked on {topic}/{partition}@{offset}: {reason}"
+                ))
+            }
+        }
+    }
+
+    /// The record cannot be handled: dead-letter it, or stop.
+    fn exhausted(
+        &self,
+        key: &RecordKey,
+        raw: &Raw,
+        reason: &str,
+        attempts: u32,
+        slot: &Arc<AckSlot>,
+    ) -> Next {
+        let (topic, partition, offset) = (&key.0, key.1, key.2);
+        let Some(dead_letter) = &self.failures.dead_letter else {
+            return Next::Halt(format!(
+                "cannot handle {topic}/{partition}@{offset} after {attempts} attempts: {reason}"
+            ));
+        };
+        let partition_text = partition.to_string();
+        let offset_text = offset.to_string();
+        let attempts_text = attempts.to_string();
+        let extra = [
+            (headers::DLQ_ERROR, reason.as_bytes()),
+            (headers::DLQ_ATTEMPTS, attempts_text.as_bytes()),
+            (headers::DLQ_ACTOR, self.actor.as_bytes()),
+            (headers::DLQ_TOPIC, topic.as_bytes()),
+            (headers::DLQ_PARTITION, partition_text.as_bytes()),
+            (headers::DLQ_OFFSET, offset_text.as_bytes()),
+        ];
+        match self.core.dead_letter(dead_letter, raw, &extra, slot) {
+            Ok(()) => {
+                ActorStats::add(&self.stats.dead_lettered, 1);
+                tracing::warn!(
+                    actor = self.actor, %topic, partition, offset, attempts, %reason,
+                    dead_letter_topic = %dead_letter,
+                    "record dead-lettered"
+                );
+                // Handled, as far as the input is concerned: its offset
+                // commits once the dead letter is acknowledged.
+                slot.done();
+                Next::Done
+            }
+            Err(error) => Next::Restart(format!(
+                "cannot dead-letter {topic}/{partition}@{offset}: {}",
+                crate::feed::error_chain(&error)
+            )),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! [`FailurePolicy`]: what an actor's supervisor does when handling fails.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What happens when an actor's handler fails, per actor.
+///
+/// - A handler that returns `Err` is called again with the same record
+///   after `backoff` (doubling up to `max_backoff`), up to `retries` times;
+///   the actor's other records wait, so partition order holds.
+/// - A handler that panics is not trusted with its state: the actor is
+///   rebuilt through its constructor and the record delivered again, up to
+///   `retries` times as well.
+/// - A record whose retries are used up, or that cannot be decoded, is
+///   dead-lettered (`then = "dead-letter"`, the default) and the actor goes
+///   on, or the actor stops (`then = "stop"`).
+/// - Restarts are budgeted: more than `max_restarts` within
+///   `restart_window` stops the actor and reports it unhealthy
+///   (`over_budget = "stop-actor"`, the default) or stops the node
+///   (`"stop-node"`).
+///
+/// In a node config file it is the `failure` table of an `[[actors]]` entry:
+///
+/// ```toml
+/// [[actors]]
+/// name = "aggregator"
+/// kind = "windowed-aggregator"
+/// output = "metrics.summary"
+/// failure = { retries = 5, backoff = "200ms", then = "dead-letter", max_restarts = 3, restart_window = "1m" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailurePolicy {
+    /// How many times a failing record is tried again. The default is 3.
+    pub retries: u32,
+    /// The wait before the first retry of a handler error. The default is 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub backoff: Duration,
+    /// The longest wait between retries. The default is 10 s.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// What happens to a record whose retries are used up, or that cannot
+    /// be decoded. The default is dead-lettering it.
+    pub then: Exhausted,
+    /// The dead-letter topic. The default is `<output topic>.dlq`.
+    pub dead_letter_topic: Option<String>,
+    /// Most restarts allowed within `restart_window`. The default is 5.
+    pub max_restarts: u32,
+    /// The window restarts are counted over. The default is 1 minute.
+    #[serde(with = "humantime_serde")]
+    pub restart_window: Duration,
+    /// What happens past the restart budget. The default is stopping the actor.
+    pub over_budget: OverBudget,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            then: Exhausted::DeadLetter,
+            dead_letter_topic: None,
+            max_restarts: 5,
+            restart_window: Duration::from_secs(60),
+            over_budget: OverBudget::StopActor,
+        }
+    }
+}
+
+impl FailurePolicy {
+    /// The wait before retry number `attempt` (1 for the first retry).
+    pub fn backoff_for(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
+    /// The dead-letter topic of an actor writing `output`, if records are
+    /// dead-lettered at all.
+    pub fn dead_letter_topic_for(&self, output: &str) -> Option<String> {
+        match self.then {
+            Exhausted::DeadLetter => Some(
+                self.dead_letter_topic
+                    .clone()
+                    .unwrap_or_else(|| format!("{output}.dlq")),
+            ),
+            Exhausted::Stop => None,
+        }
+    }
+}
+
+/// What happens to a record that cannot be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Exhausted {
+    /// Write it to the actor's dead-letter topic and go on.
+    DeadLetter,
+    /// Stop the actor (the record stays uncommitted).
+    Stop,
+}
+
+/// What happens when an actor restarts more often than its budget allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum OverBudget {
+    /// Stop the actor and report it unhealthy; the node's other actors go on.
+    StopActor,
+    /// Stop the whole node (drained).
+    StopNode,
+}
+
+impl TryFrom<String> for Exhausted {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "dead-letter" => Ok(Exhausted::DeadLetter),
+            "stop" => Ok(Exhausted::Stop),
+            other => Err(format!(
+                "unknown variant `{other}`, expected `dead-letter` or `stop`"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for OverBudget {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "stop-actor" => Ok(OverBudget::StopActor),
+            "stop-node" => Ok(OverBudget::StopNode),
+            other => Err(format!(
+                "unknown variant `{other}`, expected `stop-actor` or `stop-node`"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let policy = FailurePolicy {
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(700),
+            ..FailurePolicy::default()
+        };
+        let waits: Vec<u128> = (1..=5).map(|a| policy.backoff_for(a).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 700, 700]);
+    }
+
+    #[test]
+    fn the_dead_letter_topic_defaults_to_the_output_with_dlq() {
+        let policy = FailurePolicy::default();
+        assert_eq!(
+            policy.dead_letter_topic_for("out").as_deref(),
+            Some("out.dlq")
+        );
+        let stop = FailurePolicy {
+            then: Exhausted::Stop,
+            ..policy
+        };
+        assert_eq!(stop.dead_letter_topic_for("out"), None);
+    }
+}
