@@ -83,6 +83,11 @@ enum Command {
         #[arg(long)]
         bootstrap: Option<String>,
     },
+    /// Inspect an actor's dead-letter topic.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Send JSON lines from standard input to a topic, each encoded with the
     /// schema of the topic's owner.
     ///
@@ -95,6 +100,23 @@ enum Command {
         config: PathBuf,
         /// The topic to write; one of the node's actors must own it.
         topic: String,
+        /// Bootstrap servers, overriding the file.
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
+}
+
+/// `scribe dlq` commands.
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Print every dead letter of an actor as JSON lines: where it came
+    /// from, how many attempts, the error, its key and its value (decoded
+    /// when it can be, else as text). Stops at the end of the topic.
+    List {
+        /// The node's configuration file.
+        config: PathBuf,
+        /// The actor whose dead letters to show.
+        actor: String,
         /// Bootstrap servers, overriding the file.
         #[arg(long)]
         bootstrap: Option<String>,
@@ -132,6 +154,18 @@ pub fn main(registry: Registry) -> ExitCode {
             bootstrap,
         } => tools::Tool::new(&registry, &config, bootstrap.as_deref())
             .and_then(|t| t.tail(&topic, from_beginning, count)),
+        Command::Dlq {
+            command:
+                DlqCommand::List {
+                    config,
+                    actor,
+                    bootstrap,
+                },
+        } => tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| {
+            let count = t.dlq_list(&actor)?;
+            eprintln!("{count} dead letters");
+            Ok(())
+        }),
         Command::Produce {
             config,
             topic,

@@ -207,6 +207,107 @@ impl Tool {
         Ok(())
     }
 
+    /// `scribe dlq list`: every dead letter of `actor` so far, oldest
+    /// first per partition, as JSON lines; stops at the end.
+    pub(crate) fn dlq_list(&self, actor: &str) -> Result<usize> {
+        let info = self
+            .node
+            .actors()
+            .into_iter()
+            .find(|a| a.name == actor)
+            .ok_or_else(|| Error::UnknownActor {
+                actor: actor.to_owned(),
+            })?;
+        let topic = info.dead_letter_topic.ok_or_else(|| Error::Config {
+            file: self.file.clone(),
+            message: format!(
+                "actor `{actor}` has no dead-letter topic: it reads nothing, or its failure policy stops it instead"
+            ),
+        })?;
+        let consumer: BaseConsumer = self
+            .client()?
+            .set(
+                "group.id",
+                format!("scribe-dlq-{}", Uuid::new_v4().simple()),
+            )
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| Error::kafka("cannot create consumer", e))?;
+        let mut list = TopicPartitionList::new();
+        let mut remaining = std::collections::BTreeMap::new();
+        for p in 0..self.partitions(&consumer, &topic)? {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
+                .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;
+            if high > low {
+                remaining.insert(p, high);
+                list.add_partition_offset(&topic, p, Offset::Offset(low))
+                    .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+            }
+        }
+        if remaining.is_empty() {
+            return Ok(0);
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+        let registry = self.node.schema_registry();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut printed = 0;
+        while !remaining.is_empty() && Instant::now() < deadline {
+            let message = match consumer.poll(Duration::from_millis(200)) {
+                None => continue,
+                Some(Err(e)) => {
+                    eprintln!("consumer error: {e}");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let header = |key: &str| {
+                message.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == key)
+                        .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                })
+            };
+            let number = |key: &str| header(key).and_then(|v| v.parse::<i64>().ok());
+            let payload = message.payload().unwrap_or_default();
+            let (ty, value) = match decode_json(&registry, payload) {
+                Ok((ty, value)) => (Some(ty), value),
+                Err(_) => (
+                    None,
+                    serde_json::Value::String(String::from_utf8_lossy(payload).into_owned()),
+                ),
+            };
+            let line = serde_json::json!({
+                "dlq": {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()},
+                "from": {
+                    "topic": header(crate::headers::DLQ_TOPIC),
+                    "partition": number(crate::headers::DLQ_PARTITION),
+                    "offset": number(crate::headers::DLQ_OFFSET),
+                },
+                "actor": header(crate::headers::DLQ_ACTOR),
+                "attempts": number(crate::headers::DLQ_ATTEMPTS),
+                "error": header(crate::headers::DLQ_ERROR),
+                "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "type": ty,
+                "value": value,
+            });
+            println!("{line}");
+            printed += 1;
+            if remaining
+                .get(&message.partition())
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
+                remaining.remove(&message.partition());
+            }
+        }
+        if !remaining.is_empty() {
+            eprintln!("stopped after 30 s before reaching the end of {remaining:?}");
+        }
+        Ok(printed)
+    }
+
     /// `scribe produce`: returns how many lines were rejected.
     pub(crate) fn produce(&self, topic: &str, input: impl BufRead) -> Result<usize> {
         let owner = self
