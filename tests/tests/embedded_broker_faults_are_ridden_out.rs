@@ -1,5 +1,5 @@
 //! Broker-backed faults, through the embedded mock cluster's fault
-//! injection: request errors, added latency and a broker outage. A relay
+//! injection: request errors, added latency and a 10-second outage. A relay
 //! node rides all three out without a restart; every record arrives, in
 //! key order.
 
@@ -64,7 +64,7 @@ async fn a_node_rides_out_request_errors_latency_and_a_broker_outage() {
     broker.broker_down(1).expect("broker down");
     std::thread::scope(|s| {
         s.spawn(|| produce_numbers(&kafka, &input, numbers(120..160)));
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(10));
         broker.broker_up(1).expect("broker up");
     });
 

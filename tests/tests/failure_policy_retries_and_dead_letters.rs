@@ -153,6 +153,14 @@ async fn a_record_that_always_panics_is_retried_by_restarts_then_dead_lettered()
     let stats = node.stats(&s.actor).unwrap();
     node.shutdown().await.unwrap();
     let expected: Vec<i64> = (0..20).filter(|&q| q != 7).collect();
+    let lost = 20 - seqs.len() - dead.len();
+    println!(
+        "sent=20 handled={} dead_lettered={} lost={lost} restarts={}",
+        seqs.len(),
+        dead.len(),
+        stats.restarts
+    );
+    assert_eq!(lost, 0);
     assert_eq!(seqs, expected, "{stats:?}");
     assert_eq!(numbers_in(&dead)[0].seq, 7);
     assert_eq!(dead[0].header("scribe_dlq_attempts"), "3");
