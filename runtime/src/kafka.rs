@@ -53,7 +53,10 @@ impl ClientSettings {
         config
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5");
+            .set("linger.ms", "5")
+            // A handler publishing faster than the broker acknowledges
+            // blocks once this much waits (librdkafka's default is 1 GiB).
+            .set("queue.buffering.max.kbytes", "65536");
         Self::overrides(&mut config, &self.common);
         Self::overrides(&mut config, &self.producer);
         config
@@ -75,6 +78,11 @@ impl ClientSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // Backpressure: the feed takes a record only when the actor is
+            // ready for it, and librdkafka stops fetching once this much is
+            // waiting (its defaults are 64 MiB and 100 000 per partition).
+            .set("queued.max.messages.kbytes", "16384")
+            .set("queued.min.messages", "10000")
             .set(
                 "fetch.wait.max.ms",
                 if self.embedded { "10" } else { "100" },

@@ -139,3 +139,58 @@ pub fn encode_numbers(numbers: impl IntoIterator<Item = Number>) -> Vec<(String,
         })
         .collect()
 }
+
+/// How a [`PayloadRelay`] behaves.
+#[derive(Debug, Clone, Default)]
+pub struct PayloadRelayArgs {
+    /// The topic it reads.
+    pub input: String,
+    /// How long each record takes to handle.
+    pub delay: Duration,
+}
+
+/// Republishes every [`Payload`](crate::records::Payload) it reads, one hop
+/// further, under the same key, taking `delay` for each.
+#[derive(Debug)]
+pub struct PayloadRelay {
+    delay: Duration,
+    out: Publisher<crate::records::Payload>,
+}
+
+impl Actor for PayloadRelay {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for PayloadRelay {
+    type Output = crate::records::Payload;
+    type Args = PayloadRelayArgs;
+    fn subscriptions(args: &PayloadRelayArgs, subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<crate::records::Payload>(args.input.as_str());
+    }
+    fn create(
+        args: PayloadRelayArgs,
+        out: Publisher<crate::records::Payload>,
+    ) -> Result<Self, ActorError> {
+        Ok(Self {
+            delay: args.delay,
+            out,
+        })
+    }
+}
+
+impl Handler<Inbound<crate::records::Payload>> for PayloadRelay {
+    type Result = Result<(), ActorError>;
+    fn handle(
+        &mut self,
+        m: Inbound<crate::records::Payload>,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        let mut next = m.value().clone();
+        next.hops += 1;
+        self.out.publish(m.key().unwrap_or_default(), next)?;
+        Ok(())
+    }
+}

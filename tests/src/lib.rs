@@ -6,6 +6,7 @@
 //! that broker (CI runs the suite against a tansu process this way).
 
 pub mod actors;
+pub mod load;
 pub mod records;
 
 /// The simulator guide, `docs/testing.md`, whose example runs as a doc test.
@@ -112,6 +113,18 @@ impl TestKafka {
             bootstrap: broker.bootstrap_servers().to_owned(),
             embedded: Some(broker),
         }
+    }
+
+    /// A new embedded broker for a test that needs one (fault injection,
+    /// memory measured apart from the broker), or `None` in the pass
+    /// against an external broker, which then skips it, saying so: the
+    /// embedded pass runs it.
+    pub fn embedded_only(test: &str) -> Option<Self> {
+        if std::env::var(BOOTSTRAP_VAR).is_ok_and(|b| !b.trim().is_empty()) {
+            eprintln!("{test}: runs in the embedded-broker pass only; skipped here");
+            return None;
+        }
+        Some(Self::embedded())
     }
 
     /// The embedded broker, when this is one.
