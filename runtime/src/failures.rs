@@ -3,6 +3,7 @@
 //! the Kafka feed and the simulator's.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,14 +35,44 @@ type RecordKey = (Arc<str>, i32, i64);
 
 /// Panics per record, kept by the supervisor across restarts: a record
 /// that keeps crashing its actor is dead-lettered once its retries are used.
+/// Empty nearly always; `len` keeps the common case off the lock.
 #[derive(Debug, Default)]
 pub(crate) struct Attempts {
     panics: Mutex<HashMap<RecordKey, (u32, String)>>,
+    len: AtomicUsize,
 }
 
 impl Attempts {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecordKey, (u32, String)>> {
         self.panics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The panics recorded for `key` so far, and the last one's message.
+    fn get(&self, key: &RecordKey) -> Option<(u32, String)> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.lock().get(key).cloned()
+    }
+
+    /// Forgets `key` (it was handled or dead-lettered).
+    fn forget(&self, key: &RecordKey) {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut panics = self.lock();
+        if panics.remove(key).is_some() {
+            self.len.store(panics.len(), Ordering::Release);
+        }
+    }
+
+    /// Counts a panic on `key`.
+    fn panicked(&self, key: RecordKey, reason: &str) {
+        let mut panics = self.lock();
+        let entry = panics.entry(key).or_insert((0, String::new()));
+        entry.0 += 1;
+        entry.1 = reason.to_owned();
+        self.len.store(panics.len(), Ordering::Release);
     }
 }
 
@@ -128,14 +159,12 @@ impl<A: TopicActor> Handling<'_, A> {
         let (topic, partition, offset) = (arrival.topic.clone(), arrival.partition, arrival.offset);
         let key: RecordKey = (topic.clone(), partition, offset);
         let policy = &self.failures.policy;
-        if attempt == 1 {
-            let crashed = self.failures.attempts.lock().get(&key).cloned();
-            if let Some((panics, reason)) = crashed
-                && panics > policy.retries
-            {
-                self.failures.attempts.lock().remove(&key);
-                return self.exhausted(&key, raw, &reason, panics, slot);
-            }
+        if attempt == 1
+            && let Some((panics, reason)) = self.failures.attempts.get(&key)
+            && panics > policy.retries
+        {
+            self.failures.attempts.forget(&key);
+            return self.exhausted(&key, raw, &reason, panics, slot);
         }
         let record = match arrival.body {
             Ok(record) => record,
@@ -163,9 +192,7 @@ impl<A: TopicActor> Handling<'_, A> {
             slot.clone(),
         ) {
             Ok(()) => {
-                if attempt > 1 || policy.retries > 0 {
-                    self.failures.attempts.lock().remove(&key);
-                }
+                self.failures.attempts.forget(&key);
                 Next::Done
             }
             Err(Failed::Error(reason)) if attempt <= policy.retries => {
@@ -181,10 +208,7 @@ impl<A: TopicActor> Handling<'_, A> {
             }
             Err(Failed::Error(reason)) => self.exhausted(&key, raw, &reason, attempt, slot),
             Err(Failed::Panic(reason)) => {
-                let mut panics = self.failures.attempts.lock();
-                let entry = panics.entry(key).or_insert((0, String::new()));
-                entry.0 += 1;
-                entry.1.clone_from(&reason);
+                self.failures.attempts.panicked(key, &reason);
                 Next::Restart(format!(
                     "handler panicked on {topic}/{partition}@{offset}: {reason}"
                 ))
