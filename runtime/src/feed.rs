@@ -336,6 +336,12 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
             ctx.stop();
             return Poll::Ready(());
         }
+        // A retry just scheduled: its timer must know whom to wake.
+        if let Some(pending) = &mut this.pending
+            && pending.wait.as_mut().poll(task).is_ready()
+        {
+            exhausted = true;
+        }
         if exhausted {
             task.waker().wake_by_ref();
         }
