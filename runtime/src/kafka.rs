@@ -83,6 +83,9 @@ impl ClientSettings {
             // waiting (its defaults are 64 MiB and 100 000 per partition).
             .set("queued.max.messages.kbytes", "16384")
             .set("queued.min.messages", "10000")
+            // How long a partition waits before fetching again once over
+            // those bounds: librdkafka's 1 s default stalls a busy actor.
+            .set("fetch.queue.backoff.ms", "10")
             .set(
                 "fetch.wait.max.ms",
                 if self.embedded { "10" } else { "100" },

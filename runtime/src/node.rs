@@ -281,6 +281,19 @@ impl Node {
         Node::policy_of(b, actor.name()).dead_letter_topic_for(actor.output())
     }
 
+    /// Each actor's failure policy and dead-letter topic, in actor order.
+    fn policies_of(b: &NodeBuilder) -> Vec<(Arc<FailurePolicy>, Option<String>)> {
+        b.actors
+            .iter()
+            .map(|(a, _)| {
+                (
+                    Arc::new(Node::policy_of(b, a.name())),
+                    Node::dead_letter_of(b, &**a),
+                )
+            })
+            .collect()
+    }
+
     fn topics_of(b: &NodeBuilder) -> BTreeMap<String, TopicSpec> {
         let mut topics = BTreeMap::new();
         for (actor, _) in &b.actors {
@@ -345,16 +358,7 @@ impl Node {
         let topics = self.topics();
         let registry = self.schema_registry();
         let b = self.builder;
-        let policies = b
-            .actors
-            .iter()
-            .map(|(a, _)| {
-                (
-                    Arc::new(Node::policy_of(&b, a.name())),
-                    Node::dead_letter_of(&b, &**a),
-                )
-            })
-            .collect();
+        let policies = Node::policies_of(&b);
         crate::sim::NodeParts {
             name: b.name,
             actors: b.actors,
@@ -391,16 +395,7 @@ impl Node {
         let registry = self.schema_registry();
         let topics: Vec<_> = self.topics().into_iter().collect();
         let b = self.builder;
-        let policies: Vec<(Arc<FailurePolicy>, Option<String>)> = b
-            .actors
-            .iter()
-            .map(|(a, _)| {
-                (
-                    Arc::new(Node::policy_of(&b, a.name())),
-                    Node::dead_letter_of(&b, &**a),
-                )
-            })
-            .collect();
+        let policies = Node::policies_of(&b);
         let (bootstrap, embedded) = match b.broker {
             Broker::Embedded => {
                 let broker = EmbeddedBroker::start()?;

@@ -57,6 +57,18 @@ impl Tool {
         Ok(self.node.client_config(self.bootstrap()?))
     }
 
+    /// A consumer for reading, in a throwaway group that commits nothing.
+    fn reader(&self, tool: &str) -> Result<BaseConsumer> {
+        self.client()?
+            .set(
+                "group.id",
+                format!("scribe-{tool}-{}", Uuid::new_v4().simple()),
+            )
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| Error::kafka("cannot create consumer", e))
+    }
+
     fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> Result<i32> {
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
@@ -134,15 +146,7 @@ impl Tool {
         from_beginning: bool,
         count: Option<usize>,
     ) -> Result<()> {
-        let consumer: BaseConsumer = self
-            .client()?
-            .set(
-                "group.id",
-                format!("scribe-tail-{}", Uuid::new_v4().simple()),
-            )
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| Error::kafka("cannot create consumer", e))?;
+        let consumer = self.reader("tail")?;
         let mut list = TopicPartitionList::new();
         let start = if from_beginning {
             Offset::Beginning
@@ -224,15 +228,7 @@ impl Tool {
                 "actor `{actor}` has no dead-letter topic: it reads nothing, or its failure policy stops it instead"
             ),
         })?;
-        let consumer: BaseConsumer = self
-            .client()?
-            .set(
-                "group.id",
-                format!("scribe-dlq-{}", Uuid::new_v4().simple()),
-            )
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|e| Error::kafka("cannot create consumer", e))?;
+        let consumer = self.reader("dlq")?;
         let mut list = TopicPartitionList::new();
         let mut remaining = std::collections::BTreeMap::new();
         for p in 0..self.partitions(&consumer, &topic)? {

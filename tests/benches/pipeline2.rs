@@ -28,6 +28,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientConfig, ClientContext};
 use scribe::prelude::*;
 use scribe::{Broker, EmbeddedBroker, TopicSpec};
+use scribe_tests::load::cpu_time;
 use scribe_tests::records::Payload;
 use scribe_tests::unique;
 
@@ -205,22 +206,6 @@ impl Measured {
             self.cpu.as_secs_f64(),
         );
     }
-}
-
-/// User + system CPU time of this process so far, from `/proc/self/stat`.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    // After the name: state, ppid, ..., utime (14th field overall), stime (15th).
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// A moment, and the process's CPU time then.

@@ -9,11 +9,12 @@
 //!
 //! The last line is `bench sim hops_per_sec=N`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use scribe::Node;
 use scribe::sim::Simulation;
 use scribe_tests::actors::{Relay, RelayArgs};
+use scribe_tests::load::cpu_time;
 use scribe_tests::records::Number;
 
 const KEYS: u64 = 64;
@@ -65,20 +66,4 @@ fn main() {
         wall.as_nanos() as f64 / hops as f64
     );
     println!("bench sim hops_per_sec={per_sec:.0}");
-}
-
-/// This process's user + system CPU time.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    // After the name: state, ppid, ..., utime (14th field overall), stime (15th).
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }

@@ -1,5 +1,5 @@
-//! Load for overload tests and benchmarks: a steady stream of records, and
-//! a process's resident memory.
+//! Load for overload tests and benchmarks: a steady stream of records, a
+//! process's resident memory, and this process's CPU time.
 
 use std::time::{Duration, Instant};
 
@@ -70,4 +70,20 @@ pub fn rss_kb(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// This process's user + system CPU time.
+pub fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // After the name: state, ppid, ..., utime (14th field overall), stime (15th).
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
