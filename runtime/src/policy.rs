@@ -90,6 +90,50 @@ impl FailurePolicy {
     }
 }
 
+/// An actor's recent failures, counted against its restart budget. Generic
+/// over the clock: the supervisor's real one and the simulator's virtual one.
+#[derive(Debug)]
+pub(crate) struct Restarts<I> {
+    failures: std::collections::VecDeque<I>,
+}
+
+impl<I> Default for Restarts<I> {
+    fn default() -> Self {
+        Self {
+            failures: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<I: Copy + std::ops::Sub<Output = Duration>> Restarts<I> {
+    /// Counts a failure at `now`. Returns why the actor must not restart
+    /// when the failures within the window exceed the budget.
+    pub(crate) fn spent(
+        &mut self,
+        now: I,
+        policy: &FailurePolicy,
+        actor: &str,
+        reason: &str,
+    ) -> Option<String> {
+        self.failures.push_back(now);
+        while self
+            .failures
+            .front()
+            .is_some_and(|at| now - *at > policy.restart_window)
+        {
+            self.failures.pop_front();
+        }
+        (self.failures.len() > policy.max_restarts as usize).then(|| {
+            format!(
+                "actor `{actor}` failed {} times within {:?} (its budget is {}): {reason}",
+                self.failures.len(),
+                policy.restart_window,
+                policy.max_restarts
+            )
+        })
+    }
+}
+
 /// What happens to a record that cannot be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

@@ -1,7 +1,6 @@
 //! The supervisor: starts each actor instance on its own thread, restarts it
 //! when it fails, and stops it with a drain.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::failures::Failures;
 use crate::feed::{Consumer, Exit, Feed, FeedParts};
 use crate::kafka::ClientSettings;
-use crate::policy::{FailurePolicy, OverBudget};
+use crate::policy::{FailurePolicy, OverBudget, Restarts};
 use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 
@@ -274,7 +273,7 @@ pub(crate) async fn supervise(
     let name = factory.name().to_owned();
     let mut started = Some(started);
     let mut backoff = MIN_BACKOFF;
-    let mut restarts: VecDeque<Instant> = VecDeque::new();
+    let mut restarts = Restarts::default();
     loop {
         let began = Instant::now();
         let mut instance = match factory.spawn(&env, &failures) {
@@ -355,23 +354,10 @@ pub(crate) async fn supervise(
                 if now.duration_since(began) > HEALTHY_AFTER {
                     backoff = MIN_BACKOFF;
                 }
-                restarts.push_back(now);
-                while restarts
-                    .front()
-                    .is_some_and(|at| now.duration_since(*at) > policy.restart_window)
-                {
-                    restarts.pop_front();
-                }
-                if restarts.len() > policy.max_restarts as usize {
+                if let Some(budget) = restarts.spent(now, &policy, &name, &reason) {
                     stats
                         .unhealthy
                         .store(true, std::sync::atomic::Ordering::Relaxed);
-                    let budget = format!(
-                        "actor `{name}` failed {} times within {:?} (its budget is {}): {reason}",
-                        restarts.len(),
-                        policy.restart_window,
-                        policy.max_restarts
-                    );
                     match policy.over_budget {
                         OverBudget::StopActor => {
                             tracing::error!(actor = %name, %budget, "restart budget spent; the actor stays stopped");

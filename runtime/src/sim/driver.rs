@@ -1,7 +1,7 @@
 //! The simulation's scheduler: its actors and their instances, and every
 //! decision of a run, taken on one thread from the seed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
 use crate::failures::Failures;
-use crate::policy::OverBudget;
+use crate::policy::{OverBudget, Restarts};
 use crate::stats::ActorStats;
 use crate::supervisor::{ActorFactory, HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
 
@@ -58,7 +58,7 @@ pub(super) struct SimActor {
     /// Its failure policy, dead-letter topic and panics per record.
     pub(super) failures: Failures,
     /// When it failed lately, for its restart budget.
-    pub(super) restarts: VecDeque<Instant>,
+    pub(super) restarts: Restarts<Instant>,
 }
 
 /// One running instance of an actor: a member of its consumer group.
@@ -116,7 +116,7 @@ impl Driver {
                     attempts: Arc::default(),
                     dead_letter: dead_letter.map(Into::into),
                 },
-                restarts: VecDeque::new(),
+                restarts: Restarts::default(),
                 name: factory.name().to_owned(),
                 factory,
                 stats,
@@ -446,7 +446,7 @@ impl Driver {
             self.actors[a].instances[i].stored.insert(tp, next);
         }
         if let Some(reason) = halt {
-            self.halt(a, id, &reason).await;
+            self.halt(a, &reason).await;
         } else if let Some(reason) = failure {
             self.fail(a, id, &reason).await;
         }
@@ -455,17 +455,18 @@ impl Driver {
 
     /// The failure policy stopped an instance: it drains and its actor
     /// stays down, reported unhealthy.
-    async fn halt(&mut self, actor: usize, id: u64, reason: &str) {
-        self.stop_instance(id).await;
-        if let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) {
-            self.remove_instance(actor, index, false);
-        }
-        let a = &mut self.actors[actor];
-        tracing::error!(actor = %a.name, %reason, "simulated actor stopped by its failure policy");
-        a.down = true;
-        a.stats
+    async fn halt(&mut self, actor: usize, reason: &str) {
+        tracing::error!(actor = %self.actors[actor].name, %reason, "simulated actor stopped by its failure policy");
+        self.stop_actor(actor).await;
+        self.actors[actor]
+            .stats
             .unhealthy
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drains every instance of `actor` and keeps it down.
+    async fn stop_actor(&mut self, actor: usize) {
+        self.actors[actor].down = true;
         while let Some(instance) = self.actors[actor].instances.first() {
             let id = instance.id;
             self.stop_instance(id).await;
@@ -488,49 +489,18 @@ impl Driver {
             a.backoff = MIN_BACKOFF;
         }
         let policy = a.failures.policy.clone();
-        a.restarts.push_back(now);
-        while a
-            .restarts
-            .front()
-            .is_some_and(|at| now.duration_since(*at) > policy.restart_window)
-        {
-            a.restarts.pop_front();
-        }
-        if a.restarts.len() > policy.max_restarts as usize {
-            let budget = format!(
-                "actor `{}` failed {} times within {:?} (its budget is {}): {reason}",
-                a.name,
-                a.restarts.len(),
-                policy.restart_window,
-                policy.max_restarts
-            );
-            tracing::error!(actor = %a.name, %budget, "simulated actor spent its restart budget");
+        if let Some(budget) = a.restarts.spent(now, &policy, &a.name, reason) {
             match policy.over_budget {
-                OverBudget::StopActor => {
-                    let id = self.actors[actor].instances.first().map(|i| i.id);
-                    if let Some(id) = id {
-                        self.halt(actor, id, &budget).await;
-                    } else {
-                        let a = &mut self.actors[actor];
-                        a.down = true;
-                        a.stats
-                            .unhealthy
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
+                OverBudget::StopActor => self.halt(actor, &budget).await,
                 OverBudget::StopNode => {
-                    self.halted.get_or_insert(budget);
+                    tracing::error!(actor = %self.actors[actor].name, %budget, "simulated actor spent its restart budget; stopping the node");
                     self.actors[actor]
                         .stats
                         .unhealthy
                         .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.halted.get_or_insert(budget);
                     for other in 0..self.actors.len() {
-                        self.actors[other].down = true;
-                        while let Some(instance) = self.actors[other].instances.first() {
-                            let id = instance.id;
-                            self.stop_instance(id).await;
-                            self.remove_instance(other, 0, false);
-                        }
+                        self.stop_actor(other).await;
                     }
                 }
             }
