@@ -415,6 +415,47 @@ output = "metrics.summary.dlq"
 }
 
 #[test]
+fn an_unknown_delivery_mode_is_refused_naming_the_field() {
+    let actor = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\" }\ndelivery = \"twice\"",
+    );
+    assert_refused(
+        "delivery.toml",
+        &node(&actor),
+        &[
+            "actors[0].delivery",
+            "unknown variant `twice`",
+            "`at-least-once` or `exactly-once`",
+        ],
+    );
+}
+
+#[test]
+fn exactly_once_delivery_is_accepted_and_shown() {
+    let actor = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\" }\ndelivery = \"exactly-once\"",
+    );
+    let text = node(&format!("{SAMPLER}{actor}")).replace(
+        "name = \"n\"\n",
+        "name = \"n\"\ntransaction_timeout = \"5s\"\n",
+    );
+    let path = write("exactly-once.toml", &text);
+    let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    assert!(
+        summary.contains("agg [windowed-aggregator] writes metrics.summary")
+            && summary.contains("; exactly-once"),
+        "{summary}"
+    );
+    let sampler = summary.lines().find(|l| l.contains("sampler [")).unwrap();
+    assert!(
+        !sampler.contains("exactly-once"),
+        "the default is not shown: {sampler}"
+    );
+}
+
+#[test]
 fn a_failure_policy_is_accepted() {
     let actor = AGGREGATOR.replace(
         "params = { input = \"metrics.host\" }",

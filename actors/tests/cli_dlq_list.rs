@@ -1,5 +1,6 @@
 //! `scribe dlq list` shows an actor's dead letters readably: where each
-//! came from, how many attempts, why, and its value (decoded when it can).
+//! came from, how many attempts, why, and its value (decoded when it can);
+//! `scribe dlq replay` sends them back to the actor.
 
 use std::process::Command;
 use std::time::Duration;
@@ -95,6 +96,45 @@ params = {{ summaries = "{input}", print = false }}
             .contains("single-object marker"),
         "{letter}"
     );
+
+    // Replayed, it fails again (it still is not a summary): dead-lettered
+    // anew after the end, with its original coordinates.
+    let scribe = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("scribe runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let actor = format!("{id}-journal");
+    let config_path = config.to_str().unwrap();
+    let replayed = scribe(&["dlq", "replay", config_path, &actor]);
+    assert_eq!(
+        replayed.trim(),
+        format!(
+            "replayed 1 dead letters of `{actor}` from `{output}.dlq`: \
+             0 handled, 1 dead-lettered again, 0 restarts"
+        )
+    );
+    let listed = scribe(&["dlq", "list", config_path, &actor]);
+    let lines: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert_eq!(lines[1]["from"], lines[0]["from"], "{listed}");
+    assert_eq!(lines[1]["error"], lines[0]["error"], "{listed}");
+    assert_eq!(lines[1]["value"], "not a summary");
+    // The next replay takes only what the last one dead-lettered anew.
+    let again = scribe(&["dlq", "replay", config_path, &actor]);
+    assert!(again.starts_with("replayed 1 dead letters"), "{again}");
 
     let unknown = Command::new(env!("CARGO_BIN_EXE_scribe"))
         .args(["dlq", "list", config.to_str().unwrap(), "nobody"])

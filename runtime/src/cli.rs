@@ -121,6 +121,23 @@ enum DlqCommand {
         #[arg(long)]
         bootstrap: Option<String>,
     },
+    /// Send an actor's dead letters back to it for another try.
+    ///
+    /// Runs the actor alone, as its node runs it (its own output topic, its
+    /// own failure policy), on the dead letters written before now, each as
+    /// the record it was. Those that fail again are dead-lettered anew,
+    /// after the end. Progress is committed in group `<actor>.dlq-replay`,
+    /// so a replay resumes where the last one stopped. Prints a summary.
+    Replay {
+        /// The node's configuration file.
+        config: PathBuf,
+        /// The actor whose dead letters to replay.
+        actor: String,
+        /// Bootstrap servers, overriding the file (needed when it says
+        /// `embedded`: give the address `scribe run` logged).
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
 }
 
 /// Graph output formats.
@@ -164,6 +181,26 @@ pub fn main(registry: Registry) -> ExitCode {
         } => tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| {
             let count = t.dlq_list(&actor)?;
             eprintln!("{count} dead letters");
+            Ok(())
+        }),
+        Command::Dlq {
+            command:
+                DlqCommand::Replay {
+                    config,
+                    actor,
+                    bootstrap,
+                },
+        } => tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| {
+            let replayed = t.dlq_replay(&actor)?;
+            println!(
+                "replayed {} dead letters of `{}` from `{}`: {} handled, {} dead-lettered again, {} restarts",
+                replayed.waiting,
+                replayed.actor,
+                replayed.topic,
+                replayed.handled,
+                replayed.dead_lettered,
+                replayed.restarts
+            );
             Ok(())
         }),
         Command::Produce {
@@ -266,9 +303,13 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
             } else {
                 reads.join(", ")
             };
+            let delivery = match actor.delivery {
+                crate::Delivery::AtLeastOnce => String::new(),
+                other => format!("; {other}"),
+            };
             let _ = writeln!(
                 out,
-                "  {} [{}] writes {} ({}); reads {}",
+                "  {} [{}] writes {} ({}); reads {}{delivery}",
                 actor.name, section.kind, actor.output, actor.output_type, reads
             );
         }

@@ -84,6 +84,9 @@ pub enum DecodeError {
     /// Bytes were left over after the datum.
     #[error("{0} bytes left over after the avro datum")]
     TrailingBytes(usize),
+    /// A dead letter that cannot be replayed to its actor.
+    #[error("cannot replay the dead letter: {0}")]
+    Unreplayable(String),
 }
 
 /// Schemas live for the whole process once seen: decoders borrow them, and a

@@ -183,6 +183,20 @@ pub enum Error {
         /// Which actor, how often it failed, and its last failure.
         reason: String,
     },
+    /// A replay of an actor's dead letters could not run, or stopped.
+    #[error("cannot replay the dead letters of actor `{actor}`: {reason}")]
+    Replay {
+        /// The actor.
+        actor: String,
+        /// Why.
+        reason: String,
+    },
+    /// An exactly-once actor's transactions failed.
+    #[error("{reason}")]
+    Transaction {
+        /// Which step, as which transactional id, and the broker's answer.
+        reason: String,
+    },
     /// The node's actors did not all stop cleanly.
     #[error("shutdown of actor `{actor}` failed: {reason}")]
     Shutdown {

@@ -33,8 +33,36 @@ pub(crate) struct Raw {
 /// A record's coordinates.
 type RecordKey = (Arc<str>, i32, i64);
 
-/// Panics per record, kept by the supervisor across restarts: a record
-/// that keeps crashing its actor is dead-lettered once its retries are used.
+/// Decodes `raw`, the record at `topic`/`partition`@`offset`, by its route.
+pub(crate) fn decode<A: TopicActor>(
+    routes: &Routes<A>,
+    (topic, partition, offset): RecordKey,
+    raw: &Raw,
+) -> Arrival<A> {
+    let meta = Meta {
+        topic: topic.clone(),
+        partition,
+        offset,
+        timestamp: raw.timestamp,
+        key: raw.key.clone(),
+        headers: raw.headers.clone(),
+    };
+    let body = match raw.route {
+        Some(route) => routes.route(route).decode(&raw.value, meta),
+        None => Err(crate::codec::DecodeError::NoMarker),
+    };
+    Arrival {
+        topic,
+        partition,
+        offset,
+        body,
+    }
+}
+
+/// Failures per record that restarted the actor (panics, and under
+/// exactly-once handler errors after publishing), kept by the supervisor
+/// across restarts: a record that keeps failing that way is dead-lettered
+/// once its retries are used.
 /// Empty nearly always; `len` keeps the common case off the lock.
 #[derive(Debug, Default)]
 pub(crate) struct Attempts {
@@ -95,6 +123,9 @@ pub(crate) struct Failures {
     pub(crate) policy: Arc<FailurePolicy>,
     pub(crate) attempts: Arc<Attempts>,
     pub(crate) dead_letter: Option<Arc<str>>,
+    /// Exactly-once: outputs and offsets commit in transactions, so a
+    /// failed attempt that published anything cannot simply be retried.
+    pub(crate) transactional: bool,
 }
 
 impl Default for Failures {
@@ -103,6 +134,7 @@ impl Default for Failures {
             policy: Arc::new(FailurePolicy::default()),
             attempts: Arc::default(),
             dead_letter: None,
+            transactional: false,
         }
     }
 }
@@ -125,24 +157,7 @@ impl<A: TopicActor> Handling<'_, A> {
         offset: i64,
         raw: &Raw,
     ) -> Arrival<A> {
-        let meta = Meta {
-            topic: topic.clone(),
-            partition,
-            offset,
-            timestamp: raw.timestamp,
-            key: raw.key.clone(),
-            headers: raw.headers.clone(),
-        };
-        let body = match raw.route {
-            Some(route) => self.routes.route(route).decode(&raw.value, meta),
-            None => Err(crate::codec::DecodeError::NoMarker),
-        };
-        Arrival {
-            topic: topic.clone(),
-            partition,
-            offset,
-            body,
-        }
+        decode(self.routes, (topic.clone(), partition, offset), raw)
     }
 
     /// Handles one record under the policy. `attempt` is 1 for the first
@@ -181,6 +196,7 @@ impl<A: TopicActor> Handling<'_, A> {
             }
         };
         let at = (&*topic, partition, offset);
+        let sent = self.core.sent();
         match deliver(
             self.actor,
             self.core,
@@ -194,6 +210,18 @@ impl<A: TopicActor> Handling<'_, A> {
             Ok(()) => {
                 self.failures.attempts.forget(&key);
                 Next::Done
+            }
+            // Exactly-once: what the failed attempt published is in the
+            // open transaction; only an abort takes it back, and the
+            // record is tried again by the next instance, like a panic's.
+            Err(Failed::Error(reason))
+                if self.failures.transactional && self.core.sent() != sent =>
+            {
+                self.failures.attempts.panicked(key, &reason);
+                Next::Restart(format!(
+                    "handler failed on {topic}/{partition}@{offset} after publishing; \
+                     the transaction is aborted: {reason}"
+                ))
             }
             Err(Failed::Error(reason)) if attempt <= policy.retries => {
                 ActorStats::add(&self.stats.retried, 1);

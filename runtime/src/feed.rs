@@ -8,11 +8,12 @@
 //! flushes the producer, stores and commits the completed offsets, and
 //! reports to the supervisor.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -23,16 +24,36 @@ use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 
-use crate::actor::{Deliver, Meta, Routes, TopicActor};
+use crate::actor::{Deliver, Routes, TopicActor};
 use crate::codec::DecodeError;
-use crate::failures::{Failures, Handling, Next, Raw};
+use crate::failures::{Failures, Handling, Next, Raw, decode};
 use crate::headers::Headers;
-use crate::publisher::{Cause, PublisherCore};
+use crate::publisher::{Cause, PublisherCore, TxnFailure};
 use crate::stats::ActorStats;
 use crate::tracker::{AckSlot, OffsetTracker};
 
 /// The Kafka consumer of one actor instance.
-pub(crate) type Consumer = StreamConsumer;
+pub(crate) type Consumer = StreamConsumer<Rebalances>;
+
+/// Counts the consumer's rebalances. librdkafka calls it on the actor's
+/// own thread, while the feed waits for a record.
+#[derive(Debug, Default)]
+pub(crate) struct Rebalances(AtomicU64);
+
+impl rdkafka::ClientContext for Rebalances {}
+
+impl rdkafka::consumer::ConsumerContext for Rebalances {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        _: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// How long a rewind waits for the broker's committed offsets.
+const REWIND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many records the feed handles before yielding to the actor's other
 /// work (its mailbox, its intervals) and storing completed offsets.
@@ -62,7 +83,26 @@ pub(crate) struct Arrival<A: TopicActor> {
     pub(crate) body: Result<Box<dyn Deliver<A>>, DecodeError>,
 }
 
-type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Arrival<A>, Raw)>>>>;
+/// Where a record was read: what its offset commit names. The same as
+/// the record's own coordinates, but for a replayed dead letter, which is
+/// handled as the record it was and committed where it was read.
+pub(crate) type ReadAt = (Arc<str>, i32, i64);
+
+type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Arrival<A>, Raw, ReadAt)>>>>;
+
+/// What a Kafka feed reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// The actor's subscriptions, in its consumer group. Never ends.
+    Subscribed,
+    /// Its dead-letter topic (assigned, not subscribed), up to each
+    /// partition's end offset taken when the replay began; the feed drains
+    /// and stops once every partition reached it.
+    DeadLetters {
+        /// The end offset of each partition still to read.
+        ends: BTreeMap<i32, i64>,
+    },
+}
 
 /// A record waiting to be tried again.
 struct Pending {
@@ -91,6 +131,14 @@ pub(crate) struct Feed<A: TopicActor> {
     exit: Option<oneshot::Sender<Exit>>,
     failure: Option<Exit>,
     stopping: bool,
+    /// Exactly-once: commits are transactions.
+    transactional: bool,
+    /// Exactly-once: the open transaction's fate is settled elsewhere (its
+    /// commit outcome is unknown, or the producer is fenced): the drain
+    /// must neither commit nor abort it.
+    settled: bool,
+    /// The consumer's rebalances as the feed last saw them.
+    rebalances: u64,
 }
 
 /// What a feed is made of.
@@ -103,6 +151,7 @@ pub(crate) struct FeedParts<A: TopicActor> {
     /// How often completed offsets are stored while idle.
     pub(crate) store_interval: Duration,
     pub(crate) failures: Failures,
+    pub(crate) input: Input,
 }
 
 impl<A: TopicActor> Feed<A> {
@@ -119,14 +168,16 @@ impl<A: TopicActor> Feed<A> {
             stats,
             store_interval,
             failures,
+            input,
         } = parts;
         let routes = Arc::new(routes);
         let arrivals: Arrivals<A> = match &consumer {
-            Some(consumer) => Box::pin(arrivals(consumer.clone(), routes.clone())),
+            Some(consumer) => Box::pin(arrivals(consumer.clone(), routes.clone(), input)),
             None => Box::pin(futures::stream::pending()),
         };
         let mut tick = tokio::time::interval(store_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let transactional = core.is_transactional();
         Self {
             actor,
             consumer,
@@ -142,18 +193,77 @@ impl<A: TopicActor> Feed<A> {
             exit: Some(exit),
             failure: None,
             stopping: false,
+            transactional,
+            settled: false,
+            rebalances: 0,
+        }
+    }
+
+    /// Exactly-once: whether the consumer rebalanced since the last call
+    /// while records were handled and not committed. Their positions may
+    /// have been reset under the feed (a partition revoked, or revoked and
+    /// assigned again from its committed offset), so the open transaction
+    /// must not commit: [`Feed::rewind`].
+    fn rebalanced(&mut self) -> bool {
+        let Some(consumer) = &self.consumer else {
+            return false;
+        };
+        let now = consumer.context().0.load(Ordering::Acquire);
+        let changed = now != self.rebalances;
+        self.rebalances = now;
+        changed && (self.tracker.outstanding() > 0 || self.core.is_open())
+    }
+
+    /// Exactly-once: aborts the open transaction and moves every assigned
+    /// partition back to its committed offset, so what the transaction
+    /// held is handled again, once.
+    fn rewind(&mut self) {
+        self.abort();
+        self.tracker = OffsetTracker::default();
+        self.pending = None;
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        let rewound = consumer.committed(REWIND_TIMEOUT).and_then(|committed| {
+            for e in committed.elements() {
+                let to = match e.offset() {
+                    rdkafka::Offset::Offset(at) => rdkafka::Offset::Offset(at),
+                    // No commit yet: a new group starts at the earliest.
+                    _ => rdkafka::Offset::Beginning,
+                };
+                consumer.seek(e.topic(), e.partition(), to, REWIND_TIMEOUT)?;
+            }
+            Ok(())
+        });
+        match rewound {
+            Ok(()) => tracing::info!(
+                actor = %self.actor,
+                "rebalanced: the open transaction is aborted and its records handled again"
+            ),
+            Err(error) => {
+                self.failure.get_or_insert(Exit::Failed(format!(
+                    "cannot rewind to the committed offsets after a rebalance: {error}"
+                )));
+            }
         }
     }
 
     /// Hands one record to the actor under its failure policy.
-    fn handle(&mut self, act: &mut A, ctx: &mut Context<A>, arrival: Arrival<A>, raw: Raw) {
+    fn handle(
+        &mut self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        arrival: Arrival<A>,
+        raw: Raw,
+        (topic, partition, offset): ReadAt,
+    ) {
+        if self.transactional && self.rebalanced() {
+            // This record is fetched again from the rewound position.
+            self.rewind();
+            return;
+        }
         let slot = AckSlot::new();
-        self.tracker.track(
-            &arrival.topic,
-            arrival.partition,
-            arrival.offset,
-            slot.clone(),
-        );
+        self.tracker.track(&topic, partition, offset, slot.clone());
         let at = (arrival.topic.clone(), arrival.partition, arrival.offset);
         let next = self.handling().process(act, ctx, arrival, &raw, 1, &slot);
         self.follow(next, at, raw, slot);
@@ -215,6 +325,9 @@ impl<A: TopicActor> Feed<A> {
     /// Stores the offsets that became committable; the consumer commits them
     /// in the background every `auto.commit.interval.ms`.
     fn store_completed(&mut self) {
+        if self.transactional {
+            return;
+        }
         let Some(consumer) = &self.consumer else {
             return;
         };
@@ -243,8 +356,87 @@ impl<A: TopicActor> Feed<A> {
         }
     }
 
+    /// Exactly-once: commits the open transaction with the input offsets
+    /// of every record handled in it.
+    fn commit_transaction(&mut self) {
+        if self.settled {
+            return;
+        }
+        if self.rebalanced() {
+            self.rewind();
+            return;
+        }
+        let offsets = match self.tracker.collect() {
+            Ok(list) => list,
+            // Not under exactly-once: no slot waits for a delivery report.
+            Err(undelivered) => {
+                self.failure.get_or_insert_with(|| {
+                    Exit::Failed(format!(
+                        "records published while handling {}/{}@{} were not delivered",
+                        undelivered.topic, undelivered.partition, undelivered.offset
+                    ))
+                });
+                return;
+            }
+        };
+        let group = self.consumer.as_ref().and_then(|c| c.group_metadata());
+        let outcome = self.core.commit(offsets.as_ref().zip(group.as_ref()));
+        let failure = match outcome {
+            Ok((committed, retries)) => {
+                ActorStats::add(&self.stats.transactions, u64::from(committed));
+                ActorStats::add(&self.stats.commit_retries, u64::from(retries));
+                return;
+            }
+            Err(TxnFailure::Abortable(reason)) => {
+                // Its records are handled again by the next instance, from
+                // the last committed offsets; what it wrote is never read.
+                self.abort();
+                Exit::Failed(reason)
+            }
+            Err(TxnFailure::Unknown(reason)) => {
+                self.settled = true;
+                Exit::Failed(format!(
+                    "{reason}; the producer is rebuilt and the broker settles the transaction"
+                ))
+            }
+            Err(TxnFailure::Fatal(reason)) => {
+                self.settled = true;
+                // Fenced, or transactions cannot work: a new instance would
+                // fail the same way (or fence the live one back).
+                Exit::Halted(reason)
+            }
+        };
+        tracing::error!(actor = %self.actor, reason = ?failure, "transaction not committed");
+        self.failure.get_or_insert(failure);
+    }
+
+    /// Exactly-once: aborts the open transaction, if any.
+    fn abort(&self) {
+        if self.core.abort() {
+            ActorStats::add(&self.stats.transactions_aborted, 1);
+        }
+    }
+
+    /// Exactly-once: commits what was handled, or aborts it when the
+    /// instance failed (the next one handles it again).
+    fn drain_transaction(&mut self) {
+        match &self.failure {
+            _ if self.settled => {}
+            Some(Exit::Failed(_)) => self.abort(),
+            Some(Exit::Stopped | Exit::Halted(_)) | None => self.commit_transaction(),
+        }
+        let exit = self.failure.take().unwrap_or(Exit::Stopped);
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(exit);
+        }
+    }
+
     /// Flushes, stores and commits what is complete, and reports the exit.
     fn drain(&mut self) {
+        if self.transactional {
+            self.drain_transaction();
+            return;
+        }
         if let Err(error) = self.core.flush(FLUSH_TIMEOUT) {
             tracing::warn!(actor = %self.actor, %error, "producer flush did not complete");
         }
@@ -310,20 +502,29 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
                 break;
             }
             match this.arrivals.as_mut().poll_next(task) {
-                Poll::Ready(Some(Ok((arrival, raw)))) => {
+                Poll::Ready(Some(Ok((arrival, raw, read_at)))) => {
                     handled += 1;
-                    this.handle(act, ctx, arrival, raw);
+                    this.handle(act, ctx, arrival, raw, read_at);
                 }
                 Poll::Ready(Some(Err(error))) => {
                     handled += 1;
                     tracing::warn!(actor = %this.actor, %error, "consumer error");
                 }
-                Poll::Ready(None) | Poll::Pending => break,
+                // The input is finished (a replay reached its end).
+                Poll::Ready(None) => {
+                    handled += 1;
+                    this.stopping = true;
+                    break;
+                }
+                Poll::Pending => break,
             }
         }
         let mut ticked = false;
         while this.tick.poll_tick(task).is_ready() {
             ticked = true;
+        }
+        if this.transactional && ticked {
+            this.commit_transaction();
         }
         if handled > 0 || ticked {
             this.store_completed();
@@ -357,63 +558,211 @@ impl<A: TopicActor> Drop for Feed<A> {
     }
 }
 
+/// How long a replay waits for a record before asking the consumer
+/// whether it is past the end already (offsets with no record: transaction
+/// markers, compacted records).
+const REPLAY_IDLE: Duration = Duration::from_millis(500);
+
 /// The consumer's records, decoded for the actor's routes.
 fn arrivals<A: TopicActor>(
     consumer: Arc<Consumer>,
     routes: Arc<Routes<A>>,
-) -> impl Stream<Item = KafkaResult<(Arrival<A>, Raw)>> {
-    // Each topic's route, found once (patterns are matched per topic, not
-    // per record).
-    let cache: HashMap<String, Option<(Arc<str>, usize)>> = HashMap::new();
-    futures::stream::unfold(
-        (consumer, routes, cache),
-        |(consumer, routes, mut cache)| async move {
-            let item = match consumer.recv().await {
-                Ok(message) => {
-                    let topic = message.topic();
-                    if !cache.contains_key(topic) {
-                        let found = routes.find(topic).map(|i| (Arc::<str>::from(topic), i));
-                        cache.insert(topic.to_owned(), found);
-                    }
-                    match &cache[topic] {
-                        Some((topic, index)) => {
-                            let raw = Raw {
-                                key: message.key().map(<[u8]>::to_vec),
-                                value: Arc::from(message.payload().unwrap_or_default()),
-                                headers: Headers::from_kafka(message.headers()),
-                                timestamp: message.timestamp().to_millis(),
-                                route: Some(*index),
-                            };
-                            let meta = Meta {
-                                topic: topic.clone(),
-                                partition: message.partition(),
-                                offset: message.offset(),
-                                timestamp: raw.timestamp,
-                                key: raw.key.clone(),
-                                headers: raw.headers.clone(),
-                            };
-                            let body = match message.payload() {
-                                Some(payload) => routes.route(*index).decode(payload, meta),
-                                None => Err(DecodeError::Truncated { len: 0 }),
-                            };
-                            let arrival = Arrival {
-                                topic: topic.clone(),
-                                partition: message.partition(),
-                                offset: message.offset(),
-                                body,
-                            };
-                            Ok((arrival, raw))
-                        }
-                        None => Err(KafkaError::Subscription(format!(
-                            "record from unsubscribed topic `{topic}`"
-                        ))),
-                    }
-                }
-                Err(error) => Err(error),
-            };
-            Some((item, (consumer, routes, cache)))
+    input: Input,
+) -> impl Stream<Item = KafkaResult<(Arrival<A>, Raw, ReadAt)>> {
+    let reader = Reader {
+        consumer,
+        routes,
+        cache: HashMap::new(),
+        ends: match input {
+            Input::Subscribed => None,
+            Input::DeadLetters { ends } => Some(ends),
         },
-    )
+    };
+    futures::stream::unfold(reader, |mut reader| async move {
+        let item = reader.next().await?;
+        Some((item, reader))
+    })
+}
+
+/// The state of [`arrivals`].
+struct Reader<A: TopicActor> {
+    consumer: Arc<Consumer>,
+    routes: Arc<Routes<A>>,
+    /// Each topic's route, found once (patterns are matched per topic,
+    /// not per record).
+    cache: HashMap<String, Option<(Arc<str>, usize)>>,
+    /// Replaying: the partitions still to read and their end offsets.
+    ends: Option<BTreeMap<i32, i64>>,
+}
+
+impl<A: TopicActor> Reader<A> {
+    /// The next record; `None` once a replay is past every end.
+    async fn next(&mut self) -> Option<KafkaResult<(Arrival<A>, Raw, ReadAt)>> {
+        // A message borrows its consumer; this one, not `self`'s.
+        let consumer = self.consumer.clone();
+        loop {
+            let Some(ends) = &self.ends else {
+                return Some(match consumer.recv().await {
+                    Ok(message) => self.subscribed(&message),
+                    Err(error) => Err(error),
+                });
+            };
+            if ends.is_empty() {
+                return None;
+            }
+            let message = match tokio::time::timeout(REPLAY_IDLE, consumer.recv()).await {
+                Err(_) => {
+                    self.past_the_end();
+                    continue;
+                }
+                Ok(Err(error)) => return Some(Err(error)),
+                Ok(Ok(message)) => message,
+            };
+            let partition = message.partition();
+            let Some(&end) = ends.get(&partition) else {
+                // A partition already done: what follows its end (dead
+                // letters written by this very replay) is for the next one.
+                continue;
+            };
+            if message.offset() >= end {
+                self.finish(message.topic(), partition);
+                continue;
+            }
+            if message.offset() + 1 >= end {
+                self.finish(message.topic(), partition);
+            }
+            return Some(Ok(self.replayed(&message)));
+        }
+    }
+
+    fn route(&mut self, topic: &str) -> Option<(Arc<str>, usize)> {
+        if !self.cache.contains_key(topic) {
+            let found = self
+                .routes
+                .find(topic)
+                .map(|i| (Arc::<str>::from(topic), i));
+            self.cache.insert(topic.to_owned(), found);
+        }
+        self.cache[topic].clone()
+    }
+
+    /// A record of a subscribed topic.
+    fn subscribed(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> KafkaResult<(Arrival<A>, Raw, ReadAt)> {
+        let Some((topic, index)) = self.route(message.topic()) else {
+            return Err(KafkaError::Subscription(format!(
+                "record from unsubscribed topic `{}`",
+                message.topic()
+            )));
+        };
+        let raw = Raw {
+            key: message.key().map(<[u8]>::to_vec),
+            value: Arc::from(message.payload().unwrap_or_default()),
+            headers: Headers::from_kafka(message.headers()),
+            timestamp: message.timestamp().to_millis(),
+            route: Some(index),
+        };
+        let at = (topic.clone(), message.partition(), message.offset());
+        let arrival = decode(&self.routes, at.clone(), &raw);
+        Ok((arrival, raw, at))
+    }
+
+    /// A dead letter, as the record it was: its original topic, partition
+    /// and offset, its headers without the dead-letter ones, decoded by the
+    /// route of its original topic.
+    fn replayed(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> (Arrival<A>, Raw, ReadAt) {
+        let all = Headers::from_kafka(message.headers());
+        let text = |key: &str| all.get(key).and_then(|v| std::str::from_utf8(v).ok());
+        let read_at: ReadAt = (
+            Arc::from(message.topic()),
+            message.partition(),
+            message.offset(),
+        );
+        let origin = text(crate::headers::DLQ_TOPIC).zip(
+            text(crate::headers::DLQ_PARTITION)
+                .and_then(|p| p.parse::<i32>().ok())
+                .zip(text(crate::headers::DLQ_OFFSET).and_then(|o| o.parse::<i64>().ok())),
+        );
+        let (origin, route) = match origin {
+            Some((topic, (partition, offset))) => {
+                let route = self.route(topic);
+                let topic = route
+                    .as_ref()
+                    .map_or_else(|| Arc::from(topic), |(t, _)| t.clone());
+                ((topic, partition, offset), route.map(|(_, i)| i))
+            }
+            None => (read_at.clone(), None),
+        };
+        let raw = Raw {
+            key: message.key().map(<[u8]>::to_vec),
+            value: Arc::from(message.payload().unwrap_or_default()),
+            headers: all.without_dead_letter(),
+            timestamp: message.timestamp().to_millis(),
+            route,
+        };
+        let arrival = match (origin.0 == read_at.0, route) {
+            (true, _) => self.unreplayable(
+                origin,
+                "it has no scribe_dlq_topic, _partition and _offset headers".into(),
+            ),
+            (false, None) => self.unreplayable(
+                origin.clone(),
+                format!("the actor no longer subscribes to its topic `{}`", origin.0),
+            ),
+            (false, Some(_)) => decode(&self.routes, origin, &raw),
+        };
+        (arrival, raw, read_at)
+    }
+
+    fn unreplayable(&self, (topic, partition, offset): ReadAt, reason: String) -> Arrival<A> {
+        Arrival {
+            topic,
+            partition,
+            offset,
+            body: Err(DecodeError::Unreplayable(reason)),
+        }
+    }
+
+    /// Stops reading `partition` of a replay.
+    fn finish(&mut self, topic: &str, partition: i32) {
+        if let Some(ends) = &mut self.ends {
+            ends.remove(&partition);
+        }
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        if let Err(error) = self.consumer.pause(&list) {
+            tracing::debug!(%topic, partition, %error, "cannot pause a replayed partition");
+        }
+    }
+
+    /// Drops the partitions whose position is at or past their end, though
+    /// no record said so (the last offsets hold no record).
+    fn past_the_end(&mut self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let done: Vec<(String, i32)> = positions
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let end = self.ends.as_ref()?.get(&e.partition())?;
+                match e.offset() {
+                    rdkafka::Offset::Offset(at) if at >= *end => {
+                        Some((e.topic().to_owned(), e.partition()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (topic, partition) in done {
+            self.finish(&topic, partition);
+        }
+    }
 }
 
 /// Why a handler did not handle its record.

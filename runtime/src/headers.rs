@@ -29,6 +29,8 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const CORRELATION_ID: &str = "correlation_id";
 /// Header carrying the `ce_id` of the record that caused this one.
 pub const CAUSATION_ID: &str = "causation_id";
+/// What the names of every dead-letter header start with.
+const DLQ_PREFIX: &str = "scribe_dlq_";
 /// On a dead letter: why the record could not be handled.
 pub const DLQ_ERROR: &str = "scribe_dlq_error";
 /// On a dead letter: how many times handling was tried (0: never, it could not be decoded).
@@ -147,6 +149,14 @@ impl Headers {
     pub fn causation_id(&self) -> Option<&str> {
         self.known(7)
     }
+    /// These headers without the `scribe_dlq_*` ones a dead letter
+    /// carries: a record being replayed, as it was first written.
+    pub(crate) fn without_dead_letter(&self) -> Headers {
+        let mut out = self.clone();
+        out.other.retain(|(key, _)| !is_dead_letter(key));
+        out
+    }
+
     /// Any other header, by key (the first one when repeated).
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.other
@@ -184,6 +194,11 @@ impl Headers {
         let other = self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
         known.chain(other)
     }
+}
+
+/// Whether `key` is one of the headers a dead letter gains.
+pub(crate) fn is_dead_letter(key: &str) -> bool {
+    key.starts_with(DLQ_PREFIX)
 }
 
 /// Kafka headers from key and value pairs.

@@ -21,6 +21,8 @@ pub(crate) struct ClientSettings {
     pub(crate) node: String,
     pub(crate) embedded: bool,
     pub(crate) commit_interval: Duration,
+    /// How long a transaction step waits before its outcome is unknown.
+    pub(crate) transaction_timeout: Duration,
     pub(crate) common: Vec<(String, String)>,
     pub(crate) consumer: Vec<(String, String)>,
     pub(crate) producer: Vec<(String, String)>,
@@ -45,11 +47,20 @@ impl ClientSettings {
         }
     }
 
+    /// The transactional id of an exactly-once actor: its identity on the
+    /// cluster, the same for every process running this node's actor.
+    pub(crate) fn transactional_id(&self, actor: &str) -> String {
+        format!("scribe.{}.{}", self.node, actor)
+    }
+
     /// The producer of an actor: idempotent, keys partitioned like the Java
     /// client's default partitioner (murmur2), a few milliseconds of linger
-    /// so records travel in batches.
-    pub(crate) fn producer(&self, actor: &str) -> ClientConfig {
+    /// so records travel in batches; transactional with `transactional_id`.
+    pub(crate) fn producer(&self, actor: &str, transactional_id: Option<&str>) -> ClientConfig {
         let mut config = self.base(Some(actor));
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
+        }
         config
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
@@ -66,7 +77,9 @@ impl ClientSettings {
     /// stored by the runtime only when complete and committed in the
     /// background every commit interval; a new group starts at the earliest
     /// record.
-    pub(crate) fn consumer(&self, actor: &str) -> ClientConfig {
+    /// An exactly-once (`transactional`) actor's offsets go through its
+    /// producer's transactions instead.
+    pub(crate) fn consumer(&self, actor: &str, transactional: bool) -> ClientConfig {
         let mut config = self.base(Some(actor));
         config
             .set("group.id", actor)
@@ -89,16 +102,28 @@ impl ClientSettings {
             .set(
                 "fetch.wait.max.ms",
                 if self.embedded { "10" } else { "100" },
-            );
+            )
+            // librdkafka's default too: records of aborted or open
+            // transactions are never handed to an actor.
+            .set("isolation.level", "read_committed");
+        if transactional {
+            config.set("enable.auto.commit", "false");
+        }
         Self::overrides(&mut config, &self.common);
         Self::overrides(&mut config, &self.consumer);
         config
     }
 
     /// Checks every property of the node's producers and consumers with
-    /// librdkafka itself, without creating a client or connecting.
-    pub(crate) fn validate(&self) -> Result<()> {
-        for config in [self.producer("check"), self.consumer("check")] {
+    /// librdkafka itself, without creating a client or connecting; those of
+    /// exactly-once actors too if the node has any.
+    pub(crate) fn validate(&self, exactly_once: bool) -> Result<()> {
+        let mut configs = vec![self.producer("check", None), self.consumer("check", false)];
+        if exactly_once {
+            configs.push(self.producer("check", Some("check")));
+            configs.push(self.consumer("check", true));
+        }
+        for config in configs {
             if let Err(error) = config.create_native_config() {
                 return Err(match error {
                     rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {

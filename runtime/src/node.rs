@@ -13,9 +13,11 @@ use crate::broker::{Broker, EmbeddedBroker};
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
 use crate::kafka::{ClientSettings, ensure_topics};
-use crate::policy::FailurePolicy;
+use crate::policy::{Delivery, FailurePolicy, OverBudget};
 use crate::stats::{ActorStats, StatsSnapshot};
-use crate::supervisor::{ActorFactory, Env, Factory, NodeControl, Supervision, supervise};
+use crate::supervisor::{
+    ActorFactory, Env, Factory, Mode, NodeControl, Replay, Supervision, supervise,
+};
 use crate::topic::{TopicSpec, check_name};
 
 /// Builds a [`Node`]: its actors, topics, broker and client settings.
@@ -31,10 +33,12 @@ pub struct NodeBuilder {
     registry: SchemaRegistry,
     errors: Vec<Error>,
     commit_interval: Duration,
+    transaction_timeout: Duration,
     common: Vec<(String, String)>,
     consumer: Vec<(String, String)>,
     producer: Vec<(String, String)>,
     policies: BTreeMap<String, FailurePolicy>,
+    deliveries: BTreeMap<String, Delivery>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -96,6 +100,13 @@ impl NodeBuilder {
         self
     }
 
+    /// What `actor`'s outputs and offsets guarantee. The default is
+    /// [`Delivery::AtLeastOnce`].
+    pub fn delivery(mut self, actor: impl Into<String>, delivery: Delivery) -> Self {
+        self.deliveries.insert(actor.into(), delivery);
+        self
+    }
+
     /// Registers an older (or foreign) writer schema given as Avro JSON, so
     /// records written with it can be resolved; `origin` names it in errors.
     pub fn schema(mut self, origin: &str, avsc: &str) -> Self {
@@ -115,6 +126,15 @@ impl NodeBuilder {
     /// Commits carry every offset that became committable since the last one.
     pub fn commit_interval(mut self, interval: Duration) -> Self {
         self.commit_interval = interval;
+        self
+    }
+
+    /// How long an exactly-once actor waits for the broker on a transaction
+    /// step (commit, sending offsets) before the step's outcome counts as
+    /// unknown; the step is then tried again, never aborted. The default
+    /// is 10 s.
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
         self
     }
 
@@ -152,6 +172,13 @@ impl NodeBuilder {
         check_name("node", &self.name)?;
         for topic in self.topics.keys() {
             check_name("topic", topic)?;
+        }
+        for actor in self.deliveries.keys() {
+            if !self.actors.iter().any(|(a, _)| a.name() == actor) {
+                return Err(Error::UnknownActor {
+                    actor: actor.clone(),
+                });
+            }
         }
         for (actor, policy) in &self.policies {
             if !self.actors.iter().any(|(a, _)| a.name() == actor) {
@@ -191,7 +218,12 @@ impl NodeBuilder {
         }
         let node = Node { builder: self };
         crate::topology::check(&node.actors())?;
-        node.settings(String::new(), false).validate()?;
+        let exactly_once = node
+            .builder
+            .deliveries
+            .values()
+            .any(|d| *d == Delivery::ExactlyOnce);
+        node.settings(String::new(), false).validate(exactly_once)?;
         Ok(node)
     }
 }
@@ -212,6 +244,8 @@ pub struct ActorInfo {
     /// Where it writes the records it gives up on (`None` for an actor
     /// that reads nothing, or whose policy stops it instead).
     pub dead_letter_topic: Option<String>,
+    /// What its outputs and offsets guarantee.
+    pub delivery: Delivery,
 }
 
 /// A validated set of actors, ready to start.
@@ -250,10 +284,12 @@ impl Node {
             registry: SchemaRegistry::new(),
             errors: Vec::new(),
             commit_interval: Duration::from_millis(500),
+            transaction_timeout: Duration::from_secs(10),
             common: Vec::new(),
             consumer: Vec::new(),
             producer: Vec::new(),
             policies: BTreeMap::new(),
+            deliveries: BTreeMap::new(),
         }
     }
 
@@ -272,6 +308,10 @@ impl Node {
 
     fn policy_of(b: &NodeBuilder, actor: &str) -> FailurePolicy {
         b.policies.get(actor).cloned().unwrap_or_default()
+    }
+
+    fn delivery_of(b: &NodeBuilder, actor: &str) -> Delivery {
+        b.deliveries.get(actor).copied().unwrap_or_default()
     }
 
     fn dead_letter_of(b: &NodeBuilder, actor: &dyn ActorFactory) -> Option<String> {
@@ -339,12 +379,16 @@ impl Node {
     }
 
     fn settings(&self, bootstrap: String, embedded: bool) -> ClientSettings {
-        let b = &self.builder;
+        Node::settings_of(&self.builder, bootstrap, embedded)
+    }
+
+    fn settings_of(b: &NodeBuilder, bootstrap: String, embedded: bool) -> ClientSettings {
         ClientSettings {
             bootstrap,
             node: b.name.clone(),
             embedded,
             commit_interval: b.commit_interval,
+            transaction_timeout: b.transaction_timeout,
             common: b.common.clone(),
             consumer: b.consumer.clone(),
             producer: b.producer.clone(),
@@ -381,6 +425,7 @@ impl Node {
                 output_schema: a.output_schema(),
                 subscriptions: a.subscriptions().to_vec(),
                 dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
+                delivery: Node::delivery_of(&self.builder, a.name()),
             })
             .collect()
     }
@@ -396,23 +441,22 @@ impl Node {
         let topics: Vec<_> = self.topics().into_iter().collect();
         let b = self.builder;
         let policies = Node::policies_of(&b);
-        let (bootstrap, embedded) = match b.broker {
+        let deliveries: Vec<Delivery> = b
+            .actors
+            .iter()
+            .map(|(a, _)| Node::delivery_of(&b, a.name()))
+            .collect();
+        let (bootstrap, embedded) = match &b.broker {
             Broker::Embedded => {
                 let broker = EmbeddedBroker::start()?;
                 (broker.bootstrap_servers().to_owned(), Some(broker))
             }
-            Broker::InProcess(broker) => (broker.bootstrap_servers().to_owned(), Some(broker)),
-            Broker::Bootstrap(servers) => (servers, None),
+            Broker::InProcess(broker) => {
+                (broker.bootstrap_servers().to_owned(), Some(broker.clone()))
+            }
+            Broker::Bootstrap(servers) => (servers.clone(), None),
         };
-        let settings = ClientSettings {
-            bootstrap: bootstrap.clone(),
-            node: b.name.clone(),
-            embedded: embedded.is_some(),
-            commit_interval: b.commit_interval,
-            common: b.common,
-            consumer: b.consumer,
-            producer: b.producer,
-        };
+        let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
 
         ensure_topics(&settings, embedded.as_ref(), &topics).await?;
         let env = Arc::new(Env { settings, registry });
@@ -430,7 +474,8 @@ impl Node {
             stats: HashMap::new(),
         };
         let mut starts = Vec::new();
-        for ((factory, stats), (policy, dead_letter)) in b.actors.into_iter().zip(policies) {
+        let actors = b.actors.into_iter().zip(policies).zip(deliveries);
+        for (((factory, stats), (policy, dead_letter)), delivery) in actors {
             let name = factory.name().to_owned();
             let (started_tx, started_rx) = oneshot::channel();
             running
@@ -442,7 +487,9 @@ impl Node {
                 stats,
                 policy,
                 dead_letter,
+                delivery,
                 control: control.clone(),
+                mode: Mode::Live,
             };
             let task = actix::spawn(supervise(supervision, stop_rx.clone(), started_tx));
             running.supervisors.push((name.clone(), task));
@@ -468,6 +515,179 @@ impl Node {
         );
         Ok(running)
     }
+}
+
+impl Node {
+    /// Points the node at another broker (tools given `--bootstrap`).
+    pub(crate) fn set_broker(&mut self, broker: Broker) {
+        self.builder.broker = broker;
+    }
+
+    /// Sends `actor`'s dead letters back to it for another try, then
+    /// returns what became of them.
+    ///
+    /// The actor runs alone, as the node runs it: built by its constructor,
+    /// writing its own output topic with its own producer under its failure
+    /// policy, so the single-writer rule holds (this is the second instance
+    /// of the actor that two nodes sharing it would be). It reads its
+    /// dead-letter topic up to the end each partition had when the replay
+    /// began, and gets every dead letter as the record it was: its original
+    /// topic, partition, offset, key, timestamp and headers (without the
+    /// `scribe_dlq_*` ones), decoded by the subscription of its original
+    /// topic. A record that fails again goes through the policy again:
+    /// retried, then dead-lettered anew, after the end, with fresh
+    /// `scribe_dlq_*` headers and its original coordinates; so a replay
+    /// always ends. Progress is committed in the consumer group
+    /// `<actor>.dlq-replay`: a replay stopped half way resumes where it
+    /// stopped, and the next replay starts after the last one.
+    ///
+    /// Needs the cluster the node runs on ([`Broker::Bootstrap`] or
+    /// [`Broker::InProcess`]); an [`Broker::Embedded`] broker would start
+    /// empty. Must be called inside an actix `System`.
+    pub async fn replay_dead_letters(self, actor: &str) -> Result<Replayed> {
+        let failed = |reason: String| Error::Replay {
+            actor: actor.to_owned(),
+            reason,
+        };
+        let registry = self.schema_registry();
+        let b = self.builder;
+        let index = b
+            .actors
+            .iter()
+            .position(|(a, _)| a.name() == actor)
+            .ok_or_else(|| Error::UnknownActor {
+                actor: actor.to_owned(),
+            })?;
+        let mut policy = Node::policy_of(&b, actor);
+        let delivery = Node::delivery_of(&b, actor);
+        let topic = Node::dead_letter_of(&b, &*b.actors[index].0).ok_or_else(|| {
+            failed(
+                "it has no dead-letter topic: it reads nothing, or its failure policy stops it instead"
+                    .into(),
+            )
+        })?;
+        let bootstrap = match &b.broker {
+            Broker::Embedded => {
+                return Err(failed(
+                    "its node's broker is embedded, and a new embedded broker starts empty: \
+                     replay against the cluster the node runs on (its bootstrap servers)"
+                        .into(),
+                ));
+            }
+            Broker::InProcess(broker) => broker.bootstrap_servers().to_owned(),
+            Broker::Bootstrap(servers) => servers.clone(),
+        };
+        let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
+        let group = format!("{actor}.dlq-replay");
+        let ends = dead_letter_ends(&settings, &topic).map_err(|e| failed(e.to_string()))?;
+        let replay = Replay { topic, group, ends };
+        let probe: rdkafka::consumer::BaseConsumer = settings
+            .consumer(actor, false)
+            .set("group.id", &replay.group)
+            .create()
+            .map_err(|e| Error::kafka("cannot create consumer", e))?;
+        let starts = replay.starts(&probe)?;
+        drop(probe);
+        let waiting: i64 = replay
+            .ends
+            .iter()
+            .map(|(p, end)| (end - starts.get(p).copied().unwrap_or(0)).max(0))
+            .sum();
+        let (factory, stats) = b.actors.into_iter().nth(index).expect("found above");
+        let before = stats.snapshot();
+        tracing::info!(actor, topic = %replay.topic, group = %replay.group, waiting, "replaying dead letters");
+        if waiting > 0 {
+            // Past its budget the replay stops, saying why.
+            policy.over_budget = OverBudget::StopNode;
+            let (stop, stop_rx) = watch::channel(false);
+            let control = Arc::new(NodeControl {
+                stop,
+                halted: std::sync::Mutex::new(None),
+            });
+            let supervision = Supervision {
+                factory,
+                env: Arc::new(Env { settings, registry }),
+                stats: stats.clone(),
+                dead_letter: Some(replay.topic.clone()),
+                policy: Arc::new(policy),
+                delivery,
+                control: control.clone(),
+                mode: Mode::Replay(Arc::new(replay.clone())),
+            };
+            let (started_tx, started_rx) = oneshot::channel();
+            supervise(supervision, stop_rx, started_tx).await;
+            if let Ok(Err(error)) = started_rx.await {
+                return Err(error);
+            }
+            if stats.unhealthy.load(std::sync::atomic::Ordering::Relaxed) {
+                let why = control.halted.lock().ok().and_then(|h| h.clone());
+                return Err(failed(format!(
+                    "it stopped before the end ({}); what it finished is committed in group `{}`",
+                    why.as_deref().unwrap_or("stopped by its failure policy"),
+                    replay.group
+                )));
+            }
+        }
+        let after = stats.snapshot();
+        Ok(Replayed {
+            actor: actor.to_owned(),
+            topic: replay.topic,
+            waiting: waiting as u64,
+            handled: after.handled - before.handled,
+            dead_lettered: after.dead_lettered - before.dead_lettered,
+            restarts: after.restarts - before.restarts,
+        })
+    }
+}
+
+/// The end offset of each partition of `topic` that holds records.
+fn dead_letter_ends(settings: &ClientSettings, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    use rdkafka::consumer::Consumer as _;
+    let timeout = Duration::from_secs(10);
+    let consumer: rdkafka::consumer::BaseConsumer = settings
+        .admin()
+        .create()
+        .map_err(|e| Error::kafka("cannot create consumer", e))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| Error::kafka(format!("cannot read metadata of `{topic}`"), e))?;
+    let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len(),
+        _ => {
+            return Err(Error::CreateTopic {
+                topic: topic.to_owned(),
+                reason: "no such topic on the broker".into(),
+            });
+        }
+    };
+    let mut ends = BTreeMap::new();
+    for partition in 0..partitions as i32 {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;
+        if high > low {
+            ends.insert(partition, high);
+        }
+    }
+    Ok(ends)
+}
+
+/// What [`Node::replay_dead_letters`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Replayed {
+    /// The actor.
+    pub actor: String,
+    /// Its dead-letter topic.
+    pub topic: String,
+    /// Dead letters waiting when the replay began.
+    pub waiting: u64,
+    /// Those the actor handled this time.
+    pub handled: u64,
+    /// Those that failed again, dead-lettered anew after the end.
+    pub dead_lettered: u64,
+    /// Restarts of the actor during the replay (handler panics).
+    pub restarts: u64,
 }
 
 /// A started node. [`RunningNode::shutdown`] stops it gracefully; dropping

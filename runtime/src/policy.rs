@@ -1,4 +1,5 @@
-//! [`FailurePolicy`]: what an actor's supervisor does when handling fails.
+//! [`FailurePolicy`]: what an actor's supervisor does when handling fails;
+//! [`Delivery`]: what its outputs and offsets guarantee.
 
 use std::time::Duration;
 
@@ -207,5 +208,55 @@ mod tests {
             ..policy
         };
         assert_eq!(stop.dead_letter_topic_for("out"), None);
+    }
+}
+
+/// What an actor's outputs and input offsets guarantee, per actor.
+///
+/// In a node config file it is the `delivery` key of an `[[actors]]`
+/// entry: `delivery = "exactly-once"`. `docs/semantics.md` says what each
+/// costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Delivery {
+    /// Offsets commit once the records a handler published are
+    /// acknowledged: after a failure, records are handled again and their
+    /// outputs may be written twice. Nothing is lost. The default.
+    #[default]
+    AtLeastOnce,
+    /// Outputs, dead letters and input offsets commit together in a Kafka
+    /// transaction (`transactional.id` = `scribe.<node>.<actor>`): a reader
+    /// with `isolation.level=read_committed` (every scribe consumer) sees
+    /// each record's outputs once, whatever failed. A second live instance
+    /// with the same identity fences the first.
+    ExactlyOnce,
+}
+
+impl Delivery {
+    /// Its name in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "at-least-once",
+            Delivery::ExactlyOnce => "exactly-once",
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Delivery {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "at-least-once" => Ok(Delivery::AtLeastOnce),
+            "exactly-once" => Ok(Delivery::ExactlyOnce),
+            other => Err(format!(
+                "unknown variant `{other}`, expected `at-least-once` or `exactly-once`"
+            )),
+        }
     }
 }

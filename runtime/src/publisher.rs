@@ -4,15 +4,17 @@ use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::fmt;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientContext;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
 };
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::Record;
 use crate::codec::Encoder;
@@ -43,6 +45,14 @@ impl ProducerContext for DeliveryTracker {
                 ActorStats::add(&self.stats.published, 1);
                 slot.done();
             }
+            // An aborted transaction took the record back: its cause is
+            // handled again by the next instance.
+            Err((
+                KafkaError::MessageProduction(
+                    RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+                ),
+                _,
+            )) => slot.fail(),
             Err((error, message)) => {
                 tracing::error!(
                     actor = %self.actor,
@@ -82,6 +92,59 @@ pub(crate) struct PublisherCore {
     pub(crate) source: String,
     cause: Mutex<Option<Cause>>,
     detached: Arc<AckSlot>,
+    /// Exactly-once: the producer's transaction state.
+    txn: Option<Transaction>,
+    /// Records sent so far: tells whether a failed handler published.
+    sent: AtomicU64,
+}
+
+/// The state of an exactly-once actor's transactions.
+#[derive(Debug)]
+struct Transaction {
+    id: String,
+    open: AtomicBool,
+    /// How long a step waits for the broker before its outcome is unknown.
+    timeout: Duration,
+}
+
+impl Transaction {
+    /// Opens a transaction unless one is open.
+    fn ensure_open(&self, producer: &Producer) -> rdkafka::error::KafkaResult<()> {
+        if !self.open.load(Ordering::Acquire) {
+            producer.begin_transaction()?;
+            self.open.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+/// How many times a transaction commit whose outcome is unknown is retried
+/// before the producer is rebuilt.
+const COMMIT_TRIES: u32 = 5;
+
+/// Why a transaction did not commit, and what must follow.
+#[derive(Debug)]
+pub(crate) enum TxnFailure {
+    /// Failed for sure: abort it; its records are handled again.
+    Abortable(String),
+    /// Its outcome is unknown after every retry: never abort it. Drop the
+    /// producer: the next one, with the same transactional id, makes the
+    /// broker finish it (committed or not) before going on.
+    Unknown(String),
+    /// Fenced by a newer instance with the same transactional id, or
+    /// otherwise fatal: this instance must stop.
+    Fatal(String),
+}
+
+impl TxnFailure {
+    /// What failed, and why.
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            TxnFailure::Abortable(reason)
+            | TxnFailure::Unknown(reason)
+            | TxnFailure::Fatal(reason) => reason,
+        }
+    }
 }
 
 impl PublisherCore {
@@ -92,7 +155,111 @@ impl PublisherCore {
             source,
             cause: Mutex::new(None),
             detached: AckSlot::detached(),
+            txn: None,
+            sent: AtomicU64::new(0),
         }
+    }
+
+    /// Makes the core transactional, as producer `id`.
+    pub(crate) fn transactional(mut self, id: String, timeout: Duration) -> Self {
+        self.txn = Some(Transaction {
+            id,
+            open: AtomicBool::new(false),
+            timeout,
+        });
+        self
+    }
+
+    /// Whether outputs go through transactions.
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Whether a transaction is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.txn
+            .as_ref()
+            .is_some_and(|txn| txn.open.load(Ordering::Acquire))
+    }
+
+    /// Records sent so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    fn producer(&self) -> Option<&Producer> {
+        match &self.sink {
+            Sink::Kafka(producer) => Some(producer),
+            #[cfg(feature = "testing")]
+            Sink::Sim(_) => None,
+        }
+    }
+
+    /// Registers the transactional id with the broker: fences any older
+    /// instance and finishes its open transaction.
+    pub(crate) fn init_transactions(&self) -> Result<()> {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return Ok(());
+        };
+        retry(&txn.id, "init", || producer.init_transactions(txn.timeout))
+            .map(|_| ())
+            .map_err(|failure| Error::Transaction {
+                reason: failure.reason().to_owned(),
+            })
+    }
+
+    /// Opens a transaction unless one is open.
+    fn begin_transaction(&self) -> Result<()> {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return Ok(());
+        };
+        txn.ensure_open(producer)
+            .map_err(|e| Error::kafka(format!("cannot begin a transaction as `{}`", txn.id), e))
+    }
+
+    /// Commits the open transaction with `offsets` (the input positions
+    /// of every record handled in it), opening one if only offsets are new.
+    /// A step whose outcome is unknown is retried, never aborted. Returns
+    /// whether a transaction was committed and how many steps were retried.
+    pub(crate) fn commit(
+        &self,
+        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+    ) -> std::result::Result<(bool, u32), TxnFailure> {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return Ok((false, 0));
+        };
+        if offsets.is_none() && !txn.open.load(Ordering::Acquire) {
+            return Ok((false, 0));
+        }
+        txn.ensure_open(producer)
+            .map_err(|e| classify(&txn.id, "begin", &e))?;
+        let mut retries = 0;
+        if let Some((offsets, group)) = offsets {
+            retries += retry(&txn.id, "send offsets to", || {
+                producer.send_offsets_to_transaction(offsets, group, txn.timeout)
+            })?;
+        }
+        retries += retry(&txn.id, "commit", || {
+            producer.commit_transaction(txn.timeout)
+        })?;
+        txn.open.store(false, Ordering::Release);
+        Ok((true, retries))
+    }
+
+    /// Aborts the open transaction, if one is open: what it wrote is never
+    /// read by a `read_committed` consumer. Returns whether one was.
+    pub(crate) fn abort(&self) -> bool {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return false;
+        };
+        if !txn.open.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        if let Err(error) = producer.abort_transaction(txn.timeout) {
+            // The next producer with this id aborts it on the broker.
+            tracing::warn!(transactional_id = %txn.id, %error, "cannot abort the transaction");
+        }
+        true
     }
 
     fn cause(&self) -> std::sync::MutexGuard<'_, Option<Cause>> {
@@ -119,11 +286,19 @@ impl PublisherCore {
         extra: &[(&str, &[u8])],
         slot: &Arc<AckSlot>,
     ) -> Result<()> {
-        let pairs = raw.headers.iter().chain(extra.iter().copied());
+        self.begin_transaction()?;
+        // A dead letter dead-lettered again carries only the latest
+        // failure's headers.
+        let pairs = raw
+            .headers
+            .iter()
+            .filter(|(key, _)| !crate::headers::is_dead_letter(key))
+            .chain(extra.iter().copied());
         match &self.sink {
             Sink::Kafka(producer) => {
+                let slot = self.ack_slot(slot.clone());
                 slot.add_pending();
-                let mut record = BaseRecord::with_opaque_to(topic, slot.clone())
+                let mut record = BaseRecord::with_opaque_to(topic, slot)
                     .payload(&*raw.value)
                     .headers(to_kafka(pairs));
                 if let Some(timestamp) = raw.timestamp {
@@ -132,10 +307,22 @@ impl PublisherCore {
                 if let Some(key) = &raw.key {
                     record = record.key(key.as_slice());
                 }
+                self.sent.fetch_add(1, Ordering::Relaxed);
                 send(producer, record, topic)
             }
             #[cfg(feature = "testing")]
             Sink::Sim(outlet) => outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
+        }
+    }
+
+    /// What a record sent while handling `cause_slot`'s record waits on:
+    /// that slot, but under exactly-once, where the transaction commits
+    /// the record's outputs and offset together, nothing.
+    fn ack_slot(&self, cause_slot: Arc<AckSlot>) -> Arc<AckSlot> {
+        if self.txn.is_some() {
+            self.detached.clone()
+        } else {
+            cause_slot
         }
     }
 
@@ -281,7 +468,10 @@ impl<T: Record> Publisher<T> {
             Some(inbound) => to_kafka(inbound.forwarded(&outbound)),
         };
         drop(cause);
+        self.core.begin_transaction()?;
+        let slot = self.core.ack_slot(slot);
         slot.add_pending();
+        self.core.sent.fetch_add(1, Ordering::Relaxed);
         let mut record = BaseRecord::with_opaque_to(&self.core.topic, slot)
             .payload(buf.as_slice())
             .headers(headers)
@@ -290,6 +480,58 @@ impl<T: Record> Publisher<T> {
             record = record.key(key);
         }
         send(producer, record, &self.core.topic)
+    }
+}
+
+/// Calls a transaction step, again while its outcome is unknown and
+/// librdkafka says it may be retried; returns how many times it was called
+/// again.
+fn retry(
+    id: &str,
+    step: &str,
+    call: impl Fn() -> rdkafka::error::KafkaResult<()>,
+) -> std::result::Result<u32, TxnFailure> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let Err(error) = call() else {
+            return Ok(tries - 1);
+        };
+        let retriable = matches!(&error, KafkaError::Transaction(e) if e.is_retriable());
+        match classify(id, step, &error) {
+            TxnFailure::Unknown(reason) if retriable && tries < COMMIT_TRIES => {
+                tracing::warn!(transactional_id = %id, tries, %reason, "transaction outcome unknown; retrying");
+                std::thread::sleep(Duration::from_millis(100) * tries);
+            }
+            failure => return Err(failure),
+        }
+    }
+}
+
+/// What a failed transaction step means, after librdkafka's flags.
+fn classify(id: &str, step: &str, error: &KafkaError) -> TxnFailure {
+    let what = match step {
+        "init" => format!("cannot init transactions as `{id}`"),
+        step => format!("cannot {step} the transaction of `{id}`"),
+    };
+    let KafkaError::Transaction(e) = error else {
+        // Not from the transaction API (a closed producer, a local state
+        // error): nothing says the transaction failed, so no abort.
+        return TxnFailure::Unknown(format!("{what}: {error}"));
+    };
+    use RDKafkaErrorCode as Code;
+    match e.code() {
+        Code::ProducerFenced | Code::InvalidProducerEpoch => TxnFailure::Fatal(format!(
+            "{what}: fenced: another instance of the actor runs with this transactional id ({e})"
+        )),
+        Code::UnsupportedFeature | Code::UnsupportedVersion => TxnFailure::Fatal(format!(
+            "{what}: the broker does not support transactions ({e})"
+        )),
+        _ if e.is_fatal() => TxnFailure::Fatal(format!("{what}: {e}")),
+        _ if e.txn_requires_abort() => TxnFailure::Abortable(format!("{what}: {e}")),
+        // Retriable (a timeout: the broker may have done it), or neither
+        // retriable nor abortable: either way the outcome is not known.
+        _ => TxnFailure::Unknown(format!("{what}: {e}")),
     }
 }
 

@@ -13,6 +13,9 @@ pub(crate) struct ActorStats {
     pub(crate) restarts: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) transactions: AtomicU64,
+    pub(crate) transactions_aborted: AtomicU64,
+    pub(crate) commit_retries: AtomicU64,
     /// Stopped by its failure policy or restart budget.
     pub(crate) unhealthy: std::sync::atomic::AtomicBool,
 }
@@ -33,6 +36,9 @@ impl ActorStats {
             restarts: get(&self.restarts),
             retried: get(&self.retried),
             dead_lettered: get(&self.dead_lettered),
+            transactions: get(&self.transactions),
+            transactions_aborted: get(&self.transactions_aborted),
+            commit_retries: get(&self.commit_retries),
             unhealthy: self.unhealthy.load(Ordering::Relaxed),
         }
     }
@@ -44,7 +50,8 @@ impl ActorStats {
 pub struct StatsSnapshot {
     /// Records whose handler returned `Ok`.
     pub handled: u64,
-    /// Records skipped because they could not be decoded.
+    /// Records that could not be decoded (dead-lettered, or stopping the
+    /// actor when its policy says so).
     pub undecodable: u64,
     /// Handler calls that returned an error or panicked.
     pub handler_failures: u64,
@@ -58,6 +65,13 @@ pub struct StatsSnapshot {
     pub retried: u64,
     /// Records written to the actor's dead-letter topic.
     pub dead_lettered: u64,
+    /// Exactly-once: transactions committed.
+    pub transactions: u64,
+    /// Exactly-once: transactions aborted (their records are handled again).
+    pub transactions_aborted: u64,
+    /// Exactly-once: transaction steps tried again because their outcome
+    /// was unknown.
+    pub commit_retries: u64,
     /// Whether the actor was stopped by its failure policy or restart
     /// budget (it is not running).
     pub unhealthy: bool,

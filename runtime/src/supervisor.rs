@@ -1,21 +1,23 @@
 //! The supervisor: starts each actor instance on its own thread, restarts it
 //! when it fails, and stops it with a drain.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Arbiter, AsyncContext, Context};
 use futures::channel::oneshot;
 use rdkafka::consumer::Consumer as _;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
 use crate::failures::Failures;
-use crate::feed::{Consumer, Exit, Feed, FeedParts};
+use crate::feed::{Consumer, Exit, Feed, FeedParts, Input, Rebalances};
 use crate::kafka::ClientSettings;
-use crate::policy::{FailurePolicy, OverBudget, Restarts};
+use crate::policy::{Delivery, FailurePolicy, OverBudget, Restarts};
 use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 
@@ -35,7 +37,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_schema(&self) -> apache_avro::Schema;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
-    fn spawn(&self, env: &Env, failures: &Failures) -> Result<Instance>;
+    fn spawn(&self, env: &Env, failures: &Failures, mode: &Mode) -> Result<Instance>;
     /// Starts an instance in a simulation, on the current thread.
     #[cfg(feature = "testing")]
     fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()>;
@@ -108,11 +110,18 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         crate::sim::spawn(self, env, failures)
     }
 
-    fn spawn(&self, env: &Env, failures: &Failures) -> Result<Instance> {
+    fn spawn(&self, env: &Env, failures: &Failures, mode: &Mode) -> Result<Instance> {
         let actor: Arc<str> = self.name.as_str().into();
+        // Exactly-once: the transactional id is the actor's identity on the
+        // cluster, so a second live instance fences the first; a replay is
+        // an identity of its own, so it does not fence the live node.
+        let transactional_id = failures.transactional.then(|| match mode {
+            Mode::Live => env.settings.transactional_id(&self.name),
+            Mode::Replay(_) => format!("{}.dlq-replay", env.settings.transactional_id(&self.name)),
+        });
         let producer: Producer = env
             .settings
-            .producer(&self.name)
+            .producer(&self.name, transactional_id.as_deref())
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
@@ -123,43 +132,77 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     e,
                 )
             })?;
-        let core = Arc::new(PublisherCore::new(
+        let mut core = PublisherCore::new(
             Sink::Kafka(producer),
             self.output.as_str().into(),
             format!("{}/{}", env.settings.node, self.name),
-        ));
+        );
+        if let Some(id) = transactional_id {
+            core = core.transactional(id, env.settings.transaction_timeout);
+        }
+        let core = Arc::new(core);
         let publisher = Publisher::<A::Output>::new(core.clone())?;
         let mut routes: Routes<A> = Routes::new();
         for sub in &self.subscriptions.entries {
             routes.add(&sub.info, (sub.make_route)(&env.registry)?)?;
         }
-        let consumer = if routes.is_empty() {
-            None
+        let (consumer, input) = if routes.is_empty() {
+            (None, Input::Subscribed)
         } else {
-            let consumer: Consumer = env.settings.consumer(&self.name).create().map_err(|e| {
-                Error::kafka(
-                    format!("cannot create consumer of actor `{}`", self.name),
-                    e,
-                )
-            })?;
-            let subscription = routes.subscription();
-            let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
-            consumer
-                .subscribe(&topics)
-                .map_err(|e| Error::kafka(format!("actor `{}` cannot subscribe", self.name), e))?;
-            Some(Arc::new(consumer))
+            let mut config = env.settings.consumer(&self.name, failures.transactional);
+            if let Mode::Replay(replay) = mode {
+                config.set("group.id", &replay.group);
+            }
+            let consumer: Consumer =
+                config
+                    .create_with_context(Rebalances::default())
+                    .map_err(|e| {
+                        Error::kafka(
+                            format!("cannot create consumer of actor `{}`", self.name),
+                            e,
+                        )
+                    })?;
+            let input = match mode {
+                Mode::Live => {
+                    let subscription = routes.subscription();
+                    let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
+                    consumer.subscribe(&topics).map_err(|e| {
+                        Error::kafka(format!("actor `{}` cannot subscribe", self.name), e)
+                    })?;
+                    Input::Subscribed
+                }
+                Mode::Replay(replay) => replay.assign(&consumer)?,
+            };
+            (Some(Arc::new(consumer)), input)
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let args = self.args.clone();
         let stats = self.stats.clone();
-        let store_interval = (env.settings.commit_interval / 4).max(Duration::from_millis(10));
+        // Offsets are stored four times per commit; under exactly-once each
+        // commit is a transaction, once per commit interval.
+        let store_interval = if failures.transactional {
+            env.settings.commit_interval
+        } else {
+            env.settings.commit_interval / 4
+        }
+        .max(Duration::from_millis(10));
         let failures = failures.clone();
         let arbiter = Arbiter::new();
-        let spawned = arbiter.spawn_fn(move || match <A as TopicActor>::create(args, publisher) {
-            Ok(act) => {
-                let parts = FeedParts {
+        let spawned = arbiter.spawn_fn(move || {
+            // On the actor's thread: it waits for the broker, which fences
+            // any older instance and settles its open transaction.
+            if let Err(error) = core.init_transactions() {
+                let reason = crate::feed::error_chain(&error);
+                let _ = ready_tx.send(Err(reason.clone().into()));
+                let _ = exit_tx.send(Exit::Failed(reason));
+                return;
+            }
+            start::<A>(
+                args,
+                publisher,
+                FeedParts {
                     actor,
                     consumer,
                     routes,
@@ -167,17 +210,12 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     stats,
                     store_interval,
                     failures,
-                };
-                let feed = Feed::new(parts, stop_rx, exit_tx);
-                let mut ctx = Context::<A>::new();
-                ctx.spawn(feed);
-                ctx.run(act);
-                let _ = ready_tx.send(Ok(()));
-            }
-            Err(error) => {
-                let _ = ready_tx.send(Err(error));
-                let _ = exit_tx.send(Exit::Failed("constructor failed".into()));
-            }
+                    input,
+                },
+                stop_rx,
+                exit_tx,
+                ready_tx,
+            );
         });
         if !spawned {
             return Err(Error::Shutdown {
@@ -193,6 +231,116 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         })
     }
 }
+
+/// Builds the actor through its constructor and starts its feed, on the
+/// current (the actor's) thread.
+fn start<A: TopicActor>(
+    args: A::Args,
+    publisher: Publisher<A::Output>,
+    parts: FeedParts<A>,
+    stop: oneshot::Receiver<()>,
+    exit: oneshot::Sender<Exit>,
+    ready: oneshot::Sender<std::result::Result<(), crate::ActorError>>,
+) {
+    match <A as TopicActor>::create(args, publisher) {
+        Ok(act) => {
+            let feed = Feed::new(parts, stop, exit);
+            let mut ctx = Context::<A>::new();
+            ctx.spawn(feed);
+            ctx.run(act);
+            let _ = ready.send(Ok(()));
+        }
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            let _ = exit.send(Exit::Failed("constructor failed".into()));
+        }
+    }
+}
+
+/// What an actor's instances read.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// Its subscriptions, as a member of its consumer group.
+    Live,
+    /// Its dead letters, once; see [`crate::Node::replay_dead_letters`].
+    Replay(Arc<Replay>),
+}
+
+/// A replay of an actor's dead letters: which, and where its progress is
+/// committed.
+#[derive(Debug, Clone)]
+pub(crate) struct Replay {
+    /// The dead-letter topic.
+    pub(crate) topic: String,
+    /// The consumer group the replay commits its progress in (not the
+    /// actor's: that group's live members own its offsets).
+    pub(crate) group: String,
+    /// Each partition's end offset when the replay began: dead letters
+    /// written after it, by this replay too, are left for the next one.
+    pub(crate) ends: BTreeMap<i32, i64>,
+}
+
+impl Replay {
+    /// Assigns `consumer` the partitions with dead letters left before
+    /// their end, each from the replay group's committed offset.
+    pub(crate) fn assign(&self, consumer: &Consumer) -> Result<Input> {
+        let starts = self.starts(consumer)?;
+        let mut list = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for (partition, end) in &self.ends {
+            let start = starts.get(partition).copied().unwrap_or(0);
+            if start < *end {
+                list.add_partition_offset(&self.topic, *partition, Offset::Offset(start))
+                    .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+                ends.insert(*partition, *end);
+            }
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| Error::kafka(format!("cannot assign `{}`", self.topic), e))?;
+        Ok(Input::DeadLetters { ends })
+    }
+
+    /// Where the replay group stands in each partition: its committed
+    /// offset, else the oldest record still there.
+    pub(crate) fn starts<C, K>(&self, consumer: &K) -> Result<BTreeMap<i32, i64>>
+    where
+        C: rdkafka::consumer::ConsumerContext,
+        K: rdkafka::consumer::Consumer<C>,
+    {
+        let mut list = TopicPartitionList::new();
+        for partition in self.ends.keys() {
+            list.add_partition(&self.topic, *partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, KAFKA_TIMEOUT)
+            .map_err(|e| {
+                Error::kafka(
+                    format!("cannot read the offsets group `{}` committed", self.group),
+                    e,
+                )
+            })?;
+        let mut starts = BTreeMap::new();
+        for partition in self.ends.keys() {
+            let (low, _) = consumer
+                .fetch_watermarks(&self.topic, *partition, KAFKA_TIMEOUT)
+                .map_err(|e| {
+                    Error::kafka(format!("cannot read the offsets of `{}`", self.topic), e)
+                })?;
+            let stored = committed
+                .find_partition(&self.topic, *partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(at) => Some(at),
+                    _ => None,
+                });
+            starts.insert(*partition, stored.unwrap_or(low).max(low));
+        }
+        Ok(starts)
+    }
+}
+
+/// How long a replay waits for the broker's answer about offsets.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One running instance of an actor, on its own thread.
 pub(crate) struct Instance {
@@ -247,7 +395,9 @@ pub(crate) struct Supervision {
     pub(crate) stats: Arc<ActorStats>,
     pub(crate) policy: Arc<FailurePolicy>,
     pub(crate) dead_letter: Option<String>,
+    pub(crate) delivery: Delivery,
     pub(crate) control: Arc<NodeControl>,
+    pub(crate) mode: Mode,
 }
 
 /// Supervises one actor until `stop` turns true. Reports the first start's
@@ -263,12 +413,15 @@ pub(crate) async fn supervise(
         stats,
         policy,
         dead_letter,
+        delivery,
         control,
+        mode,
     } = supervision;
     let failures = Failures {
         policy: policy.clone(),
         attempts: Arc::default(),
         dead_letter: dead_letter.map(Into::into),
+        transactional: delivery == Delivery::ExactlyOnce,
     };
     let name = factory.name().to_owned();
     let mut started = Some(started);
@@ -276,7 +429,7 @@ pub(crate) async fn supervise(
     let mut restarts = Restarts::default();
     loop {
         let began = Instant::now();
-        let mut instance = match factory.spawn(&env, &failures) {
+        let mut instance = match factory.spawn(&env, &failures, &mode) {
             Ok(instance) => instance,
             Err(error) => {
                 if let Some(started) = started.take() {

@@ -1,4 +1,4 @@
-//! `scribe topics`, `tail` and `produce`: tools that talk to a node's
+//! `scribe topics`, `tail`, `produce` and `dlq`: tools that talk to a node's
 //! cluster directly, with the node's schemas.
 
 use std::io::BufRead;
@@ -302,6 +302,15 @@ impl Tool {
             eprintln!("stopped after 30 s before reaching the end of {remaining:?}");
         }
         Ok(printed)
+    }
+
+    /// `scribe dlq replay`: runs the actor on its dead letters.
+    pub(crate) fn dlq_replay(self, actor: &str) -> Result<crate::Replayed> {
+        let bootstrap = self.bootstrap()?.to_owned();
+        let mut node = self.node;
+        node.set_broker(crate::Broker::Bootstrap(bootstrap));
+        let actor = actor.to_owned();
+        actix::System::new().block_on(async move { node.replay_dead_letters(&actor).await })
     }
 
     /// `scribe produce`: returns how many lines were rejected.

@@ -6,7 +6,11 @@
 //! CloudEvents headers scribe puts on every record, so the cost of the
 //! headers and the cost of the framework can be told apart.
 //!
-//! `cargo bench -p scribe-tests --bench pipeline2 [-- --records N] [--only scribe|handwritten]`
+//! `cargo bench -p scribe-tests --bench pipeline2 [-- --records N] [--only scribe|scribe_exactly_once|handwritten|handwritten_headers]`
+//!
+//! `scribe_exactly_once` is the scribe pipeline with both actors in
+//! exactly-once mode (embedded broker only), timed until the last output's
+//! transaction commits.
 //!
 //! `--only` runs one pipeline (for profiling) and prints no ratio.
 //! `--log LEVEL` installs a formatting subscriber at that level writing to
@@ -27,7 +31,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
 use scribe::prelude::*;
-use scribe::{Broker, EmbeddedBroker, TopicSpec};
+use scribe::{Broker, Delivery, EmbeddedBroker, TopicSpec};
 use scribe_tests::load::cpu_time;
 use scribe_tests::records::Payload;
 use scribe_tests::unique;
@@ -73,19 +77,47 @@ fn main() {
     produce_input(&bootstrap, &input, records, &body);
 
     let run = |name: &str| only.as_deref().is_none_or(|only| only == name);
-    let scribe = run("scribe").then(|| run_scribe(&bootstrap, &embedded, &topics, &input, records));
+    let scribe = run("scribe").then(|| {
+        run_scribe(
+            &bootstrap,
+            &embedded,
+            &topics,
+            &input,
+            records,
+            Delivery::AtLeastOnce,
+        )
+    });
+    // Transactions need EndTxn, which tansu 0.6 lacks: the embedded broker only.
+    let exactly_once = (run("scribe_exactly_once") && embedded.is_some()).then(|| {
+        run_scribe(
+            &bootstrap,
+            &embedded,
+            &topics,
+            &input,
+            records,
+            Delivery::ExactlyOnce,
+        )
+    });
     let handwritten =
         run("handwritten").then(|| run_handwritten(&bootstrap, &topics, &input, records, false));
     let with_headers = run("handwritten_headers")
         .then(|| run_handwritten(&bootstrap, &topics, &input, records, true));
     for (name, m) in [
         ("scribe", &scribe),
+        ("scribe_exactly_once", &exactly_once),
         ("handwritten", &handwritten),
         ("handwritten_headers", &with_headers),
     ] {
         if let Some(m) = m {
             m.print(name, records);
         }
+    }
+    if let (Some(scribe), Some(exactly_once)) = (&scribe, &exactly_once) {
+        println!(
+            "bench pipeline2 ratio exactly_once/at_least_once throughput={:.3} cpu={:.3}",
+            scribe.wall.as_secs_f64() / exactly_once.wall.as_secs_f64(),
+            exactly_once.cpu.as_secs_f64() / scribe.cpu.as_secs_f64()
+        );
     }
     let (Some(scribe), Some(handwritten)) = (scribe, handwritten) else {
         return;
@@ -273,6 +305,7 @@ fn run_scribe(
     topics: &Topics<'_>,
     input: &str,
     records: u64,
+    delivery: Delivery,
 ) -> Measured {
     let mid = topics.create("bench-scribe-mid");
     let out = topics.create("bench-scribe-out");
@@ -288,6 +321,8 @@ fn run_scribe(
                 .default_topic(TopicSpec::new(PARTITIONS, 1))
                 .actor::<Hop>(&first, &mid, input.to_owned())
                 .actor::<Hop>(&second, &out, mid.clone())
+                .delivery(&first, delivery)
+                .delivery(&second, delivery)
                 .build()
                 .unwrap()
                 .start()
@@ -299,6 +334,13 @@ fn run_scribe(
             mark(&marks.start);
             while node.stats(&second).unwrap().published < records {
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if delivery == Delivery::ExactlyOnce {
+                // Readers see the outputs once their transaction commits.
+                let committed = node.stats(&second).unwrap().transactions;
+                while node.stats(&second).unwrap().transactions == committed {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
             mark(&marks.end);
             node.shutdown().await.unwrap();

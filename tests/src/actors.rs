@@ -1,7 +1,7 @@
 //! Test actors.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 
 use scribe::prelude::*;
@@ -29,6 +29,33 @@ pub struct RelayArgs {
     pub panic_always_at: Option<i64>,
     /// Handler calls that failed on purpose so far (shared across restarts).
     pub failures: Arc<AtomicU32>,
+    /// Publish, then return an error, the first time this sequence number
+    /// is handled.
+    pub fail_after_publishing_at: Option<i64>,
+    /// Called when handling this sequence number, before publishing.
+    pub hook: Hook,
+    /// While above 1, return an error for every sequence number `n` with
+    /// `n % outage == 1`: a dependency those records need is down.
+    pub outage: Arc<AtomicI64>,
+}
+
+/// Something a test does from inside a handler, at one sequence number.
+#[derive(Clone, Default)]
+pub struct Hook(pub Option<(i64, Arc<dyn Fn() + Send + Sync>)>);
+
+impl Hook {
+    /// Calls `f` when handling sequence number `seq`.
+    pub fn at(seq: i64, f: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Some((seq, Arc::new(f))))
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Hook")
+            .field(&self.0.as_ref().map(|(seq, _)| seq))
+            .finish()
+    }
 }
 
 impl RelayArgs {
@@ -78,6 +105,15 @@ impl Handler<Inbound<Number>> for Relay {
             self.args.failures.fetch_add(1, Ordering::SeqCst);
             panic!("injected panic at seq {}", m.seq);
         }
+        if let Some((seq, hook)) = &self.args.hook.0
+            && *seq == m.seq
+        {
+            hook();
+        }
+        let outage = self.args.outage.load(Ordering::SeqCst);
+        if outage > 1 && m.seq % outage == 1 {
+            return Err(format!("dependency of seq {} is down", m.seq).into());
+        }
         if let Some((seq, times)) = self.args.fail_at
             && seq == m.seq
             && self.args.failures.fetch_add(1, Ordering::SeqCst) < times
@@ -85,6 +121,11 @@ impl Handler<Inbound<Number>> for Relay {
             return Err(format!("injected error at seq {seq}").into());
         }
         self.out.publish(m.key().unwrap_or_default(), m.value())?;
+        if self.args.fail_after_publishing_at == Some(m.seq)
+            && self.args.failures.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            return Err(format!("injected error after publishing seq {}", m.seq).into());
+        }
         Ok(())
     }
 }

@@ -44,6 +44,10 @@ pub struct NodeSection {
     /// How often consumed offsets are committed. The default is 500 ms.
     #[serde(default, with = "humantime_serde")]
     pub commit_interval: Option<Duration>,
+    /// How long an exactly-once actor waits for the broker on a transaction
+    /// step before its outcome counts as unknown. The default is 10 s.
+    #[serde(default, with = "humantime_serde")]
+    pub transaction_timeout: Option<Duration>,
 }
 
 /// `[kafka]`.
@@ -177,6 +181,10 @@ pub struct ActorSection {
     /// the defaults when absent.
     #[serde(default)]
     pub failure: Option<crate::policy::FailurePolicy>,
+    /// What its outputs and offsets guarantee (see [`crate::Delivery`]);
+    /// at-least-once when absent.
+    #[serde(default)]
+    pub delivery: Option<crate::policy::Delivery>,
 }
 
 impl NodeConfig {
@@ -230,6 +238,9 @@ impl NodeConfig {
             .default_topic(base);
         if let Some(interval) = self.node.commit_interval {
             builder = builder.commit_interval(interval);
+        }
+        if let Some(timeout) = self.node.transaction_timeout {
+            builder = builder.transaction_timeout(timeout);
         }
         for (i, topic) in self.topics.iter().enumerate() {
             let name = topic

@@ -98,8 +98,12 @@ where
         format!("{at}: {}", e.into_inner())
     })?;
     let builder = builder.actor::<A>(&actor.name, &actor.output, args);
-    Ok(match &actor.failure {
+    let builder = match &actor.failure {
         Some(policy) => builder.failure_policy(&actor.name, policy.clone()),
+        None => builder,
+    };
+    Ok(match actor.delivery {
+        Some(delivery) => builder.delivery(&actor.name, delivery),
         None => builder,
     })
 }

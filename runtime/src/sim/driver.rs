@@ -115,6 +115,9 @@ impl Driver {
                     policy,
                     attempts: Arc::default(),
                     dead_letter: dead_letter.map(Into::into),
+                    // The simulator has no transactions: it runs every
+                    // actor at-least-once (docs/testing.md).
+                    transactional: false,
                 },
                 restarts: Restarts::default(),
                 name: factory.name().to_owned(),
