@@ -77,27 +77,12 @@ fn main() {
     produce_input(&bootstrap, &input, records, &body);
 
     let run = |name: &str| only.as_deref().is_none_or(|only| only == name);
-    let scribe = run("scribe").then(|| {
-        run_scribe(
-            &bootstrap,
-            &embedded,
-            &topics,
-            &input,
-            records,
-            Delivery::AtLeastOnce,
-        )
-    });
+    let scribe_with =
+        |delivery| run_scribe(&bootstrap, &embedded, &topics, &input, records, delivery);
+    let scribe = run("scribe").then(|| scribe_with(Delivery::AtLeastOnce));
     // Transactions need EndTxn, which tansu 0.6 lacks: the embedded broker only.
-    let exactly_once = (run("scribe_exactly_once") && embedded.is_some()).then(|| {
-        run_scribe(
-            &bootstrap,
-            &embedded,
-            &topics,
-            &input,
-            records,
-            Delivery::ExactlyOnce,
-        )
-    });
+    let exactly_once = (run("scribe_exactly_once") && embedded.is_some())
+        .then(|| scribe_with(Delivery::ExactlyOnce));
     let handwritten =
         run("handwritten").then(|| run_handwritten(&bootstrap, &topics, &input, records, false));
     let with_headers = run("handwritten_headers")

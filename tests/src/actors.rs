@@ -130,6 +130,14 @@ impl Handler<Inbound<Number>> for Relay {
     }
 }
 
+/// The numbers `seqs`, keyed `k0` to `k{keys - 1}` in turn.
+pub fn keyed_numbers(seqs: std::ops::Range<i64>, keys: i64) -> impl Iterator<Item = Number> {
+    seqs.map(move |seq| Number {
+        key: format!("k{}", seq % keys),
+        seq,
+    })
+}
+
 /// Writes numbers to `topic`, each keyed by its key, and waits for them.
 pub fn produce_numbers(kafka: &TestKafka, topic: &str, numbers: impl IntoIterator<Item = Number>) {
     let encoded = encode_numbers(numbers);

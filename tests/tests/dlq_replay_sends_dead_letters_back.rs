@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use scribe::{FailurePolicy, Node, Replayed};
-use scribe_tests::actors::{Relay, RelayArgs, numbers_in, produce_numbers};
-use scribe_tests::records::Number;
+use scribe_tests::actors::{Relay, RelayArgs, keyed_numbers, numbers_in, produce_numbers};
 use scribe_tests::{TestKafka, unique};
 
 const RECORDS: i64 = 100;
@@ -83,14 +82,7 @@ async fn replayed_dead_letters_are_handled_or_dead_lettered_anew() {
     kafka.create_topic(&input, 1).await;
     kafka.create_topic(&output, 2).await;
     kafka.create_topic(&dead_letters, 2).await;
-    produce_numbers(
-        &kafka,
-        &input,
-        (0..RECORDS).map(|seq| Number {
-            key: format!("k{}", seq % 4),
-            seq,
-        }),
-    );
+    produce_numbers(&kafka, &input, keyed_numbers(0..RECORDS, 4));
     let s = Setup {
         kafka,
         input,

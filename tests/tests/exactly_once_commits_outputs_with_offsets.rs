@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use scribe::{Delivery, RunningNode};
-use scribe_tests::actors::{Hook, Relay, RelayArgs, numbers_in, produce_numbers};
-use scribe_tests::records::Number;
+use scribe_tests::actors::{Hook, Relay, RelayArgs, keyed_numbers, numbers_in, produce_numbers};
 use scribe_tests::{TestKafka, unique};
 
 struct Setup {
@@ -26,14 +25,7 @@ struct Setup {
 async fn setup(kafka: TestKafka, sent: i64) -> Setup {
     let (input, output, actor) = (unique("in"), unique("out"), unique("eos"));
     kafka.create_topic(&input, 3).await;
-    produce_numbers(
-        &kafka,
-        &input,
-        (0..sent).map(|seq| Number {
-            key: format!("k{}", seq % 10),
-            seq,
-        }),
-    );
+    produce_numbers(&kafka, &input, keyed_numbers(0..sent, 10));
     Setup {
         kafka,
         input,
@@ -241,14 +233,7 @@ async fn instances_sharing_the_group_rewind_on_rebalance_and_lose_nothing() {
     // A second node with its own transactional id joins the actor's group:
     // the first is rebalanced while its transaction holds records.
     let second = start("eos-b").await.expect("second node starts");
-    produce_numbers(
-        &s.kafka,
-        &s.input,
-        (2000..4000).map(|seq| Number {
-            key: format!("k{}", seq % 10),
-            seq,
-        }),
-    );
+    produce_numbers(&s.kafka, &s.input, keyed_numbers(2000..4000, 10));
     s.sent = 4000;
     let (lost, duplicates) = s.counts().await;
     let (a, b) = (
