@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use scribe::{FailurePolicy, Node, Replayed};
+use scribe::{Delivery, FailurePolicy, Node, Replayed};
 use scribe_tests::actors::{Relay, RelayArgs, keyed_numbers, numbers_in, produce_numbers};
-use scribe_tests::{TestKafka, unique};
+use scribe_tests::{RawRecord, TestKafka, unique};
 
 const RECORDS: i64 = 100;
 
@@ -21,6 +21,27 @@ struct Setup {
     dead_letters: String,
     actor: String,
     outage: Arc<AtomicI64>,
+    delivery: Delivery,
+}
+
+/// Topics and `RECORDS` numbers on the input; every odd record fails
+/// while the node runs.
+async fn setup(kafka: TestKafka, delivery: Delivery) -> Setup {
+    let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
+    let dead_letters = format!("{output}.dlq");
+    kafka.create_topic(&input, 1).await;
+    kafka.create_topic(&output, 2).await;
+    kafka.create_topic(&dead_letters, 2).await;
+    produce_numbers(&kafka, &input, keyed_numbers(0..RECORDS, 4));
+    Setup {
+        kafka,
+        input,
+        output,
+        dead_letters,
+        actor,
+        outage: Arc::new(AtomicI64::new(2)),
+        delivery,
+    }
 }
 
 impl Setup {
@@ -41,8 +62,41 @@ impl Setup {
                     ..FailurePolicy::default()
                 },
             )
+            .delivery(&self.actor, self.delivery)
             .build()
             .expect("valid topology")
+    }
+
+    /// Runs the node until every odd record is dead-lettered and every
+    /// even one handled; returns the dead letters.
+    async fn live_run(&self) -> Vec<RawRecord> {
+        let running = self.node().start().await.expect("node starts");
+        let dead = self
+            .kafka
+            .read(&self.dead_letters, 50, Duration::from_secs(30))
+            .await;
+        let handled = self.outputs(50).await;
+        running.shutdown().await.expect("clean shutdown");
+        println!(
+            "live run: sent={RECORDS} handled={} dead_lettered={}",
+            handled.len(),
+            dead.len()
+        );
+        assert_eq!(dead.len(), 50, "every odd record dead-lettered");
+        assert!(handled.keys().all(|seq| seq % 2 == 0) && handled.len() == 50);
+        dead
+    }
+
+    /// Prints and returns (lost, duplicates) on the output.
+    async fn counts(&self) -> (usize, usize) {
+        let seen = self.outputs(RECORDS as usize).await;
+        let lost = (0..RECORDS).filter(|seq| !seen.contains_key(seq)).count();
+        let duplicates: usize = seen.values().map(|n| n - 1).sum();
+        println!(
+            "after replays: sent={RECORDS} received={} lost={lost} duplicates={duplicates}",
+            seen.len()
+        );
+        (lost, duplicates)
     }
 
     async fn replay(&self) -> Replayed {
@@ -77,40 +131,12 @@ async fn replayed_dead_letters_are_handled_or_dead_lettered_anew() {
     let Some(kafka) = TestKafka::embedded_only("replayed_dead_letters_are_handled") else {
         return;
     };
-    let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
-    let dead_letters = format!("{output}.dlq");
-    kafka.create_topic(&input, 1).await;
-    kafka.create_topic(&output, 2).await;
-    kafka.create_topic(&dead_letters, 2).await;
-    produce_numbers(&kafka, &input, keyed_numbers(0..RECORDS, 4));
-    let s = Setup {
-        kafka,
-        input,
-        output,
-        dead_letters,
-        actor,
-        // Every odd record fails while the node runs.
-        outage: Arc::new(AtomicI64::new(2)),
-    };
-
-    let running = s.node().start().await.expect("node starts");
-    let dead = s
-        .kafka
-        .read(&s.dead_letters, 50, Duration::from_secs(30))
-        .await;
-    let handled = s.outputs(50).await;
-    running.shutdown().await.expect("clean shutdown");
-    println!(
-        "live run: sent={RECORDS} handled={} dead_lettered={}",
-        handled.len(),
-        dead.len()
-    );
-    assert_eq!(dead.len(), 50, "every odd record dead-lettered");
+    let s = setup(kafka, Delivery::AtLeastOnce).await;
+    let dead = s.live_run().await;
     let mut first_ends = BTreeMap::new();
     for letter in &dead {
         *first_ends.entry(letter.partition).or_insert(0) += 1;
     }
-    assert!(handled.keys().all(|seq| seq % 2 == 0) && handled.len() == 50);
 
     // Half of what failed still fails: seq % 4 == 1.
     s.outage.store(4, Ordering::SeqCst);
@@ -158,14 +184,7 @@ async fn replayed_dead_letters_are_handled_or_dead_lettered_anew() {
     let third = s.replay().await;
     assert_eq!((third.waiting, third.handled), (0, 0), "nothing left");
 
-    let seen = s.outputs(RECORDS as usize).await;
-    let lost = (0..RECORDS).filter(|seq| !seen.contains_key(seq)).count();
-    let duplicates: usize = seen.values().map(|n| n - 1).sum();
-    println!(
-        "after replays: sent={RECORDS} received={} lost={lost} duplicates={duplicates}",
-        seen.len()
-    );
-    assert_eq!((lost, duplicates), (0, 0));
+    assert_eq!(s.counts().await, (0, 0));
     assert_eq!(
         s.kafka
             .committed(&format!("{}.dlq-replay", s.actor), &s.dead_letters)
@@ -190,4 +209,26 @@ async fn replay_refuses_an_embedded_broker_and_an_unknown_actor() {
     );
     let unknown = node().replay_dead_letters("nobody").await.unwrap_err();
     assert_eq!(unknown.to_string(), "no actor named `nobody`");
+}
+
+#[actix::test]
+async fn an_exactly_once_actor_replays_its_dead_letters_in_transactions() {
+    // Transactions: the embedded broker only (tansu 0.6 has no EndTxn).
+    let Some(kafka) = TestKafka::embedded_only("an_exactly_once_actor_replays") else {
+        return;
+    };
+    let s = setup(kafka, Delivery::ExactlyOnce).await;
+    s.live_run().await;
+    s.outage.store(0, Ordering::SeqCst);
+    let replayed = s.replay().await;
+    assert_eq!(
+        (
+            replayed.waiting,
+            replayed.handled,
+            replayed.dead_lettered,
+            replayed.restarts
+        ),
+        (50, 50, 0, 0)
+    );
+    assert_eq!(s.counts().await, (0, 0));
 }
