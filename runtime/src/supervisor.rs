@@ -499,7 +499,7 @@ pub(crate) async fn supervise(
                 stats
                     .unhealthy
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(actor = %name, %reason, "actor stopped by its failure policy; it is not restarted");
+                tracing::error!(actor = %name, %reason, "actor stopped for good (its failure policy, or its transactions cannot go on); it is not restarted");
                 return;
             }
             Exit::Failed(reason) => {
