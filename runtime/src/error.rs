@@ -161,7 +161,7 @@ pub enum Error {
         /// The name asked for.
         actor: String,
     },
-    /// A simulation was asked about a topic it does not have.
+    /// A simulation or a tool was asked about a topic it does not have.
     #[error("no topic named `{topic}`")]
     UnknownTopic {
         /// The name asked for.

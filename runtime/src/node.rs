@@ -654,9 +654,8 @@ fn dead_letter_ends(settings: &ClientSettings, topic: &str) -> Result<BTreeMap<i
     let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len(),
         _ => {
-            return Err(Error::CreateTopic {
+            return Err(Error::UnknownTopic {
                 topic: topic.to_owned(),
-                reason: "no such topic on the broker".into(),
             });
         }
     };
@@ -686,7 +685,8 @@ pub struct Replayed {
     pub handled: u64,
     /// Those that failed again, dead-lettered anew after the end.
     pub dead_lettered: u64,
-    /// Restarts of the actor during the replay (handler panics).
+    /// Restarts of the actor during the replay (handler panics, failed
+    /// transactions).
     pub restarts: u64,
 }
 
