@@ -148,6 +148,27 @@ impl ClientSettings {
     }
 }
 
+/// How many partitions `topic` has, as the broker says; `UnknownTopic` if
+/// it has none.
+pub(crate) fn partition_count(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i32> {
+    use rdkafka::consumer::Consumer as _;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| Error::kafka(format!("cannot read metadata of `{topic}`"), e))?;
+    match metadata.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            Ok(t.partitions().len() as i32)
+        }
+        _ => Err(Error::UnknownTopic {
+            topic: topic.to_owned(),
+        }),
+    }
+}
+
 /// Creates every topic in `topics` that does not exist yet.
 pub(crate) async fn ensure_topics(
     settings: &ClientSettings,

@@ -648,19 +648,8 @@ fn dead_letter_ends(settings: &ClientSettings, topic: &str) -> Result<BTreeMap<i
         .admin()
         .create()
         .map_err(|e| Error::kafka("cannot create consumer", e))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| Error::kafka(format!("cannot read metadata of `{topic}`"), e))?;
-    let partitions = match metadata.topics().iter().find(|t| t.name() == topic) {
-        Some(t) if t.error().is_none() && !t.partitions().is_empty() => t.partitions().len(),
-        _ => {
-            return Err(Error::UnknownTopic {
-                topic: topic.to_owned(),
-            });
-        }
-    };
     let mut ends = BTreeMap::new();
-    for partition in 0..partitions as i32 {
+    for partition in 0..crate::kafka::partition_count(&consumer, topic, timeout)? {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, timeout)
             .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;

@@ -70,18 +70,7 @@ impl Tool {
     }
 
     fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> Result<i32> {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .map_err(|e| Error::kafka(format!("cannot read metadata of `{topic}`"), e))?;
-        match metadata.topics().iter().find(|t| t.name() == topic) {
-            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                Ok(t.partitions().len() as i32)
-            }
-            _ => Err(Error::CreateTopic {
-                topic: topic.to_owned(),
-                reason: "no such topic on the broker".into(),
-            }),
-        }
+        crate::kafka::partition_count(consumer, topic, METADATA_TIMEOUT)
     }
 
     /// `scribe topics`.
