@@ -30,7 +30,7 @@ use crate::failures::{Failures, Handling, Next, Raw, decode};
 use crate::headers::Headers;
 use crate::publisher::{Cause, PublisherCore, TxnFailure};
 use crate::stats::ActorStats;
-use crate::tracker::{AckSlot, OffsetTracker};
+use crate::tracker::{AckSlot, OffsetTracker, Undelivered};
 
 /// The Kafka consumer of one actor instance.
 pub(crate) type Consumer = StreamConsumer<Rebalances>;
@@ -131,8 +131,6 @@ pub(crate) struct Feed<A: TopicActor> {
     exit: Option<oneshot::Sender<Exit>>,
     failure: Option<Exit>,
     stopping: bool,
-    /// Exactly-once: commits are transactions.
-    transactional: bool,
     /// Exactly-once: the open transaction's fate is settled elsewhere (its
     /// commit outcome is unknown, or the producer is fenced): the drain
     /// must neither commit nor abort it.
@@ -177,7 +175,6 @@ impl<A: TopicActor> Feed<A> {
         };
         let mut tick = tokio::time::interval(store_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let transactional = core.is_transactional();
         Self {
             actor,
             consumer,
@@ -193,7 +190,6 @@ impl<A: TopicActor> Feed<A> {
             exit: Some(exit),
             failure: None,
             stopping: false,
-            transactional,
             settled: false,
             rebalances: 0,
         }
@@ -257,7 +253,7 @@ impl<A: TopicActor> Feed<A> {
         raw: Raw,
         (topic, partition, offset): ReadAt,
     ) {
-        if self.transactional && self.rebalanced() {
+        if self.core.is_transactional() && self.rebalanced() {
             // This record is fetched again from the rewound position.
             self.rewind();
             return;
@@ -325,7 +321,7 @@ impl<A: TopicActor> Feed<A> {
     /// Stores the offsets that became committable; the consumer commits them
     /// in the background every `auto.commit.interval.ms`.
     fn store_completed(&mut self) {
-        if self.transactional {
+        if self.core.is_transactional() {
             return;
         }
         let Some(consumer) = &self.consumer else {
@@ -345,15 +341,19 @@ impl<A: TopicActor> Feed<A> {
                     }
                 }
             }
-            Err(undelivered) => {
-                self.failure.get_or_insert_with(|| {
-                    Exit::Failed(format!(
-                        "records published while handling {}/{}@{} were not delivered",
-                        undelivered.topic, undelivered.partition, undelivered.offset
-                    ))
-                });
-            }
+            Err(undelivered) => self.undelivered(&undelivered),
         }
+    }
+
+    /// A record's publishes were not delivered: its offset must not
+    /// commit, and the instance restarts to handle it again.
+    fn undelivered(&mut self, undelivered: &Undelivered) {
+        self.failure.get_or_insert_with(|| {
+            Exit::Failed(format!(
+                "records published while handling {}/{}@{} were not delivered",
+                undelivered.topic, undelivered.partition, undelivered.offset
+            ))
+        });
     }
 
     /// Exactly-once: commits the open transaction with the input offsets
@@ -369,15 +369,7 @@ impl<A: TopicActor> Feed<A> {
         let offsets = match self.tracker.collect() {
             Ok(list) => list,
             // Not under exactly-once: no slot waits for a delivery report.
-            Err(undelivered) => {
-                self.failure.get_or_insert_with(|| {
-                    Exit::Failed(format!(
-                        "records published while handling {}/{}@{} were not delivered",
-                        undelivered.topic, undelivered.partition, undelivered.offset
-                    ))
-                });
-                return;
-            }
+            Err(undelivered) => return self.undelivered(&undelivered),
         };
         let group = self.consumer.as_ref().and_then(|c| c.group_metadata());
         let outcome = self.core.commit(offsets.as_ref().zip(group.as_ref()));
@@ -433,7 +425,7 @@ impl<A: TopicActor> Feed<A> {
 
     /// Flushes, stores and commits what is complete, and reports the exit.
     fn drain(&mut self) {
-        if self.transactional {
+        if self.core.is_transactional() {
             self.drain_transaction();
             return;
         }
@@ -523,7 +515,7 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
         while this.tick.poll_tick(task).is_ready() {
             ticked = true;
         }
-        if this.transactional && ticked {
+        if this.core.is_transactional() && ticked {
             this.commit_transaction();
         }
         if handled > 0 || ticked {
@@ -657,13 +649,7 @@ impl<A: TopicActor> Reader<A> {
                 message.topic()
             )));
         };
-        let raw = Raw {
-            key: message.key().map(<[u8]>::to_vec),
-            value: Arc::from(message.payload().unwrap_or_default()),
-            headers: Headers::from_kafka(message.headers()),
-            timestamp: message.timestamp().to_millis(),
-            route: Some(index),
-        };
+        let raw = raw_of(message, Headers::from_kafka(message.headers()), Some(index));
         let at = (topic.clone(), message.partition(), message.offset());
         let arrival = decode(&self.routes, at.clone(), &raw);
         Ok((arrival, raw, at))
@@ -698,13 +684,7 @@ impl<A: TopicActor> Reader<A> {
             }
             None => (read_at.clone(), None),
         };
-        let raw = Raw {
-            key: message.key().map(<[u8]>::to_vec),
-            value: Arc::from(message.payload().unwrap_or_default()),
-            headers: all.without_dead_letter(),
-            timestamp: message.timestamp().to_millis(),
-            route,
-        };
+        let raw = raw_of(message, all.without_dead_letter(), route);
         let arrival = match (origin.0 == read_at.0, route) {
             (true, _) => self.unreplayable(
                 origin,
@@ -762,6 +742,21 @@ impl<A: TopicActor> Reader<A> {
         for (topic, partition) in done {
             self.finish(&topic, partition);
         }
+    }
+}
+
+/// A consumed message as the feed keeps it, with `headers` and `route`.
+fn raw_of(
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    headers: Headers,
+    route: Option<usize>,
+) -> Raw {
+    Raw {
+        key: message.key().map(<[u8]>::to_vec),
+        value: Arc::from(message.payload().unwrap_or_default()),
+        headers,
+        timestamp: message.timestamp().to_millis(),
+        route,
     }
 }
 

@@ -579,20 +579,14 @@ impl Node {
         };
         let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
         let group = format!("{actor}.dlq-replay");
-        let ends = dead_letter_ends(&settings, &topic).map_err(|e| failed(e.to_string()))?;
-        let replay = Replay { topic, group, ends };
         let probe: rdkafka::consumer::BaseConsumer = settings
             .consumer(actor, false)
-            .set("group.id", &replay.group)
+            .set("group.id", &group)
             .create()
             .map_err(|e| Error::kafka("cannot create consumer", e))?;
-        let starts = replay.starts(&probe)?;
+        let replay = Replay::of(&probe, topic, group).map_err(|e| failed(e.to_string()))?;
+        let waiting = replay.waiting(&replay.starts(&probe)?);
         drop(probe);
-        let waiting: i64 = replay
-            .ends
-            .iter()
-            .map(|(p, end)| (end - starts.get(p).copied().unwrap_or(0)).max(0))
-            .sum();
         let (factory, stats) = b.actors.into_iter().nth(index).expect("found above");
         let before = stats.snapshot();
         tracing::info!(actor, topic = %replay.topic, group = %replay.group, waiting, "replaying dead letters");
@@ -632,32 +626,12 @@ impl Node {
         Ok(Replayed {
             actor: actor.to_owned(),
             topic: replay.topic,
-            waiting: waiting as u64,
+            waiting,
             handled: after.handled - before.handled,
             dead_lettered: after.dead_lettered - before.dead_lettered,
             restarts: after.restarts - before.restarts,
         })
     }
-}
-
-/// The end offset of each partition of `topic` that holds records.
-fn dead_letter_ends(settings: &ClientSettings, topic: &str) -> Result<BTreeMap<i32, i64>> {
-    use rdkafka::consumer::Consumer as _;
-    let timeout = Duration::from_secs(10);
-    let consumer: rdkafka::consumer::BaseConsumer = settings
-        .admin()
-        .create()
-        .map_err(|e| Error::kafka("cannot create consumer", e))?;
-    let mut ends = BTreeMap::new();
-    for partition in 0..crate::kafka::partition_count(&consumer, topic, timeout)? {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, timeout)
-            .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;
-        if high > low {
-            ends.insert(partition, high);
-        }
-    }
-    Ok(ends)
 }
 
 /// What [`Node::replay_dead_letters`] did.

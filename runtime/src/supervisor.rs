@@ -275,20 +275,52 @@ pub(crate) struct Replay {
     /// The consumer group the replay commits its progress in (not the
     /// actor's: that group's live members own its offsets).
     pub(crate) group: String,
-    /// Each partition's end offset when the replay began: dead letters
-    /// written after it, by this replay too, are left for the next one.
-    pub(crate) ends: BTreeMap<i32, i64>,
+    /// Each partition's oldest offset and end offset when the replay
+    /// began, for the partitions holding records: dead letters written
+    /// after the end, by this replay too, are left for the next one.
+    pub(crate) ranges: BTreeMap<i32, (i64, i64)>,
 }
 
 impl Replay {
+    /// A replay of what `topic` holds now, committing in `group`; asks
+    /// the broker through `consumer`.
+    pub(crate) fn of(
+        consumer: &rdkafka::consumer::BaseConsumer,
+        topic: String,
+        group: String,
+    ) -> Result<Self> {
+        let mut ranges = BTreeMap::new();
+        for partition in 0..crate::kafka::partition_count(consumer, &topic, KAFKA_TIMEOUT)? {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, KAFKA_TIMEOUT)
+                .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;
+            if high > low {
+                ranges.insert(partition, (low, high));
+            }
+        }
+        Ok(Self {
+            topic,
+            group,
+            ranges,
+        })
+    }
+
+    /// How many dead letters wait before the ends, given `starts`.
+    pub(crate) fn waiting(&self, starts: &BTreeMap<i32, i64>) -> u64 {
+        self.ranges
+            .iter()
+            .map(|(p, (low, end))| (end - starts.get(p).copied().unwrap_or(*low)).max(0) as u64)
+            .sum()
+    }
+
     /// Assigns `consumer` the partitions with dead letters left before
     /// their end, each from the replay group's committed offset.
     pub(crate) fn assign(&self, consumer: &Consumer) -> Result<Input> {
         let starts = self.starts(consumer)?;
         let mut list = TopicPartitionList::new();
         let mut ends = BTreeMap::new();
-        for (partition, end) in &self.ends {
-            let start = starts.get(partition).copied().unwrap_or(0);
+        for (partition, (low, end)) in &self.ranges {
+            let start = starts.get(partition).copied().unwrap_or(*low);
             if start < *end {
                 list.add_partition_offset(&self.topic, *partition, Offset::Offset(start))
                     .map_err(|e| Error::kafka("cannot assign partitions", e))?;
@@ -302,14 +334,14 @@ impl Replay {
     }
 
     /// Where the replay group stands in each partition: its committed
-    /// offset, else the oldest record still there.
+    /// offset, else the oldest record there when the replay began.
     pub(crate) fn starts<C, K>(&self, consumer: &K) -> Result<BTreeMap<i32, i64>>
     where
         C: rdkafka::consumer::ConsumerContext,
         K: rdkafka::consumer::Consumer<C>,
     {
         let mut list = TopicPartitionList::new();
-        for partition in self.ends.keys() {
+        for partition in self.ranges.keys() {
             list.add_partition(&self.topic, *partition);
         }
         let committed = consumer
@@ -321,19 +353,14 @@ impl Replay {
                 )
             })?;
         let mut starts = BTreeMap::new();
-        for partition in self.ends.keys() {
-            let (low, _) = consumer
-                .fetch_watermarks(&self.topic, *partition, KAFKA_TIMEOUT)
-                .map_err(|e| {
-                    Error::kafka(format!("cannot read the offsets of `{}`", self.topic), e)
-                })?;
+        for (partition, (low, _)) in &self.ranges {
             let stored = committed
                 .find_partition(&self.topic, *partition)
                 .and_then(|e| match e.offset() {
                     Offset::Offset(at) => Some(at),
                     _ => None,
                 });
-            starts.insert(*partition, stored.unwrap_or(low).max(low));
+            starts.insert(*partition, stored.unwrap_or(*low).max(*low));
         }
         Ok(starts)
     }

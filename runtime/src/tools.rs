@@ -152,13 +152,8 @@ impl Tool {
         let registry = self.node.schema_registry();
         let mut printed = 0;
         while count.is_none_or(|n| printed < n) {
-            let message = match consumer.poll(Duration::from_millis(200)) {
-                None => continue,
-                Some(Err(e)) => {
-                    eprintln!("consumer error: {e}");
-                    continue;
-                }
-                Some(Ok(m)) => m,
+            let Some(message) = next_message(&consumer) else {
+                continue;
             };
             let at = format!(
                 "{}/{}@{}",
@@ -240,13 +235,8 @@ impl Tool {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut printed = 0;
         while !remaining.is_empty() && Instant::now() < deadline {
-            let message = match consumer.poll(Duration::from_millis(200)) {
-                None => continue,
-                Some(Err(e)) => {
-                    eprintln!("consumer error: {e}");
-                    continue;
-                }
-                Some(Ok(m)) => m,
+            let Some(message) = next_message(&consumer) else {
+                continue;
             };
             let header = |key: &str| {
                 message.headers().and_then(|h| {
@@ -397,6 +387,17 @@ impl Tool {
                 source: e,
             })?;
         Ok(rejected)
+    }
+}
+
+/// The next record within 200 ms, if any; a consumer error is printed.
+fn next_message(consumer: &BaseConsumer) -> Option<rdkafka::message::BorrowedMessage<'_>> {
+    match consumer.poll(Duration::from_millis(200))? {
+        Ok(message) => Some(message),
+        Err(e) => {
+            eprintln!("consumer error: {e}");
+            None
+        }
     }
 }
 
