@@ -260,17 +260,8 @@ async fn a_node_killed_mid_stream_loses_nothing_after_a_restart() {
     assert!(counts.in_order, "per-key order kept: {counts:?}");
 }
 
-/// Runs against the embedded broker only. On tansu 0.6 the survivor was
-/// never given the killed member's partitions (3 s session timeout, 120 s
-/// waited, reproducible: the same 5 835 records stayed unhandled); a member
-/// that joins does make it rebalance, so the restart scenario above passes
-/// there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_an_actor_and_the_survivor_takes_over_the_killed_ones_partitions() {
-    if std::env::var(scribe_tests::BOOTSTRAP_VAR).is_ok_and(|b| !b.trim().is_empty()) {
-        eprintln!("two_nodes_share_an_actor: runs in the embedded-broker pass only; skipped here");
-        return;
-    }
     let mut s = Scenario::new(6, 10_000).await;
     let mut a = s.start("node-a");
     let b = s.start("node-b");

@@ -101,6 +101,8 @@ pub(crate) enum Input {
     DeadLetters {
         /// The end offset of each partition still to read.
         ends: BTreeMap<i32, i64>,
+        /// Every dead letter read so far, across the replay's restarts.
+        read: ReadSet,
     },
 }
 
@@ -567,7 +569,7 @@ fn arrivals<A: TopicActor>(
         cache: HashMap::new(),
         ends: match input {
             Input::Subscribed => None,
-            Input::DeadLetters { ends } => Some(ends),
+            Input::DeadLetters { ends, read } => Some((ends, read)),
         },
     };
     futures::stream::unfold(reader, |mut reader| async move {
@@ -576,6 +578,10 @@ fn arrivals<A: TopicActor>(
     })
 }
 
+/// The dead letters a replay read, as (partition, offset): how many there
+/// were, whatever offsets the transaction markers between them take.
+pub(crate) type ReadSet = Arc<std::sync::Mutex<std::collections::BTreeSet<(i32, i64)>>>;
+
 /// The state of [`arrivals`].
 struct Reader<A: TopicActor> {
     consumer: Arc<Consumer>,
@@ -583,8 +589,9 @@ struct Reader<A: TopicActor> {
     /// Each topic's route, found once (patterns are matched per topic,
     /// not per record).
     cache: HashMap<String, Option<(Arc<str>, usize)>>,
-    /// Replaying: the partitions still to read and their end offsets.
-    ends: Option<BTreeMap<i32, i64>>,
+    /// Replaying: the partitions still to read and their end offsets, and
+    /// the dead letters read.
+    ends: Option<(BTreeMap<i32, i64>, ReadSet)>,
 }
 
 impl<A: TopicActor> Reader<A> {
@@ -593,7 +600,7 @@ impl<A: TopicActor> Reader<A> {
         // A message borrows its consumer; this one, not `self`'s.
         let consumer = self.consumer.clone();
         loop {
-            let Some(ends) = &self.ends else {
+            let Some((ends, _)) = &self.ends else {
                 return Some(match consumer.recv().await {
                     Ok(message) => self.subscribed(&message),
                     Err(error) => Err(error),
@@ -619,6 +626,9 @@ impl<A: TopicActor> Reader<A> {
             if message.offset() >= end {
                 self.finish(message.topic(), partition);
                 continue;
+            }
+            if let Some(Ok(mut read)) = self.ends.as_ref().map(|(_, read)| read.lock()) {
+                read.insert((partition, message.offset()));
             }
             if message.offset() + 1 >= end {
                 self.finish(message.topic(), partition);
@@ -710,7 +720,7 @@ impl<A: TopicActor> Reader<A> {
 
     /// Stops reading `partition` of a replay.
     fn finish(&mut self, topic: &str, partition: i32) {
-        if let Some(ends) = &mut self.ends {
+        if let Some((ends, _)) = &mut self.ends {
             ends.remove(&partition);
         }
         let mut list = rdkafka::TopicPartitionList::new();
@@ -730,7 +740,7 @@ impl<A: TopicActor> Reader<A> {
             .elements()
             .iter()
             .filter_map(|e| {
-                let end = self.ends.as_ref()?.get(&e.partition())?;
+                let end = self.ends.as_ref()?.0.get(&e.partition())?;
                 match e.offset() {
                     rdkafka::Offset::Offset(at) if at >= *end => {
                         Some((e.topic().to_owned(), e.partition()))

@@ -585,12 +585,12 @@ impl Node {
             .create()
             .map_err(|e| Error::kafka("cannot create consumer", e))?;
         let replay = Replay::of(&probe, topic, group).map_err(|e| failed(e.to_string()))?;
-        let waiting = replay.waiting(&replay.starts(&probe)?);
+        let span = replay.offsets_before_end(&replay.starts(&probe)?);
         drop(probe);
         let (factory, stats) = b.actors.into_iter().nth(index).expect("found above");
         let before = stats.snapshot();
-        tracing::info!(actor, topic = %replay.topic, group = %replay.group, waiting, "replaying dead letters");
-        if waiting > 0 {
+        tracing::info!(actor, topic = %replay.topic, group = %replay.group, offsets = span, "replaying dead letters");
+        if span > 0 {
             // Past its budget the replay stops, saying why.
             policy.over_budget = OverBudget::StopNode;
             let (stop, stop_rx) = watch::channel(false);
@@ -623,6 +623,7 @@ impl Node {
             }
         }
         let after = stats.snapshot();
+        let waiting = replay.read.lock().map_or(0, |read| read.len() as u64);
         Ok(Replayed {
             actor: actor.to_owned(),
             topic: replay.topic,
@@ -642,7 +643,9 @@ pub struct Replayed {
     pub actor: String,
     /// Its dead-letter topic.
     pub topic: String,
-    /// Dead letters waiting when the replay began.
+    /// Dead letters waiting when the replay began (records, not offsets:
+    /// the transaction markers of an exactly-once actor's dead-letter
+    /// topic take offsets too).
     pub waiting: u64,
     /// Those the actor handled this time.
     pub handled: u64,

@@ -279,6 +279,8 @@ pub(crate) struct Replay {
     /// began, for the partitions holding records: dead letters written
     /// after the end, by this replay too, are left for the next one.
     pub(crate) ranges: BTreeMap<i32, (i64, i64)>,
+    /// The dead letters read (partition, offset), by every instance.
+    pub(crate) read: crate::feed::ReadSet,
 }
 
 impl Replay {
@@ -302,11 +304,14 @@ impl Replay {
             topic,
             group,
             ranges,
+            read: Arc::default(),
         })
     }
 
-    /// How many dead letters wait before the ends, given `starts`.
-    pub(crate) fn waiting(&self, starts: &BTreeMap<i32, i64>) -> u64 {
+    /// How many offsets lie before the ends, given `starts`: the dead
+    /// letters waiting, and on a topic written in transactions the markers
+    /// between them.
+    pub(crate) fn offsets_before_end(&self, starts: &BTreeMap<i32, i64>) -> u64 {
         self.ranges
             .iter()
             .map(|(p, (low, end))| (end - starts.get(p).copied().unwrap_or(*low)).max(0) as u64)
@@ -330,7 +335,10 @@ impl Replay {
         consumer
             .assign(&list)
             .map_err(|e| Error::kafka(format!("cannot assign `{}`", self.topic), e))?;
-        Ok(Input::DeadLetters { ends })
+        Ok(Input::DeadLetters {
+            ends,
+            read: self.read.clone(),
+        })
     }
 
     /// Where the replay group stands in each partition: its committed

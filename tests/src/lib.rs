@@ -1,11 +1,14 @@
 //! Helpers for scribe's end-to-end tests: the broker under test, unique
 //! names, and raw access to topics through an ordinary Kafka client.
 //!
-//! Every test runs against the broker chosen by `SCRIBE_TEST_BOOTSTRAP`:
-//! unset, an embedded mock cluster per test; set (e.g. `127.0.0.1:9092`),
-//! that broker (CI runs the suite against a tansu process this way).
+//! Every test runs against the broker chosen by the environment:
+//! `SCRIBE_TEST_KAFKA_DIR` names an Apache Kafka cluster started by
+//! `tests/kafka/cluster.sh` (CI's second pass); else `SCRIBE_TEST_BOOTSTRAP`
+//! names any Kafka-protocol broker (e.g. `127.0.0.1:9092`); else each test
+//! gets an embedded mock cluster of its own.
 
 pub mod actors;
+pub mod apache;
 pub mod load;
 pub mod records;
 
@@ -21,6 +24,8 @@ use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use scribe::{Broker, EmbeddedBroker, Node, NodeBuilder};
+
+pub use apache::{ApacheKafka, KAFKA_DIR_VAR, Listener};
 
 /// The environment variable naming an external broker to test against.
 pub const BOOTSTRAP_VAR: &str = "SCRIBE_TEST_BOOTSTRAP";
@@ -86,9 +91,16 @@ pub fn init_tracing() {
 }
 
 impl TestKafka {
-    /// The broker named by `SCRIBE_TEST_BOOTSTRAP`, or a new embedded one.
+    /// The Apache Kafka cluster named by `SCRIBE_TEST_KAFKA_DIR`, else the
+    /// broker named by `SCRIBE_TEST_BOOTSTRAP`, else a new embedded one.
     pub fn from_env() -> Self {
         init_tracing();
+        if let Some(cluster) = ApacheKafka::shared() {
+            return Self {
+                bootstrap: cluster.bootstrap(Listener::Plaintext).to_owned(),
+                embedded: None,
+            };
+        }
         match std::env::var(BOOTSTRAP_VAR) {
             Ok(bootstrap) if !bootstrap.trim().is_empty() => Self {
                 bootstrap,
@@ -115,16 +127,30 @@ impl TestKafka {
         }
     }
 
-    /// A new embedded broker for a test that needs one (fault injection,
-    /// memory measured apart from the broker), or `None` in the pass
-    /// against an external broker, which then skips it, saying so: the
-    /// embedded pass runs it.
-    pub fn embedded_only(test: &str) -> Option<Self> {
-        if std::env::var(BOOTSTRAP_VAR).is_ok_and(|b| !b.trim().is_empty()) {
-            eprintln!("{test}: runs in the embedded-broker pass only; skipped here");
+    /// A new embedded broker for a test that drives the embedded broker's
+    /// own fault injection or measures memory apart from the broker, or
+    /// `None` in a pass against an external broker, which then skips it,
+    /// saying `why`: the embedded pass runs it.
+    pub fn embedded_only(test: &str, why: &str) -> Option<Self> {
+        if Self::external_pass() {
+            eprintln!("{test}: runs in the embedded-broker pass only ({why}); skipped here");
             return None;
         }
         Some(Self::embedded())
+    }
+
+    /// Whether this pass runs against an external broker.
+    pub fn external_pass() -> bool {
+        ApacheKafka::shared().is_some()
+            || std::env::var(BOOTSTRAP_VAR).is_ok_and(|b| !b.trim().is_empty())
+    }
+
+    /// Whether this is the embedded mock cluster, which stores no
+    /// transactional offsets, writes no abort markers and fences nobody
+    /// (docs/semantics.md): what a real broker guarantees about
+    /// transactions is asserted only elsewhere.
+    pub fn is_mock(&self) -> bool {
+        self.embedded.is_some()
     }
 
     /// The embedded broker, when this is one.
@@ -151,8 +177,7 @@ impl TestKafka {
     }
 
     /// A node builder on this broker, with settings that keep tests quick:
-    /// short group sessions (tansu's joins take about half of one), frequent
-    /// commits.
+    /// short group sessions, frequent commits.
     pub fn node(&self, name: &str) -> NodeBuilder {
         self.configure(Node::builder(name))
     }
@@ -190,20 +215,11 @@ impl TestKafka {
     }
 
     /// Writes raw records (key, value, headers) and waits for their acknowledgement.
-    ///
-    /// Against an external broker each record travels in a batch of its own:
-    /// tansu 0.6 answers a fetch that starts inside a stored batch with no
-    /// records at all (Kafka and the mock cluster return the whole batch and
-    /// the client skips what precedes the offset), so a consumer restarted
-    /// from a committed offset inside a batch would wait forever there.
     pub fn produce_raw(&self, topic: &str, records: &[Outgoing<'_>]) {
         let mut config = self.client();
         // Keys land where Kafka's Java client and scribe put them, not
         // where librdkafka's default (CRC32) would.
         config.set("partitioner", "murmur2_random");
-        if self.is_external() {
-            config.set("batch.num.messages", "1");
-        }
         let producer: BaseProducer = config.create().expect("producer");
         for (key, value, headers) in records {
             let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
@@ -358,7 +374,7 @@ async fn create_external(bootstrap: &str, topic: &str, partitions: i32) {
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
-    let spec = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let spec = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let results = admin
         .create_topics([&spec], &AdminOptions::new())
         .await

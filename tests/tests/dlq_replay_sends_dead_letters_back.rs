@@ -125,12 +125,7 @@ impl Setup {
 
 #[actix::test]
 async fn replayed_dead_letters_are_handled_or_dead_lettered_anew() {
-    // A replay reads up to the end offsets ListOffsets gives; tansu 0.6
-    // answers the last batch's base offset + 1 there (docs/semantics.md),
-    // so it would replay only the first dead letter of each batch.
-    let Some(kafka) = TestKafka::embedded_only("replayed_dead_letters_are_handled") else {
-        return;
-    };
+    let kafka = TestKafka::from_env();
     let s = setup(kafka, Delivery::AtLeastOnce).await;
     let dead = s.live_run().await;
     let mut first_ends = BTreeMap::new();
@@ -213,10 +208,7 @@ async fn replay_refuses_an_embedded_broker_and_an_unknown_actor() {
 
 #[actix::test]
 async fn an_exactly_once_actor_replays_its_dead_letters_in_transactions() {
-    // Transactions: the embedded broker only (tansu 0.6 has no EndTxn).
-    let Some(kafka) = TestKafka::embedded_only("an_exactly_once_actor_replays") else {
-        return;
-    };
+    let kafka = TestKafka::from_env();
     let s = setup(kafka, Delivery::ExactlyOnce).await;
     s.live_run().await;
     s.outage.store(0, Ordering::SeqCst);

@@ -24,7 +24,11 @@ fn numbers(seqs: std::ops::Range<i64>) -> impl Iterator<Item = Number> {
 
 #[actix::test]
 async fn a_node_rides_out_request_errors_latency_and_a_broker_outage() {
-    let Some(kafka) = TestKafka::embedded_only("a_node_rides_out_request_errors") else {
+    let Some(kafka) = TestKafka::embedded_only(
+        "a_node_rides_out_request_errors",
+        "it drives the embedded broker's request errors and latency; the Apache Kafka \
+         pass kills real brokers instead",
+    ) else {
         return;
     };
     let broker = kafka.embedded_broker().expect("embedded").clone();

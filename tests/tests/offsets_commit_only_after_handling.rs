@@ -53,13 +53,6 @@ async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
     );
     let handled_first = first.stats(&actor).unwrap().handled;
     drop(first);
-    // The dropped node's consumers leave the group as their threads end.
-    // Let them, before the next node joins: tansu 0.6 never expires a
-    // member that did not leave, and a group it still counts one in never
-    // settles (in one CI run of 22 Nov the second node got no partition
-    // for 90 s). A crashed process is expired by Kafka after the session
-    // timeout; that case is `process_scenarios`.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         handled_first < total as u64,
         "dropped part way ({handled_first} of {total})"
