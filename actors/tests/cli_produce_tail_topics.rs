@@ -52,13 +52,25 @@ params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low =
     .unwrap();
     let config = config.to_str().unwrap();
 
+    // The topic has an owner: writing there unasked is refused.
+    let second_writer = scribe(&["produce", config, &topic], "");
+    let refusal = String::from_utf8_lossy(&second_writer.stderr);
+    assert_eq!(second_writer.status.code(), Some(2), "{refusal}");
+    assert!(
+        refusal.contains(&format!("owned by actor `{id}-alarm`")) && refusal.contains("--as-owner"),
+        "{refusal}"
+    );
+
     let lines = [
         r#"{"key": "h1", "value": {"host": "h1", "metric": "cpu_percent", "state": "RAISED", "value": 90.5, "threshold": 80, "at_ms": 1}}"#,
         r#"{"key": "h2", "value": {"host": "h2", "metric": "cpu_percent", "state": "MAYBE", "value": 1.0, "threshold": 80, "at_ms": 2}}"#,
         r#"this is not json"#,
         r#"{"key": "h1", "value": {"host": "h1", "metric": "cpu_percent", "state": "CLEARED", "value": 55.0, "threshold": 60.0, "at_ms": 3}}"#,
     ];
-    let produced = scribe(&["produce", config, &topic], &(lines.join("\n") + "\n"));
+    let produced = scribe(
+        &["produce", config, &topic, "--as-owner"],
+        &(lines.join("\n") + "\n"),
+    );
     let stderr = String::from_utf8_lossy(&produced.stderr);
     assert_eq!(
         produced.status.code(),

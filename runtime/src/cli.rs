@@ -95,11 +95,21 @@ enum Command {
     /// prints; `key` is optional). A line that is not JSON or does not fit
     /// the schema is reported with its line number and not sent; the exit
     /// code is then 1.
+    ///
+    /// The topic belongs to one of the node's actors, so this is a second
+    /// writer beside it: refused unless `--as-owner` says it is meant (to
+    /// seed a test, or put right by hand what the owner would write). On a
+    /// cluster that enforces `scribe acls`, it also needs the owner's
+    /// credentials.
     Produce {
         /// The node's configuration file.
         config: PathBuf,
         /// The topic to write; one of the node's actors must own it.
         topic: String,
+        /// Write although the topic's owner is the only writer the
+        /// deployment allows.
+        #[arg(long)]
+        as_owner: bool,
         /// Bootstrap servers, overriding the file.
         #[arg(long)]
         bootstrap: Option<String>,
@@ -206,9 +216,10 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Produce {
             config,
             topic,
+            as_owner,
             bootstrap,
         } => tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| {
-            let rejected = t.produce(&topic, std::io::stdin().lock())?;
+            let rejected = t.produce(&topic, as_owner, std::io::stdin().lock())?;
             if rejected > 0 {
                 eprintln!("{rejected} lines rejected; nothing was sent for them");
                 std::process::exit(1);
@@ -218,7 +229,9 @@ pub fn main(registry: Registry) -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ (Error::Config { .. } | Error::KafkaProperty { .. })) => {
+        Err(
+            error @ (Error::Config { .. } | Error::KafkaProperty { .. } | Error::Security { .. }),
+        ) => {
             eprintln!("error: {error}");
             ExitCode::from(2)
         }

@@ -197,6 +197,24 @@ pub enum Error {
         /// Which step, as which transactional id, and the broker's answer.
         reason: String,
     },
+    /// `[kafka.security]` (or [`crate::NodeBuilder::security`]) is
+    /// incomplete, contradictory, or names a file that cannot be read.
+    #[error("kafka.security.{field}: {reason}")]
+    Security {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The node's first contact with the cluster failed, before any actor
+    /// started.
+    #[error("cannot connect to {bootstrap}: {cause}")]
+    Connect {
+        /// The bootstrap servers tried.
+        bootstrap: String,
+        /// Why, as the client reported it.
+        cause: ConnectFailure,
+    },
     /// The node's actors did not all stop cleanly.
     #[error("shutdown of actor `{actor}` failed: {reason}")]
     Shutdown {
@@ -205,6 +223,27 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// Why a node could not reach its cluster.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The brokers refused the SASL credentials.
+    #[error("authentication failed ({0})")]
+    Authentication(String),
+    /// A broker's certificate does not chain to a trusted CA.
+    #[error("certificate not trusted ({0})")]
+    UntrustedCertificate(String),
+    /// A broker's certificate is for another host name.
+    #[error("hostname mismatch ({0})")]
+    HostnameMismatch(String),
+    /// The TLS handshake failed otherwise.
+    #[error("tls handshake failed ({0})")]
+    Tls(String),
+    /// The brokers did not answer in time.
+    #[error("no broker answered within {0:?}: {1}")]
+    Unreachable(std::time::Duration, String),
 }
 
 impl Error {

@@ -16,6 +16,7 @@ mod partitioner;
 mod policy;
 mod publisher;
 mod record;
+mod security;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod sim;
@@ -29,7 +30,7 @@ mod tracker;
 pub use actor::{SubscriptionInfo, Subscriptions, TopicActor};
 pub use broker::{Broker, EmbeddedBroker};
 pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
-pub use error::{ActorError, Error, Result};
+pub use error::{ActorError, ConnectFailure, Error, Result};
 pub use headers::Headers;
 pub use inbound::Inbound;
 pub use node::{ActorInfo, Node, NodeBuilder, Replayed, RunningNode};
@@ -37,6 +38,7 @@ pub use partitioner::partition_for_key;
 pub use policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
 pub use publisher::Publisher;
 pub use record::Record;
+pub use security::{Protocol, SaslMechanism, Security};
 pub use stats::StatsSnapshot;
 pub use topic::TopicSpec;
 

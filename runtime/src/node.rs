@@ -39,6 +39,7 @@ pub struct NodeBuilder {
     producer: Vec<(String, String)>,
     policies: BTreeMap<String, FailurePolicy>,
     deliveries: BTreeMap<String, Delivery>,
+    security: crate::security::Security,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -138,8 +139,19 @@ impl NodeBuilder {
         self
     }
 
-    /// Sets a librdkafka property on every client of the node (for example
-    /// `security.protocol`). Applied after scribe's own settings.
+    /// How every client of the node reaches the cluster: TLS and SASL. The
+    /// default is plaintext without authentication. Checked by
+    /// [`NodeBuilder::build`] (missing or contradictory fields, unreadable
+    /// files); the node's first contact with the cluster tells an
+    /// authentication failure, an untrusted certificate and a host name
+    /// mismatch apart ([`crate::ConnectFailure`]).
+    pub fn security(mut self, security: crate::security::Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Sets a librdkafka property on every client of the node. Applied
+    /// after scribe's own settings and [`NodeBuilder::security`].
     pub fn kafka_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.common.push((key.into(), value.into()));
         self
@@ -170,6 +182,9 @@ impl NodeBuilder {
             return Err(error);
         }
         check_name("node", &self.name)?;
+        self.security
+            .check()
+            .map_err(|(field, reason)| Error::Security { field, reason })?;
         for topic in self.topics.keys() {
             check_name("topic", topic)?;
         }
@@ -290,6 +305,7 @@ impl Node {
             producer: Vec::new(),
             policies: BTreeMap::new(),
             deliveries: BTreeMap::new(),
+            security: crate::security::Security::default(),
         }
     }
 
@@ -389,7 +405,13 @@ impl Node {
             embedded,
             commit_interval: b.commit_interval,
             transaction_timeout: b.transaction_timeout,
-            common: b.common.clone(),
+            common: b
+                .security
+                .properties()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .chain(b.common.iter().cloned())
+                .collect(),
             consumer: b.consumer.clone(),
             producer: b.producer.clone(),
         }
@@ -458,6 +480,16 @@ impl Node {
         };
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
 
+        if embedded.is_none() {
+            // Wrong credentials or certificates stop the node here, saying
+            // which, before any actor starts.
+            let (config, servers) = (settings.admin(), bootstrap.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::kafka::first_contact(&config, &servers, crate::kafka::FIRST_CONTACT)
+            })
+            .await
+            .map_err(|e| Error::Embedded(format!("first contact task failed: {e}")))??;
+        }
         ensure_topics(&settings, embedded.as_ref(), &topics).await?;
         let env = Arc::new(Env { settings, registry });
         let (stop, stop_rx) = watch::channel(false);
@@ -578,6 +610,14 @@ impl Node {
             Broker::Bootstrap(servers) => servers.clone(),
         };
         let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
+        if !settings.embedded {
+            let (config, servers) = (settings.admin(), settings.bootstrap.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::kafka::first_contact(&config, &servers, crate::kafka::FIRST_CONTACT)
+            })
+            .await
+            .map_err(|e| Error::Embedded(format!("first contact task failed: {e}")))??;
+        }
         let group = format!("{actor}.dlq-replay");
         let probe: rdkafka::consumer::BaseConsumer = settings
             .consumer(actor, false)

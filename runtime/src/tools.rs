@@ -53,8 +53,13 @@ impl Tool {
         })
     }
 
+    /// The node's client settings, once the cluster answered through them
+    /// (wrong credentials or certificates are reported here, by cause).
     fn client(&self) -> Result<ClientConfig> {
-        Ok(self.node.client_config(self.bootstrap()?))
+        let bootstrap = self.bootstrap()?;
+        let config = self.node.client_config(bootstrap);
+        crate::kafka::first_contact(&config, bootstrap, crate::kafka::FIRST_CONTACT)?;
+        Ok(config)
     }
 
     /// A consumer for reading, in a throwaway group that commits nothing.
@@ -80,7 +85,9 @@ impl Tool {
         // not there (rather than one timeout per topic).
         let reachable: Option<(BaseConsumer, std::collections::HashMap<String, i32>)> =
             self.bootstrap.as_ref().and_then(|b| {
-                let consumer: BaseConsumer = self.node.client_config(b).create().ok()?;
+                let config = self.node.client_config(b);
+                crate::kafka::first_contact(&config, b, METADATA_TIMEOUT).ok()?;
+                let consumer: BaseConsumer = config.create().ok()?;
                 let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT).ok()?;
                 let partitions = metadata
                     .topics()
@@ -293,7 +300,12 @@ impl Tool {
     }
 
     /// `scribe produce`: returns how many lines were rejected.
-    pub(crate) fn produce(&self, topic: &str, input: impl BufRead) -> Result<usize> {
+    pub(crate) fn produce(
+        &self,
+        topic: &str,
+        as_owner: bool,
+        input: impl BufRead,
+    ) -> Result<usize> {
         let owner = self
             .node
             .actors()
@@ -305,6 +317,16 @@ impl Tool {
                     "no actor owns topic `{topic}`, so there is no schema to encode with"
                 ),
             })?;
+        if !as_owner {
+            return Err(Error::Config {
+                file: self.file.clone(),
+                message: format!(
+                    "topic `{topic}` is owned by actor `{}`: writing there makes a second \
+                     writer; pass --as-owner if that is meant",
+                    owner.name
+                ),
+            });
+        }
         let producer: BaseProducer = self
             .client()?
             .set("enable.idempotence", "true")

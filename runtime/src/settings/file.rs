@@ -6,10 +6,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::registry::Registry;
-use super::secret::{Properties, Secret};
+use super::secret::Properties;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::node::{Node, NodeBuilder};
+use crate::security::Security;
 use crate::topic::TopicSpec;
 
 /// A node configuration file, as read.
@@ -85,53 +86,6 @@ impl Default for KafkaSection {
             consumer: Properties::default(),
             producer: Properties::default(),
         }
-    }
-}
-
-/// `[kafka.security]`: how clients authenticate and encrypt. Each key maps
-/// to the librdkafka property named beside it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Security {
-    /// `security.protocol`: `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
-    pub protocol: Option<String>,
-    /// `ssl.ca.location`: the CA certificate file.
-    pub ca_file: Option<String>,
-    /// `ssl.certificate.location`: the client certificate file.
-    pub certificate_file: Option<String>,
-    /// `ssl.key.location`: the client key file.
-    pub key_file: Option<String>,
-    /// `ssl.key.password`.
-    pub key_password: Option<Secret>,
-    /// `sasl.mechanism`: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, ...
-    pub sasl_mechanism: Option<String>,
-    /// `sasl.username`.
-    pub sasl_username: Option<String>,
-    /// `sasl.password`.
-    pub sasl_password: Option<Secret>,
-}
-
-impl Security {
-    fn properties(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("security.protocol", self.protocol.as_deref()),
-            ("ssl.ca.location", self.ca_file.as_deref()),
-            ("ssl.certificate.location", self.certificate_file.as_deref()),
-            ("ssl.key.location", self.key_file.as_deref()),
-            (
-                "ssl.key.password",
-                self.key_password.as_ref().map(Secret::expose),
-            ),
-            ("sasl.mechanism", self.sasl_mechanism.as_deref()),
-            ("sasl.username", self.sasl_username.as_deref()),
-            (
-                "sasl.password",
-                self.sasl_password.as_ref().map(Secret::expose),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(key, value)| value.map(|v| (key, v)))
-        .collect()
     }
 }
 
@@ -249,9 +203,7 @@ impl NodeConfig {
                 .ok_or_else(|| fail(format!("topics[{i}].name: missing")))?;
             builder = builder.topic(name, topic.over(base));
         }
-        for (key, value) in self.kafka.security.properties() {
-            builder = builder.kafka_property(key, value);
-        }
+        builder = builder.security(self.kafka.security.clone());
         for (key, value) in &self.kafka.properties.0 {
             builder = builder.kafka_property(key, value);
         }
