@@ -126,6 +126,10 @@ pub(crate) struct Failures {
     /// Exactly-once: outputs and offsets commit in transactions, so a
     /// failed attempt that published anything cannot simply be retried.
     pub(crate) transactional: bool,
+    /// Why the brokers refused the actor's writes for good (a missing
+    /// permission, fenced by a newer instance), once they have: set by its
+    /// producers, read by its supervisor, which then stops it for good.
+    pub(crate) refused: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Default for Failures {
@@ -135,6 +139,7 @@ impl Default for Failures {
             attempts: Arc::default(),
             dead_letter: None,
             transactional: false,
+            refused: Arc::default(),
         }
     }
 }

@@ -740,6 +740,15 @@ impl RunningNode {
         self.stats.get(actor).map(|s| s.snapshot())
     }
 
+    /// Why `actor` stopped for good (its failure policy, a spent restart
+    /// budget, fenced transactions, writes the brokers refused), or `None`
+    /// while it runs or restarts.
+    pub fn stopped_because(&self, actor: &str) -> Option<String> {
+        self.stats
+            .get(actor)
+            .and_then(|s| s.stopped_because.lock().ok().and_then(|w| w.clone()))
+    }
+
     /// Stops gracefully: every actor stops taking records, finishes the one
     /// in hand, flushes its producer and commits its offsets.
     pub async fn shutdown(mut self) -> Result<()> {

@@ -32,9 +32,37 @@ pub(crate) type Producer = ThreadedProducer<DeliveryTracker>;
 pub(crate) struct DeliveryTracker {
     pub(crate) actor: Arc<str>,
     pub(crate) stats: Arc<ActorStats>,
+    /// Set when the brokers refused a write for good: for want of a
+    /// permission, or because a newer instance with the same transactional
+    /// id fenced this one. A restart cannot mend either (and a restarted
+    /// zombie would fence its replacement in turn), so the actor stops for
+    /// good, saying why.
+    pub(crate) refused: Arc<std::sync::OnceLock<String>>,
 }
 
 impl ClientContext for DeliveryTracker {}
+
+impl DeliveryTracker {
+    /// Keeps why the brokers refused a write to `topic` for good, when
+    /// `code` says they did.
+    fn note(&self, code: RDKafkaErrorCode, topic: &str) {
+        use RDKafkaErrorCode as Code;
+        let why = match code {
+            Code::TopicAuthorizationFailed
+            | Code::ClusterAuthorizationFailed
+            | Code::TransactionalIdAuthorizationFailed => format!(
+                "the brokers refused its write to topic `{topic}` ({code}): this node's \
+                 principal may not write there (the cluster's ACLs, see `scribe acls`)"
+            ),
+            Code::Fenced | Code::ProducerFenced | Code::InvalidProducerEpoch => format!(
+                "fenced: another instance of the actor runs with its transactional id \
+                 ({code}); this one stops so that one alone writes"
+            ),
+            _ => return,
+        };
+        let _ = self.refused.set(why);
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = Arc<AckSlot>;
@@ -54,6 +82,9 @@ impl ProducerContext for DeliveryTracker {
                 _,
             )) => slot.fail(),
             Err((error, message)) => {
+                if let KafkaError::MessageProduction(code) = error {
+                    self.note(*code, message.topic());
+                }
                 tracing::error!(
                     actor = %self.actor,
                     topic = message.topic(),
@@ -552,6 +583,10 @@ pub(crate) fn send(
             }
             Err((source, back)) => {
                 back.delivery_opaque.done();
+                // A producer in a fatal state says why once, here.
+                if let Some((code, _)) = producer.client().fatal_error() {
+                    producer.context().note(code, topic);
+                }
                 return Err(Error::Publish {
                     topic: topic.to_owned(),
                     source,

@@ -18,6 +18,8 @@ pub(crate) struct ActorStats {
     pub(crate) commit_retries: AtomicU64,
     /// Stopped by its failure policy or restart budget.
     pub(crate) unhealthy: std::sync::atomic::AtomicBool,
+    /// Why the actor stopped for good, once it has.
+    pub(crate) stopped_because: std::sync::Mutex<Option<String>>,
 }
 
 impl ActorStats {

@@ -125,6 +125,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
+                refused: failures.refused.clone(),
             })
             .map_err(|e| {
                 Error::kafka(
@@ -457,6 +458,7 @@ pub(crate) async fn supervise(
         attempts: Arc::default(),
         dead_letter: dead_letter.map(Into::into),
         transactional: delivery == Delivery::ExactlyOnce,
+        refused: Arc::default(),
     };
     let name = factory.name().to_owned();
     let mut started = Some(started);
@@ -521,6 +523,12 @@ pub(crate) async fn supervise(
         };
         instance.join().await;
         let stopping = *stop.borrow();
+        // A failure the brokers made permanent is not restarted: a restart
+        // would be refused again, or, fenced, would fence its replacement.
+        let exit = match (exit, failures.refused.get()) {
+            (Exit::Failed(_), Some(refused)) => Exit::Halted(refused.clone()),
+            (exit, _) => exit,
+        };
         match exit {
             Exit::Stopped => {
                 tracing::info!(actor = %name, "actor stopped");
@@ -534,7 +542,10 @@ pub(crate) async fn supervise(
                 stats
                     .unhealthy
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(actor = %name, %reason, "actor stopped for good (its failure policy, or its transactions cannot go on); it is not restarted");
+                if let Ok(mut why) = stats.stopped_because.lock() {
+                    why.get_or_insert_with(|| reason.clone());
+                }
+                tracing::error!(actor = %name, %reason, "actor stopped for good; it is not restarted");
                 return;
             }
             Exit::Failed(reason) => {
@@ -546,6 +557,9 @@ pub(crate) async fn supervise(
                     stats
                         .unhealthy
                         .store(true, std::sync::atomic::Ordering::Relaxed);
+                    if let Ok(mut why) = stats.stopped_because.lock() {
+                        why.get_or_insert_with(|| budget.to_string());
+                    }
                     match policy.over_budget {
                         OverBudget::StopActor => {
                             tracing::error!(actor = %name, %budget, "restart budget spent; the actor stays stopped");

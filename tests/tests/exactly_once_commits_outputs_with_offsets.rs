@@ -297,6 +297,55 @@ async fn instances_sharing_the_group_rewind_on_rebalance_and_lose_nothing() {
     }
 }
 
+#[actix::test]
+async fn a_second_instance_with_the_same_transactional_id_fences_the_first() {
+    // The mock does not fence: Kafka's brokers do.
+    let Some(_cluster) = scribe_tests::ApacheKafka::required("a_second_instance_fences") else {
+        return;
+    };
+    let mut s = setup(TestKafka::from_env(), 2000).await;
+    let busy = RelayArgs {
+        delay: Duration::from_millis(2),
+        ..RelayArgs::reading(&s.input)
+    };
+    // Same node name, same actor: the same transactional id, as when a
+    // node thought dead (a zombie) still runs beside its replacement.
+    let first = s.start(busy.clone()).await;
+    for _ in 0..600 {
+        if first.stats(&s.actor).unwrap().handled >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = s.start(busy).await;
+    produce_numbers(&s.kafka, &s.input, keyed_numbers(2000..4000, 10));
+    s.sent = 4000;
+    let fenced = TestKafka::eventually(Duration::from_secs(60), || {
+        first.stats(&s.actor).is_some_and(|st| st.unhealthy)
+    })
+    .await;
+    let (lost, duplicates) = s.counts().await;
+    let why = first.stopped_because(&s.actor).unwrap_or_default();
+    let (a, b) = (
+        first.stats(&s.actor).unwrap(),
+        second.stats(&s.actor).unwrap(),
+    );
+    first.shutdown().await.ok();
+    second.shutdown().await.expect("clean shutdown");
+    println!(
+        "zombie: handled={} unhealthy={} stopped because: {why}; replacement: handled={} unhealthy={}",
+        a.handled, a.unhealthy, b.handled, b.unhealthy
+    );
+    assert!(fenced, "the fenced instance is reported unhealthy");
+    assert!(why.contains("fenced"), "says it was fenced: {why}");
+    assert!(!b.unhealthy, "the replacement runs on");
+    assert_eq!(
+        (lost, duplicates),
+        (0, 0),
+        "nothing lost, nothing written twice"
+    );
+}
+
 /// Blocks until the broker reports `group` in `state` (60 s at most).
 fn await_group_state(bootstrap: &str, group: &str, state: &str) {
     let client: BaseConsumer = ClientConfig::new()

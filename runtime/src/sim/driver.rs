@@ -118,6 +118,7 @@ impl Driver {
                     // The simulator has no transactions: it runs every
                     // actor at-least-once (docs/testing.md).
                     transactional: false,
+                    refused: Arc::default(),
                 },
                 restarts: Restarts::default(),
                 name: factory.name().to_owned(),
