@@ -56,6 +56,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Mermaid)]
         format: Format,
     },
+    /// Print the ACL bindings each node of the deployment needs, and
+    /// nothing more, as `kafka-acls` command lines: its principal may write
+    /// only the topics its actors own (and their dead-letter topics), read
+    /// the topics they subscribe to, and use their consumer groups and
+    /// transactional ids. Applied with `allow.everyone.if.no.acl.found=false`,
+    /// the brokers refuse any other writer.
+    ///
+    /// A node's principal is `kafka.security.principal`, else `User:` and
+    /// its SASL user name. There is no `--apply`: rust-rdkafka has no ACL
+    /// admin calls, so run the lines with Kafka's own tool (add
+    /// `--command-config` with an administrator's credentials).
+    Acls {
+        /// The deployment's configuration files.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Bootstrap servers for the command lines. The default is the first
+        /// file's `kafka.bootstrap_servers`.
+        #[arg(long)]
+        bootstrap: Option<String>,
+    },
     /// List the node's topics: owner, record type, partitions and, when the
     /// broker answers, end offsets.
     Topics {
@@ -170,6 +190,7 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Graph { configs, format } => {
             load(&registry, &configs).map(|deployment| print!("{}", graph(&deployment, format)))
         }
+        Command::Acls { configs, bootstrap } => acls(&registry, &configs, bootstrap),
         Command::Topics { config, bootstrap } => {
             tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| t.topics())
         }
@@ -288,6 +309,21 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
         message: e.to_string(),
     })?;
     Ok(Deployment { nodes, external })
+}
+
+/// `scribe acls`: the deployment's ACL bindings as `kafka-acls` lines.
+fn acls(registry: &Registry, files: &[PathBuf], bootstrap: Option<String>) -> Result<()> {
+    let deployment = load(registry, files)?;
+    let acls = crate::acls::deployment_acls(&deployment)?;
+    let bootstrap = bootstrap.unwrap_or_else(|| {
+        deployment
+            .nodes
+            .first()
+            .map(|n| n.config.kafka.bootstrap_servers.clone())
+            .unwrap_or_default()
+    });
+    print!("{}", crate::acls::kafka_acls_commands(&acls, &bootstrap));
+    Ok(())
 }
 
 /// `scribe check`: the summary printed for a valid deployment.

@@ -23,6 +23,11 @@ pub(crate) const FIRST_CONTACT: Duration = Duration::from_secs(20);
 /// How long topic creation waits for a new topic to appear in metadata.
 const TOPIC_WAIT: Duration = Duration::from_secs(30);
 
+/// The transactional id of exactly-once actor `actor` of node `node`.
+pub(crate) fn transactional_id(node: &str, actor: &str) -> String {
+    format!("scribe.{node}.{actor}")
+}
+
 /// Settings every Kafka client of a node is built from.
 #[derive(Clone)]
 pub(crate) struct ClientSettings {
@@ -59,7 +64,7 @@ impl ClientSettings {
     /// The transactional id of an exactly-once actor: its identity on the
     /// cluster, the same for every process running this node's actor.
     pub(crate) fn transactional_id(&self, actor: &str) -> String {
-        format!("scribe.{}.{}", self.node, actor)
+        transactional_id(&self.node, actor)
     }
 
     /// The producer of an actor: idempotent, keys partitioned like the Java
@@ -240,6 +245,18 @@ pub(crate) async fn ensure_topics(
         match result {
             Ok(name) => tracing::info!(topic = %name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((
+                name,
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed,
+            )) => {
+                return Err(Error::CreateTopic {
+                    topic: name,
+                    reason: "topic authorization failed: this node's principal may neither see \
+                             nor create it (the cluster's ACLs, see `scribe acls`)"
+                        .into(),
+                });
+            }
             Err((name, code)) => {
                 return Err(Error::CreateTopic {
                     topic: name,

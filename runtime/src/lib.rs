@@ -1,5 +1,6 @@
 #![doc = include_str!("../../README.md")]
 
+pub mod acls;
 mod actor;
 mod broker;
 pub mod cli;

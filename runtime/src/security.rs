@@ -121,6 +121,12 @@ pub struct Security {
     /// The SASL password; required by the SASL protocols.
     #[serde(default)]
     pub sasl_password: Option<Secret>,
+    /// The node's principal as the brokers know it (`User:NAME`), for
+    /// `scribe acls`; not sent anywhere. The default is `User:` and the
+    /// SASL user name. With mutual TLS, set it to what the brokers map the
+    /// client certificate to.
+    #[serde(default)]
+    pub principal: Option<String>,
 }
 
 fn yes() -> bool {
@@ -139,6 +145,7 @@ impl Default for Security {
             sasl_mechanism: None,
             sasl_username: None,
             sasl_password: None,
+            principal: None,
         }
     }
 }
@@ -255,6 +262,17 @@ impl Security {
                 return Err(("certificate_file", "missing: key_file needs it".into()));
             }
             _ => {}
+        }
+        if let Some(principal) = &self.principal {
+            let valid = principal
+                .split_once(':')
+                .is_some_and(|(kind, name)| !kind.is_empty() && !name.is_empty());
+            if !valid {
+                return Err((
+                    "principal",
+                    format!("`{principal}` is not `TYPE:NAME` (e.g. `User:orders`)"),
+                ));
+            }
         }
         if self.key_password.is_some() && self.key_file.is_none() {
             return Err(("key_password", "set, but there is no key_file".into()));

@@ -327,11 +327,11 @@ impl Tool {
                 ),
             });
         }
-        let producer: BaseProducer = self
+        let producer: BaseProducer<Deliveries> = self
             .client()?
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
-            .create()
+            .create_with_context(Deliveries::default())
             .map_err(|e| Error::kafka("cannot create producer", e))?;
         let ty = full_name(&owner.output_schema);
         let source = format!("{}/scribe-produce", self.node.name());
@@ -408,6 +408,21 @@ impl Tool {
                 topic: topic.to_owned(),
                 source: e,
             })?;
+        // Flushed is not delivered: each record's report says.
+        let failures = producer.context().failures.lock().map_or(0, |f| f.0);
+        if let Some(first) = producer
+            .context()
+            .failures
+            .lock()
+            .ok()
+            .and_then(|f| f.1.clone())
+        {
+            eprintln!("{failures} records were not delivered");
+            return Err(Error::Publish {
+                topic: topic.to_owned(),
+                source: first,
+            });
+        }
         Ok(rejected)
     }
 }
@@ -439,4 +454,24 @@ fn envelope(
         Some(other) => Some(other.to_string()),
     };
     Ok((key, value))
+}
+
+/// Counts the records `scribe produce` sent that the brokers did not take,
+/// keeping the first reason.
+#[derive(Default)]
+struct Deliveries {
+    failures: std::sync::Mutex<(usize, Option<rdkafka::error::KafkaError>)>,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if let (Err((error, _)), Ok(mut failures)) = (result, self.failures.lock()) {
+            failures.0 += 1;
+            failures.1.get_or_insert_with(|| error.clone());
+        }
+    }
 }
