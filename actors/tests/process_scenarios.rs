@@ -19,6 +19,8 @@ struct Scenario {
     input: String,
     output: String,
     sent: usize,
+    /// The relay's `delivery`.
+    delivery: &'static str,
 }
 
 impl Scenario {
@@ -36,6 +38,7 @@ impl Scenario {
             input,
             output,
             sent: 0,
+            delivery: "at-least-once",
         };
         scenario.produce(sent);
         scenario
@@ -94,9 +97,11 @@ name = "{input}-relay"
 kind = "relay.metric-summary"
 output = "{output}"
 params = {{ pattern = "{pattern}$" }}
+delivery = "{delivery}"
 "#,
                 input = self.input,
                 output = self.output,
+                delivery = self.delivery,
             ),
         )
         .unwrap();
@@ -299,4 +304,62 @@ async fn two_nodes_share_an_actor_and_the_survivor_takes_over_the_killed_ones_pa
         taken > 0,
         "node-b wrote records sent after the kill to partitions node-a had: {counts:?}"
     );
+}
+
+/// On Apache Kafka only: the mock stores no transactional offsets, so a
+/// restarted exactly-once instance there starts over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exactly_once_node_killed_mid_transaction_resumes_from_its_committed_offsets() {
+    if scribe_tests::ApacheKafka::required("an_exactly_once_node_killed").is_none() {
+        return;
+    }
+    let mut s = Scenario::new(3, 20_000).await;
+    s.delivery = "exactly-once";
+    let mut first = s.start("node");
+    // Outputs show to a read_committed reader once their transaction commits.
+    let before = s.output(500, Duration::from_secs(60)).await.len();
+    kill(&mut first);
+    // Same node, same transactional id: the new instance's registration
+    // settles the killed one's open transaction before it goes on.
+    let second = s.start("node");
+    let counts = s.count().await;
+    terminate(second);
+    println!(
+        "exactly-once, sigkill mid-transaction then restart: killed after {before} committed outputs; {counts:?}"
+    );
+    assert!(
+        before >= 500 && before < s.sent,
+        "killed mid-stream: {before}"
+    );
+    assert_eq!((counts.lost, counts.duplicates), (0, 0), "{counts:?}");
+    assert!(counts.in_order, "per-key order kept: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_two_nodes_loses_and_repeats_nothing() {
+    let mut s = Scenario::new(6, 10_000).await;
+    let a = s.start("node-a");
+    let b = s.start("node-b");
+    s.output(1_000, Duration::from_secs(60)).await;
+    // SIGTERM drains and commits; the other node takes over meanwhile.
+    assert!(terminate_ok(a), "node-a drains and exits 0");
+    s.produce(5_000);
+    let a = s.start("node-a");
+    s.output(12_000, Duration::from_secs(60)).await;
+    assert!(terminate_ok(b), "node-b drains and exits 0");
+    s.produce(5_000);
+    let b = s.start("node-b");
+    let counts = s.count().await;
+    assert!(terminate_ok(a) && terminate_ok(b), "both drain and exit 0");
+    println!("rolling restart of two nodes: {counts:?}");
+    assert_eq!((counts.lost, counts.duplicates), (0, 0), "{counts:?}");
+    assert!(counts.in_order, "per-key order kept: {counts:?}");
+}
+
+/// Sends SIGTERM and waits; true when the node exited 0.
+fn terminate_ok(mut child: Child) -> bool {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().is_ok_and(|s| s.success())
 }

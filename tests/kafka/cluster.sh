@@ -99,7 +99,8 @@ listener_list() { # protocol-name -> comma-separated host:port of every broker
 }
 
 write_config() { # broker id, voters
-  local i=$1 voters=$2 b="$DIR/broker-$i" t="$DIR/tls"
+  local i=$1 voters=$2
+  local b="$DIR/broker-$i" t="$DIR/tls"
   local rf=$((BROKERS < 3 ? BROKERS : 3)) isr=$((BROKERS < 3 ? 1 : 2))
   local scram_jaas='org.apache.kafka.common.security.scram.ScramLoginModule required;'
   local plain_jaas="org.apache.kafka.common.security.plain.PlainLoginModule required user_${PLAIN_USER}=\"${PLAIN_PASSWORD}\";"
@@ -145,6 +146,10 @@ write_config() { # broker id, voters
     echo "transaction.state.log.replication.factor=$rf"
     echo "transaction.state.log.min.isr=$isr"
     echo "transaction.state.log.num.partitions=5"
+    # A killed broker is noticed (and leaves the ISRs) in seconds, not 9-30 s.
+    echo "broker.heartbeat.interval.ms=500"
+    echo "broker.session.timeout.ms=3000"
+    echo "replica.lag.time.max.ms=10000"
     # Tests use short sessions and must not wait 3 s for every first join.
     echo "group.min.session.timeout.ms=1000"
     echo "group.initial.rebalance.delay.ms=0"
@@ -170,7 +175,8 @@ EOF
 }
 
 launch() { # broker id
-  local i=$1 b="$DIR/broker-$i"
+  local i=$1
+  local b="$DIR/broker-$i"
   # setsid: a broker outlives the shell that started it and its signals.
   setsid java -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -XX:TieredStopAtLevel=1 \
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
@@ -180,7 +186,8 @@ launch() { # broker id
 
 # Waits until broker i answers a metadata request on its PLAINTEXT listener.
 await_broker() { # broker id, seconds
-  local i=$1 limit=$2 b="$DIR/broker-$i" start=$SECONDS
+  local i=$1 limit=$2 start=$SECONDS
+  local b="$DIR/broker-$i"
   local port; port=$(cat "$b/port.PLAINTEXT")
   while ((SECONDS - start < limit)); do
     kill -0 "$(cat "$b/pid")" 2>/dev/null || { tail -30 "$b/server.log" >&2; die "broker $i exited"; }

@@ -116,6 +116,15 @@ impl TestKafka {
         }
     }
 
+    /// The broker at `bootstrap` (a cluster a test started for itself).
+    pub fn external(bootstrap: &str) -> Self {
+        init_tracing();
+        Self {
+            bootstrap: bootstrap.to_owned(),
+            embedded: None,
+        }
+    }
+
     /// A new embedded broker, whatever `SCRIBE_TEST_BOOTSTRAP` says: for
     /// tests that inject faults through it.
     pub fn embedded() -> Self {
@@ -234,8 +243,9 @@ impl TestKafka {
             }
             producer.send(record).map_err(|(e, _)| e).expect("enqueued");
         }
+        // Long enough to outlast a broker restart in the scenario tests.
         producer
-            .flush(Duration::from_secs(30))
+            .flush(Duration::from_secs(120))
             .expect("acknowledged");
     }
 
