@@ -311,31 +311,41 @@ impl ClientContext for FirstContact {
     // client's own lines about it are for debugging.
     fn log(&self, _: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         tracing::debug!(target: "librdkafka", "first contact: {fac}: {message}");
+        // A failed connection is logged each time, but raised as an error
+        // event only now and then: read both.
+        if fac == "FAIL" {
+            self.note(classify(None, message));
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        match classify(&error, reason) {
-            Some(failure) => {
-                if let Ok(mut first) = self.failure.lock() {
-                    first.get_or_insert(failure);
-                }
-            }
+        match classify(error.rdkafka_error_code(), reason) {
+            Some(failure) => self.note(Some(failure)),
             None => tracing::debug!(%error, reason, "kafka client error during first contact"),
+        }
+    }
+}
+
+impl FirstContact {
+    fn note(&self, failure: Option<ConnectFailure>) {
+        if let (Some(failure), Ok(mut first)) = (failure, self.failure.lock()) {
+            first.get_or_insert(failure);
         }
     }
 }
 
 impl rdkafka::consumer::ConsumerContext for FirstContact {}
 
-/// What a client error says about the connection, when it is one that
-/// retrying cannot mend. librdkafka's reasons never hold the password.
-fn classify(error: &KafkaError, reason: &str) -> Option<ConnectFailure> {
-    let code = error.rdkafka_error_code();
+/// What a client error or `FAIL` log line says about the connection, when
+/// it is one that retrying cannot mend. librdkafka's reasons never hold the
+/// password.
+fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ConnectFailure> {
     let lower = reason.to_ascii_lowercase();
-    // librdkafka prefixes the broker (`sasl_ssl://127.0.0.1:9093/bootstrap: `).
+    // From the broker on (`sasl_ssl://127.0.0.1:9093/bootstrap: ...`),
+    // without the log line's thread (`[thrd:...]: `).
     let detail = reason
-        .split_once("/bootstrap: ")
-        .or_else(|| reason.split_once(": "))
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
         .map_or(reason, |(_, rest)| rest)
         .trim()
         .to_owned();
@@ -346,7 +356,10 @@ fn classify(error: &KafkaError, reason: &str) -> Option<ConnectFailure> {
     {
         return Some(ConnectFailure::Authentication(detail));
     }
-    if code == Some(RDKafkaErrorCode::SSL) || lower.contains("ssl handshake failed") {
+    let tls = code == Some(RDKafkaErrorCode::SSL)
+        || lower.contains("ssl handshake failed")
+        || lower.contains("ssl routines");
+    if tls {
         if lower.contains("hostname mismatch") || lower.contains("ip address mismatch") {
             return Some(ConnectFailure::HostnameMismatch(detail));
         }
@@ -458,5 +471,35 @@ fn verify_certificate(address: &str, config: &ClientConfig) -> Option<String> {
                 .then(|| result.error_string().to_owned())
         }
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_retrying_cannot_mend_are_told_apart_from_the_log_lines() {
+        let untrusted = "[thrd:sasl_ssl://127.0.0.1:9093/bootstrap]: sasl_ssl://127.0.0.1:9093/bootstrap: \
+             ../ssl/statem/statem_clnt.c:1889:tls_post_process_server_certificate \
+             error:0A000086:SSL routines::certificate verify failed";
+        match classify(None, untrusted) {
+            Some(ConnectFailure::UntrustedCertificate(detail)) => {
+                assert!(
+                    detail.starts_with("sasl_ssl://127.0.0.1:9093/bootstrap: "),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused = "sasl_ssl://127.0.0.1:9093/bootstrap: SASL authentication error: \
+             Authentication failed during authentication due to invalid credentials";
+        assert!(matches!(
+            classify(None, refused),
+            Some(ConnectFailure::Authentication(_))
+        ));
+        let down =
+            "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused";
+        assert_eq!(classify(None, down), None, "retrying may mend it");
     }
 }
