@@ -35,20 +35,68 @@ use crate::tracker::{AckSlot, OffsetTracker, Undelivered};
 /// The Kafka consumer of one actor instance.
 pub(crate) type Consumer = StreamConsumer<Rebalances>;
 
-/// Counts the consumer's rebalances. librdkafka calls it on the actor's
-/// own thread, while the feed waits for a record.
+/// Counts the consumer's rebalances, and holds a revocation back until the
+/// feed has settled the revoked partitions. librdkafka calls it on the
+/// actor's own thread, while the feed waits for a record.
 #[derive(Debug, Default)]
-pub(crate) struct Rebalances(AtomicU64);
+pub(crate) struct Rebalances {
+    count: AtomicU64,
+    /// Partitions are revoked and still assigned: the feed finishes what it
+    /// handled of them (every delivery report in, offsets committed), then
+    /// gives them up. Without this, what was handled since the last stored
+    /// offset was handled again by the next owner: 3107 duplicates in a
+    /// rolling restart of two nodes on the embedded broker.
+    revoking: std::sync::atomic::AtomicBool,
+    /// The feed is done with the consumer (drained, failed or dropped):
+    /// a revocation now, as the consumer closes, is honoured at once.
+    done: std::sync::atomic::AtomicBool,
+}
 
 impl rdkafka::ClientContext for Rebalances {}
 
 impl rdkafka::consumer::ConsumerContext for Rebalances {
-    fn pre_rebalance(
+    fn rebalance(
         &self,
-        _: &rdkafka::consumer::BaseConsumer<Self>,
-        _: &rdkafka::consumer::Rebalance<'_>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        partitions: &mut rdkafka::TopicPartitionList,
     ) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        use rdkafka::types::RDKafkaRespErr as Why;
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        let outcome = match err {
+            Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS if cooperative => {
+                consumer.incremental_assign(partitions)
+            }
+            Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => consumer.assign(partitions),
+            // Eager: every partition goes; the feed unassigns once settled,
+            // unless the consumer is closing (the feed is done with it, and
+            // closing waits for the unassignment).
+            Why::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                if !cooperative && (self.done.load(Ordering::Acquire) || consumer.closed()) =>
+            {
+                consumer.unassign()
+            }
+            Why::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS if !cooperative => {
+                tracing::debug!(
+                    partitions = partitions.count(),
+                    "revoked: settling before unassigning"
+                );
+                self.revoking.store(true, Ordering::Release);
+                Ok(())
+            }
+            Why::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => consumer.incremental_unassign(partitions),
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; giving up the assignment");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::error!(%error, "cannot take the rebalance's assignment");
+        }
     }
 }
 
@@ -206,7 +254,7 @@ impl<A: TopicActor> Feed<A> {
         let Some(consumer) = &self.consumer else {
             return false;
         };
-        let now = consumer.context().0.load(Ordering::Acquire);
+        let now = consumer.context().count.load(Ordering::Acquire);
         let changed = now != self.rebalances;
         self.rebalances = now;
         changed && (self.tracker.outstanding() > 0 || self.core.is_open())
@@ -425,8 +473,50 @@ impl<A: TopicActor> Feed<A> {
         }
     }
 
+    /// Partitions are being revoked (an eager rebalance): finish with them
+    /// before they go. At-least-once: every delivery report in, complete
+    /// offsets stored and committed, so the next owner starts after what
+    /// was handled. Exactly-once: the open transaction is aborted, as on
+    /// any rebalance. Then the assignment is given up.
+    fn settle_revoked(&mut self) {
+        let Some(consumer) = self.consumer.clone() else {
+            return;
+        };
+        if !consumer.context().revoking.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(actor = %self.actor, outstanding = self.tracker.outstanding(), "settling revoked partitions");
+        if self.core.is_transactional() {
+            if self.rebalanced() {
+                self.rewind();
+            }
+        } else {
+            if let Err(error) = self.core.flush(FLUSH_TIMEOUT) {
+                tracing::warn!(actor = %self.actor, %error, "producer flush before a rebalance did not complete");
+            }
+            self.store_completed();
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => {
+                    tracing::warn!(actor = %self.actor, %error, "commit before a rebalance failed");
+                }
+            }
+        }
+        // What is left of the revoked partitions is their next owner's.
+        self.tracker = OffsetTracker::default();
+        self.pending = None;
+        if let Err(error) = consumer.unassign() {
+            self.failure.get_or_insert(Exit::Failed(format!(
+                "cannot give up revoked partitions: {error}"
+            )));
+        }
+    }
+
     /// Flushes, stores and commits what is complete, and reports the exit.
     fn drain(&mut self) {
+        if let Some(consumer) = &self.consumer {
+            consumer.context().done.store(true, Ordering::Release);
+        }
         if self.core.is_transactional() {
             self.drain_transaction();
             return;
@@ -490,7 +580,9 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
             this.retry(act, ctx, pending);
         }
         // While a record waits for its retry, the records after it wait too.
+        this.settle_revoked();
         while !this.stopping && this.pending.is_none() {
+            this.settle_revoked();
             if handled >= BUDGET || started.elapsed() >= BUDGET_TIME {
                 exhausted = true;
                 break;
@@ -546,6 +638,9 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
 
 impl<A: TopicActor> Drop for Feed<A> {
     fn drop(&mut self) {
+        if let Some(consumer) = &self.consumer {
+            consumer.context().done.store(true, Ordering::Release);
+        }
         if let Some(tx) = self.exit.take() {
             let _ = tx.send(Exit::Failed("the actor stopped unexpectedly".into()));
         }
