@@ -291,8 +291,17 @@ cmd_kill() {
 cmd_restart() {
   load_env
   kill -0 "$(cat "$DIR/broker-$1/pid")" 2>/dev/null && die "broker $1 is running"
-  launch "$1"
-  await_broker "$1" 180
+  local attempt
+  # A port of the killed broker can still be held for a moment (TIME_WAIT
+  # on a loaded machine): a broker that dies binding it is started again.
+  for attempt in 1 2 3 4 5; do
+    launch "$1"
+    if (await_broker "$1" 180); then return 0; fi
+    grep -q "Address already in use" "$DIR/broker-$1/server.log" || die "broker $1 did not come back"
+    echo "cluster.sh: broker $1 could not bind its port yet (attempt $attempt); again in 2 s" >&2
+    sleep 2
+  done
+  die "broker $1 could not bind its ports"
 }
 
 cmd_leader() { # topic partition

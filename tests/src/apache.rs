@@ -45,7 +45,12 @@ pub struct ApacheKafka {
     env: HashMap<String, String>,
     /// Started by this handle, and stopped when it is dropped.
     owned: bool,
+    /// Held while a cluster of a test's own runs: one at a time, so two
+    /// tests killing brokers do not also starve each other of CPU.
+    _turn: Option<std::sync::MutexGuard<'static, ()>>,
 }
+
+static OWN_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The cluster script.
 pub fn script() -> PathBuf {
@@ -79,6 +84,9 @@ impl ApacheKafka {
     /// broker jars may not be at hand.
     pub fn start_own(test: &str, brokers: u32) -> Option<Self> {
         Self::required(test)?;
+        let turn = OWN_CLUSTER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = std::env::temp_dir().join(crate::unique("scribe-kafka"));
         let out = Command::new("bash")
             .arg(script())
@@ -91,7 +99,9 @@ impl ApacheKafka {
             "cluster.sh start failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(Self::open(dir, true))
+        let mut cluster = Self::open(dir, true);
+        cluster._turn = Some(turn);
+        Some(cluster)
     }
 
     fn open(dir: PathBuf, owned: bool) -> Self {
@@ -102,7 +112,12 @@ impl ApacheKafka {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        Self { dir, env, owned }
+        Self {
+            dir,
+            env,
+            owned,
+            _turn: None,
+        }
     }
 
     fn get(&self, key: &str) -> &str {
@@ -184,6 +199,18 @@ impl ApacheKafka {
 
 impl Drop for ApacheKafka {
     fn drop(&mut self) {
+        if self.owned && std::thread::panicking() {
+            // The test failed: show what the brokers said before they go.
+            for id in 1..=self.brokers() {
+                let log = self.dir.join(format!("broker-{id}/server.log"));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("--- broker {id} log (last 40 lines, newest first):");
+                for line in tail {
+                    eprintln!("{line}");
+                }
+            }
+        }
         if self.owned {
             let _ = Command::new("bash")
                 .arg(script())
