@@ -479,12 +479,14 @@ impl<A: TopicActor> Feed<A> {
     /// was handled. Exactly-once: the open transaction is aborted, as on
     /// any rebalance. Then the assignment is given up.
     fn settle_revoked(&mut self) {
-        let Some(consumer) = self.consumer.clone() else {
+        // Checked before each record: a plain load unless a revocation waits.
+        let revoking = self.consumer.as_ref().is_some_and(|c| {
+            let flag = &c.context().revoking;
+            flag.load(Ordering::Acquire) && flag.swap(false, Ordering::AcqRel)
+        });
+        let Some(consumer) = self.consumer.clone().filter(|_| revoking) else {
             return;
         };
-        if !consumer.context().revoking.swap(false, Ordering::AcqRel) {
-            return;
-        }
         tracing::debug!(actor = %self.actor, outstanding = self.tracker.outstanding(), "settling revoked partitions");
         if self.core.is_transactional() {
             if self.rebalanced() {
