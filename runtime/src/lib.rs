@@ -6,6 +6,7 @@ mod broker;
 pub mod cli;
 pub mod clock;
 pub mod codec;
+mod connect;
 mod error;
 mod failures;
 mod feed;
