@@ -79,18 +79,7 @@ fn text(out: &Output, password: &str) -> (String, String) {
 fn user(cluster: &ApacheKafka) -> (String, String) {
     let (user, password) = (unique("cli-user"), unique("secret"));
     cluster.scram_user(&user, &password);
-    let principal = format!("User:{user}");
-    cluster.acls(&[
-        "--add",
-        "--allow-principal",
-        &principal,
-        "--operation",
-        "All",
-        "--topic",
-        "*",
-        "--group",
-        "*",
-    ]);
+    cluster.allow_all(&format!("User:{user}"));
     (user, password)
 }
 

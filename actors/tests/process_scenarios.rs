@@ -235,11 +235,12 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn terminate(mut child: Child) {
+/// Sends SIGTERM and waits; true when the node exited 0.
+fn terminate(mut child: Child) -> bool {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let _ = child.wait();
+    child.wait().is_ok_and(|s| s.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,15 +344,15 @@ async fn a_rolling_restart_of_two_nodes_loses_and_repeats_nothing() {
     let b = s.start("node-b");
     s.output(1_000, Duration::from_secs(60)).await;
     // SIGTERM drains and commits; the other node takes over meanwhile.
-    assert!(terminate_ok(a), "node-a drains and exits 0");
+    assert!(terminate(a), "node-a drains and exits 0");
     s.produce(5_000);
     let a = s.start("node-a");
     s.output(12_000, Duration::from_secs(60)).await;
-    assert!(terminate_ok(b), "node-b drains and exits 0");
+    assert!(terminate(b), "node-b drains and exits 0");
     s.produce(5_000);
     let b = s.start("node-b");
     let counts = s.count().await;
-    assert!(terminate_ok(a) && terminate_ok(b), "both drain and exit 0");
+    assert!(terminate(a) && terminate(b), "both drain and exit 0");
     println!("rolling restart of two nodes: {counts:?}");
     assert_eq!(counts.lost, 0, "{counts:?}");
     assert!(counts.in_order, "per-key order kept: {counts:?}");
@@ -364,12 +365,4 @@ async fn a_rolling_restart_of_two_nodes_loses_and_repeats_nothing() {
     } else {
         assert_eq!(counts.duplicates, 0, "{counts:?}");
     }
-}
-
-/// Sends SIGTERM and waits; true when the node exited 0.
-fn terminate_ok(mut child: Child) -> bool {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    child.wait().is_ok_and(|s| s.success())
 }

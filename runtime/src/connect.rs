@@ -12,6 +12,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::error::{ConnectFailure, Error, Result};
+use crate::kafka::ClientSettings;
 
 /// How long a node's first contact with its cluster may take before the
 /// node gives up, saying why.
@@ -92,6 +93,21 @@ fn classify(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<ConnectFailu
         return Some(ConnectFailure::Tls(detail));
     }
     None
+}
+
+/// [`first_contact`] for a node about to start (or replay) on an external
+/// cluster, off the async runtime's threads; nothing on an embedded broker.
+pub(crate) async fn first_contact_of(settings: &ClientSettings) -> Result<()> {
+    if settings.embedded {
+        return Ok(());
+    }
+    let (config, servers) = (settings.admin(), settings.bootstrap.clone());
+    tokio::task::spawn_blocking(move || first_contact(&config, &servers, FIRST_CONTACT))
+        .await
+        .map_err(|e| Error::Connect {
+            bootstrap: settings.bootstrap.clone(),
+            cause: ConnectFailure::Unreachable(FIRST_CONTACT, format!("the check ended: {e}")),
+        })?
 }
 
 /// The node's first contact with its cluster: a metadata request through a

@@ -493,16 +493,7 @@ impl<A: TopicActor> Feed<A> {
                 self.rewind();
             }
         } else {
-            if let Err(error) = self.core.flush(FLUSH_TIMEOUT) {
-                tracing::warn!(actor = %self.actor, %error, "producer flush before a rebalance did not complete");
-            }
-            self.store_completed();
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(error) => {
-                    tracing::warn!(actor = %self.actor, %error, "commit before a rebalance failed");
-                }
-            }
+            self.commit_completed("before a rebalance");
         }
         // What is left of the revoked partitions is their next owner's.
         self.tracker = OffsetTracker::default();
@@ -511,6 +502,22 @@ impl<A: TopicActor> Feed<A> {
             self.failure.get_or_insert(Exit::Failed(format!(
                 "cannot give up revoked partitions: {error}"
             )));
+        }
+    }
+
+    /// At-least-once: waits for every delivery report, stores what is
+    /// complete and commits it synchronously; `when` names the occasion in
+    /// warnings.
+    fn commit_completed(&mut self, when: &str) {
+        if let Err(error) = self.core.flush(FLUSH_TIMEOUT) {
+            tracing::warn!(actor = %self.actor, %error, "producer flush {when} did not complete");
+        }
+        self.store_completed();
+        if let Some(consumer) = &self.consumer {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => tracing::warn!(actor = %self.actor, %error, "commit {when} failed"),
+            }
         }
     }
 
@@ -523,16 +530,7 @@ impl<A: TopicActor> Feed<A> {
             self.drain_transaction();
             return;
         }
-        if let Err(error) = self.core.flush(FLUSH_TIMEOUT) {
-            tracing::warn!(actor = %self.actor, %error, "producer flush did not complete");
-        }
-        self.store_completed();
-        if let Some(consumer) = &self.consumer {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(error) => tracing::warn!(actor = %self.actor, %error, "final commit failed"),
-            }
-        }
+        self.commit_completed("at the end");
         let outstanding = self.tracker.outstanding();
         if outstanding > 0 {
             tracing::info!(

@@ -11,8 +11,6 @@ use crate::broker::EmbeddedBroker;
 use crate::error::{Error, Result};
 use crate::topic::TopicSpec;
 
-pub(crate) use crate::connect::{FIRST_CONTACT, first_contact};
-
 /// How long topic creation waits for a new topic to appear in metadata.
 const TOPIC_WAIT: Duration = Duration::from_secs(30);
 

@@ -480,16 +480,9 @@ impl Node {
         };
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
 
-        if embedded.is_none() {
-            // Wrong credentials or certificates stop the node here, saying
-            // which, before any actor starts.
-            let (config, servers) = (settings.admin(), bootstrap.clone());
-            tokio::task::spawn_blocking(move || {
-                crate::kafka::first_contact(&config, &servers, crate::kafka::FIRST_CONTACT)
-            })
-            .await
-            .map_err(|e| Error::Embedded(format!("first contact task failed: {e}")))??;
-        }
+        // Wrong credentials or certificates stop the node here, saying
+        // which, before any actor starts.
+        crate::connect::first_contact_of(&settings).await?;
         ensure_topics(&settings, embedded.as_ref(), &topics).await?;
         let env = Arc::new(Env { settings, registry });
         let (stop, stop_rx) = watch::channel(false);
@@ -610,14 +603,7 @@ impl Node {
             Broker::Bootstrap(servers) => servers.clone(),
         };
         let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
-        if !settings.embedded {
-            let (config, servers) = (settings.admin(), settings.bootstrap.clone());
-            tokio::task::spawn_blocking(move || {
-                crate::kafka::first_contact(&config, &servers, crate::kafka::FIRST_CONTACT)
-            })
-            .await
-            .map_err(|e| Error::Embedded(format!("first contact task failed: {e}")))??;
-        }
+        crate::connect::first_contact_of(&settings).await?;
         let group = format!("{actor}.dlq-replay");
         let probe: rdkafka::consumer::BaseConsumer = settings
             .consumer(actor, false)

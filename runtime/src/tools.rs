@@ -58,7 +58,7 @@ impl Tool {
     fn client(&self) -> Result<ClientConfig> {
         let bootstrap = self.bootstrap()?;
         let config = self.node.client_config(bootstrap);
-        crate::kafka::first_contact(&config, bootstrap, crate::kafka::FIRST_CONTACT)?;
+        crate::connect::first_contact(&config, bootstrap, crate::connect::FIRST_CONTACT)?;
         Ok(config)
     }
 
@@ -86,7 +86,7 @@ impl Tool {
         let reachable: Option<(BaseConsumer, std::collections::HashMap<String, i32>)> =
             self.bootstrap.as_ref().and_then(|b| {
                 let config = self.node.client_config(b);
-                crate::kafka::first_contact(&config, b, METADATA_TIMEOUT).ok()?;
+                crate::connect::first_contact(&config, b, METADATA_TIMEOUT).ok()?;
                 let consumer: BaseConsumer = config.create().ok()?;
                 let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT).ok()?;
                 let partitions = metadata

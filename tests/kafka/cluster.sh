@@ -238,7 +238,8 @@ cmd_start() {
   cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
   for ((i = 1; i <= BROKERS; i++)); do
     write_config "$i" "$voters"
-    java_cp kafka.tools.StorageTool format -t "$cluster_id" \
+    # `=`: a random id may start with `-`, which would read as an option.
+    java_cp kafka.tools.StorageTool format --cluster-id="$cluster_id" \
       -c "$DIR/broker-$i/server.properties" --ignore-formatted >"$DIR/broker-$i/format.log" 2>&1 ||
       { cat "$DIR/broker-$i/format.log" >&2; die "cannot format broker $i's storage"; }
   done

@@ -171,6 +171,22 @@ impl ApacheKafka {
         self.run(&["scram-user", name, password]);
     }
 
+    /// Lets `principal` do everything with every topic and group: for tests
+    /// about getting in, not about what is allowed (that is `scribe acls`).
+    pub fn allow_all(&self, principal: &str) {
+        self.acls(&[
+            "--add",
+            "--allow-principal",
+            principal,
+            "--operation",
+            "All",
+            "--topic",
+            "*",
+            "--group",
+            "*",
+        ]);
+    }
+
     /// Runs Kafka's own `kafka-acls` tool as a super user.
     pub fn acls(&self, args: &[&str]) -> String {
         let mut all = vec!["acls"];

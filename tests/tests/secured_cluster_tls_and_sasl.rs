@@ -12,22 +12,6 @@ use scribe::{Broker, ConnectFailure, Error, Node, Protocol, SaslMechanism, Secur
 use scribe_tests::actors::{Relay, RelayArgs, keyed_numbers, numbers_in, produce_numbers};
 use scribe_tests::{ApacheKafka, Listener, TestKafka, unique};
 
-/// Lets `principal` do everything with topics and groups (this test is
-/// about getting in, not about what is allowed: that is `scribe acls`).
-fn allow_all(cluster: &ApacheKafka, principal: &str) {
-    cluster.acls(&[
-        "--add",
-        "--allow-principal",
-        principal,
-        "--operation",
-        "All",
-        "--topic",
-        "*",
-        "--group",
-        "*",
-    ]);
-}
-
 /// Runs a relay through `listener` with `security`: 200 records in, 200 out.
 async fn relay_through(
     kafka: &TestKafka,
@@ -75,7 +59,7 @@ async fn a_node_runs_end_to_end_through_sasl_and_mutual_tls() {
         format!("User:{plain_user}"),
         "User:scribe-client".to_owned(),
     ] {
-        allow_all(&cluster, &principal);
+        cluster.allow_all(&principal);
     }
     let ca = cluster.tls_file("ca.pem");
     let secret = || Secret::new(password.clone());
