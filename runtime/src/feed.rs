@@ -377,21 +377,20 @@ impl<A: TopicActor> Feed<A> {
         let Some(consumer) = &self.consumer else {
             return;
         };
-        match self.tracker.collect() {
-            Ok(None) => {}
-            Ok(Some(list)) => {
-                if let Err(error) = consumer.store_offsets(&list) {
-                    // Typically a partition was revoked by a rebalance: its new
-                    // owner starts from the last committed offset.
-                    tracing::debug!(actor = %self.actor, %error, "cannot store offsets");
-                    if let Ok(assigned) = consumer.assignment() {
-                        self.tracker.retain(|topic, partition| {
-                            assigned.find_partition(topic, partition).is_some()
-                        });
-                    }
-                }
+        let collected = self.tracker.collect();
+        if let Some(list) = collected.offsets
+            && let Err(error) = consumer.store_offsets(&list)
+        {
+            // Typically a partition was revoked by a rebalance: its new
+            // owner starts from the last committed offset.
+            tracing::debug!(actor = %self.actor, %error, "cannot store offsets");
+            if let Ok(assigned) = consumer.assignment() {
+                self.tracker
+                    .retain(|topic, partition| assigned.find_partition(topic, partition).is_some());
             }
-            Err(undelivered) => self.undelivered(&undelivered),
+        }
+        if let Some(undelivered) = collected.undelivered {
+            self.undelivered(&undelivered);
         }
     }
 
@@ -416,11 +415,14 @@ impl<A: TopicActor> Feed<A> {
             self.rewind();
             return;
         }
-        let offsets = match self.tracker.collect() {
-            Ok(list) => list,
-            // Not under exactly-once: no slot waits for a delivery report.
-            Err(undelivered) => return self.undelivered(&undelivered),
-        };
+        let collected = self.tracker.collect();
+        if let Some(undelivered) = collected.undelivered {
+            // A publish refused outright (under exactly-once no slot waits
+            // for a delivery report): the transaction must not commit; the
+            // drain aborts it.
+            return self.undelivered(&undelivered);
+        }
+        let offsets = collected.offsets;
         let group = self.consumer.as_ref().and_then(|c| c.group_metadata());
         let outcome = self.core.commit(offsets.as_ref().zip(group.as_ref()));
         let failure = match outcome {

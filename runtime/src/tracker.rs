@@ -67,6 +67,16 @@ pub(crate) struct Undelivered {
     pub(crate) offset: i64,
 }
 
+/// What [`OffsetTracker::collect`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    /// The offsets that became committable, if any.
+    pub(crate) offsets: Option<TopicPartitionList>,
+    /// A record whose publishes were not delivered, if any: its partition's
+    /// offset stays before it.
+    pub(crate) undelivered: Option<Undelivered>,
+}
+
 /// A topic and partition.
 type Partition = (Arc<str>, i32);
 /// Consumed offsets of one partition not yet committable, oldest first.
@@ -94,19 +104,22 @@ impl OffsetTracker {
     }
 
     /// Removes every completed prefix and returns the offsets to store (the
-    /// next offset to read, per partition), or the first record whose
-    /// publishes failed.
-    pub(crate) fn collect(&mut self) -> Result<Option<TopicPartitionList>, Undelivered> {
-        let mut list: Option<TopicPartitionList> = None;
+    /// next offset to read, per partition). A partition stops at its first
+    /// record whose publishes failed, which [`Collected::undelivered`]
+    /// names; the other partitions' progress is returned all the same, so
+    /// it is stored before the instance restarts and not handled again.
+    pub(crate) fn collect(&mut self) -> Collected {
+        let mut collected = Collected::default();
         for ((topic, partition), queue) in &mut self.partitions {
             let mut last = None;
             while let Some((offset, slot)) = queue.front() {
                 if slot.has_failed() {
-                    return Err(Undelivered {
+                    collected.undelivered.get_or_insert_with(|| Undelivered {
                         topic: topic.clone(),
                         partition: *partition,
                         offset: *offset,
                     });
+                    break;
                 }
                 if !slot.is_complete() {
                     break;
@@ -115,12 +128,14 @@ impl OffsetTracker {
                 queue.pop_front();
             }
             if let Some(offset) = last {
-                let list = list.get_or_insert_with(TopicPartitionList::new);
+                let list = collected
+                    .offsets
+                    .get_or_insert_with(TopicPartitionList::new);
                 // Cannot fail: the partition was just added with a valid offset.
                 let _ = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1));
             }
         }
-        Ok(list)
+        collected
     }
 
     /// Number of records consumed but not yet committable.
@@ -158,13 +173,13 @@ mod tests {
         }
         // Record 1 is handled and has nothing pending, but 0 still waits.
         slots[1].done();
-        assert!(tracker.collect().unwrap().is_none());
+        assert!(tracker.collect().offsets.is_none());
         // Record 0 published one record that is not yet acknowledged.
         slots[0].add_pending();
         slots[0].done();
-        assert!(tracker.collect().unwrap().is_none());
+        assert!(tracker.collect().offsets.is_none());
         slots[0].done();
-        let list = tracker.collect().unwrap().unwrap();
+        let list = tracker.collect().offsets.unwrap();
         assert_eq!(offsets(&list), vec![("t".into(), 0, Offset::Offset(2))]);
         assert_eq!(tracker.outstanding(), 1);
     }
@@ -176,7 +191,39 @@ mod tests {
         let slot = AckSlot::new();
         tracker.track(&topic, 2, 7, slot.clone());
         slot.fail();
-        let err = tracker.collect().unwrap_err();
+        let err = tracker.collect().undelivered.unwrap();
         assert_eq!((err.partition, err.offset), (2, 7));
+    }
+
+    #[test]
+    fn an_undelivered_record_keeps_the_progress_of_other_partitions() {
+        let topic: Arc<str> = "t".into();
+        let mut tracker = OffsetTracker::default();
+        let done: Vec<_> = (0..3).map(|_| AckSlot::new()).collect();
+        for (i, slot) in done.iter().enumerate() {
+            tracker.track(&topic, i as i32, 10, slot.clone());
+            slot.done();
+        }
+        // Partition 1 also holds a record after the completed one whose
+        // publish failed, and one complete after that.
+        let failed = AckSlot::new();
+        failed.fail();
+        tracker.track(&topic, 1, 11, failed);
+        let after = AckSlot::new();
+        after.done();
+        tracker.track(&topic, 1, 12, after);
+        let collected = tracker.collect();
+        let undelivered = collected.undelivered.unwrap();
+        assert_eq!((undelivered.partition, undelivered.offset), (1, 11));
+        assert_eq!(
+            offsets(&collected.offsets.unwrap()),
+            vec![
+                ("t".into(), 0, Offset::Offset(11)),
+                ("t".into(), 1, Offset::Offset(11)),
+                ("t".into(), 2, Offset::Offset(11)),
+            ]
+        );
+        // The failed record and the one behind it stay.
+        assert_eq!(tracker.outstanding(), 2);
     }
 }
