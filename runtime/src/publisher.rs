@@ -327,6 +327,7 @@ impl PublisherCore {
             .chain(extra.iter().copied());
         match &self.sink {
             Sink::Kafka(producer) => {
+                let slot_of_cause = slot;
                 let slot = self.ack_slot(slot.clone());
                 slot.add_pending();
                 let mut record = BaseRecord::with_opaque_to(topic, slot)
@@ -339,7 +340,7 @@ impl PublisherCore {
                     record = record.key(key.as_slice());
                 }
                 self.sent.fetch_add(1, Ordering::Relaxed);
-                send(producer, record, topic)
+                send(producer, record, topic, slot_of_cause)
             }
             #[cfg(feature = "testing")]
             Sink::Sim(outlet) => outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
@@ -500,6 +501,7 @@ impl<T: Record> Publisher<T> {
         };
         drop(cause);
         self.core.begin_transaction()?;
+        let slot_of_cause = slot.clone();
         let slot = self.core.ack_slot(slot);
         slot.add_pending();
         self.core.sent.fetch_add(1, Ordering::Relaxed);
@@ -510,7 +512,7 @@ impl<T: Record> Publisher<T> {
         if let Some(key) = key {
             record = record.key(key);
         }
-        send(producer, record, &self.core.topic)
+        send(producer, record, &self.core.topic, &slot_of_cause)
     }
 }
 
@@ -567,11 +569,15 @@ fn classify(id: &str, step: &str, error: &KafkaError) -> TxnFailure {
 }
 
 /// Sends a record, waiting while librdkafka's local queue is full. On a
-/// refusal the record's ack slot is released and the error returned.
+/// refusal the error is returned and the record that caused the publish
+/// (`cause`) is marked failed: its offset never commits, whatever the
+/// handler does with the error, and it is handled again after a restart
+/// (under exactly-once, its transaction aborts).
 pub(crate) fn send(
     producer: &Producer,
     mut record: BaseRecord<'_, [u8], [u8], Arc<AckSlot>>,
     topic: &str,
+    cause: &AckSlot,
 ) -> Result<()> {
     loop {
         match producer.send(record) {
@@ -582,6 +588,7 @@ pub(crate) fn send(
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err((source, back)) => {
+                cause.fail();
                 back.delivery_opaque.done();
                 // A producer in a fatal state says why once, here.
                 if let Some((code, _)) = producer.client().fatal_error() {

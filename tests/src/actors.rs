@@ -37,6 +37,10 @@ pub struct RelayArgs {
     /// While above 1, return an error for every sequence number `n` with
     /// `n % outage == 1`: a dependency those records need is down.
     pub outage: Arc<AtomicI64>,
+    /// The first time this sequence number is handled, publish it under a
+    /// key larger than the producer accepts, ignore the refusal and return
+    /// `Ok` (a careless handler).
+    pub refused_once_at: Option<i64>,
 }
 
 /// Something a test does from inside a handler, at one sequence number.
@@ -119,6 +123,14 @@ impl Handler<Inbound<Number>> for Relay {
             && self.args.failures.fetch_add(1, Ordering::SeqCst) < times
         {
             return Err(format!("injected error at seq {seq}").into());
+        }
+        if self.args.refused_once_at == Some(m.seq)
+            && self.args.failures.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            let huge = vec![b'k'; 2_000_000];
+            let refused = self.out.publish(&huge, m.value());
+            assert!(refused.is_err(), "the producer refuses a 2 MB key");
+            return Ok(());
         }
         self.out.publish(m.key().unwrap_or_default(), m.value())?;
         if self.args.fail_after_publishing_at == Some(m.seq)

@@ -97,3 +97,53 @@ async fn a_dropped_node_restarted_in_its_group_loses_no_record() {
         "the second run resumed from committed offsets instead of starting over"
     );
 }
+
+/// A handler that ignores a refused publish and returns `Ok` must not get
+/// its record committed with the output lost: the record is handled again.
+#[actix::test]
+async fn a_publish_the_producer_refuses_is_not_committed_past_and_is_handled_again() {
+    let kafka = TestKafka::from_env();
+    let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
+    kafka.create_topic(&input, 1).await;
+    let total = 20;
+    produce_numbers(
+        &kafka,
+        &input,
+        scribe_tests::actors::keyed_numbers(0..total, 1),
+    );
+    let args = RelayArgs {
+        refused_once_at: Some(7),
+        ..RelayArgs::reading(&input)
+    };
+    let failures = args.failures.clone();
+    let node = start_relay(&kafka, "careless", &actor, &output, args).await;
+    let out = kafka
+        .read(&output, total as usize, Duration::from_secs(60))
+        .await;
+    let mut committed = 0;
+    for _ in 0..600 {
+        committed = kafka.committed(&actor, &input).await;
+        if committed >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = node.stats(&actor).unwrap();
+    node.shutdown().await.unwrap();
+    let seen: HashSet<i64> = numbers_in(&out).into_iter().map(|n| n.seq).collect();
+    let lost = total as usize - seen.len();
+    println!(
+        "sent={total} received={} lost={lost} duplicates={} refusals={} restarts={} committed={committed}",
+        out.len(),
+        out.len() - seen.len(),
+        failures.load(std::sync::atomic::Ordering::SeqCst),
+        stats.restarts,
+    );
+    assert_eq!(
+        lost, 0,
+        "the record whose publish was refused is handled again"
+    );
+    assert!(seen.contains(&7));
+    assert!(stats.restarts >= 1, "the instance restarted: {stats:?}");
+    assert_eq!(committed, total, "every offset commits in the end");
+}
