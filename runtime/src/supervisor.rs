@@ -466,62 +466,26 @@ pub(crate) async fn supervise(
     let mut restarts = Restarts::default();
     loop {
         let began = Instant::now();
-        let mut instance = match factory.spawn(&env, &failures, &mode) {
-            Ok(instance) => instance,
+        let exit = match factory.spawn(&env, &failures, &mode) {
+            Ok(instance) => match run(instance, &name, &mut started, &mut stop).await {
+                Some(exit) => exit,
+                // The first start failed; `started` says why.
+                None => return,
+            },
             Err(error) => {
                 if let Some(started) = started.take() {
                     let _ = started.send(Err(error));
                     return;
                 }
-                tracing::error!(actor = %name, error = %crate::feed::error_chain(&error), "cannot restart actor");
-                if sleep_or_stop(backoff, &mut stop).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+                // Counted like any failure: a restart that cannot build
+                // its instance spends the budget, and stops the actor
+                // when it keeps failing.
+                Exit::Failed(format!(
+                    "cannot build a new instance: {}",
+                    crate::feed::error_chain(&error)
+                ))
             }
         };
-        if let Some(ready) = instance.ready.take() {
-            let outcome = match ready.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(Error::ActorStart {
-                    actor: name.clone(),
-                    source,
-                }),
-                Err(_) => Err(Error::ActorStart {
-                    actor: name.clone(),
-                    source: "its thread ended before it started".into(),
-                }),
-            };
-            match (outcome, started.take()) {
-                (Ok(()), Some(started)) => {
-                    let _ = started.send(Ok(()));
-                }
-                (Err(error), Some(started)) => {
-                    let _ = started.send(Err(error));
-                    instance.join().await;
-                    return;
-                }
-                (Err(error), None) => {
-                    tracing::error!(actor = %name, error = %crate::feed::error_chain(&error), "actor failed to restart");
-                }
-                (Ok(()), None) => {}
-            }
-        }
-        let exit = tokio::select! {
-            exit = &mut instance.exit => exit.unwrap_or(Exit::Failed("the actor's thread ended".into())),
-            _ = stop.wait_for(|stop| *stop) => {
-                if let Some(tx) = instance.stop.take() {
-                    let _ = tx.send(());
-                }
-                match tokio::time::timeout(DRAIN_TIMEOUT, &mut instance.exit).await {
-                    Ok(Ok(exit)) => exit,
-                    Ok(Err(_)) => Exit::Failed("the actor's thread ended while draining".into()),
-                    Err(_) => Exit::Failed(format!("drain took longer than {DRAIN_TIMEOUT:?}")),
-                }
-            }
-        };
-        instance.join().await;
         let stopping = *stop.borrow();
         // A failure the brokers made permanent is not restarted: a restart
         // would be refused again, or, fenced, would fence its replacement.
@@ -582,6 +546,60 @@ pub(crate) async fn supervise(
     }
 }
 
+/// Waits for a spawned instance to start, reporting the first start on
+/// `started`, then until it exits or `stop` asks it to drain. `None` when
+/// the first start failed (reported, nothing to restart).
+async fn run(
+    mut instance: Instance,
+    name: &str,
+    started: &mut Option<oneshot::Sender<Result<()>>>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Exit> {
+    if let Some(ready) = instance.ready.take() {
+        let outcome = match ready.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(Error::ActorStart {
+                actor: name.to_owned(),
+                source,
+            }),
+            Err(_) => Err(Error::ActorStart {
+                actor: name.to_owned(),
+                source: "its thread ended before it started".into(),
+            }),
+        };
+        match (outcome, started.take()) {
+            (Ok(()), Some(started)) => {
+                let _ = started.send(Ok(()));
+            }
+            (Err(error), Some(started)) => {
+                let _ = started.send(Err(error));
+                instance.join().await;
+                return None;
+            }
+            // Its exit says it failed, and is counted.
+            (Err(error), None) => {
+                tracing::error!(actor = %name, error = %crate::feed::error_chain(&error), "actor failed to restart");
+            }
+            (Ok(()), None) => {}
+        }
+    }
+    let exit = tokio::select! {
+        exit = &mut instance.exit => exit.unwrap_or(Exit::Failed("the actor's thread ended".into())),
+        _ = stop.wait_for(|stop| *stop) => {
+            if let Some(tx) = instance.stop.take() {
+                let _ = tx.send(());
+            }
+            match tokio::time::timeout(DRAIN_TIMEOUT, &mut instance.exit).await {
+                Ok(Ok(exit)) => exit,
+                Ok(Err(_)) => Exit::Failed("the actor's thread ended while draining".into()),
+                Err(_) => Exit::Failed(format!("drain took longer than {DRAIN_TIMEOUT:?}")),
+            }
+        }
+    };
+    instance.join().await;
+    Some(exit)
+}
+
 /// Sleeps, unless asked to stop first; returns whether to stop.
 async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     let slept = tokio::select! {
@@ -589,4 +607,115 @@ async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> boo
         _ = stop.wait_for(|stop| *stop) => false,
     };
     !slept || *stop.borrow()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// An actor whose first instance fails and whose every restart cannot
+    /// even be built.
+    struct Unbuildable {
+        spawned: AtomicU32,
+    }
+
+    impl ActorFactory for Unbuildable {
+        fn name(&self) -> &str {
+            "unbuildable"
+        }
+        fn output(&self) -> &str {
+            "out"
+        }
+        fn output_type(&self) -> &str {
+            "t"
+        }
+        fn output_schema(&self) -> apache_avro::Schema {
+            apache_avro::Schema::Null
+        }
+        fn subscriptions(&self) -> &[SubscriptionInfo] {
+            &[]
+        }
+        fn register_schemas(&self, _: &mut SchemaRegistry) {}
+        fn spawn(&self, _: &Env, _: &Failures, _: &Mode) -> Result<Instance> {
+            if self.spawned.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Err(Error::Shutdown {
+                    actor: "unbuildable".into(),
+                    reason: "no instance for you".into(),
+                });
+            }
+            let (exit_tx, exit) = oneshot::channel();
+            exit_tx
+                .send(Exit::Failed("the first instance failed".into()))
+                .ok();
+            let (ready_tx, ready) = oneshot::channel();
+            ready_tx.send(Ok(())).ok();
+            Ok(Instance {
+                arbiter: None,
+                stop: None,
+                exit,
+                ready: Some(ready),
+            })
+        }
+        #[cfg(feature = "testing")]
+        fn spawn_sim(&self, _: &crate::sim::SimEnv<'_>, _: &Failures) -> Result<()> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_that_cannot_build_its_instance_spends_the_budget() {
+        let factory = Arc::new(Unbuildable {
+            spawned: AtomicU32::new(0),
+        });
+        let stats = Arc::new(ActorStats::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let policy = FailurePolicy::default();
+        let supervision = Supervision {
+            factory: factory.clone(),
+            env: Arc::new(Env {
+                settings: crate::kafka::ClientSettings {
+                    bootstrap: "127.0.0.1:9".into(),
+                    node: "n".into(),
+                    embedded: false,
+                    commit_interval: Duration::from_secs(1),
+                    transaction_timeout: Duration::from_secs(1),
+                    common: vec![],
+                    consumer: vec![],
+                    producer: vec![],
+                },
+                registry: SchemaRegistry::new(),
+            }),
+            stats: stats.clone(),
+            policy: Arc::new(policy.clone()),
+            dead_letter: None,
+            delivery: Delivery::AtLeastOnce,
+            control: Arc::new(NodeControl {
+                stop: stop_tx,
+                halted: Mutex::default(),
+            }),
+            mode: Mode::Live,
+        };
+        let (started_tx, started) = oneshot::channel();
+        // It ends by itself: the budget is spent.
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            supervise(supervision, stop, started_tx),
+        )
+        .await
+        .expect("the supervisor gives up");
+        started.await.unwrap().expect("the first instance started");
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.restarts, u64::from(policy.max_restarts));
+        assert!(snapshot.unhealthy);
+        let why = stats.stopped_because.lock().unwrap().clone().unwrap();
+        assert!(why.contains("cannot build a new instance"), "{why}");
+        assert!(why.contains("no instance for you"), "{why}");
+        assert_eq!(
+            factory.spawned.load(Ordering::SeqCst),
+            policy.max_restarts + 1
+        );
+    }
 }
