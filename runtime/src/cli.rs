@@ -443,7 +443,9 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
     out
 }
 
-/// `scribe run`: validate, start, and drain on the first signal.
+/// `scribe run`: validate, start, and drain on the first signal, or as
+/// soon as an actor's restart budget stops the node (then the command
+/// fails, naming the actor and why).
 fn run(registry: &Registry, file: PathBuf) -> Result<()> {
     let config = NodeConfig::load(&file)?;
     let node = config.node(registry)?;
@@ -452,15 +454,14 @@ fn run(registry: &Registry, file: PathBuf) -> Result<()> {
         tracing::info!(
             node = %running.name(),
             bootstrap = %running.bootstrap_servers(),
-            "running; Ctrl-C or SIGTERM drains and stops"
+            "running; Ctrl-C or SIGTERM drains and stops (a second signal exits at once)"
         );
-        crate::node::wait_for_signal().await;
-        tracing::info!("signal received: draining (a second signal exits at once)");
+        running.until_signal_or_halt().await;
         actix::spawn(async {
             crate::node::wait_for_signal().await;
             eprintln!("second signal: exiting without draining");
             std::process::exit(130);
         });
-        running.shutdown().await
+        running.drain().await
     })
 }

@@ -760,13 +760,28 @@ impl RunningNode {
     /// returns, with [`Error::NodeHalted`], when an actor's restart budget
     /// stopped the node.
     pub async fn run_until_signal(self) -> Result<()> {
+        self.until_signal_or_halt().await;
+        self.drain().await
+    }
+
+    /// Waits for Ctrl-C or SIGTERM, or for an actor's restart budget to
+    /// stop the node, whichever comes first; says which in the log.
+    pub(crate) async fn until_signal_or_halt(&self) {
         let mut stopped = self.control.stop.subscribe();
         tokio::select! {
             () = wait_for_signal() => {
                 tracing::info!(node = %self.name, "signal received; draining");
             }
-            _ = stopped.wait_for(|stop| *stop) => {}
+            _ = stopped.wait_for(|stop| *stop) => {
+                let reason = self.halted().unwrap_or_default();
+                tracing::error!(node = %self.name, %reason, "the node stops itself; draining");
+            }
         }
+    }
+
+    /// Shuts down gracefully; [`Error::NodeHalted`] when the node had
+    /// stopped itself.
+    pub(crate) async fn drain(self) -> Result<()> {
         let halted = self.halted();
         self.shutdown().await?;
         halted.map_or(Ok(()), |reason| Err(Error::NodeHalted { reason }))

@@ -255,3 +255,47 @@ impl Handler<Inbound<crate::records::Payload>> for PayloadRelay {
         Ok(())
     }
 }
+
+/// How a [`Crasher`] behaves (its `params` in a node file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrasherArgs {
+    /// The topic of [`Number`]s it reads.
+    pub input: String,
+    /// It panics every time it handles this sequence number.
+    pub panic_at: i64,
+}
+
+/// Republishes the [`Number`]s it reads, and panics on one of them every
+/// time: an actor that keeps failing, for node processes.
+#[derive(Debug)]
+pub struct Crasher {
+    args: CrasherArgs,
+    out: Publisher<Number>,
+}
+
+impl Actor for Crasher {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Crasher {
+    type Output = Number;
+    type Args = CrasherArgs;
+    fn subscriptions(args: &CrasherArgs, subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<Number>(args.input.as_str());
+    }
+    fn create(args: CrasherArgs, out: Publisher<Number>) -> Result<Self, ActorError> {
+        Ok(Self { args, out })
+    }
+}
+
+impl Handler<Inbound<Number>> for Crasher {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, m: Inbound<Number>, _: &mut Context<Self>) -> Self::Result {
+        if m.seq == self.args.panic_at {
+            panic!("injected panic at seq {}", m.seq);
+        }
+        self.out.publish(m.key().unwrap_or_default(), m.value())?;
+        Ok(())
+    }
+}

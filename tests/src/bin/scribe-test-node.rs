@@ -1,0 +1,9 @@
+//! The `scribe` command with the standard actors and the test actors
+//! registered: scenario tests run node processes of actors that fail on
+//! purpose.
+
+fn main() -> std::process::ExitCode {
+    let mut registry = scribe_actors::registry();
+    registry.register::<scribe_tests::actors::Crasher>("test.crasher");
+    scribe::cli::main(registry)
+}
