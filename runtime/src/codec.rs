@@ -84,6 +84,13 @@ pub enum DecodeError {
     /// Bytes were left over after the datum.
     #[error("{0} bytes left over after the avro datum")]
     TrailingBytes(usize),
+    /// A header's key is not UTF-8 (written by a client that is not
+    /// scribe); the record is dead-lettered without that header.
+    #[error("header {index} has a key that is not UTF-8")]
+    HeaderKey {
+        /// Its position among the record's headers, from 0.
+        index: usize,
+    },
     /// A dead letter that cannot be replayed to its actor.
     #[error("cannot replay the dead letter: {0}")]
     Unreplayable(String),

@@ -756,9 +756,18 @@ impl<A: TopicActor> Reader<A> {
                 message.topic()
             )));
         };
-        let raw = raw_of(message, Headers::from_kafka(message.headers()), Some(index));
+        let (headers, unreadable) = Headers::from_kafka(message.headers());
+        let raw = raw_of(message, headers, Some(index));
         let at = (topic.clone(), message.partition(), message.offset());
-        let arrival = decode(&self.routes, at.clone(), &raw);
+        let arrival = match unreadable {
+            None => decode(&self.routes, at.clone(), &raw),
+            Some(index) => Arrival {
+                topic: at.0.clone(),
+                partition: at.1,
+                offset: at.2,
+                body: Err(DecodeError::HeaderKey { index }),
+            },
+        };
         Ok((arrival, raw, at))
     }
 
@@ -769,7 +778,9 @@ impl<A: TopicActor> Reader<A> {
         &mut self,
         message: &rdkafka::message::BorrowedMessage<'_>,
     ) -> (Arrival<A>, Raw, ReadAt) {
-        let all = Headers::from_kafka(message.headers());
+        // A dead letter's unreadable header keys were dropped when it was
+        // written; one written by another client is replayed without them.
+        let (all, _) = Headers::from_kafka(message.headers());
         let text = |key: &str| all.get(key).and_then(|v| std::str::from_utf8(v).ok());
         let read_at: ReadAt = (
             Arc::from(message.topic()),

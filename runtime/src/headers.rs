@@ -60,6 +60,38 @@ const KNOWN: [&str; 8] = [
     CAUSATION_ID,
 ];
 
+/// Every header of a consumed record as (key, value), and the positions
+/// of the headers left out because their key is not UTF-8.
+///
+/// Anyone may write such a key (Kafka's keys are bytes on the wire), but
+/// rust-rdkafka's accessor panics on it. Reading the headers is guarded,
+/// once per record; only a record that trips the guard is read again one
+/// header at a time, to keep the others.
+pub(crate) fn kafka_pairs(headers: Option<&BorrowedHeaders>) -> (Vec<(&str, &[u8])>, Vec<usize>) {
+    fn pair<'a>(h: Header<'a, &'a [u8]>) -> (&'a str, &'a [u8]) {
+        (h.key, h.value.unwrap_or_default())
+    }
+    let Some(headers) = headers else {
+        return (Vec::new(), Vec::new());
+    };
+    let all = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        headers.iter().map(pair).collect::<Vec<_>>()
+    }));
+    if let Ok(all) = all {
+        return (all, Vec::new());
+    }
+    let mut pairs = Vec::with_capacity(headers.count());
+    let mut unreadable = Vec::new();
+    for index in 0..headers.count() {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| headers.try_get(index))) {
+            Ok(Some(header)) => pairs.push(pair(header)),
+            Ok(None) => {}
+            Err(_) => unreadable.push(index),
+        }
+    }
+    (pairs, unreadable)
+}
+
 /// The headers of an inbound record, with the well-known ones parsed out.
 ///
 /// Records from producers that are not scribe nodes may lack any of them.
@@ -73,15 +105,11 @@ pub struct Headers {
 }
 
 impl Headers {
-    pub(crate) fn from_kafka(headers: Option<&BorrowedHeaders>) -> Self {
-        let Some(headers) = headers else {
-            return Headers::default();
-        };
-        Headers::from_pairs(
-            headers
-                .iter()
-                .map(|header| (header.key, header.value.unwrap_or_default())),
-        )
+    /// A consumed record's headers, and the position of the first one
+    /// dropped because its key is not UTF-8 (see [`kafka_pairs`]).
+    pub(crate) fn from_kafka(headers: Option<&BorrowedHeaders>) -> (Self, Option<usize>) {
+        let (pairs, unreadable) = kafka_pairs(headers);
+        (Headers::from_pairs(pairs), unreadable.first().copied())
     }
 
     /// Headers from key and value pairs, in order.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers as _, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use uuid::Uuid;
@@ -175,18 +175,17 @@ impl Tool {
                     continue;
                 }
             };
-            let headers: serde_json::Map<String, serde_json::Value> = message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            let v =
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-                            (h.key.to_owned(), serde_json::Value::String(v))
-                        })
-                        .collect()
+            let (pairs, unreadable) = crate::headers::kafka_pairs(message.headers());
+            if !unreadable.is_empty() {
+                eprintln!("{at}: headers {unreadable:?} left out: their keys are not UTF-8");
+            }
+            let headers: serde_json::Map<String, serde_json::Value> = pairs
+                .into_iter()
+                .map(|(key, value)| {
+                    let v = String::from_utf8_lossy(value).into_owned();
+                    (key.to_owned(), serde_json::Value::String(v))
                 })
-                .unwrap_or_default();
+                .collect();
             let line = serde_json::json!({
                 "topic": message.topic(),
                 "partition": message.partition(),
@@ -245,12 +244,12 @@ impl Tool {
             let Some(message) = next_message(&consumer) else {
                 continue;
             };
+            let (pairs, _) = crate::headers::kafka_pairs(message.headers());
             let header = |key: &str| {
-                message.headers().and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == key)
-                        .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
-                })
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
             };
             let number = |key: &str| header(key).and_then(|v| v.parse::<i64>().ok());
             let payload = message.payload().unwrap_or_default();

@@ -1,0 +1,106 @@
+//! Records written by clients that are not scribe, which rust-rdkafka
+//! cannot read as they are, never stall a partition nor restart an actor:
+//! each is dead-lettered with what can be kept, and the records behind it
+//! are handled.
+//!
+//! Needs `kcat` (CI installs it): a header key that is not UTF-8 cannot
+//! be written through Rust's rdkafka, whose keys are `&str`, nor Python's
+//! confluent-kafka, which writes a `bytes` key as its `repr`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
+use std::time::Duration;
+
+use scribe_tests::actors::{Relay, RelayArgs, encode_numbers, numbers_in};
+use scribe_tests::records::Number;
+use scribe_tests::{TestKafka, unique};
+
+/// Writes `value` to partition 0 of `topic` under key `k` with `kcat`, with
+/// a header whose key is not UTF-8, then a readable one. False when there
+/// is no `kcat`.
+fn produce_poison_with_kcat(bootstrap: &str, topic: &str, value: &[u8]) -> bool {
+    let file = std::env::temp_dir().join(format!("{topic}.poison"));
+    std::fs::write(&file, value).unwrap();
+    let status = Command::new("kcat")
+        .args([
+            "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-k", "k", "-H",
+        ])
+        .arg(OsStr::from_bytes(b"\xffnot-utf8=x"))
+        .args(["-H", "kept=yes"])
+        .arg(&file)
+        .status();
+    match status {
+        Ok(status) => {
+            assert!(status.success(), "kcat could not write the record");
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[actix::test]
+async fn a_header_key_that_is_not_utf8_dead_letters_the_record_without_a_restart() {
+    let kafka = TestKafka::from_env();
+    let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
+    kafka.create_topic(&input, 1).await;
+    let values: Vec<Vec<u8>> = encode_numbers((0..5).map(|seq| Number {
+        key: "k".into(),
+        seq,
+    }))
+    .into_iter()
+    .map(|(_, v)| v)
+    .collect();
+    let raw = |range: std::ops::Range<usize>| -> Vec<_> {
+        values[range]
+            .iter()
+            .map(|v| (Some("k"), v.clone(), vec![]))
+            .collect()
+    };
+    kafka.produce_raw(&input, &raw(0..2));
+    if !produce_poison_with_kcat(kafka.bootstrap(), &input, &values[2]) {
+        let required = std::env::var("SCRIBE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+        assert!(!required, "SCRIBE_REQUIRE_INTEROP=1 but there is no kcat");
+        eprintln!("skipped: no kcat (apt-get install kcat)");
+        return;
+    }
+    kafka.produce_raw(&input, &raw(3..5));
+    let node = kafka
+        .node("poison")
+        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let out = kafka.read(&output, 4, Duration::from_secs(60)).await;
+    let dead = kafka
+        .read(&format!("{output}.dlq"), 1, Duration::from_secs(30))
+        .await;
+    let stats = node.stats(&actor).unwrap();
+    node.shutdown().await.unwrap();
+    let seqs: Vec<i64> = numbers_in(&out).iter().map(|n| n.seq).collect();
+    println!(
+        "sent=5 handled={} dead_lettered={} restarts={} outputs={seqs:?}",
+        stats.handled,
+        dead.len(),
+        stats.restarts
+    );
+    assert_eq!(seqs, vec![0, 1, 3, 4], "the records around it are handled");
+    assert_eq!(dead.len(), 1, "{stats:?}");
+    let letter = &dead[0];
+    assert_eq!(
+        letter.value, values[2],
+        "the dead letter is the record as it came"
+    );
+    assert!(
+        letter
+            .header("scribe_dlq_error")
+            .contains("header 0 has a key that is not UTF-8"),
+        "{:?}",
+        letter.headers
+    );
+    assert_eq!(letter.header("kept"), "yes", "readable headers are kept");
+    assert_eq!(letter.header("scribe_dlq_offset"), "2");
+    assert_eq!(stats.restarts, 0, "no restart: {stats:?}");
+}
