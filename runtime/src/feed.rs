@@ -803,7 +803,16 @@ impl<A: TopicActor> Reader<A> {
             None => (read_at.clone(), None),
         };
         let raw = raw_of(message, all.without_dead_letter(), route);
+        let truncated = text(crate::headers::DLQ_TRUNCATED).map(str::to_owned);
         let arrival = match (origin.0 == read_at.0, route) {
+            _ if truncated.is_some() => self.unreplayable(
+                origin,
+                format!(
+                    "it holds only part of the record ({}: {})",
+                    crate::headers::DLQ_TRUNCATED,
+                    truncated.unwrap_or_default()
+                ),
+            ),
             (true, _) => self.unreplayable(
                 origin,
                 "it has no scribe_dlq_topic, _partition and _offset headers".into(),

@@ -43,6 +43,11 @@ pub const DLQ_TOPIC: &str = "scribe_dlq_topic";
 pub const DLQ_PARTITION: &str = "scribe_dlq_partition";
 /// On a dead letter: its offset there.
 pub const DLQ_OFFSET: &str = "scribe_dlq_offset";
+/// On a dead letter that is only part of its record, because the whole
+/// record did not fit the producer's `message.max.bytes`: what was kept,
+/// as `value K of N bytes` (and `, key dropped` when it was). Such a dead
+/// letter is not replayed.
+pub const DLQ_TRUNCATED: &str = "scribe_dlq_truncated";
 /// The CloudEvents spec version scribe writes.
 pub const SPEC_VERSION: &str = "1.0";
 /// The content type of every value: Avro single-object encoding.
@@ -181,7 +186,9 @@ impl Headers {
     /// carries: a record being replayed, as it was first written.
     pub(crate) fn without_dead_letter(&self) -> Headers {
         let mut out = self.clone();
-        out.other.retain(|(key, _)| !is_dead_letter(key));
+        // A part of a record stays marked as such.
+        out.other
+            .retain(|(key, _)| !is_dead_letter(key) || key == DLQ_TRUNCATED);
         out
     }
 

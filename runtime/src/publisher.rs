@@ -127,6 +127,8 @@ pub(crate) struct PublisherCore {
     txn: Option<Transaction>,
     /// Records sent so far: tells whether a failed handler published.
     sent: AtomicU64,
+    /// The producer's `message.max.bytes`: what a dead letter must fit.
+    max_message_bytes: usize,
 }
 
 /// The state of an exactly-once actor's transactions.
@@ -148,6 +150,9 @@ impl Transaction {
         Ok(())
     }
 }
+
+/// librdkafka's default `message.max.bytes`.
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// How many times a transaction commit whose outcome is unknown is retried
 /// before the producer is rebuilt.
@@ -188,7 +193,15 @@ impl PublisherCore {
             detached: AckSlot::detached(),
             txn: None,
             sent: AtomicU64::new(0),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
+    }
+
+    /// The producer's `message.max.bytes`, when it is not librdkafka's
+    /// default.
+    pub(crate) fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
     }
 
     /// Makes the core transactional, as producer `id`.
@@ -309,7 +322,10 @@ impl PublisherCore {
 
     /// Writes a record the actor gives up on to its dead-letter topic: the
     /// original key, value and headers, plus `extra` headers saying why.
-    /// `slot` completes once the dead letter is acknowledged.
+    /// `slot` completes once the dead letter is acknowledged. A record too
+    /// large for the producer goes as much of it as fits, saying so in
+    /// [`DLQ_TRUNCATED`](crate::headers::DLQ_TRUNCATED). When nothing can
+    /// be written, `slot` fails: the record's offset never commits.
     pub(crate) fn dead_letter(
         &self,
         topic: &str,
@@ -319,32 +335,53 @@ impl PublisherCore {
     ) -> Result<()> {
         self.begin_transaction()?;
         // A dead letter dead-lettered again carries only the latest
-        // failure's headers.
-        let pairs = raw
+        // failure's headers, and whether it is only part of its record.
+        let pairs: Vec<(&str, &[u8])> = raw
             .headers
             .iter()
-            .filter(|(key, _)| !crate::headers::is_dead_letter(key))
-            .chain(extra.iter().copied());
-        match &self.sink {
-            Sink::Kafka(producer) => {
-                let slot_of_cause = slot;
-                let slot = self.ack_slot(slot.clone());
-                slot.add_pending();
-                let mut record = BaseRecord::with_opaque_to(topic, slot)
-                    .payload(&*raw.value)
-                    .headers(to_kafka(pairs));
-                if let Some(timestamp) = raw.timestamp {
-                    record = record.timestamp(timestamp);
-                }
-                if let Some(key) = &raw.key {
-                    record = record.key(key.as_slice());
-                }
-                self.sent.fetch_add(1, Ordering::Relaxed);
-                send(producer, record, topic, slot_of_cause)
-            }
+            .filter(|(key, _)| {
+                !crate::headers::is_dead_letter(key) || *key == crate::headers::DLQ_TRUNCATED
+            })
+            .chain(extra.iter().copied())
+            .collect();
+        let producer = match &self.sink {
+            Sink::Kafka(producer) => producer,
             #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
+            Sink::Sim(outlet) => return outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
+        };
+        let write = |key: Option<&[u8]>, value: &[u8], pairs: &[(&str, &[u8])]| {
+            let ack = self.ack_slot(slot.clone());
+            ack.add_pending();
+            let mut record = BaseRecord::with_opaque_to(topic, ack)
+                .payload(value)
+                .headers(to_kafka(pairs.iter().copied()));
+            if let Some(timestamp) = raw.timestamp {
+                record = record.timestamp(timestamp);
+            }
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            send(producer, record, topic)
+        };
+        let written = match write(raw.key.as_deref(), &raw.value, &pairs) {
+            Err(Error::Publish {
+                source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                ..
+            }) => {
+                let cut = Truncated::fit(self.max_message_bytes, raw, &pairs);
+                tracing::warn!(topic, truncated = %cut.note, "dead letter too large for the producer; writing what fits");
+                let mut pairs = pairs.clone();
+                pairs.push((crate::headers::DLQ_TRUNCATED, cut.note.as_bytes()));
+                let key = raw.key.as_deref().filter(|_| cut.keep_key);
+                write(key, &raw.value[..cut.value], &pairs)
+            }
+            other => other,
+        };
+        if written.is_err() {
+            slot.fail();
         }
+        written
     }
 
     /// What a record sent while handling `cause_slot`'s record waits on:
@@ -365,6 +402,41 @@ impl PublisherCore {
             // The simulated bus acknowledges on append.
             #[cfg(feature = "testing")]
             Sink::Sim(_) => Ok(()),
+        }
+    }
+}
+
+/// How much of a record too large for the producer a dead letter keeps.
+struct Truncated {
+    /// Bytes of the value kept, from its start.
+    value: usize,
+    /// Whether the key is kept.
+    keep_key: bool,
+    /// What was kept, for [`DLQ_TRUNCATED`](crate::headers::DLQ_TRUNCATED).
+    note: String,
+}
+
+impl Truncated {
+    /// Room for the record batch and header framing librdkafka adds.
+    const OVERHEAD: usize = 1024;
+
+    /// What fits in `max` bytes, with `pairs` as headers.
+    fn fit(max: usize, raw: &crate::failures::Raw, pairs: &[(&str, &[u8])]) -> Self {
+        let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
+        let key = raw.key.as_ref().map_or(0, Vec::len);
+        let keep_key = key <= room / 2;
+        let room = if keep_key { room - key } else { room };
+        let value = raw.value.len().min(room);
+        let note = format!(
+            "value {value} of {} bytes{}",
+            raw.value.len(),
+            if keep_key { "" } else { ", key dropped" }
+        );
+        Self {
+            value,
+            keep_key,
+            note,
         }
     }
 }
@@ -512,7 +584,7 @@ impl<T: Record> Publisher<T> {
         if let Some(key) = key {
             record = record.key(key);
         }
-        send(producer, record, &self.core.topic, &slot_of_cause)
+        send(producer, record, &self.core.topic).inspect_err(|_| slot_of_cause.fail())
     }
 }
 
@@ -569,15 +641,15 @@ fn classify(id: &str, step: &str, error: &KafkaError) -> TxnFailure {
 }
 
 /// Sends a record, waiting while librdkafka's local queue is full. On a
-/// refusal the error is returned and the record that caused the publish
-/// (`cause`) is marked failed: its offset never commits, whatever the
-/// handler does with the error, and it is handled again after a restart
-/// (under exactly-once, its transaction aborts).
-pub(crate) fn send(
+/// refusal the record's ack slot is released and the error returned: the
+/// caller then fails the slot of the record that caused the publish, so
+/// its offset never commits, whatever a handler does with the error, and
+/// it is handled again after a restart (under exactly-once, its
+/// transaction aborts).
+fn send(
     producer: &Producer,
     mut record: BaseRecord<'_, [u8], [u8], Arc<AckSlot>>,
     topic: &str,
-    cause: &AckSlot,
 ) -> Result<()> {
     loop {
         match producer.send(record) {
@@ -588,7 +660,6 @@ pub(crate) fn send(
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err((source, back)) => {
-                cause.fail();
                 back.delivery_opaque.done();
                 // A producer in a fatal state says why once, here.
                 if let Some((code, _)) = producer.client().fatal_error() {

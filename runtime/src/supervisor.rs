@@ -119,9 +119,14 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             Mode::Live => env.settings.transactional_id(&self.name),
             Mode::Replay(_) => format!("{}.dlq-replay", env.settings.transactional_id(&self.name)),
         });
-        let producer: Producer = env
+        let config = env
             .settings
-            .producer(&self.name, transactional_id.as_deref())
+            .producer(&self.name, transactional_id.as_deref());
+        let max_message_bytes = config
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(crate::publisher::DEFAULT_MAX_MESSAGE_BYTES);
+        let producer: Producer = config
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
@@ -137,7 +142,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             Sink::Kafka(producer),
             self.output.as_str().into(),
             format!("{}/{}", env.settings.node, self.name),
-        );
+        )
+        .max_message_bytes(max_message_bytes);
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
         }

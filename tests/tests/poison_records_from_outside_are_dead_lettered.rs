@@ -104,3 +104,83 @@ async fn a_header_key_that_is_not_utf8_dead_letters_the_record_without_a_restart
     assert_eq!(letter.header("scribe_dlq_offset"), "2");
     assert_eq!(stats.restarts, 0, "no restart: {stats:?}");
 }
+
+/// A record the broker accepted but scribe's producer cannot copy whole
+/// (librdkafka's `message.max.bytes` is below the broker's limit) goes to
+/// the dead-letter topic as much of it as fits, saying so.
+#[actix::test]
+async fn a_record_too_large_to_copy_is_dead_lettered_in_part_without_a_restart() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let kafka = TestKafka::from_env();
+    let (input, output, actor) = (unique("in"), unique("out"), unique("relay"));
+    kafka.create_topic(&input, 1).await;
+    let good = encode_numbers((0..2).map(|seq| Number {
+        key: "k".into(),
+        seq,
+    }));
+    // Not Avro, and over librdkafka's default message.max.bytes once the
+    // dead-letter headers are added; under the broker's own limit.
+    let huge: Vec<u8> = (0..1_040_000u32).map(|i| (i % 251) as u8).collect();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("message.max.bytes", "2000000")
+        .create()
+        .unwrap();
+    for value in [&good[0].1, &huge, &good[1].1] {
+        producer
+            .send(
+                BaseRecord::to(&input)
+                    .key("k")
+                    .payload(value.as_slice())
+                    .partition(0),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+    let node = kafka
+        .node("too-large")
+        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let out = kafka.read(&output, 2, Duration::from_secs(60)).await;
+    let dead = kafka
+        .read(&format!("{output}.dlq"), 1, Duration::from_secs(30))
+        .await;
+    let stats = node.stats(&actor).unwrap();
+    node.shutdown().await.unwrap();
+    let seqs: Vec<i64> = numbers_in(&out).iter().map(|n| n.seq).collect();
+    println!(
+        "sent=3 handled={} dead_lettered={} restarts={} outputs={seqs:?}",
+        stats.handled,
+        dead.len(),
+        stats.restarts
+    );
+    assert_eq!(seqs, vec![0, 1], "the records around it are handled");
+    assert_eq!(dead.len(), 1, "{stats:?}");
+    let letter = &dead[0];
+    let note = letter.header("scribe_dlq_truncated");
+    assert!(
+        note.starts_with("value ") && note.ends_with(" of 1040000 bytes"),
+        "{note}"
+    );
+    assert!(
+        letter.value.len() > 900_000,
+        "as much as fits: {}",
+        letter.value.len()
+    );
+    assert!(huge.starts_with(&letter.value), "the start of the value");
+    assert_eq!(letter.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(letter.header("scribe_dlq_offset"), "1");
+    assert!(
+        letter
+            .header("scribe_dlq_error")
+            .contains("single-object marker")
+    );
+    assert_eq!(stats.restarts, 0, "no restart: {stats:?}");
+}
