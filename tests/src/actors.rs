@@ -41,6 +41,10 @@ pub struct RelayArgs {
     /// key larger than the producer accepts, ignore the refusal and return
     /// `Ok` (a careless handler).
     pub refused_once_at: Option<i64>,
+    /// Return an error every time this sequence number is handled, and the
+    /// first time, right after, panic outside the handler (in a timer of
+    /// the actor's own, where no guard catches it).
+    pub fail_then_panic_outside_at: Option<i64>,
 }
 
 /// Something a test does from inside a handler, at one sequence number.
@@ -96,7 +100,15 @@ impl TopicActor for Relay {
 
 impl Handler<Inbound<Number>> for Relay {
     type Result = Result<(), ActorError>;
-    fn handle(&mut self, m: Inbound<Number>, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, m: Inbound<Number>, ctx: &mut Context<Self>) -> Self::Result {
+        if self.args.fail_then_panic_outside_at == Some(m.seq) {
+            if !self.args.panicked.swap(true, Ordering::SeqCst) {
+                ctx.run_later(Duration::ZERO, |_, _| {
+                    panic!("injected panic outside a handler")
+                });
+            }
+            return Err(format!("injected error at seq {}", m.seq).into());
+        }
         if !self.args.delay.is_zero() {
             std::thread::sleep(self.args.delay);
         }

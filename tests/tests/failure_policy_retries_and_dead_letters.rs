@@ -266,3 +266,67 @@ async fn with_then_stop_a_record_past_its_retries_stops_the_actor_uncommitted() 
         "{stats:?}"
     );
 }
+
+/// The actor's thread panics outside any handler right after a record was
+/// dead-lettered: no offset commits past a dead letter the broker has not
+/// acknowledged, so the record is on the dead-letter topic, or is read
+/// again and dead-lettered then.
+#[actix::test]
+async fn a_panic_right_after_dead_lettering_commits_nothing_past_an_unwritten_dead_letter() {
+    let s = setup(10).await;
+    let args = RelayArgs {
+        fail_then_panic_outside_at: Some(3),
+        ..RelayArgs::reading(&s.input)
+    };
+    let policy = quick(FailurePolicy {
+        retries: 0,
+        ..FailurePolicy::default()
+    });
+    let node = start(&s, args, policy).await;
+    // On the embedded broker every acknowledgement takes a while: the dead
+    // letter is still unacknowledged when the thread panics.
+    if let Some(broker) = s.kafka.embedded_broker() {
+        broker
+            .set_round_trip_time(1, Duration::from_millis(300))
+            .unwrap();
+    }
+    let out = s.kafka.read(&s.output, 9, Duration::from_secs(60)).await;
+    if let Some(broker) = s.kafka.embedded_broker() {
+        broker.set_round_trip_time(1, Duration::ZERO).unwrap();
+    }
+    let mut committed = 0;
+    for _ in 0..600 {
+        committed = s.kafka.committed(&s.actor, &s.input).await;
+        if committed >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead = s
+        .kafka
+        .read(
+            &format!("{}.dlq", s.output),
+            usize::MAX,
+            Duration::from_secs(5),
+        )
+        .await;
+    let stats = node.stats(&s.actor).unwrap();
+    node.shutdown().await.unwrap();
+    let seqs: std::collections::BTreeSet<i64> = numbers_in(&out).iter().map(|n| n.seq).collect();
+    let dead_seqs: Vec<i64> = numbers_in(&dead).iter().map(|n| n.seq).collect();
+    println!(
+        "sent=10 handled={} dead_letters={dead_seqs:?} restarts={} committed={committed}",
+        seqs.len(),
+        stats.restarts
+    );
+    assert_eq!(committed, 10, "{stats:?}");
+    assert_eq!(seqs.len(), 9, "every other record handled");
+    assert!(
+        dead_seqs.contains(&3),
+        "the offset committed past 3, so its dead letter is written"
+    );
+    assert!(
+        stats.restarts >= 1,
+        "the panic restarted the actor: {stats:?}"
+    );
+}
