@@ -1,6 +1,8 @@
 //! `scribe produce` encodes JSON lines with the topic owner's schema and
 //! reports the lines that do not fit; `scribe tail` decodes them back to
-//! JSON; `scribe topics` lists owners, types and end offsets.
+//! JSON, and gives up when fewer records come than asked for; `scribe
+//! topics` lists owners, types, the cluster's partition counts and end
+//! offsets.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -116,6 +118,30 @@ params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low =
     assert_eq!(second["value"]["state"], "CLEARED");
     assert_eq!(second["value"]["at_ms"], 3);
 
+    // More than there are: it gives up once none came for the timeout.
+    let short = scribe(
+        &[
+            "tail",
+            config,
+            &topic,
+            "--from-beginning",
+            "-n",
+            "5",
+            "--timeout",
+            "2s",
+        ],
+        "",
+    );
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert_eq!(short.status.code(), Some(1), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&short.stdout).lines().count(), 2);
+    assert!(
+        stderr.contains(&format!(
+            "only 2 of 5 records from `{topic}`: none came for 2s"
+        )),
+        "{stderr}"
+    );
+
     let topics = scribe(&["topics", config], "");
     let table = String::from_utf8_lossy(&topics.stdout);
     assert!(
@@ -134,17 +160,27 @@ params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low =
             topic.as_str(),
             &format!("{id}-alarm"),
             "scribe.control.Alarm",
-            "3"
+            "1"
         ],
-        "{table}"
+        "the cluster's partition count, not the config's: {table}"
+    );
+    let notes = String::from_utf8_lossy(&topics.stderr);
+    assert!(
+        notes.contains(&format!(
+            "topic `{topic}` has 1 partitions on the cluster; the node's config says 3"
+        )),
+        "{notes}"
     );
     assert_eq!(cells[4], "2", "two records were sent: {table}");
     let external = table
         .lines()
         .find(|l| l.starts_with(&format!("{id}.summaries")))
         .expect("{table}");
-    assert!(
-        external.contains("(external)") && external.trim_end().ends_with('-'),
-        "{table}"
+    let cells: Vec<&str> = external.split_whitespace().collect();
+    assert_eq!(
+        cells[cells.len() - 2..],
+        ["-", "-"],
+        "not on the cluster: {table}"
     );
+    assert!(external.contains("(external)"), "{table}");
 }

@@ -99,6 +99,10 @@ enum Command {
         /// Stop after this many records.
         #[arg(short = 'n', long = "count")]
         count: Option<usize>,
+        /// With `-n`: give up (exit 1) when no record came for this long
+        /// before the count was reached.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
         /// Bootstrap servers, overriding the file.
         #[arg(long)]
         bootstrap: Option<String>,
@@ -199,9 +203,10 @@ pub fn main(registry: Registry) -> ExitCode {
             topic,
             from_beginning,
             count,
+            timeout,
             bootstrap,
         } => tools::Tool::new(&registry, &config, bootstrap.as_deref())
-            .and_then(|t| t.tail(&topic, from_beginning, count)),
+            .and_then(|t| t.tail(&topic, from_beginning, count.map(|n| (n, timeout)))),
         Command::Dlq {
             command:
                 DlqCommand::List {

@@ -177,6 +177,18 @@ pub enum Error {
         /// How many partitions the topic has.
         partitions: i32,
     },
+    /// `scribe tail -n N` waited for records that did not come.
+    #[error("only {printed} of {wanted} records from `{topic}`: none came for {idle:?}")]
+    TailTimedOut {
+        /// The topic tailed.
+        topic: String,
+        /// Records printed.
+        printed: usize,
+        /// Records asked for.
+        wanted: usize,
+        /// How long it waited for the next one.
+        idle: std::time::Duration,
+    },
     /// The node stopped itself: an actor spent its restart budget.
     #[error("the node stopped: {reason}")]
     NodeHalted {

@@ -114,6 +114,18 @@ impl Tool {
                     ("(external)".to_owned(), read_as)
                 }
             };
+            let on_cluster = reachable
+                .as_ref()
+                .and_then(|(_, partitions)| partitions.get(&topic).copied());
+            if let Some(actual) = on_cluster
+                && actual != spec.partitions
+            {
+                eprintln!(
+                    "topic `{topic}` has {actual} partitions on the cluster; the node's \
+                     config says {}",
+                    spec.partitions
+                );
+            }
             let end = reachable
                 .as_ref()
                 .and_then(|(consumer, partitions)| {
@@ -127,20 +139,24 @@ impl Tool {
                         .sum::<Option<i64>>()
                 })
                 .map_or("-".to_owned(), |n| n.to_string());
-            println!(
-                "{topic:<32} {owner_name:<20} {record_type:<36} {:>10} {end:>12}",
-                spec.partitions
-            );
+            // What the cluster has; what the config says when unknown.
+            let partitions = match (on_cluster, &reachable) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(_)) => "-".to_owned(),
+                (None, None) => format!("({})", spec.partitions),
+            };
+            println!("{topic:<32} {owner_name:<20} {record_type:<36} {partitions:>10} {end:>12}");
         }
         Ok(())
     }
 
-    /// `scribe tail`.
+    /// `scribe tail`; with `count`, stops after that many records, or
+    /// fails once none came for its idle timeout.
     pub(crate) fn tail(
         &self,
         topic: &str,
         from_beginning: bool,
-        count: Option<usize>,
+        count: Option<(usize, Duration)>,
     ) -> Result<()> {
         let consumer = self.reader("tail")?;
         let mut list = TopicPartitionList::new();
@@ -158,10 +174,22 @@ impl Tool {
             .map_err(|e| Error::kafka("cannot assign partitions", e))?;
         let registry = self.node.schema_registry();
         let mut printed = 0;
-        while count.is_none_or(|n| printed < n) {
+        let mut last = Instant::now();
+        while count.is_none_or(|(n, _)| printed < n) {
             let Some(message) = next_message(&consumer) else {
+                if let Some((wanted, idle)) = count
+                    && last.elapsed() >= idle
+                {
+                    return Err(Error::TailTimedOut {
+                        topic: topic.to_owned(),
+                        printed,
+                        wanted,
+                        idle,
+                    });
+                }
                 continue;
             };
+            last = Instant::now();
             let at = format!(
                 "{}/{}@{}",
                 message.topic(),
