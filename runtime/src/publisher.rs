@@ -38,7 +38,14 @@ pub(crate) struct DeliveryTracker {
     /// zombie would fence its replacement in turn), so the actor stops for
     /// good, saying why.
     pub(crate) refused: Arc<std::sync::OnceLock<String>>,
+    /// How long a publish waits for room in a full producer queue before
+    /// it fails: the producer's `message.timeout.ms`, as long as a queued
+    /// record may wait for its delivery.
+    pub(crate) queue_full_limit: Duration,
 }
+
+/// A publish waiting this long for room in the producer's queue is logged.
+const STALL_WARNING: Duration = Duration::from_secs(1);
 
 impl ClientContext for DeliveryTracker {}
 
@@ -646,17 +653,56 @@ fn classify(id: &str, step: &str, error: &KafkaError) -> TxnFailure {
 /// its offset never commits, whatever a handler does with the error, and
 /// it is handled again after a restart (under exactly-once, its
 /// transaction aborts).
+///
+/// While librdkafka's local queue is full the actor's thread waits: that is
+/// the backpressure a handler publishing faster than the broker
+/// acknowledges feels. The wait is counted in the actor's stats, logged
+/// after [`STALL_WARNING`], and fails the publish after the producer's
+/// `message.timeout.ms`.
 fn send(
     producer: &Producer,
     mut record: BaseRecord<'_, [u8], [u8], Arc<AckSlot>>,
     topic: &str,
 ) -> Result<()> {
+    let context = producer.context();
+    let mut stalled: Option<std::time::Instant> = None;
+    let mut warned = false;
     loop {
         match producer.send(record) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                if let Some(since) = stalled {
+                    let ms = since.elapsed().as_millis() as u64;
+                    ActorStats::add(&context.stats.publish_stalled_ms, ms);
+                    if warned {
+                        tracing::info!(actor = %context.actor, topic, waited_ms = ms, "the producer's queue has room again");
+                    }
+                }
+                return Ok(());
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 // The local queue is full: wait for the broker to drain it.
                 record = back;
+                let since = *stalled.get_or_insert_with(|| {
+                    ActorStats::add(&context.stats.publish_stalls, 1);
+                    std::time::Instant::now()
+                });
+                let waited = since.elapsed();
+                if waited >= context.queue_full_limit {
+                    ActorStats::add(&context.stats.publish_stalled_ms, waited.as_millis() as u64);
+                    record.delivery_opaque.done();
+                    tracing::error!(actor = %context.actor, topic, ?waited, "the producer's queue stayed full; the publish fails");
+                    return Err(Error::Publish {
+                        topic: topic.to_owned(),
+                        source: KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                    });
+                }
+                if !warned && waited >= STALL_WARNING {
+                    warned = true;
+                    tracing::warn!(
+                        actor = %context.actor, topic, ?waited,
+                        "the producer's queue is full: the broker is not keeping up; the actor waits"
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err((source, back)) => {

@@ -16,6 +16,8 @@ pub(crate) struct ActorStats {
     pub(crate) transactions: AtomicU64,
     pub(crate) transactions_aborted: AtomicU64,
     pub(crate) commit_retries: AtomicU64,
+    pub(crate) publish_stalls: AtomicU64,
+    pub(crate) publish_stalled_ms: AtomicU64,
     /// Stopped by its failure policy or restart budget.
     pub(crate) unhealthy: std::sync::atomic::AtomicBool,
     /// Why the actor stopped for good, once it has.
@@ -41,6 +43,8 @@ impl ActorStats {
             transactions: get(&self.transactions),
             transactions_aborted: get(&self.transactions_aborted),
             commit_retries: get(&self.commit_retries),
+            publish_stalls: get(&self.publish_stalls),
+            publish_stalled_ms: get(&self.publish_stalled_ms),
             unhealthy: self.unhealthy.load(Ordering::Relaxed),
         }
     }
@@ -74,6 +78,11 @@ pub struct StatsSnapshot {
     /// Exactly-once: transaction steps tried again because their outcome
     /// was unknown.
     pub commit_retries: u64,
+    /// Publishes that found the producer's queue full and waited for room
+    /// (the broker is not keeping up with the actor).
+    pub publish_stalls: u64,
+    /// Milliseconds spent in those waits, in all.
+    pub publish_stalled_ms: u64,
     /// Whether the actor was stopped by its failure policy or restart
     /// budget (it is not running).
     pub unhealthy: bool,

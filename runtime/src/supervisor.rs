@@ -122,15 +122,18 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         let config = env
             .settings
             .producer(&self.name, transactional_id.as_deref());
-        let max_message_bytes = config
-            .get("message.max.bytes")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(crate::publisher::DEFAULT_MAX_MESSAGE_BYTES);
+        let number = |key: &str| config.get(key).and_then(|v| v.trim().parse::<u64>().ok());
+        let max_message_bytes = number("message.max.bytes")
+            .map_or(crate::publisher::DEFAULT_MAX_MESSAGE_BYTES, |n| n as usize);
+        // librdkafka's default message.timeout.ms is 5 minutes.
+        let queue_full_limit =
+            Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
         let producer: Producer = config
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
                 refused: failures.refused.clone(),
+                queue_full_limit,
             })
             .map_err(|e| {
                 Error::kafka(
