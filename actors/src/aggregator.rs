@@ -61,14 +61,19 @@ impl TopicActor for WindowedAggregator {
         subs.subscribe::<HostMetrics>(args.input.as_str());
     }
 
+    fn validate(args: &WindowedAggregatorArgs) -> Result<(), ActorError> {
+        if args.window < std::time::Duration::from_millis(1) {
+            return Err("window must be at least 1 ms".into());
+        }
+        Ok(())
+    }
+
     fn create(
         args: WindowedAggregatorArgs,
         out: Publisher<MetricSummary>,
     ) -> Result<Self, ActorError> {
+        Self::validate(&args)?;
         let window_ms = i64::try_from(args.window.as_millis()).unwrap_or(i64::MAX);
-        if window_ms <= 0 {
-            return Err("window must be at least 1 ms".into());
-        }
         Ok(Self {
             windows: Windows::new(window_ms),
             out,

@@ -61,7 +61,15 @@ impl TopicActor for HostSampler {
     type Output = HostMetrics;
     type Args = HostSamplerArgs;
 
+    fn validate(args: &HostSamplerArgs) -> Result<(), ActorError> {
+        if args.interval < std::time::Duration::from_millis(1) {
+            return Err("interval must be at least 1 ms".into());
+        }
+        Ok(())
+    }
+
     fn create(args: HostSamplerArgs, out: Publisher<HostMetrics>) -> Result<Self, ActorError> {
+        Self::validate(&args)?;
         let host = match args.host {
             Some(host) => host,
             None => std::fs::read_to_string("/proc/sys/kernel/hostname")

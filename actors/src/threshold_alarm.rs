@@ -63,10 +63,22 @@ impl TopicActor for ThresholdAlarm {
         subs.subscribe::<MetricSummary>(args.input.as_str());
     }
 
-    fn create(args: ThresholdAlarmArgs, out: Publisher<Alarm>) -> Result<Self, ActorError> {
+    fn validate(args: &ThresholdAlarmArgs) -> Result<(), ActorError> {
+        if !args.low.is_finite() || !args.high.is_finite() {
+            return Err(format!(
+                "low ({}) and high ({}) must be numbers",
+                args.low, args.high
+            )
+            .into());
+        }
         if args.low > args.high {
             return Err(format!("low ({}) must not exceed high ({})", args.low, args.high).into());
         }
+        Ok(())
+    }
+
+    fn create(args: ThresholdAlarmArgs, out: Publisher<Alarm>) -> Result<Self, ActorError> {
+        Self::validate(&args)?;
         Ok(Self {
             hysteresis: Hysteresis::new(args.high, args.low),
             args,

@@ -464,3 +464,134 @@ fn a_failure_policy_is_accepted() {
     let path = write("policy.toml", &node(&format!("{SAMPLER}{actor}")));
     succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
 }
+
+/// `scribe run` refuses `text` with the same line as `scribe check`, exit
+/// code 2, before it touches Kafka (nothing listens at the bootstrap
+/// address; the embedded broker is never started).
+fn run_refuses_like_check(name: &str, text: &str, expected: &[&str]) {
+    let line = refused(name, text);
+    for part in expected {
+        assert!(line.contains(part), "{name}: expected `{part}` in: {line}");
+    }
+    let path = write(name, text);
+    let started = Instant::now();
+    let out = scribe(&["run", path.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name}: `scribe run`: {stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{name}: refused before connecting"
+    );
+    assert!(
+        stderr.lines().any(|l| l == line),
+        "{name}: `run` says what `check` says ({line}): {stderr}"
+    );
+}
+
+#[test]
+fn a_partition_count_out_of_range_is_refused_by_check_and_run() {
+    for (file, section) in [
+        (
+            "partitions-huge.toml",
+            "[topic_defaults]\npartitions = 2000000000\n",
+        ),
+        ("partitions-zero.toml", "[topic_defaults]\npartitions = 0\n"),
+    ] {
+        let text = node(SAMPLER).replacen("[kafka]", &format!("{section}[kafka]"), 1);
+        let text = text.replace(NOWHERE, "embedded");
+        run_refuses_like_check(
+            file,
+            &text,
+            &["topic_defaults.partitions", "is out of range (1 to 10000)"],
+        );
+    }
+    let topic = format!(
+        "{}\n[[topics]]\nname = \"metrics.host\"\nreplication = 0\n",
+        node(SAMPLER)
+    );
+    run_refuses_like_check(
+        "replication-zero.toml",
+        &topic,
+        &["topic `metrics.host`: replication", "0 is out of range"],
+    );
+}
+
+#[test]
+fn zero_intervals_are_refused() {
+    for field in ["commit_interval", "transaction_timeout"] {
+        let text = node(SAMPLER).replacen(
+            "name = \"n\"",
+            &format!("name = \"n\"\n{field} = \"0s\""),
+            1,
+        );
+        run_refuses_like_check(
+            &format!("zero-{field}.toml"),
+            &text,
+            &[&format!("node.{field}: must be more than zero")],
+        );
+    }
+}
+
+#[test]
+fn a_dead_letter_topic_the_actor_writes_or_reads_is_refused() {
+    for (file, topic, why) in [
+        (
+            "dlq-output.toml",
+            "metrics.summary",
+            "it is the actor's own output",
+        ),
+        ("dlq-input.toml", "metrics.host", "the actor reads it"),
+    ] {
+        let actor = format!("{AGGREGATOR}failure = {{ dead_letter_topic = \"{topic}\" }}\n");
+        run_refuses_like_check(
+            file,
+            &node(&actor),
+            &[
+                &format!("actor `agg`: failure.dead_letter_topic `{topic}`"),
+                why,
+            ],
+        );
+    }
+}
+
+#[test]
+fn an_actors_own_parameter_rules_are_checked_naming_file_and_actor() {
+    let empty_window = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\", window = \"0s\" }",
+    );
+    run_refuses_like_check(
+        "empty-window.toml",
+        &node(&empty_window),
+        &["actor `agg`: params: window must be at least 1 ms"],
+    );
+    let alarm = r#"
+[[actors]]
+name = "alarm"
+kind = "threshold-alarm"
+output = "alarms"
+params = { input = "s", metric = "cpu_percent", high = 1.0, low = 2.0 }
+"#;
+    run_refuses_like_check(
+        "bounds.toml",
+        &node(alarm),
+        &["actor `alarm`: params: low (2) must not exceed high (1)"],
+    );
+}
+
+#[test]
+fn two_files_with_one_node_name_are_refused() {
+    let a = write("same-name-a.toml", &node(SAMPLER));
+    let b = write("same-name-b.toml", &node(AGGREGATOR));
+    let out = scribe(&["check", a.to_str().unwrap(), b.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: node.name: `n` is also the name of the node in {}",
+            b.display(),
+            a.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -75,6 +75,15 @@ pub trait TopicActor: Actor<Context = Context<Self>> {
         let _ = (args, subs);
     }
 
+    /// Checks the arguments when the node is built, before anything
+    /// touches Kafka, so that `scribe check` refuses what `create` would
+    /// (an empty window, bounds in the wrong order). The error names the
+    /// actor. The default accepts any arguments.
+    fn validate(args: &Self::Args) -> Result<(), ActorError> {
+        let _ = args;
+        Ok(())
+    }
+
     /// Builds the actor. Called again after every restart.
     fn create(args: Self::Args, out: Publisher<Self::Output>) -> Result<Self, ActorError>;
 }

@@ -298,10 +298,23 @@ pub struct Deployment {
 /// Loads and validates every file, then checks them together as one
 /// deployment. Touches no network.
 pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
-    let mut nodes = Vec::new();
+    let mut nodes: Vec<Loaded> = Vec::new();
     for file in files {
         let config = NodeConfig::load(file)?;
         let node = config.node(registry)?;
+        // Node names tell the nodes apart: in client ids, in every record's
+        // `ce_source`, and in the principal `scribe acls` binds.
+        if let Some(other) = nodes.iter().find(|l| l.node.name() == node.name()) {
+            return Err(Error::Config {
+                file: config.file.clone(),
+                message: format!(
+                    "node.name: `{}` is also the name of the node in {}; each node of a \
+                     deployment needs its own (a node run on several machines is one file)",
+                    node.name(),
+                    other.config.file
+                ),
+            });
+        }
         nodes.push(Loaded { config, node });
     }
     let actors: Vec<ActorInfo> = nodes.iter().flat_map(|l| l.node.actors()).collect();

@@ -177,6 +177,24 @@ pub enum Error {
         /// How many partitions the topic has.
         partitions: i32,
     },
+    /// A setting is out of its range (a zero interval, a partition count
+    /// no cluster would take).
+    #[error("{setting}: {reason}")]
+    InvalidSetting {
+        /// The setting, as a node file names it.
+        setting: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// An actor's own checks of its arguments refused them
+    /// ([`crate::TopicActor::validate`]).
+    #[error("actor `{actor}`: params: {reason}")]
+    InvalidParams {
+        /// The actor.
+        actor: String,
+        /// What its checks said.
+        reason: String,
+    },
     /// `scribe tail -n N` waited for records that did not come.
     #[error("only {printed} of {wanted} records from `{topic}`: none came for {idle:?}")]
     TailTimedOut {

@@ -88,8 +88,15 @@ impl NodeBuilder {
         output: impl Into<String>,
         args: A::Args,
     ) -> Self {
+        let name = name.into();
+        if let Err(reason) = A::validate(&args) {
+            self.errors.push(Error::InvalidParams {
+                actor: name.clone(),
+                reason: crate::feed::error_chain(&*reason),
+            });
+        }
         let stats = Arc::new(ActorStats::default());
-        let factory = Factory::<A>::new(name.into(), output.into(), args, stats.clone());
+        let factory = Factory::<A>::new(name, output.into(), args, stats.clone());
         self.actors.push((Arc::new(factory), stats));
         self
     }
@@ -182,6 +189,22 @@ impl NodeBuilder {
             return Err(error);
         }
         check_name("node", &self.name)?;
+        let invalid = |setting: String, reason: String| Error::InvalidSetting { setting, reason };
+        for (setting, value) in [
+            ("node.commit_interval", self.commit_interval),
+            ("node.transaction_timeout", self.transaction_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(setting.into(), "must be more than zero".into()));
+            }
+        }
+        self.default_topic
+            .check()
+            .map_err(|(field, reason)| invalid(format!("topic_defaults.{field}"), reason))?;
+        for (topic, spec) in &self.topics {
+            spec.check()
+                .map_err(|(field, reason)| invalid(format!("topic `{topic}`: {field}"), reason))?;
+        }
         self.security
             .check()
             .map_err(|(field, reason)| Error::Security { field, reason })?;
@@ -233,6 +256,31 @@ impl NodeBuilder {
         }
         let node = Node { builder: self };
         crate::topology::check(&node.actors())?;
+        for actor in node.actors() {
+            let Some(dead_letters) = &actor.dead_letter_topic else {
+                continue;
+            };
+            let why = if *dead_letters == actor.output {
+                "it is the actor's own output, so undecodable records would reach its readers"
+            } else if actor.subscriptions.iter().any(|s| {
+                if s.pattern {
+                    crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(dead_letters))
+                } else {
+                    s.topic == *dead_letters
+                }
+            }) {
+                "the actor reads it, so a dead letter would come back to it at once"
+            } else {
+                continue;
+            };
+            return Err(invalid(
+                format!(
+                    "actor `{}`: failure.dead_letter_topic `{dead_letters}`",
+                    actor.name
+                ),
+                why.into(),
+            ));
+        }
         let exactly_once = node
             .builder
             .deliveries

@@ -36,6 +36,41 @@ impl TopicSpec {
     }
 }
 
+/// The most partitions scribe creates a topic with. Kafka sets no limit
+/// of its own, but more than this in one topic is a typo far more often
+/// than a plan, and a huge count makes the embedded broker abort.
+pub(crate) const MAX_PARTITIONS: i32 = 10_000;
+
+impl TopicSpec {
+    /// Checks the counts: partitions from 1 to [`MAX_PARTITIONS`],
+    /// replication from 1 to Kafka's 32767, retention positive or -1
+    /// (forever). Returns the field at fault and why.
+    pub(crate) fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        if !(1..=MAX_PARTITIONS).contains(&self.partitions) {
+            return Err((
+                "partitions",
+                format!(
+                    "{} is out of range (1 to {MAX_PARTITIONS})",
+                    self.partitions
+                ),
+            ));
+        }
+        if !(1..=i32::from(i16::MAX)).contains(&self.replication) {
+            return Err((
+                "replication",
+                format!("{} is out of range (1 to {})", self.replication, i16::MAX),
+            ));
+        }
+        if let Some(ms) = self.retention_ms
+            && ms <= 0
+            && ms != -1
+        {
+            return Err(("retention", format!("{ms} ms must be more than zero")));
+        }
+        Ok(())
+    }
+}
+
 /// Checks a name against Kafka's rules for topic (and group) names:
 /// 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
