@@ -356,6 +356,28 @@ fn an_invalid_relay_pattern_is_refused() {
     );
 }
 
+/// librdkafka subscribes with the pattern (POSIX regular expressions) and
+/// scribe routes records by it (Rust's `regex`): a pattern the two read
+/// differently would read records it cannot route, or miss topics.
+#[test]
+fn a_relay_pattern_librdkafka_reads_differently_is_refused() {
+    for (pattern, why) in [
+        (
+            "metrics\\\\.h\\\\d",
+            "write it as a bracket class like `[0-9]`",
+        ),
+        ("(?i)metrics", "flags like `(?i)`"),
+        ("(?:metrics|logs)\\\\..*", "only plain groups"),
+        ("metrics.*?", "lazy repetitions"),
+    ] {
+        assert_refused(
+            "relay-portable.toml",
+            &node(&RELAY.replace("PATTERN", pattern)),
+            &["invalid subscription pattern", why],
+        );
+    }
+}
+
 #[test]
 fn a_relay_pattern_matching_its_own_topic_is_refused() {
     assert_refused(

@@ -91,6 +91,10 @@ pub enum DecodeError {
         /// Its position among the record's headers, from 0.
         index: usize,
     },
+    /// The record's topic matches none of the actor's subscriptions as
+    /// scribe reads them, though the consumer fetched it.
+    #[error("no subscription of the actor matches topic `{0}`")]
+    Unrouted(String),
     /// A dead letter that cannot be replayed to its actor.
     #[error("cannot replay the dead letter: {0}")]
     Unreplayable(String),

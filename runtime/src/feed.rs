@@ -750,23 +750,24 @@ impl<A: TopicActor> Reader<A> {
         &mut self,
         message: &rdkafka::message::BorrowedMessage<'_>,
     ) -> KafkaResult<(Arrival<A>, Raw, ReadAt)> {
-        let Some((topic, index)) = self.route(message.topic()) else {
-            return Err(KafkaError::Subscription(format!(
-                "record from unsubscribed topic `{}`",
-                message.topic()
-            )));
-        };
+        let route = self.route(message.topic());
+        let topic = route
+            .as_ref()
+            .map_or_else(|| Arc::from(message.topic()), |(t, _)| t.clone());
         let (headers, unreadable) = Headers::from_kafka(message.headers());
-        let raw = raw_of(message, headers, Some(index));
-        let at = (topic.clone(), message.partition(), message.offset());
-        let arrival = match unreadable {
-            None => decode(&self.routes, at.clone(), &raw),
-            Some(index) => Arrival {
-                topic: at.0.clone(),
-                partition: at.1,
-                offset: at.2,
-                body: Err(DecodeError::HeaderKey { index }),
-            },
+        let raw = raw_of(message, headers, route.as_ref().map(|(_, i)| *i));
+        let at = (topic, message.partition(), message.offset());
+        let failed = |error| Arrival {
+            topic: at.0.clone(),
+            partition: at.1,
+            offset: at.2,
+            body: Err(error),
+        };
+        // Never skipped: what cannot be routed or read is dead-lettered.
+        let arrival = match (route, unreadable) {
+            (None, _) => failed(DecodeError::Unrouted(message.topic().to_owned())),
+            (Some(_), Some(index)) => failed(DecodeError::HeaderKey { index }),
+            (Some(_), None) => decode(&self.routes, at.clone(), &raw),
         };
         Ok((arrival, raw, at))
     }
