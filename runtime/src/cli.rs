@@ -262,7 +262,7 @@ pub fn main(registry: Registry) -> ExitCode {
             ExitCode::from(2)
         }
         Err(error) => {
-            eprintln!("error: {}", crate::feed::error_chain(&error));
+            eprintln!("error: {}", crate::error::chain(&error));
             ExitCode::FAILURE
         }
     }

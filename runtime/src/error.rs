@@ -284,3 +284,19 @@ impl Error {
         }
     }
 }
+
+/// An error and its sources, joined by `: `.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        // rdkafka's errors repeat their source's text in their own.
+        let said = s.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -10,6 +10,7 @@ mod connect;
 mod error;
 mod failures;
 mod feed;
+mod handling;
 pub mod headers;
 mod inbound;
 mod kafka;

@@ -92,7 +92,7 @@ impl NodeBuilder {
         if let Err(reason) = A::validate(&args) {
             self.errors.push(Error::InvalidParams {
                 actor: name.clone(),
-                reason: crate::feed::error_chain(&*reason),
+                reason: crate::error::chain(&*reason),
             });
         }
         let stats = Arc::new(ActorStats::default());

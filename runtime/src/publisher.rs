@@ -336,7 +336,7 @@ impl PublisherCore {
     pub(crate) fn dead_letter(
         &self,
         topic: &str,
-        raw: &crate::failures::Raw,
+        raw: &crate::handling::Raw,
         extra: &[(&str, &[u8])],
         slot: &Arc<AckSlot>,
     ) -> Result<()> {
@@ -428,7 +428,7 @@ impl Truncated {
     const OVERHEAD: usize = 1024;
 
     /// What fits in `max` bytes, with `pairs` as headers.
-    fn fit(max: usize, raw: &crate::failures::Raw, pairs: &[(&str, &[u8])]) -> Self {
+    fn fit(max: usize, raw: &crate::handling::Raw, pairs: &[(&str, &[u8])]) -> Self {
         let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
         let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
         let key = raw.key.as_ref().map_or(0, Vec::len);

@@ -204,7 +204,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             // On the actor's thread: it waits for the broker, which fences
             // any older instance and settles its open transaction.
             if let Err(error) = core.init_transactions() {
-                let reason = crate::feed::error_chain(&error);
+                let reason = crate::error::chain(&error);
                 let _ = ready_tx.send(Err(reason.clone().into()));
                 let _ = exit_tx.send(Exit::Failed(reason));
                 return;
@@ -491,7 +491,7 @@ pub(crate) async fn supervise(
                 // when it keeps failing.
                 Exit::Failed(format!(
                     "cannot build a new instance: {}",
-                    crate::feed::error_chain(&error)
+                    crate::error::chain(&error)
                 ))
             }
         };
@@ -587,7 +587,7 @@ async fn run(
             }
             // Its exit says it failed, and is counted.
             (Err(error), None) => {
-                tracing::error!(actor = %name, error = %crate::feed::error_chain(&error), "actor failed to restart");
+                tracing::error!(actor = %name, error = %crate::error::chain(&error), "actor failed to restart");
             }
             (Ok(()), None) => {}
         }

@@ -199,7 +199,7 @@ impl Tool {
             let (ty, value) = match decode_json(&registry, message.payload().unwrap_or_default()) {
                 Ok(decoded) => decoded,
                 Err(e) => {
-                    eprintln!("{at}: cannot decode: {}", crate::feed::error_chain(&e));
+                    eprintln!("{at}: cannot decode: {}", crate::error::chain(&e));
                     continue;
                 }
             };
@@ -378,9 +378,7 @@ impl Tool {
                 .and_then(|(key, value)| {
                     encode_json(&owner.output_schema, value)
                         .map(|bytes| (key, bytes))
-                        .map_err(|e| {
-                            format!("does not fit `{ty}`: {}", crate::feed::error_chain(&e))
-                        })
+                        .map_err(|e| format!("does not fit `{ty}`: {}", crate::error::chain(&e)))
                 });
             let (key, bytes) = match encoded {
                 Ok(encoded) => encoded,

@@ -10,7 +10,8 @@ use actix::{ActorContext, ActorFuture, AsyncContext, Context};
 
 use crate::actor::{Routes, TopicActor};
 use crate::error::{Error, Result};
-use crate::failures::{Failures, Handling, Next, Raw};
+use crate::failures::Failures;
+use crate::handling::{Handling, Next, Raw};
 use crate::publisher::{Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 use crate::supervisor::Factory;

@@ -1,0 +1,329 @@
+//! The feed: drives one actor instance from its Kafka consumer.
+//!
+//! The feed is an actix `ActorFuture` spawned in the actor's own context, so
+//! it runs on the actor's thread with `&mut` access to the actor. It pulls
+//! records from the consumer ([`reader`]), hands each to the actor under its
+//! failure policy ([`crate::handling`]), tracks which offsets may be
+//! committed, and on a stop request drains: it stops taking records,
+//! flushes the producer, stores and commits the completed offsets, and
+//! reports to the supervisor ([`commit`]). [`rebalance`] is the consumer's
+//! context, which holds a revocation back until the feed has settled it.
+
+mod commit;
+mod reader;
+mod rebalance;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use actix::{ActorContext, ActorFuture, Context};
+use futures::Stream;
+use futures::channel::oneshot;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaResult;
+
+use crate::actor::{Routes, TopicActor};
+use crate::failures::Failures;
+use crate::handling::{Arrival, Handling, Next, Raw};
+use crate::publisher::PublisherCore;
+use crate::stats::ActorStats;
+use crate::tracker::{AckSlot, OffsetTracker};
+
+pub(crate) use reader::{Input, ReadSet};
+pub(crate) use rebalance::{Consumer, Rebalances};
+
+/// How many records the feed handles before yielding to the actor's other
+/// work (its mailbox, its intervals) and storing completed offsets.
+const BUDGET: usize = 256;
+/// How long the feed handles records before yielding, whatever their number,
+/// so slow handlers still store offsets and see stop requests promptly.
+const BUDGET_TIME: Duration = Duration::from_millis(20);
+
+/// Why an actor instance ended.
+#[derive(Debug)]
+pub(crate) enum Exit {
+    /// Asked to stop; drained and committed.
+    Stopped,
+    /// Failed; the supervisor restarts it.
+    Failed(String),
+    /// Stopped by its failure policy; the supervisor does not restart it.
+    Halted(String),
+}
+
+/// Where a record was read: what its offset commit names. The same as
+/// the record's own coordinates, but for a replayed dead letter, which is
+/// handled as the record it was and committed where it was read.
+pub(crate) type ReadAt = (Arc<str>, i32, i64);
+
+type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Arrival<A>, Raw, ReadAt)>>>>;
+
+/// A record waiting to be tried again.
+struct Pending {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    raw: Raw,
+    attempt: u32,
+    slot: Arc<AckSlot>,
+    wait: Pin<Box<tokio::time::Sleep>>,
+}
+
+pub(crate) struct Feed<A: TopicActor> {
+    actor: Arc<str>,
+    consumer: Option<Arc<Consumer>>,
+    arrivals: Arrivals<A>,
+    routes: Arc<Routes<A>>,
+    failures: Failures,
+    pending: Option<Pending>,
+    core: Arc<PublisherCore>,
+    stats: Arc<ActorStats>,
+    tracker: OffsetTracker,
+    tick: tokio::time::Interval,
+    /// The supervisor's stop request; `None` once it came or was abandoned.
+    stop: Option<oneshot::Receiver<()>>,
+    exit: Option<oneshot::Sender<Exit>>,
+    failure: Option<Exit>,
+    stopping: bool,
+    /// Exactly-once: the open transaction's fate is settled elsewhere (its
+    /// commit outcome is unknown, or the producer is fenced): the drain
+    /// must neither commit nor abort it.
+    settled: bool,
+    /// The consumer's rebalances as the feed last saw them.
+    rebalances: u64,
+}
+
+/// What a feed is made of.
+pub(crate) struct FeedParts<A: TopicActor> {
+    pub(crate) actor: Arc<str>,
+    pub(crate) consumer: Option<Arc<Consumer>>,
+    pub(crate) routes: Routes<A>,
+    pub(crate) core: Arc<PublisherCore>,
+    pub(crate) stats: Arc<ActorStats>,
+    /// How often completed offsets are stored while idle.
+    pub(crate) store_interval: Duration,
+    pub(crate) failures: Failures,
+    pub(crate) input: Input,
+}
+
+impl<A: TopicActor> Feed<A> {
+    pub(crate) fn new(
+        parts: FeedParts<A>,
+        stop: oneshot::Receiver<()>,
+        exit: oneshot::Sender<Exit>,
+    ) -> Self {
+        let FeedParts {
+            actor,
+            consumer,
+            routes,
+            core,
+            stats,
+            store_interval,
+            failures,
+            input,
+        } = parts;
+        let routes = Arc::new(routes);
+        let arrivals: Arrivals<A> = match &consumer {
+            Some(consumer) => Box::pin(reader::arrivals(consumer.clone(), routes.clone(), input)),
+            None => Box::pin(futures::stream::pending()),
+        };
+        let mut tick = tokio::time::interval(store_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            actor,
+            consumer,
+            arrivals,
+            routes,
+            failures,
+            pending: None,
+            core,
+            stats,
+            tracker: OffsetTracker::default(),
+            tick,
+            stop: Some(stop),
+            exit: Some(exit),
+            failure: None,
+            stopping: false,
+            settled: false,
+            rebalances: 0,
+        }
+    }
+
+    /// Hands one record to the actor under its failure policy.
+    fn handle(
+        &mut self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        arrival: Arrival<A>,
+        raw: Raw,
+        (topic, partition, offset): ReadAt,
+    ) {
+        if self.core.is_transactional() && self.rebalanced() {
+            // This record is fetched again from the rewound position.
+            self.rewind();
+            return;
+        }
+        let slot = AckSlot::new();
+        self.tracker.track(&topic, partition, offset, slot.clone());
+        let at = (arrival.topic.clone(), arrival.partition, arrival.offset);
+        let next = self.handling().process(act, ctx, arrival, &raw, 1, &slot);
+        self.follow(next, at, raw, slot);
+    }
+
+    /// Tries the pending record again.
+    fn retry(&mut self, act: &mut A, ctx: &mut Context<A>, pending: Pending) {
+        let Pending {
+            topic,
+            partition,
+            offset,
+            raw,
+            attempt,
+            slot,
+            ..
+        } = pending;
+        let handling = self.handling();
+        let arrival = handling.redecode(&topic, partition, offset, &raw);
+        let next = handling.process(act, ctx, arrival, &raw, attempt, &slot);
+        self.follow(next, (topic, partition, offset), raw, slot);
+    }
+
+    fn handling(&self) -> Handling<'_, A> {
+        Handling {
+            actor: &self.actor,
+            core: &self.core,
+            stats: &self.stats,
+            routes: &self.routes,
+            failures: &self.failures,
+        }
+    }
+
+    fn follow(&mut self, next: Next, at: (Arc<str>, i32, i64), raw: Raw, slot: Arc<AckSlot>) {
+        match next {
+            Next::Done => {}
+            Next::Retry { after, attempt } => {
+                let (topic, partition, offset) = at;
+                self.pending = Some(Pending {
+                    topic,
+                    partition,
+                    offset,
+                    raw,
+                    attempt,
+                    slot,
+                    wait: Box::pin(tokio::time::sleep(after)),
+                });
+            }
+            Next::Restart(reason) => {
+                self.failure.get_or_insert(Exit::Failed(reason));
+                self.stopping = true;
+            }
+            Next::Halt(reason) => {
+                self.failure.get_or_insert(Exit::Halted(reason));
+                self.stopping = true;
+            }
+        }
+    }
+}
+
+impl<A: TopicActor> ActorFuture<A> for Feed<A> {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<()> {
+        let this = self.get_mut();
+        if let Some(stop) = &mut this.stop {
+            match Pin::new(stop).poll(task) {
+                Poll::Ready(Ok(())) => {
+                    this.stop = None;
+                    this.stopping = true;
+                }
+                // The supervisor is gone (the node was dropped): its thread is
+                // being stopped without a drain, so no drain here either.
+                Poll::Ready(Err(oneshot::Canceled)) => this.stop = None,
+                Poll::Pending => {}
+            }
+        }
+        let mut handled = 0;
+        let started = Instant::now();
+        let mut exhausted = false;
+        if let Some(pending) = &mut this.pending
+            && !this.stopping
+            && pending.wait.as_mut().poll(task).is_ready()
+        {
+            let pending = this.pending.take().expect("checked above");
+            handled += 1;
+            this.retry(act, ctx, pending);
+        }
+        // While a record waits for its retry, the records after it wait too.
+        this.settle_revoked();
+        while !this.stopping && this.pending.is_none() {
+            this.settle_revoked();
+            if handled >= BUDGET || started.elapsed() >= BUDGET_TIME {
+                exhausted = true;
+                break;
+            }
+            match this.arrivals.as_mut().poll_next(task) {
+                Poll::Ready(Some(Ok((arrival, raw, read_at)))) => {
+                    handled += 1;
+                    this.handle(act, ctx, arrival, raw, read_at);
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    handled += 1;
+                    tracing::warn!(actor = %this.actor, %error, "consumer error");
+                }
+                // The input is finished (a replay reached its end).
+                Poll::Ready(None) => {
+                    handled += 1;
+                    this.stopping = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        let mut ticked = false;
+        while this.tick.poll_tick(task).is_ready() {
+            ticked = true;
+        }
+        if this.core.is_transactional() && ticked {
+            this.commit_transaction();
+        }
+        if handled > 0 || ticked {
+            this.store_completed();
+            if this.failure.is_some() {
+                this.stopping = true;
+            }
+        }
+        if this.stopping {
+            this.drain();
+            ctx.stop();
+            return Poll::Ready(());
+        }
+        // A retry just scheduled: its timer must know whom to wake.
+        if let Some(pending) = &mut this.pending
+            && pending.wait.as_mut().poll(task).is_ready()
+        {
+            exhausted = true;
+        }
+        if exhausted {
+            task.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+impl<A: TopicActor> Drop for Feed<A> {
+    fn drop(&mut self) {
+        if let Some(consumer) = &self.consumer {
+            consumer.context().done.store(true, Ordering::Release);
+        }
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(Exit::Failed("the actor stopped unexpectedly".into()));
+        }
+    }
+}

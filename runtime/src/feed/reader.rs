@@ -1,0 +1,272 @@
+//! Reading a feed's records: an actor's subscriptions, or a replay of its
+//! dead letters up to where they ended when the replay began.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message as _;
+
+use super::{Consumer, ReadAt};
+use crate::actor::{Routes, TopicActor};
+use crate::codec::DecodeError;
+use crate::handling::{Arrival, Raw, decode};
+use crate::headers::Headers;
+
+/// What a Kafka feed reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// The actor's subscriptions, in its consumer group. Never ends.
+    Subscribed,
+    /// Its dead-letter topic (assigned, not subscribed), up to each
+    /// partition's end offset taken when the replay began; the feed drains
+    /// and stops once every partition reached it.
+    DeadLetters {
+        /// The end offset of each partition still to read.
+        ends: BTreeMap<i32, i64>,
+        /// Every dead letter read so far, across the replay's restarts.
+        read: ReadSet,
+    },
+}
+
+/// How long a replay waits for a record before asking the consumer
+/// whether it is past the end already (offsets with no record: transaction
+/// markers, compacted records).
+const REPLAY_IDLE: Duration = Duration::from_millis(500);
+
+/// The consumer's records, decoded for the actor's routes.
+pub(super) fn arrivals<A: TopicActor>(
+    consumer: Arc<Consumer>,
+    routes: Arc<Routes<A>>,
+    input: Input,
+) -> impl Stream<Item = KafkaResult<(Arrival<A>, Raw, ReadAt)>> {
+    let reader = Reader {
+        consumer,
+        routes,
+        cache: HashMap::new(),
+        ends: match input {
+            Input::Subscribed => None,
+            Input::DeadLetters { ends, read } => Some((ends, read)),
+        },
+    };
+    futures::stream::unfold(reader, |mut reader| async move {
+        let item = reader.next().await?;
+        Some((item, reader))
+    })
+}
+
+/// The dead letters a replay read, as (partition, offset): how many there
+/// were, whatever offsets the transaction markers between them take.
+pub(crate) type ReadSet = Arc<std::sync::Mutex<std::collections::BTreeSet<(i32, i64)>>>;
+
+/// The state of [`arrivals`].
+struct Reader<A: TopicActor> {
+    consumer: Arc<Consumer>,
+    routes: Arc<Routes<A>>,
+    /// Each topic's route, found once (patterns are matched per topic,
+    /// not per record).
+    cache: HashMap<String, Option<(Arc<str>, usize)>>,
+    /// Replaying: the partitions still to read and their end offsets, and
+    /// the dead letters read.
+    ends: Option<(BTreeMap<i32, i64>, ReadSet)>,
+}
+
+impl<A: TopicActor> Reader<A> {
+    /// The next record; `None` once a replay is past every end.
+    async fn next(&mut self) -> Option<KafkaResult<(Arrival<A>, Raw, ReadAt)>> {
+        // A message borrows its consumer; this one, not `self`'s.
+        let consumer = self.consumer.clone();
+        loop {
+            let Some((ends, _)) = &self.ends else {
+                return Some(match consumer.recv().await {
+                    Ok(message) => self.subscribed(&message),
+                    Err(error) => Err(error),
+                });
+            };
+            if ends.is_empty() {
+                return None;
+            }
+            let message = match tokio::time::timeout(REPLAY_IDLE, consumer.recv()).await {
+                Err(_) => {
+                    self.past_the_end();
+                    continue;
+                }
+                Ok(Err(error)) => return Some(Err(error)),
+                Ok(Ok(message)) => message,
+            };
+            let partition = message.partition();
+            let Some(&end) = ends.get(&partition) else {
+                // A partition already done: what follows its end (dead
+                // letters written by this very replay) is for the next one.
+                continue;
+            };
+            if message.offset() >= end {
+                self.finish(message.topic(), partition);
+                continue;
+            }
+            if let Some(Ok(mut read)) = self.ends.as_ref().map(|(_, read)| read.lock()) {
+                read.insert((partition, message.offset()));
+            }
+            if message.offset() + 1 >= end {
+                self.finish(message.topic(), partition);
+            }
+            return Some(Ok(self.replayed(&message)));
+        }
+    }
+
+    fn route(&mut self, topic: &str) -> Option<(Arc<str>, usize)> {
+        if !self.cache.contains_key(topic) {
+            let found = self
+                .routes
+                .find(topic)
+                .map(|i| (Arc::<str>::from(topic), i));
+            self.cache.insert(topic.to_owned(), found);
+        }
+        self.cache[topic].clone()
+    }
+
+    /// A record of a subscribed topic.
+    fn subscribed(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> KafkaResult<(Arrival<A>, Raw, ReadAt)> {
+        let route = self.route(message.topic());
+        let topic = route
+            .as_ref()
+            .map_or_else(|| Arc::from(message.topic()), |(t, _)| t.clone());
+        let (headers, unreadable) = Headers::from_kafka(message.headers());
+        let raw = raw_of(message, headers, route.as_ref().map(|(_, i)| *i));
+        let at = (topic, message.partition(), message.offset());
+        let failed = |error| Arrival {
+            topic: at.0.clone(),
+            partition: at.1,
+            offset: at.2,
+            body: Err(error),
+        };
+        // Never skipped: what cannot be routed or read is dead-lettered.
+        let arrival = match (route, unreadable) {
+            (None, _) => failed(DecodeError::Unrouted(message.topic().to_owned())),
+            (Some(_), Some(index)) => failed(DecodeError::HeaderKey { index }),
+            (Some(_), None) => decode(&self.routes, at.clone(), &raw),
+        };
+        Ok((arrival, raw, at))
+    }
+
+    /// A dead letter, as the record it was: its original topic, partition
+    /// and offset, its headers without the dead-letter ones, decoded by the
+    /// route of its original topic.
+    fn replayed(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> (Arrival<A>, Raw, ReadAt) {
+        // A dead letter's unreadable header keys were dropped when it was
+        // written; one written by another client is replayed without them.
+        let (all, _) = Headers::from_kafka(message.headers());
+        let text = |key: &str| all.get(key).and_then(|v| std::str::from_utf8(v).ok());
+        let read_at: ReadAt = (
+            Arc::from(message.topic()),
+            message.partition(),
+            message.offset(),
+        );
+        let origin = text(crate::headers::DLQ_TOPIC).zip(
+            text(crate::headers::DLQ_PARTITION)
+                .and_then(|p| p.parse::<i32>().ok())
+                .zip(text(crate::headers::DLQ_OFFSET).and_then(|o| o.parse::<i64>().ok())),
+        );
+        let (origin, route) = match origin {
+            Some((topic, (partition, offset))) => {
+                let route = self.route(topic);
+                let topic = route
+                    .as_ref()
+                    .map_or_else(|| Arc::from(topic), |(t, _)| t.clone());
+                ((topic, partition, offset), route.map(|(_, i)| i))
+            }
+            None => (read_at.clone(), None),
+        };
+        let raw = raw_of(message, all.without_dead_letter(), route);
+        let truncated = text(crate::headers::DLQ_TRUNCATED).map(str::to_owned);
+        let arrival = match (origin.0 == read_at.0, route) {
+            _ if truncated.is_some() => self.unreplayable(
+                origin,
+                format!(
+                    "it holds only part of the record ({}: {})",
+                    crate::headers::DLQ_TRUNCATED,
+                    truncated.unwrap_or_default()
+                ),
+            ),
+            (true, _) => self.unreplayable(
+                origin,
+                "it has no scribe_dlq_topic, _partition and _offset headers".into(),
+            ),
+            (false, None) => self.unreplayable(
+                origin.clone(),
+                format!("the actor no longer subscribes to its topic `{}`", origin.0),
+            ),
+            (false, Some(_)) => decode(&self.routes, origin, &raw),
+        };
+        (arrival, raw, read_at)
+    }
+
+    fn unreplayable(&self, (topic, partition, offset): ReadAt, reason: String) -> Arrival<A> {
+        Arrival {
+            topic,
+            partition,
+            offset,
+            body: Err(DecodeError::Unreplayable(reason)),
+        }
+    }
+
+    /// Stops reading `partition` of a replay.
+    fn finish(&mut self, topic: &str, partition: i32) {
+        if let Some((ends, _)) = &mut self.ends {
+            ends.remove(&partition);
+        }
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        if let Err(error) = self.consumer.pause(&list) {
+            tracing::debug!(%topic, partition, %error, "cannot pause a replayed partition");
+        }
+    }
+
+    /// Drops the partitions whose position is at or past their end, though
+    /// no record said so (the last offsets hold no record).
+    fn past_the_end(&mut self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let done: Vec<(String, i32)> = positions
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let end = self.ends.as_ref()?.0.get(&e.partition())?;
+                match e.offset() {
+                    rdkafka::Offset::Offset(at) if at >= *end => {
+                        Some((e.topic().to_owned(), e.partition()))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        for (topic, partition) in done {
+            self.finish(&topic, partition);
+        }
+    }
+}
+
+/// A consumed message as the feed keeps it, with `headers` and `route`.
+fn raw_of(
+    message: &rdkafka::message::BorrowedMessage<'_>,
+    headers: Headers,
+    route: Option<usize>,
+) -> Raw {
+    Raw {
+        key: message.key().map(<[u8]>::to_vec),
+        value: Arc::from(message.payload().unwrap_or_default()),
+        headers,
+        timestamp: message.timestamp().to_millis(),
+        route,
+    }
+}

@@ -1,0 +1,304 @@
+//! Handling one fetched record: decoding it by its topic's route, handing
+//! it to the actor under a panic guard, and carrying out the actor's
+//! failure policy when that fails (a retry, a dead letter, a restart or a
+//! stop). Shared by the Kafka feed and the simulator's.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Context;
+
+use crate::actor::{Deliver, Meta, Routes, TopicActor};
+use crate::codec::DecodeError;
+use crate::error::chain as error_chain;
+use crate::failures::{Failures, RecordKey};
+use crate::headers::{self, Headers};
+use crate::publisher::{Cause, PublisherCore};
+use crate::stats::ActorStats;
+use crate::tracker::AckSlot;
+
+/// A consumed record as it came: what a retry decodes again and what a
+/// dead letter carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Raw {
+    pub(crate) key: Option<Vec<u8>>,
+    /// Shared, so a retry or a dead letter copies no bytes.
+    pub(crate) value: Arc<[u8]>,
+    pub(crate) headers: Headers,
+    pub(crate) timestamp: Option<i64>,
+    /// The route that decodes it, if its topic has one.
+    pub(crate) route: Option<usize>,
+}
+
+/// Decodes `raw`, the record at `topic`/`partition`@`offset`, by its route.
+pub(crate) fn decode<A: TopicActor>(
+    routes: &Routes<A>,
+    (topic, partition, offset): RecordKey,
+    raw: &Raw,
+) -> Arrival<A> {
+    let meta = Meta {
+        topic: topic.clone(),
+        partition,
+        offset,
+        timestamp: raw.timestamp,
+        key: raw.key.clone(),
+        headers: raw.headers.clone(),
+    };
+    let body = match raw.route {
+        Some(route) => routes.route(route).decode(&raw.value, meta),
+        None => Err(crate::codec::DecodeError::NoMarker),
+    };
+    Arrival {
+        topic,
+        partition,
+        offset,
+        body,
+    }
+}
+
+/// A consumed record, decoded (or not) for the actor's routes.
+pub(crate) struct Arrival<A: TopicActor> {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) body: Result<Box<dyn Deliver<A>>, DecodeError>,
+}
+
+/// What a feed does next with a record.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// It is handled (or dead-lettered): go on.
+    Done,
+    /// Try it again after the wait; this will be attempt `attempt`.
+    Retry { after: Duration, attempt: u32 },
+    /// The handler panicked: rebuild the actor and deliver it again.
+    Restart(String),
+    /// The policy says stop the actor, without a restart.
+    Halt(String),
+}
+
+/// The parts of a feed the policy needs.
+pub(crate) struct Handling<'a, A: TopicActor> {
+    pub(crate) actor: &'a str,
+    pub(crate) core: &'a PublisherCore,
+    pub(crate) stats: &'a ActorStats,
+    pub(crate) routes: &'a Routes<A>,
+    pub(crate) failures: &'a Failures,
+}
+
+impl<A: TopicActor> Handling<'_, A> {
+    /// Decodes `raw` again, for a retry.
+    pub(crate) fn redecode(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        raw: &Raw,
+    ) -> Arrival<A> {
+        decode(self.routes, (topic.clone(), partition, offset), raw)
+    }
+
+    /// Handles one record under the policy. `attempt` is 1 for the first
+    /// try. `slot` completes once the record is handled or dead-lettered.
+    pub(crate) fn process(
+        &self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        arrival: Arrival<A>,
+        raw: &Raw,
+        attempt: u32,
+        slot: &Arc<AckSlot>,
+    ) -> Next {
+        let (topic, partition, offset) = (arrival.topic.clone(), arrival.partition, arrival.offset);
+        let key: RecordKey = (topic.clone(), partition, offset);
+        let policy = &self.failures.policy;
+        if attempt == 1
+            && let Some((panics, reason)) = self.failures.attempts.get(&key)
+            && panics > policy.retries
+        {
+            self.failures.attempts.forget(&key);
+            return self.exhausted(&key, raw, &reason, panics, slot);
+        }
+        let record = match arrival.body {
+            Ok(record) => record,
+            Err(source) => {
+                let error = crate::Error::Decode {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                    source,
+                };
+                let reason = error_chain(&error);
+                ActorStats::add(&self.stats.undecodable, 1);
+                return self.exhausted(&key, raw, &reason, 0, slot);
+            }
+        };
+        let at = (&*topic, partition, offset);
+        let sent = self.core.sent();
+        match deliver(
+            self.actor,
+            self.core,
+            self.stats,
+            act,
+            ctx,
+            at,
+            record,
+            slot.clone(),
+        ) {
+            Ok(()) => {
+                self.failures.attempts.forget(&key);
+                Next::Done
+            }
+            // Exactly-once: what the failed attempt published is in the
+            // open transaction; only an abort takes it back, and the
+            // record is tried again by the next instance, like a panic's.
+            Err(Failed::Error(reason))
+                if self.failures.transactional && self.core.sent() != sent =>
+            {
+                self.failures.attempts.panicked(key, &reason);
+                Next::Restart(format!(
+                    "handler failed on {topic}/{partition}@{offset} after publishing; \
+                     the transaction is aborted: {reason}"
+                ))
+            }
+            Err(Failed::Error(reason)) if attempt <= policy.retries => {
+                ActorStats::add(&self.stats.retried, 1);
+                tracing::warn!(
+                    actor = self.actor, %topic, partition, offset, attempt, %reason,
+                    "handler failed; retrying the record"
+                );
+                Next::Retry {
+                    after: policy.backoff_for(attempt),
+                    attempt: attempt + 1,
+                }
+            }
+            Err(Failed::Error(reason)) => self.exhausted(&key, raw, &reason, attempt, slot),
+            Err(Failed::Panic(reason)) => {
+                self.failures.attempts.panicked(key, &reason);
+                Next::Restart(format!(
+                    "handler panicked on {topic}/{partition}@{offset}: {reason}"
+                ))
+            }
+        }
+    }
+
+    /// The record cannot be handled: dead-letter it, or stop.
+    fn exhausted(
+        &self,
+        key: &RecordKey,
+        raw: &Raw,
+        reason: &str,
+        attempts: u32,
+        slot: &Arc<AckSlot>,
+    ) -> Next {
+        let (topic, partition, offset) = (&key.0, key.1, key.2);
+        let Some(dead_letter) = &self.failures.dead_letter else {
+            return Next::Halt(format!(
+                "cannot handle {topic}/{partition}@{offset} after {attempts} attempts: {reason}"
+            ));
+        };
+        let partition_text = partition.to_string();
+        let offset_text = offset.to_string();
+        let attempts_text = attempts.to_string();
+        let extra = [
+            (headers::DLQ_ERROR, reason.as_bytes()),
+            (headers::DLQ_ATTEMPTS, attempts_text.as_bytes()),
+            (headers::DLQ_ACTOR, self.actor.as_bytes()),
+            (headers::DLQ_TOPIC, topic.as_bytes()),
+            (headers::DLQ_PARTITION, partition_text.as_bytes()),
+            (headers::DLQ_OFFSET, offset_text.as_bytes()),
+        ];
+        match self.core.dead_letter(dead_letter, raw, &extra, slot) {
+            Ok(()) => {
+                ActorStats::add(&self.stats.dead_lettered, 1);
+                tracing::warn!(
+                    actor = self.actor, %topic, partition, offset, attempts, %reason,
+                    dead_letter_topic = %dead_letter,
+                    "record dead-lettered"
+                );
+                // Handled, as far as the input is concerned: its offset
+                // commits once the dead letter is acknowledged.
+                slot.done();
+                Next::Done
+            }
+            Err(error) => Next::Restart(format!(
+                "cannot dead-letter {topic}/{partition}@{offset}: {}",
+                error_chain(&error)
+            )),
+        }
+    }
+}
+/// Why a handler did not handle its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// It returned an error (the text of its chain).
+    Error(String),
+    /// It panicked (the panic's message).
+    Panic(String),
+}
+
+/// Hands one decoded record to the actor, linking what it publishes to the
+/// record through `slot`, in a span naming the record. Shared by the Kafka
+/// feed and the simulator's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn deliver<A: TopicActor>(
+    actor: &str,
+    core: &PublisherCore,
+    stats: &ActorStats,
+    act: &mut A,
+    ctx: &mut Context<A>,
+    (topic, partition, offset): (&str, i32, i64),
+    record: Box<dyn Deliver<A>>,
+    slot: Arc<AckSlot>,
+) -> Result<(), Failed> {
+    let ce_id = record.headers().id().map(str::to_owned);
+    let correlation_id = record
+        .headers()
+        .correlation_id()
+        .map(str::to_owned)
+        .or_else(|| ce_id.clone());
+    let span = tracing::info_span!(
+        "handle",
+        actor,
+        topic,
+        partition,
+        offset,
+        ce_id = ce_id.as_deref().unwrap_or(""),
+    );
+    let _entered = span.enter();
+    core.begin(Cause {
+        ce_id,
+        correlation_id,
+        slot: slot.clone(),
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
+    core.end();
+    match outcome {
+        Ok(Ok(())) => {
+            ActorStats::add(&stats.handled, 1);
+            slot.done();
+            Ok(())
+        }
+        Ok(Err(error)) => {
+            ActorStats::add(&stats.handler_failures, 1);
+            let reason = error_chain(&*error);
+            tracing::error!(%reason, "handler failed");
+            Err(Failed::Error(reason))
+        }
+        Err(panic) => {
+            ActorStats::add(&stats.handler_failures, 1);
+            let reason = panic_message(&*panic);
+            tracing::error!(%reason, "handler panicked; the actor restarts and the record is redelivered");
+            Err(Failed::Panic(reason))
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
