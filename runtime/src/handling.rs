@@ -229,6 +229,10 @@ impl<A: TopicActor> Handling<'_, A> {
         }
     }
 }
+/// The log target of the per-record `handle` span (see
+/// `docs/semantics.md`): `RUST_LOG=info,scribe::handle=warn` turns it off.
+pub(crate) const HANDLE_TARGET: &str = "scribe::handle";
+
 /// Why a handler did not handle its record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failed {
@@ -258,7 +262,9 @@ pub(crate) fn deliver<A: TopicActor>(
         .correlation_id()
         .map(str::to_owned)
         .or_else(|| ce_id.clone());
+    // A stable target, whatever module this lives in: users filter on it.
     let span = tracing::info_span!(
+        target: HANDLE_TARGET,
         "handle",
         actor,
         topic,

@@ -1,0 +1,286 @@
+//! Building one actor instance: its producer, its consumer, its routes
+//! and its publisher, then the actor itself on a thread of its own with
+//! its feed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Arbiter, AsyncContext, Context};
+use futures::channel::oneshot;
+use rdkafka::consumer::Consumer as _;
+
+use super::Mode;
+use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
+use crate::codec::{SchemaRegistry, full_name};
+use crate::error::{Error, Result};
+use crate::failures::Failures;
+use crate::feed::{Consumer, Exit, Feed, FeedParts, Input, Rebalances};
+use crate::kafka::ClientSettings;
+use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore, Sink};
+use crate::stats::ActorStats;
+
+/// An actor as the node sees it, whatever its type.
+pub(crate) trait ActorFactory: Send + Sync {
+    fn name(&self) -> &str;
+    fn output(&self) -> &str;
+    fn output_type(&self) -> &str;
+    fn output_schema(&self) -> apache_avro::Schema;
+    fn subscriptions(&self) -> &[SubscriptionInfo];
+    fn register_schemas(&self, registry: &mut SchemaRegistry);
+    fn spawn(&self, env: &Env, failures: &Failures, mode: &Mode) -> Result<Instance>;
+    /// Starts an instance in a simulation, on the current thread.
+    #[cfg(feature = "testing")]
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()>;
+}
+
+/// What every instance of every actor of a node shares.
+pub(crate) struct Env {
+    pub(crate) settings: ClientSettings,
+    pub(crate) registry: SchemaRegistry,
+}
+
+pub(crate) struct Factory<A: TopicActor> {
+    pub(crate) name: String,
+    pub(crate) output: String,
+    output_type: String,
+    pub(crate) args: A::Args,
+    pub(crate) subscriptions: Subscriptions<A>,
+    infos: Vec<SubscriptionInfo>,
+    pub(crate) stats: Arc<ActorStats>,
+}
+
+impl<A: TopicActor> Factory<A> {
+    pub(crate) fn new(name: String, output: String, args: A::Args, stats: Arc<ActorStats>) -> Self {
+        let subscriptions = Subscriptions::<A>::of(&args);
+        let infos = subscriptions.infos().cloned().collect();
+        Self {
+            name,
+            output,
+            output_type: full_name(&<A::Output as apache_avro::AvroSchema>::get_schema()),
+            args,
+            subscriptions,
+            infos,
+            stats,
+        }
+    }
+}
+
+impl<A: TopicActor> ActorFactory for Factory<A> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn output(&self) -> &str {
+        &self.output
+    }
+
+    fn output_type(&self) -> &str {
+        &self.output_type
+    }
+
+    fn output_schema(&self) -> apache_avro::Schema {
+        <A::Output as apache_avro::AvroSchema>::get_schema()
+    }
+
+    fn subscriptions(&self) -> &[SubscriptionInfo] {
+        &self.infos
+    }
+
+    fn register_schemas(&self, registry: &mut SchemaRegistry) {
+        registry.register_type::<A::Output>();
+        for sub in &self.subscriptions.entries {
+            // A subscription's own type is a writer schema too: its upstream
+            // may be built with the same version.
+            registry.insert(sub.info.schema.clone());
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()> {
+        crate::sim::spawn(self, env, failures)
+    }
+
+    fn spawn(&self, env: &Env, failures: &Failures, mode: &Mode) -> Result<Instance> {
+        let actor: Arc<str> = self.name.as_str().into();
+        // Exactly-once: the transactional id is the actor's identity on the
+        // cluster, so a second live instance fences the first; a replay is
+        // an identity of its own, so it does not fence the live node.
+        let transactional_id = failures.transactional.then(|| match mode {
+            Mode::Live => env.settings.transactional_id(&self.name),
+            Mode::Replay(_) => format!("{}.dlq-replay", env.settings.transactional_id(&self.name)),
+        });
+        let config = env
+            .settings
+            .producer(&self.name, transactional_id.as_deref());
+        let number = |key: &str| config.get(key).and_then(|v| v.trim().parse::<u64>().ok());
+        let max_message_bytes = number("message.max.bytes")
+            .map_or(crate::publisher::DEFAULT_MAX_MESSAGE_BYTES, |n| n as usize);
+        // librdkafka's default message.timeout.ms is 5 minutes.
+        let queue_full_limit =
+            Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
+        let producer: Producer = config
+            .create_with_context(DeliveryTracker {
+                actor: actor.clone(),
+                stats: self.stats.clone(),
+                refused: failures.refused.clone(),
+                queue_full_limit,
+            })
+            .map_err(|e| {
+                Error::kafka(
+                    format!("cannot create producer of actor `{}`", self.name),
+                    e,
+                )
+            })?;
+        let mut core = PublisherCore::new(
+            Sink::Kafka(producer),
+            self.output.as_str().into(),
+            format!("{}/{}", env.settings.node, self.name),
+        )
+        .max_message_bytes(max_message_bytes);
+        if let Some(id) = transactional_id {
+            core = core.transactional(id, env.settings.transaction_timeout);
+        }
+        let core = Arc::new(core);
+        let publisher = Publisher::<A::Output>::new(core.clone())?;
+        let mut routes: Routes<A> = Routes::new();
+        for sub in &self.subscriptions.entries {
+            routes.add(&sub.info, (sub.make_route)(&env.registry)?)?;
+        }
+        let (consumer, input) = if routes.is_empty() {
+            (None, Input::Subscribed)
+        } else {
+            let mut config = env.settings.consumer(&self.name, failures.transactional);
+            if let Mode::Replay(replay) = mode {
+                config.set("group.id", &replay.group);
+            }
+            let consumer: Consumer =
+                config
+                    .create_with_context(Rebalances::default())
+                    .map_err(|e| {
+                        Error::kafka(
+                            format!("cannot create consumer of actor `{}`", self.name),
+                            e,
+                        )
+                    })?;
+            let input = match mode {
+                Mode::Live => {
+                    let subscription = routes.subscription();
+                    let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
+                    consumer.subscribe(&topics).map_err(|e| {
+                        Error::kafka(format!("actor `{}` cannot subscribe", self.name), e)
+                    })?;
+                    Input::Subscribed
+                }
+                Mode::Replay(replay) => replay.assign(&consumer)?,
+            };
+            (Some(Arc::new(consumer)), input)
+        };
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let args = self.args.clone();
+        let stats = self.stats.clone();
+        // Offsets are stored four times per commit; under exactly-once each
+        // commit is a transaction, once per commit interval.
+        let store_interval = if failures.transactional {
+            env.settings.commit_interval
+        } else {
+            env.settings.commit_interval / 4
+        }
+        .max(Duration::from_millis(10));
+        let failures = failures.clone();
+        let arbiter = Arbiter::new();
+        let spawned = arbiter.spawn_fn(move || {
+            // On the actor's thread: it waits for the broker, which fences
+            // any older instance and settles its open transaction.
+            if let Err(error) = core.init_transactions() {
+                let reason = crate::error::chain(&error);
+                let _ = ready_tx.send(Err(reason.clone().into()));
+                let _ = exit_tx.send(Exit::Failed(reason));
+                return;
+            }
+            start::<A>(
+                args,
+                publisher,
+                FeedParts {
+                    actor,
+                    consumer,
+                    routes,
+                    core,
+                    stats,
+                    store_interval,
+                    failures,
+                    input,
+                },
+                stop_rx,
+                exit_tx,
+                ready_tx,
+            );
+        });
+        if !spawned {
+            return Err(Error::Shutdown {
+                actor: self.name.clone(),
+                reason: "its thread is gone".into(),
+            });
+        }
+        Ok(Instance {
+            arbiter: Some(arbiter),
+            stop: Some(stop_tx),
+            exit: exit_rx,
+            ready: Some(ready_rx),
+        })
+    }
+}
+
+/// Builds the actor through its constructor and starts its feed, on the
+/// current (the actor's) thread.
+fn start<A: TopicActor>(
+    args: A::Args,
+    publisher: Publisher<A::Output>,
+    parts: FeedParts<A>,
+    stop: oneshot::Receiver<()>,
+    exit: oneshot::Sender<Exit>,
+    ready: oneshot::Sender<std::result::Result<(), crate::ActorError>>,
+) {
+    match <A as TopicActor>::create(args, publisher) {
+        Ok(act) => {
+            let feed = Feed::new(parts, stop, exit);
+            let mut ctx = Context::<A>::new();
+            ctx.spawn(feed);
+            ctx.run(act);
+            let _ = ready.send(Ok(()));
+        }
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            let _ = exit.send(Exit::Failed("constructor failed".into()));
+        }
+    }
+}
+
+/// One running instance of an actor, on its own thread.
+pub(crate) struct Instance {
+    pub(super) arbiter: Option<Arbiter>,
+    pub(super) stop: Option<oneshot::Sender<()>>,
+    pub(super) exit: oneshot::Receiver<Exit>,
+    pub(super) ready: Option<oneshot::Receiver<std::result::Result<(), crate::ActorError>>>,
+}
+
+impl Instance {
+    /// Stops the thread and waits until it is gone (the consumer is closed
+    /// and has left its group by then).
+    pub(super) async fn join(mut self) {
+        if let Some(arbiter) = self.arbiter.take() {
+            arbiter.stop();
+            let _ = tokio::task::spawn_blocking(move || arbiter.join()).await;
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Dropped without a drain (the node was dropped): stop at once.
+        if let Some(arbiter) = self.arbiter.take() {
+            arbiter.stop();
+        }
+    }
+}

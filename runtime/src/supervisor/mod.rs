@@ -1,0 +1,346 @@
+//! The supervisor: starts each actor instance on its own thread
+//! ([`instance`]), restarts it when it fails within its restart budget, and
+//! stops it with a drain. [`replay`] is what an instance replaying dead
+//! letters reads.
+
+mod instance;
+mod replay;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::oneshot;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::failures::Failures;
+use crate::feed::Exit;
+use crate::policy::{Delivery, FailurePolicy, OverBudget, Restarts};
+use crate::stats::ActorStats;
+
+pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
+pub(crate) use replay::{Mode, Replay};
+
+/// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An instance that ran this long resets the backoff.
+pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// How long a stopping actor may take to drain before it is dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every supervisor of a node shares: the node's stop switch, which a
+/// supervisor throws when its actor's restart budget says stop the node.
+#[derive(Debug)]
+pub(crate) struct NodeControl {
+    pub(crate) stop: watch::Sender<bool>,
+    /// Why the node stopped itself, if it did.
+    pub(crate) halted: std::sync::Mutex<Option<String>>,
+}
+
+impl NodeControl {
+    fn halt(&self, reason: String) {
+        if let Ok(mut halted) = self.halted.lock() {
+            halted.get_or_insert(reason);
+        }
+        let _ = self.stop.send(true);
+    }
+}
+
+/// One actor's supervision: its policy and the state it keeps across restarts.
+pub(crate) struct Supervision {
+    pub(crate) factory: Arc<dyn ActorFactory>,
+    pub(crate) env: Arc<Env>,
+    pub(crate) stats: Arc<ActorStats>,
+    pub(crate) policy: Arc<FailurePolicy>,
+    pub(crate) dead_letter: Option<String>,
+    pub(crate) delivery: Delivery,
+    pub(crate) control: Arc<NodeControl>,
+    pub(crate) mode: Mode,
+}
+
+/// Supervises one actor until `stop` turns true. Reports the first start's
+/// outcome on `started`.
+pub(crate) async fn supervise(
+    supervision: Supervision,
+    mut stop: watch::Receiver<bool>,
+    started: oneshot::Sender<Result<()>>,
+) {
+    let Supervision {
+        factory,
+        env,
+        stats,
+        policy,
+        dead_letter,
+        delivery,
+        control,
+        mode,
+    } = supervision;
+    let failures = Failures {
+        policy: policy.clone(),
+        attempts: Arc::default(),
+        dead_letter: dead_letter.map(Into::into),
+        transactional: delivery == Delivery::ExactlyOnce,
+        refused: Arc::default(),
+    };
+    let name = factory.name().to_owned();
+    let mut started = Some(started);
+    let mut backoff = MIN_BACKOFF;
+    let mut restarts = Restarts::default();
+    loop {
+        let began = Instant::now();
+        let exit = match factory.spawn(&env, &failures, &mode) {
+            Ok(instance) => match run(instance, &name, &mut started, &mut stop).await {
+                Some(exit) => exit,
+                // The first start failed; `started` says why.
+                None => return,
+            },
+            Err(error) => {
+                if let Some(started) = started.take() {
+                    let _ = started.send(Err(error));
+                    return;
+                }
+                // Counted like any failure: a restart that cannot build
+                // its instance spends the budget, and stops the actor
+                // when it keeps failing.
+                Exit::Failed(format!(
+                    "cannot build a new instance: {}",
+                    crate::error::chain(&error)
+                ))
+            }
+        };
+        let stopping = *stop.borrow();
+        // A failure the brokers made permanent is not restarted: a restart
+        // would be refused again, or, fenced, would fence its replacement.
+        let exit = match (exit, failures.refused.get()) {
+            (Exit::Failed(_), Some(refused)) => Exit::Halted(refused.clone()),
+            (exit, _) => exit,
+        };
+        match exit {
+            Exit::Stopped => {
+                tracing::info!(actor = %name, "actor stopped");
+                return;
+            }
+            Exit::Failed(reason) | Exit::Halted(reason) if stopping => {
+                tracing::error!(actor = %name, %reason, "actor failed while stopping");
+                return;
+            }
+            Exit::Halted(reason) => {
+                stats
+                    .unhealthy
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut why) = stats.stopped_because.lock() {
+                    why.get_or_insert_with(|| reason.clone());
+                }
+                tracing::error!(actor = %name, %reason, "actor stopped for good; it is not restarted");
+                return;
+            }
+            Exit::Failed(reason) => {
+                let now = Instant::now();
+                if now.duration_since(began) > HEALTHY_AFTER {
+                    backoff = MIN_BACKOFF;
+                }
+                if let Some(budget) = restarts.spent(now, &policy, &name, &reason) {
+                    stats
+                        .unhealthy
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    if let Ok(mut why) = stats.stopped_because.lock() {
+                        why.get_or_insert_with(|| budget.to_string());
+                    }
+                    match policy.over_budget {
+                        OverBudget::StopActor => {
+                            tracing::error!(actor = %name, %budget, "restart budget spent; the actor stays stopped");
+                        }
+                        OverBudget::StopNode => {
+                            tracing::error!(actor = %name, %budget, "restart budget spent; stopping the node");
+                            control.halt(budget);
+                        }
+                    }
+                    return;
+                }
+                tracing::warn!(actor = %name, %reason, ?backoff, "actor failed; restarting");
+                ActorStats::add(&stats.restarts, 1);
+                if sleep_or_stop(backoff, &mut stop).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Waits for a spawned instance to start, reporting the first start on
+/// `started`, then until it exits or `stop` asks it to drain. `None` when
+/// the first start failed (reported, nothing to restart).
+async fn run(
+    mut instance: Instance,
+    name: &str,
+    started: &mut Option<oneshot::Sender<Result<()>>>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Exit> {
+    if let Some(ready) = instance.ready.take() {
+        let outcome = match ready.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(Error::ActorStart {
+                actor: name.to_owned(),
+                source,
+            }),
+            Err(_) => Err(Error::ActorStart {
+                actor: name.to_owned(),
+                source: "its thread ended before it started".into(),
+            }),
+        };
+        match (outcome, started.take()) {
+            (Ok(()), Some(started)) => {
+                let _ = started.send(Ok(()));
+            }
+            (Err(error), Some(started)) => {
+                let _ = started.send(Err(error));
+                instance.join().await;
+                return None;
+            }
+            // Its exit says it failed, and is counted.
+            (Err(error), None) => {
+                tracing::error!(actor = %name, error = %crate::error::chain(&error), "actor failed to restart");
+            }
+            (Ok(()), None) => {}
+        }
+    }
+    let exit = tokio::select! {
+        exit = &mut instance.exit => exit.unwrap_or(Exit::Failed("the actor's thread ended".into())),
+        _ = stop.wait_for(|stop| *stop) => {
+            if let Some(tx) = instance.stop.take() {
+                let _ = tx.send(());
+            }
+            match tokio::time::timeout(DRAIN_TIMEOUT, &mut instance.exit).await {
+                Ok(Ok(exit)) => exit,
+                Ok(Err(_)) => Exit::Failed("the actor's thread ended while draining".into()),
+                Err(_) => Exit::Failed(format!("drain took longer than {DRAIN_TIMEOUT:?}")),
+            }
+        }
+    };
+    instance.join().await;
+    Some(exit)
+}
+
+/// Sleeps, unless asked to stop first; returns whether to stop.
+async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    let slept = tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop.wait_for(|stop| *stop) => false,
+    };
+    !slept || *stop.borrow()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::actor::SubscriptionInfo;
+    use crate::codec::SchemaRegistry;
+
+    /// An actor whose first instance fails and whose every restart cannot
+    /// even be built.
+    struct Unbuildable {
+        spawned: AtomicU32,
+    }
+
+    impl ActorFactory for Unbuildable {
+        fn name(&self) -> &str {
+            "unbuildable"
+        }
+        fn output(&self) -> &str {
+            "out"
+        }
+        fn output_type(&self) -> &str {
+            "t"
+        }
+        fn output_schema(&self) -> apache_avro::Schema {
+            apache_avro::Schema::Null
+        }
+        fn subscriptions(&self) -> &[SubscriptionInfo] {
+            &[]
+        }
+        fn register_schemas(&self, _: &mut SchemaRegistry) {}
+        fn spawn(&self, _: &Env, _: &Failures, _: &Mode) -> Result<Instance> {
+            if self.spawned.fetch_add(1, Ordering::SeqCst) > 0 {
+                return Err(Error::Shutdown {
+                    actor: "unbuildable".into(),
+                    reason: "no instance for you".into(),
+                });
+            }
+            let (exit_tx, exit) = oneshot::channel();
+            exit_tx
+                .send(Exit::Failed("the first instance failed".into()))
+                .ok();
+            let (ready_tx, ready) = oneshot::channel();
+            ready_tx.send(Ok(())).ok();
+            Ok(Instance {
+                arbiter: None,
+                stop: None,
+                exit,
+                ready: Some(ready),
+            })
+        }
+        #[cfg(feature = "testing")]
+        fn spawn_sim(&self, _: &crate::sim::SimEnv<'_>, _: &Failures) -> Result<()> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_that_cannot_build_its_instance_spends_the_budget() {
+        let factory = Arc::new(Unbuildable {
+            spawned: AtomicU32::new(0),
+        });
+        let stats = Arc::new(ActorStats::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let policy = FailurePolicy::default();
+        let supervision = Supervision {
+            factory: factory.clone(),
+            env: Arc::new(Env {
+                settings: crate::kafka::ClientSettings {
+                    bootstrap: "127.0.0.1:9".into(),
+                    node: "n".into(),
+                    embedded: false,
+                    commit_interval: Duration::from_secs(1),
+                    transaction_timeout: Duration::from_secs(1),
+                    common: vec![],
+                    consumer: vec![],
+                    producer: vec![],
+                },
+                registry: SchemaRegistry::new(),
+            }),
+            stats: stats.clone(),
+            policy: Arc::new(policy.clone()),
+            dead_letter: None,
+            delivery: Delivery::AtLeastOnce,
+            control: Arc::new(NodeControl {
+                stop: stop_tx,
+                halted: Mutex::default(),
+            }),
+            mode: Mode::Live,
+        };
+        let (started_tx, started) = oneshot::channel();
+        // It ends by itself: the budget is spent.
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            supervise(supervision, stop, started_tx),
+        )
+        .await
+        .expect("the supervisor gives up");
+        started.await.unwrap().expect("the first instance started");
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.restarts, u64::from(policy.max_restarts));
+        assert!(snapshot.unhealthy);
+        let why = stats.stopped_because.lock().unwrap().clone().unwrap();
+        assert!(why.contains("cannot build a new instance"), "{why}");
+        assert!(why.contains("no instance for you"), "{why}");
+        assert_eq!(
+            factory.spawned.load(Ordering::SeqCst),
+            policy.max_restarts + 1
+        );
+    }
+}
