@@ -1,0 +1,288 @@
+//! [`NodeBuilder`]: what a node is made of, and its validation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actor::TopicActor;
+use crate::broker::Broker;
+use crate::codec::SchemaRegistry;
+use crate::error::{Error, Result};
+use crate::policy::{Delivery, FailurePolicy};
+use crate::stats::ActorStats;
+use crate::supervisor::{ActorFactory, Factory};
+use crate::topic::{TopicSpec, check_name};
+
+use super::Node;
+
+/// Builds a [`Node`]: its actors, topics, broker and client settings.
+///
+/// Nothing touches Kafka until [`Node::start`]; [`NodeBuilder::build`]
+/// validates the whole topology first.
+pub struct NodeBuilder {
+    pub(super) name: String,
+    pub(super) broker: Broker,
+    pub(super) default_topic: TopicSpec,
+    pub(super) topics: BTreeMap<String, TopicSpec>,
+    pub(super) actors: Vec<(Arc<dyn ActorFactory>, Arc<ActorStats>)>,
+    pub(super) registry: SchemaRegistry,
+    pub(super) errors: Vec<Error>,
+    pub(super) commit_interval: Duration,
+    pub(super) transaction_timeout: Duration,
+    pub(super) common: Vec<(String, String)>,
+    pub(super) consumer: Vec<(String, String)>,
+    pub(super) producer: Vec<(String, String)>,
+    pub(super) policies: BTreeMap<String, FailurePolicy>,
+    pub(super) deliveries: BTreeMap<String, Delivery>,
+    pub(super) security: crate::security::Security,
+}
+
+impl fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("broker", &self.broker)
+            .field(
+                "actors",
+                &self
+                    .actors
+                    .iter()
+                    .map(|(a, _)| a.name())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeBuilder {
+    /// Where Kafka is. The default is [`Broker::Embedded`].
+    pub fn broker(mut self, broker: Broker) -> Self {
+        self.broker = broker;
+        self
+    }
+
+    /// How topics without their own [`NodeBuilder::topic`] entry are
+    /// created. The default is [`TopicSpec::default`] (3 partitions,
+    /// replication 1).
+    pub fn default_topic(mut self, spec: TopicSpec) -> Self {
+        self.default_topic = spec;
+        self
+    }
+
+    /// How `topic` is created if it does not exist.
+    pub fn topic(mut self, topic: impl Into<String>, spec: TopicSpec) -> Self {
+        self.topics.insert(topic.into(), spec);
+        self
+    }
+
+    /// Adds an actor named `name` (also its consumer group) that owns
+    /// `output`, built from `args`.
+    pub fn actor<A: TopicActor>(
+        mut self,
+        name: impl Into<String>,
+        output: impl Into<String>,
+        args: A::Args,
+    ) -> Self {
+        let name = name.into();
+        if let Err(reason) = A::validate(&args) {
+            self.errors.push(Error::InvalidParams {
+                actor: name.clone(),
+                reason: crate::error::chain(&*reason),
+            });
+        }
+        let stats = Arc::new(ActorStats::default());
+        let factory = Factory::<A>::new(name, output.into(), args, stats.clone());
+        self.actors.push((Arc::new(factory), stats));
+        self
+    }
+
+    /// What `actor` does when handling fails: retries, dead letters,
+    /// restart budget. The default is [`FailurePolicy::default`].
+    pub fn failure_policy(mut self, actor: impl Into<String>, policy: FailurePolicy) -> Self {
+        self.policies.insert(actor.into(), policy);
+        self
+    }
+
+    /// What `actor`'s outputs and offsets guarantee. The default is
+    /// [`Delivery::AtLeastOnce`].
+    pub fn delivery(mut self, actor: impl Into<String>, delivery: Delivery) -> Self {
+        self.deliveries.insert(actor.into(), delivery);
+        self
+    }
+
+    /// Registers an older (or foreign) writer schema given as Avro JSON, so
+    /// records written with it can be resolved; `origin` names it in errors.
+    pub fn schema(mut self, origin: &str, avsc: &str) -> Self {
+        if let Err(error) = self.registry.register(origin, avsc) {
+            self.errors.push(error);
+        }
+        self
+    }
+
+    /// Registers every schema of `registry`.
+    pub fn schemas(mut self, registry: &SchemaRegistry) -> Self {
+        self.registry.extend(registry);
+        self
+    }
+
+    /// How often consumed offsets are committed. The default is 500 ms.
+    /// Commits carry every offset that became committable since the last one.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// How long an exactly-once actor waits for the broker on a transaction
+    /// step (commit, sending offsets) before the step's outcome counts as
+    /// unknown; the step is then tried again, never aborted. The default
+    /// is 10 s.
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
+    }
+
+    /// How every client of the node reaches the cluster: TLS and SASL. The
+    /// default is plaintext without authentication. Checked by
+    /// [`NodeBuilder::build`] (missing or contradictory fields, unreadable
+    /// files); the node's first contact with the cluster tells an
+    /// authentication failure, an untrusted certificate and a host name
+    /// mismatch apart ([`crate::ConnectFailure`]).
+    pub fn security(mut self, security: crate::security::Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Sets a librdkafka property on every client of the node. Applied
+    /// after scribe's own settings and [`NodeBuilder::security`].
+    pub fn kafka_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.common.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a librdkafka property on every consumer of the node (for example
+    /// `session.timeout.ms`).
+    pub fn consumer_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.consumer.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a librdkafka property on every producer of the node (for example
+    /// `linger.ms`).
+    pub fn producer_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.producer.push((key.into(), value.into()));
+        self
+    }
+
+    /// Validates the topology and returns the node, ready to start.
+    ///
+    /// Fails when a name is not a legal Kafka name, two actors share a name,
+    /// two actors own one topic (single writer), an actor subscribes to its
+    /// own output or to one topic twice, or a subscriber cannot read what
+    /// the topic's owner writes (see [`crate::topology::check`]).
+    pub fn build(mut self) -> Result<Node> {
+        if let Some(error) = self.errors.drain(..).next() {
+            return Err(error);
+        }
+        check_name("node", &self.name)?;
+        let invalid = |setting: String, reason: String| Error::InvalidSetting { setting, reason };
+        for (setting, value) in [
+            ("node.commit_interval", self.commit_interval),
+            ("node.transaction_timeout", self.transaction_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(setting.into(), "must be more than zero".into()));
+            }
+        }
+        self.default_topic
+            .check()
+            .map_err(|(field, reason)| invalid(format!("topic_defaults.{field}"), reason))?;
+        for (topic, spec) in &self.topics {
+            spec.check()
+                .map_err(|(field, reason)| invalid(format!("topic `{topic}`: {field}"), reason))?;
+        }
+        self.security
+            .check()
+            .map_err(|(field, reason)| Error::Security { field, reason })?;
+        for topic in self.topics.keys() {
+            check_name("topic", topic)?;
+        }
+        for actor in self.deliveries.keys() {
+            if !self.actors.iter().any(|(a, _)| a.name() == actor) {
+                return Err(Error::UnknownActor {
+                    actor: actor.clone(),
+                });
+            }
+        }
+        for (actor, policy) in &self.policies {
+            if !self.actors.iter().any(|(a, _)| a.name() == actor) {
+                return Err(Error::UnknownActor {
+                    actor: actor.clone(),
+                });
+            }
+            if let Some(topic) = &policy.dead_letter_topic {
+                check_name("topic", topic)?;
+            }
+        }
+        let mut names = HashMap::new();
+        for (actor, _) in &self.actors {
+            check_name("actor", actor.name())?;
+            check_name("topic", actor.output())?;
+            if names.insert(actor.name(), ()).is_some() {
+                return Err(Error::DuplicateActor {
+                    actor: actor.name().to_owned(),
+                });
+            }
+        }
+        for (actor, _) in &self.actors {
+            let mut seen = HashMap::new();
+            for sub in actor.subscriptions() {
+                if sub.pattern {
+                    crate::actor::pattern_regex(&sub.topic)?;
+                } else {
+                    check_name("topic", &sub.topic)?;
+                }
+                if seen.insert(sub.topic.as_str(), ()).is_some() {
+                    return Err(Error::DuplicateSubscription {
+                        actor: actor.name().to_owned(),
+                        topic: sub.topic.clone(),
+                    });
+                }
+            }
+        }
+        let node = Node { builder: self };
+        crate::topology::check(&node.actors())?;
+        for actor in node.actors() {
+            let Some(dead_letters) = &actor.dead_letter_topic else {
+                continue;
+            };
+            let why = if *dead_letters == actor.output {
+                "it is the actor's own output, so undecodable records would reach its readers"
+            } else if actor.subscriptions.iter().any(|s| {
+                if s.pattern {
+                    crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(dead_letters))
+                } else {
+                    s.topic == *dead_letters
+                }
+            }) {
+                "the actor reads it, so a dead letter would come back to it at once"
+            } else {
+                continue;
+            };
+            return Err(invalid(
+                format!(
+                    "actor `{}`: failure.dead_letter_topic `{dead_letters}`",
+                    actor.name
+                ),
+                why.into(),
+            ));
+        }
+        let exactly_once = node
+            .builder
+            .deliveries
+            .values()
+            .any(|d| *d == Delivery::ExactlyOnce);
+        node.settings(String::new(), false).validate(exactly_once)?;
+        Ok(node)
+    }
+}

@@ -1,0 +1,329 @@
+//! [`Node`]: many actors in one process, wired through Kafka. Described
+//! by a [`NodeBuilder`] ([`builder`]), validated into a [`Node`] (here),
+//! started into a [`RunningNode`] ([`running`]); [`replay`] sends an
+//! actor's dead letters back to it.
+
+mod builder;
+mod replay;
+mod running;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use tokio::sync::watch;
+
+use crate::actor::SubscriptionInfo;
+use crate::broker::{Broker, EmbeddedBroker};
+use crate::codec::SchemaRegistry;
+use crate::error::{Error, Result};
+use crate::kafka::{ClientSettings, ensure_topics};
+use crate::policy::{Delivery, FailurePolicy};
+use crate::supervisor::{ActorFactory, Env, Mode, NodeControl, Supervision, supervise};
+use crate::topic::TopicSpec;
+
+pub use builder::NodeBuilder;
+pub use replay::Replayed;
+pub use running::RunningNode;
+pub(crate) use running::wait_for_signal;
+
+/// A described actor of a node: what it owns and what it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorInfo {
+    /// The actor's name (and consumer group).
+    pub name: String,
+    /// The topic it owns.
+    pub output: String,
+    /// Avro full name of the record type it writes.
+    pub output_type: String,
+    /// The schema it writes with.
+    pub output_schema: apache_avro::Schema,
+    /// What it subscribes to.
+    pub subscriptions: Vec<SubscriptionInfo>,
+    /// Where it writes the records it gives up on (`None` for an actor
+    /// that reads nothing, or whose policy stops it instead).
+    pub dead_letter_topic: Option<String>,
+    /// What its outputs and offsets guarantee.
+    pub delivery: Delivery,
+}
+
+/// A validated set of actors, ready to start.
+///
+/// ```no_run
+/// # use scribe::prelude::*;
+/// # async fn demo(builder: NodeBuilder) -> Result<(), scribe::Error> {
+/// let node = builder.build()?;          // validation, no Kafka yet
+/// let running = node.start().await?;    // topics created, actors running
+/// running.run_until_signal().await?;    // Ctrl-C or SIGTERM drains and commits
+/// # Ok(()) }
+/// ```
+pub struct Node {
+    pub(super) builder: NodeBuilder,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.builder.name)
+            .field("actors", &self.actors())
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts describing a node called `name` (it prefixes client ids and
+    /// every record's `ce_source`).
+    pub fn builder(name: impl Into<String>) -> NodeBuilder {
+        NodeBuilder {
+            name: name.into(),
+            broker: Broker::default(),
+            default_topic: TopicSpec::default(),
+            topics: BTreeMap::new(),
+            actors: Vec::new(),
+            registry: SchemaRegistry::new(),
+            errors: Vec::new(),
+            commit_interval: Duration::from_millis(500),
+            transaction_timeout: Duration::from_secs(10),
+            common: Vec::new(),
+            consumer: Vec::new(),
+            producer: Vec::new(),
+            policies: BTreeMap::new(),
+            deliveries: BTreeMap::new(),
+            security: crate::security::Security::default(),
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.builder.name
+    }
+
+    fn registry_of(b: &NodeBuilder) -> SchemaRegistry {
+        let mut registry = b.registry.clone();
+        for (actor, _) in &b.actors {
+            actor.register_schemas(&mut registry);
+        }
+        registry
+    }
+
+    fn policy_of(b: &NodeBuilder, actor: &str) -> FailurePolicy {
+        b.policies.get(actor).cloned().unwrap_or_default()
+    }
+
+    fn delivery_of(b: &NodeBuilder, actor: &str) -> Delivery {
+        b.deliveries.get(actor).copied().unwrap_or_default()
+    }
+
+    fn dead_letter_of(b: &NodeBuilder, actor: &dyn ActorFactory) -> Option<String> {
+        if actor.subscriptions().is_empty() {
+            return None;
+        }
+        Node::policy_of(b, actor.name()).dead_letter_topic_for(actor.output())
+    }
+
+    /// Each actor's failure policy and dead-letter topic, in actor order.
+    fn policies_of(b: &NodeBuilder) -> Vec<(Arc<FailurePolicy>, Option<String>)> {
+        b.actors
+            .iter()
+            .map(|(a, _)| {
+                (
+                    Arc::new(Node::policy_of(b, a.name())),
+                    Node::dead_letter_of(b, &**a),
+                )
+            })
+            .collect()
+    }
+
+    fn topics_of(b: &NodeBuilder) -> BTreeMap<String, TopicSpec> {
+        let mut topics = BTreeMap::new();
+        for (actor, _) in &b.actors {
+            let dead_letter = Node::dead_letter_of(b, &**actor);
+            // Patterns name no topic to create.
+            let names = std::iter::once(actor.output())
+                .chain(dead_letter.as_deref())
+                .chain(
+                    actor
+                        .subscriptions()
+                        .iter()
+                        .filter(|s| !s.pattern)
+                        .map(|s| s.topic.as_str()),
+                );
+            for topic in names {
+                let spec = b.topics.get(topic).copied().unwrap_or(b.default_topic);
+                topics.insert(topic.to_owned(), spec);
+            }
+        }
+        topics
+    }
+
+    /// Every schema the node knows: its actors' types and any registered.
+    pub fn schema_registry(&self) -> SchemaRegistry {
+        Node::registry_of(&self.builder)
+    }
+
+    /// Every topic the node's actors own or read, with how it is created.
+    pub fn topics(&self) -> BTreeMap<String, TopicSpec> {
+        Node::topics_of(&self.builder)
+    }
+
+    /// The Kafka client settings every client of the node shares (security,
+    /// pass-through properties), pointed at `bootstrap`: for tools that talk
+    /// to the node's cluster, such as `scribe tail`.
+    pub fn client_config(&self, bootstrap: &str) -> rdkafka::ClientConfig {
+        self.settings(bootstrap.to_owned(), false).admin()
+    }
+
+    /// Where the node's Kafka is.
+    pub fn broker(&self) -> &Broker {
+        &self.builder.broker
+    }
+
+    fn settings(&self, bootstrap: String, embedded: bool) -> ClientSettings {
+        Node::settings_of(&self.builder, bootstrap, embedded)
+    }
+
+    fn settings_of(b: &NodeBuilder, bootstrap: String, embedded: bool) -> ClientSettings {
+        ClientSettings {
+            bootstrap,
+            node: b.name.clone(),
+            embedded,
+            commit_interval: b.commit_interval,
+            transaction_timeout: b.transaction_timeout,
+            common: b
+                .security
+                .properties()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .chain(b.common.iter().cloned())
+                .collect(),
+            consumer: b.consumer.clone(),
+            producer: b.producer.clone(),
+        }
+    }
+
+    /// What the simulator runs: the node's name, actors, topics, schemas
+    /// and commit interval.
+    #[cfg(feature = "testing")]
+    pub(crate) fn into_sim_parts(self) -> crate::sim::NodeParts {
+        let topics = self.topics();
+        let registry = self.schema_registry();
+        let b = self.builder;
+        let policies = Node::policies_of(&b);
+        crate::sim::NodeParts {
+            name: b.name,
+            actors: b.actors,
+            topics,
+            registry,
+            commit_interval: b.commit_interval,
+            policies,
+        }
+    }
+
+    /// The node's actors.
+    pub fn actors(&self) -> Vec<ActorInfo> {
+        self.builder
+            .actors
+            .iter()
+            .map(|(a, _)| ActorInfo {
+                name: a.name().to_owned(),
+                output: a.output().to_owned(),
+                output_type: a.output_type().to_owned(),
+                output_schema: a.output_schema(),
+                subscriptions: a.subscriptions().to_vec(),
+                dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
+                delivery: Node::delivery_of(&self.builder, a.name()),
+            })
+            .collect()
+    }
+
+    /// Connects to the broker (starting the embedded one if so configured),
+    /// creates missing topics and starts every actor.
+    ///
+    /// Must be called inside an actix `System` (`#[actix::main]`,
+    /// `#[actix::test]`). Returns once every actor is constructed; fails if
+    /// any constructor fails, after stopping the others.
+    pub async fn start(self) -> Result<RunningNode> {
+        let registry = self.schema_registry();
+        let topics: Vec<_> = self.topics().into_iter().collect();
+        let b = self.builder;
+        let policies = Node::policies_of(&b);
+        let deliveries: Vec<Delivery> = b
+            .actors
+            .iter()
+            .map(|(a, _)| Node::delivery_of(&b, a.name()))
+            .collect();
+        let (bootstrap, embedded) = match &b.broker {
+            Broker::Embedded => {
+                let broker = EmbeddedBroker::start()?;
+                (broker.bootstrap_servers().to_owned(), Some(broker))
+            }
+            Broker::InProcess(broker) => {
+                (broker.bootstrap_servers().to_owned(), Some(broker.clone()))
+            }
+            Broker::Bootstrap(servers) => (servers.clone(), None),
+        };
+        let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
+
+        // Wrong credentials or certificates stop the node here, saying
+        // which, before any actor starts.
+        crate::connect::first_contact_of(&settings).await?;
+        ensure_topics(&settings, embedded.as_ref(), &topics).await?;
+        let env = Arc::new(Env { settings, registry });
+        let (stop, stop_rx) = watch::channel(false);
+        let control = Arc::new(NodeControl {
+            stop,
+            halted: std::sync::Mutex::new(None),
+        });
+        let mut running = RunningNode {
+            name: b.name,
+            bootstrap,
+            embedded,
+            control: control.clone(),
+            supervisors: Vec::new(),
+            stats: HashMap::new(),
+        };
+        let mut starts = Vec::new();
+        let actors = b.actors.into_iter().zip(policies).zip(deliveries);
+        for (((factory, stats), (policy, dead_letter)), delivery) in actors {
+            let name = factory.name().to_owned();
+            let (started_tx, started_rx) = oneshot::channel();
+            running
+                .stats
+                .insert(factory.name().to_owned(), stats.clone());
+            let supervision = Supervision {
+                factory,
+                env: env.clone(),
+                stats,
+                policy,
+                dead_letter,
+                delivery,
+                control: control.clone(),
+                mode: Mode::Live,
+            };
+            let task = actix::spawn(supervise(supervision, stop_rx.clone(), started_tx));
+            running.supervisors.push((name.clone(), task));
+            starts.push((name, started_rx));
+        }
+        for (actor, started) in starts {
+            let outcome = started.await.unwrap_or_else(|_| {
+                Err(Error::ActorStart {
+                    actor,
+                    source: "its supervisor ended before starting it".into(),
+                })
+            });
+            if let Err(error) = outcome {
+                let _ = running.shutdown_in_place().await;
+                return Err(error);
+            }
+        }
+        tracing::info!(
+            node = %running.name,
+            bootstrap = %running.bootstrap,
+            actors = running.supervisors.len(),
+            "node started"
+        );
+        Ok(running)
+    }
+}
