@@ -1,0 +1,177 @@
+//! [`Publisher`]: the only way an actor writes, bound to the topic it owns.
+//!
+//! [`state`] is the state a publisher shares with the feed that drives its
+//! actor (the record being handled, the dead letters, the producer);
+//! [`delivery`] sends records and receives the broker's delivery reports;
+//! [`txn`] runs an exactly-once actor's transactions.
+
+mod delivery;
+mod state;
+mod txn;
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rdkafka::producer::BaseRecord;
+
+use crate::Record;
+use crate::codec::Encoder;
+use crate::error::{Error, Result};
+use crate::headers::{Headers, Outbound, to_kafka};
+use crate::inbound::Inbound;
+
+use delivery::send;
+pub(crate) use delivery::{DeliveryTracker, Producer};
+pub(crate) use state::{Cause, DEFAULT_MAX_MESSAGE_BYTES, PublisherCore, Sink};
+pub(crate) use txn::TxnFailure;
+
+/// Writes records of type `T` to the one topic its actor owns.
+///
+/// The runtime hands each actor exactly one publisher, bound to its output
+/// topic; there is no other way for an actor to write, which is how the
+/// single-writer rule holds. Publishing enqueues the record and returns: the
+/// producer batches records and the broker acknowledges them asynchronously.
+/// While a handler runs, each published record is linked to the record being
+/// handled (`causation_id`, `correlation_id`), and the inbound offset is not
+/// committed until every such record is acknowledged.
+pub struct Publisher<T: Record> {
+    core: Arc<PublisherCore>,
+    encoder: Encoder<T>,
+    buf: RefCell<Vec<u8>>,
+    clock: RefCell<Clock>,
+}
+
+/// The last publication time, as milliseconds and as RFC 3339 text: records
+/// published within one millisecond share the formatting.
+#[derive(Default)]
+struct Clock {
+    millis: i64,
+    text: String,
+}
+
+impl<T: Record> fmt::Debug for Publisher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topic", &self.core.topic)
+            .field("type", self.encoder.full_name())
+            .finish()
+    }
+}
+
+impl<T: Record> Publisher<T> {
+    pub(crate) fn new(core: Arc<PublisherCore>) -> Result<Self> {
+        Ok(Self {
+            core,
+            encoder: Encoder::new()?,
+            buf: RefCell::new(Vec::with_capacity(256)),
+            clock: RefCell::new(Clock::default()),
+        })
+    }
+
+    /// The topic this publisher writes to.
+    pub fn topic(&self) -> &str {
+        &self.core.topic
+    }
+
+    /// Publishes `value` under `key`; records with one key keep their order.
+    ///
+    /// Returns once the record is queued for sending. Fails when the value
+    /// does not fit its schema or the producer refuses the record.
+    pub fn publish<K>(&self, key: &K, value: impl Borrow<T>) -> Result<()>
+    where
+        K: AsRef<[u8]> + ?Sized,
+    {
+        self.send(Some(key.as_ref()), value.borrow(), None)
+    }
+
+    /// Publishes `value` without a key (the producer spreads such records
+    /// over partitions).
+    pub fn publish_unkeyed(&self, value: impl Borrow<T>) -> Result<()> {
+        self.send(None, value.borrow(), None)
+    }
+
+    /// Forwards an inbound record unchanged in meaning: its value (encoded
+    /// with this publisher's schema), its key and all its headers, the
+    /// CloudEvents ones included (`ce_id` stays the original event's). Only
+    /// standard headers the record lacks are added. As with `publish`, the
+    /// inbound offset commits once the forwarded record is acknowledged.
+    pub fn forward(&self, inbound: &Inbound<T>) -> Result<()> {
+        self.send(inbound.key(), inbound.value(), Some(inbound.headers()))
+    }
+
+    fn send(&self, key: Option<&[u8]>, value: &T, keep: Option<&Headers>) -> Result<()> {
+        let mut buf = self.buf.borrow_mut();
+        buf.clear();
+        self.encoder
+            .encode(value, &mut buf)
+            .map_err(|source| Error::Encode {
+                topic: self.core.topic.to_string(),
+                source,
+            })?;
+        let mut id_buf = [0u8; 36];
+        let id: &str = crate::clock::new_id()
+            .hyphenated()
+            .encode_lower(&mut id_buf);
+        let now = crate::clock::now();
+        let millis = crate::clock::millis_of(now);
+        let mut clock = self.clock.borrow_mut();
+        if clock.millis != millis || clock.text.is_empty() {
+            clock.millis = millis;
+            clock.text.clear();
+            let _ = write!(clock.text, "{}", humantime::format_rfc3339_millis(now));
+        }
+        let cause = self.core.cause();
+        let (correlation_id, causation_id, slot) = match &*cause {
+            Some(cause) => (
+                cause.correlation_id.as_deref().unwrap_or(id),
+                cause.ce_id.as_deref(),
+                cause.slot.clone(),
+            ),
+            None => (id, None, self.core.detached.clone()),
+        };
+        let outbound = Outbound {
+            id,
+            ty: self.encoder.full_name(),
+            source: &self.core.source,
+            time: &clock.text,
+            correlation_id,
+            causation_id,
+        };
+        // Without the `testing` feature, Kafka is the only sink.
+        #[allow(clippy::infallible_destructuring_match)]
+        let producer = match &self.core.sink {
+            Sink::Kafka(producer) => producer,
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => {
+                let headers = match keep {
+                    None => Headers::from_pairs(outbound.pairs()),
+                    Some(inbound) => Headers::from_pairs(inbound.forwarded(&outbound)),
+                };
+                drop(cause);
+                return outlet.append(key, &buf, headers, millis);
+            }
+        };
+        let headers = match keep {
+            None => to_kafka(outbound.pairs()),
+            Some(inbound) => to_kafka(inbound.forwarded(&outbound)),
+        };
+        drop(cause);
+        self.core.begin_transaction()?;
+        let slot_of_cause = slot.clone();
+        let slot = self.core.ack_slot(slot);
+        slot.add_pending();
+        self.core.sent.fetch_add(1, Ordering::Relaxed);
+        let mut record = BaseRecord::with_opaque_to(&self.core.topic, slot)
+            .payload(buf.as_slice())
+            .headers(headers)
+            .timestamp(millis);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        send(producer, record, &self.core.topic).inspect_err(|_| slot_of_cause.fail())
+    }
+}

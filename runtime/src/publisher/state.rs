@@ -1,0 +1,221 @@
+//! [`PublisherCore`]: what an actor's publisher shares with its feed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, Producer as _};
+
+use crate::error::{Error, Result};
+#[cfg(feature = "testing")]
+use crate::headers::Headers;
+use crate::headers::to_kafka;
+use crate::tracker::AckSlot;
+
+use super::delivery::{Producer, send};
+use super::txn::Transaction;
+
+/// The record being handled while a handler runs: what publishes inherit.
+#[derive(Debug)]
+pub(crate) struct Cause {
+    pub(crate) ce_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) slot: Arc<AckSlot>,
+}
+
+/// Where an actor's records go.
+pub(crate) enum Sink {
+    /// A Kafka producer.
+    Kafka(Producer),
+    /// The simulator's in-memory bus.
+    #[cfg(feature = "testing")]
+    Sim(crate::sim::Outlet),
+}
+
+/// State shared by an actor's publisher and the runtime driving the actor.
+pub(crate) struct PublisherCore {
+    pub(crate) sink: Sink,
+    pub(crate) topic: Arc<str>,
+    pub(crate) source: String,
+    pub(super) cause: Mutex<Option<Cause>>,
+    pub(super) detached: Arc<AckSlot>,
+    /// Exactly-once: the producer's transaction state.
+    pub(super) txn: Option<Transaction>,
+    /// Records sent so far: tells whether a failed handler published.
+    pub(super) sent: AtomicU64,
+    /// The producer's `message.max.bytes`: what a dead letter must fit.
+    pub(super) max_message_bytes: usize,
+}
+
+/// librdkafka's default `message.max.bytes`.
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+impl PublisherCore {
+    pub(crate) fn new(sink: Sink, topic: Arc<str>, source: String) -> Self {
+        Self {
+            sink,
+            topic,
+            source,
+            cause: Mutex::new(None),
+            detached: AckSlot::detached(),
+            txn: None,
+            sent: AtomicU64::new(0),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// The producer's `message.max.bytes`, when it is not librdkafka's
+    /// default.
+    pub(crate) fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Records sent so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn producer(&self) -> Option<&Producer> {
+        match &self.sink {
+            Sink::Kafka(producer) => Some(producer),
+            #[cfg(feature = "testing")]
+            Sink::Sim(_) => None,
+        }
+    }
+
+    pub(super) fn cause(&self) -> std::sync::MutexGuard<'_, Option<Cause>> {
+        self.cause.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes from now on are caused by `cause`.
+    pub(crate) fn begin(&self, cause: Cause) {
+        *self.cause() = Some(cause);
+    }
+
+    /// Publishes from now on have no cause.
+    pub(crate) fn end(&self) {
+        *self.cause() = None;
+    }
+
+    /// Writes a record the actor gives up on to its dead-letter topic: the
+    /// original key, value and headers, plus `extra` headers saying why.
+    /// `slot` completes once the dead letter is acknowledged. A record too
+    /// large for the producer goes as much of it as fits, saying so in
+    /// [`DLQ_TRUNCATED`](crate::headers::DLQ_TRUNCATED). When nothing can
+    /// be written, `slot` fails: the record's offset never commits.
+    pub(crate) fn dead_letter(
+        &self,
+        topic: &str,
+        raw: &crate::handling::Raw,
+        extra: &[(&str, &[u8])],
+        slot: &Arc<AckSlot>,
+    ) -> Result<()> {
+        self.begin_transaction()?;
+        // A dead letter dead-lettered again carries only the latest
+        // failure's headers, and whether it is only part of its record.
+        let pairs: Vec<(&str, &[u8])> = raw
+            .headers
+            .iter()
+            .filter(|(key, _)| {
+                !crate::headers::is_dead_letter(key) || *key == crate::headers::DLQ_TRUNCATED
+            })
+            .chain(extra.iter().copied())
+            .collect();
+        let producer = match &self.sink {
+            Sink::Kafka(producer) => producer,
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => return outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
+        };
+        let write = |key: Option<&[u8]>, value: &[u8], pairs: &[(&str, &[u8])]| {
+            let ack = self.ack_slot(slot.clone());
+            ack.add_pending();
+            let mut record = BaseRecord::with_opaque_to(topic, ack)
+                .payload(value)
+                .headers(to_kafka(pairs.iter().copied()));
+            if let Some(timestamp) = raw.timestamp {
+                record = record.timestamp(timestamp);
+            }
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            send(producer, record, topic)
+        };
+        let written = match write(raw.key.as_deref(), &raw.value, &pairs) {
+            Err(Error::Publish {
+                source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                ..
+            }) => {
+                let cut = Truncated::fit(self.max_message_bytes, raw, &pairs);
+                tracing::warn!(topic, truncated = %cut.note, "dead letter too large for the producer; writing what fits");
+                let mut pairs = pairs.clone();
+                pairs.push((crate::headers::DLQ_TRUNCATED, cut.note.as_bytes()));
+                let key = raw.key.as_deref().filter(|_| cut.keep_key);
+                write(key, &raw.value[..cut.value], &pairs)
+            }
+            other => other,
+        };
+        if written.is_err() {
+            slot.fail();
+        }
+        written
+    }
+
+    /// What a record sent while handling `cause_slot`'s record waits on:
+    /// that slot, but under exactly-once, where the transaction commits
+    /// the record's outputs and offset together, nothing.
+    pub(super) fn ack_slot(&self, cause_slot: Arc<AckSlot>) -> Arc<AckSlot> {
+        if self.txn.is_some() {
+            self.detached.clone()
+        } else {
+            cause_slot
+        }
+    }
+
+    /// Waits until the broker acknowledged everything published.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        match &self.sink {
+            Sink::Kafka(producer) => producer.flush(timeout),
+            // The simulated bus acknowledges on append.
+            #[cfg(feature = "testing")]
+            Sink::Sim(_) => Ok(()),
+        }
+    }
+}
+
+/// How much of a record too large for the producer a dead letter keeps.
+struct Truncated {
+    /// Bytes of the value kept, from its start.
+    value: usize,
+    /// Whether the key is kept.
+    keep_key: bool,
+    /// What was kept, for [`DLQ_TRUNCATED`](crate::headers::DLQ_TRUNCATED).
+    note: String,
+}
+
+impl Truncated {
+    /// Room for the record batch and header framing librdkafka adds.
+    const OVERHEAD: usize = 1024;
+
+    /// What fits in `max` bytes, with `pairs` as headers.
+    fn fit(max: usize, raw: &crate::handling::Raw, pairs: &[(&str, &[u8])]) -> Self {
+        let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
+        let key = raw.key.as_ref().map_or(0, Vec::len);
+        let keep_key = key <= room / 2;
+        let room = if keep_key { room - key } else { room };
+        let value = raw.value.len().min(room);
+        let note = format!(
+            "value {value} of {} bytes{}",
+            raw.value.len(),
+            if keep_key { "" } else { ", key dropped" }
+        );
+        Self {
+            value,
+            keep_key,
+            note,
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! An exactly-once actor's transactions: begin, commit with the input
+//! offsets, abort, and what a failed step means.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer as _;
+
+use crate::error::{Error, Result};
+
+use super::delivery::Producer;
+use super::state::PublisherCore;
+
+/// The state of an exactly-once actor's transactions.
+#[derive(Debug)]
+pub(super) struct Transaction {
+    id: String,
+    open: AtomicBool,
+    /// How long a step waits for the broker before its outcome is unknown.
+    timeout: Duration,
+}
+
+impl Transaction {
+    /// Opens a transaction unless one is open.
+    fn ensure_open(&self, producer: &Producer) -> rdkafka::error::KafkaResult<()> {
+        if !self.open.load(Ordering::Acquire) {
+            producer.begin_transaction()?;
+            self.open.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+/// How many times a transaction commit whose outcome is unknown is retried
+/// before the producer is rebuilt.
+const COMMIT_TRIES: u32 = 5;
+
+/// Why a transaction did not commit, and what must follow.
+#[derive(Debug)]
+pub(crate) enum TxnFailure {
+    /// Failed for sure: abort it; its records are handled again.
+    Abortable(String),
+    /// Its outcome is unknown after every retry: never abort it. Drop the
+    /// producer: the next one, with the same transactional id, makes the
+    /// broker finish it (committed or not) before going on.
+    Unknown(String),
+    /// Fenced by a newer instance with the same transactional id, or
+    /// otherwise fatal: this instance must stop.
+    Fatal(String),
+}
+
+impl TxnFailure {
+    /// What failed, and why.
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            TxnFailure::Abortable(reason)
+            | TxnFailure::Unknown(reason)
+            | TxnFailure::Fatal(reason) => reason,
+        }
+    }
+}
+
+impl PublisherCore {
+    /// Makes the core transactional, as producer `id`.
+    pub(crate) fn transactional(mut self, id: String, timeout: Duration) -> Self {
+        self.txn = Some(Transaction {
+            id,
+            open: AtomicBool::new(false),
+            timeout,
+        });
+        self
+    }
+
+    /// Whether outputs go through transactions.
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Whether a transaction is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.txn
+            .as_ref()
+            .is_some_and(|txn| txn.open.load(Ordering::Acquire))
+    }
+
+    /// Registers the transactional id with the broker: fences any older
+    /// instance and finishes its open transaction.
+    pub(crate) fn init_transactions(&self) -> Result<()> {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return Ok(());
+        };
+        retry(&txn.id, "init", || producer.init_transactions(txn.timeout))
+            .map(|_| ())
+            .map_err(|failure| Error::Transaction {
+                reason: failure.reason().to_owned(),
+            })
+    }
+
+    /// Opens a transaction unless one is open.
+    pub(super) fn begin_transaction(&self) -> Result<()> {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return Ok(());
+        };
+        txn.ensure_open(producer)
+            .map_err(|e| Error::kafka(format!("cannot begin a transaction as `{}`", txn.id), e))
+    }
+
+    /// Commits the open transaction with `offsets` (the input positions
+    /// of every record handled in it), opening one if only offsets are new.
+    /// A step whose outcome is unknown is retried, never aborted. Returns
+    /// whether a transaction was committed and how many steps were retried.
+    pub(crate) fn commit(
+        &self,
+        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+    ) -> std::result::Result<(bool, u32), TxnFailure> {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return Ok((false, 0));
+        };
+        if offsets.is_none() && !txn.open.load(Ordering::Acquire) {
+            return Ok((false, 0));
+        }
+        txn.ensure_open(producer)
+            .map_err(|e| classify(&txn.id, "begin", &e))?;
+        let mut retries = 0;
+        if let Some((offsets, group)) = offsets {
+            retries += retry(&txn.id, "send offsets to", || {
+                producer.send_offsets_to_transaction(offsets, group, txn.timeout)
+            })?;
+        }
+        retries += retry(&txn.id, "commit", || {
+            producer.commit_transaction(txn.timeout)
+        })?;
+        txn.open.store(false, Ordering::Release);
+        Ok((true, retries))
+    }
+
+    /// Aborts the open transaction, if one is open: what it wrote is never
+    /// read by a `read_committed` consumer. Returns whether one was.
+    pub(crate) fn abort(&self) -> bool {
+        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+            return false;
+        };
+        if !txn.open.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        if let Err(error) = producer.abort_transaction(txn.timeout) {
+            // The next producer with this id aborts it on the broker.
+            tracing::warn!(transactional_id = %txn.id, %error, "cannot abort the transaction");
+        }
+        true
+    }
+}
+
+/// Calls a transaction step, again while its outcome is unknown and
+/// librdkafka says it may be retried; returns how many times it was called
+/// again.
+fn retry(
+    id: &str,
+    step: &str,
+    call: impl Fn() -> rdkafka::error::KafkaResult<()>,
+) -> std::result::Result<u32, TxnFailure> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let Err(error) = call() else {
+            return Ok(tries - 1);
+        };
+        let retriable = matches!(&error, KafkaError::Transaction(e) if e.is_retriable());
+        match classify(id, step, &error) {
+            TxnFailure::Unknown(reason) if retriable && tries < COMMIT_TRIES => {
+                tracing::warn!(transactional_id = %id, tries, %reason, "transaction outcome unknown; retrying");
+                std::thread::sleep(Duration::from_millis(100) * tries);
+            }
+            failure => return Err(failure),
+        }
+    }
+}
+
+/// What a failed transaction step means, after librdkafka's flags.
+fn classify(id: &str, step: &str, error: &KafkaError) -> TxnFailure {
+    let what = match step {
+        "init" => format!("cannot init transactions as `{id}`"),
+        step => format!("cannot {step} the transaction of `{id}`"),
+    };
+    let KafkaError::Transaction(e) = error else {
+        // Not from the transaction API (a closed producer, a local state
+        // error): nothing says the transaction failed, so no abort.
+        return TxnFailure::Unknown(format!("{what}: {error}"));
+    };
+    use RDKafkaErrorCode as Code;
+    match e.code() {
+        Code::ProducerFenced | Code::InvalidProducerEpoch => TxnFailure::Fatal(format!(
+            "{what}: fenced: another instance of the actor runs with this transactional id ({e})"
+        )),
+        Code::UnsupportedFeature | Code::UnsupportedVersion => TxnFailure::Fatal(format!(
+            "{what}: the broker does not support transactions ({e})"
+        )),
+        _ if e.is_fatal() => TxnFailure::Fatal(format!("{what}: {e}")),
+        _ if e.txn_requires_abort() => TxnFailure::Abortable(format!("{what}: {e}")),
+        // Retriable (a timeout: the broker may have done it), or neither
+        // retriable nor abortable: either way the outcome is not known.
+        _ => TxnFailure::Unknown(format!("{what}: {e}")),
+    }
+}
