@@ -22,9 +22,9 @@ pub use threshold_alarm::{Statistic, ThresholdAlarm, ThresholdAlarmArgs};
 /// relay per standard record type: `relay.host-metrics`,
 /// `relay.metric-summary`, `relay.alarm`, `relay.command` and
 /// `relay.journal-entry`.
-pub fn registry() -> scribe::settings::Registry {
+pub fn registry() -> scribe_cli::settings::Registry {
     use scribe_schemas::{Alarm, Command, HostMetrics, JournalEntry, MetricSummary};
-    let mut registry = scribe::settings::Registry::new();
+    let mut registry = scribe_cli::settings::Registry::new();
     registry
         .register::<HostSampler>("host-sampler")
         .register::<WindowedAggregator>("windowed-aggregator")

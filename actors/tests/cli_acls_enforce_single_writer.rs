@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use scribe::codec::Encoder;
-use scribe::settings::NodeConfig;
+use scribe_cli::settings::NodeConfig;
 use scribe_schemas::MetricSummary;
 use scribe_tests::{ApacheKafka, Listener, TestKafka, unique};
 

@@ -300,7 +300,7 @@ fn secrets_appear_in_no_output_error_or_debug() {
         );
         assert!(!all.contains("hunter2"), "a secret leaked: {all}");
     }
-    let config = scribe::settings::NodeConfig::load(&bad).unwrap();
+    let config = scribe_cli::settings::NodeConfig::load(&bad).unwrap();
     let debug = format!("{config:?}");
     assert!(
         !debug.contains("hunter2") && debug.contains("<redacted>"),

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use scribe::settings::NodeConfig;
+use scribe_cli::settings::NodeConfig;
 use scribe_tests::{TestKafka, unique};
 
 #[actix::test]

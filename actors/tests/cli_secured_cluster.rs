@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use scribe::settings::NodeConfig;
+use scribe_cli::settings::NodeConfig;
 use scribe_tests::{ApacheKafka, Listener, TestKafka, unique};
 
 /// A node file for a journal of `{id}.summaries` reaching the cluster

@@ -116,7 +116,7 @@ fn intern(schema: Schema) -> (&'static Schema, Fingerprint) {
 }
 
 /// The full name (`namespace.name`) of a named schema, or its canonical form.
-pub(crate) fn full_name(schema: &Schema) -> String {
+pub fn full_name(schema: &Schema) -> String {
     match schema.name() {
         Some(name) => name.fullname(None),
         None => schema.canonical_form(),

@@ -16,7 +16,7 @@ use crate::kafka::ClientSettings;
 
 /// How long a node's first contact with its cluster may take before the
 /// node gives up, saying why.
-pub(crate) const FIRST_CONTACT: Duration = Duration::from_secs(20);
+pub const FIRST_CONTACT: Duration = Duration::from_secs(20);
 
 /// A client context that keeps the first failure the client reports that
 /// retrying cannot mend: refused credentials, a certificate that does not
@@ -113,11 +113,7 @@ pub(crate) async fn first_contact_of(settings: &ClientSettings) -> Result<()> {
 /// The node's first contact with its cluster: a metadata request through a
 /// client with the node's settings, tried until it is answered, a failure
 /// that retrying cannot mend is reported, or `timeout` passes. Blocks.
-pub(crate) fn first_contact(
-    config: &ClientConfig,
-    bootstrap: &str,
-    timeout: Duration,
-) -> Result<()> {
+pub fn first_contact(config: &ClientConfig, bootstrap: &str, timeout: Duration) -> Result<()> {
     let client: BaseConsumer<FirstContact> = config
         .create_with_context(FirstContact::default())
         .map_err(|e| Error::kafka("cannot create a client", e))?;

@@ -277,7 +277,8 @@ pub enum ConnectFailure {
 }
 
 impl Error {
-    pub(crate) fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+    /// A Kafka client call that failed while doing `context`.
+    pub fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
         Error::Kafka {
             context: context.into(),
             source,
@@ -286,7 +287,7 @@ impl Error {
 }
 
 /// An error and its sources, joined by `: `.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(s) = source {

@@ -72,7 +72,7 @@ const KNOWN: [&str; 8] = [
 /// rust-rdkafka's accessor panics on it. Reading the headers is guarded,
 /// once per record; only a record that trips the guard is read again one
 /// header at a time, to keep the others.
-pub(crate) fn kafka_pairs(headers: Option<&BorrowedHeaders>) -> (Vec<(&str, &[u8])>, Vec<usize>) {
+pub fn kafka_pairs(headers: Option<&BorrowedHeaders>) -> (Vec<(&str, &[u8])>, Vec<usize>) {
     fn pair<'a>(h: Header<'a, &'a [u8]>) -> (&'a str, &'a [u8]) {
         (h.key, h.value.unwrap_or_default())
     }
@@ -237,7 +237,7 @@ pub(crate) fn is_dead_letter(key: &str) -> bool {
 }
 
 /// Kafka headers from key and value pairs.
-pub(crate) fn to_kafka<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> OwnedHeaders {
+pub fn to_kafka<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> OwnedHeaders {
     pairs.fold(OwnedHeaders::new_with_capacity(10), |h, (key, value)| {
         h.insert(Header {
             key,
@@ -246,19 +246,28 @@ pub(crate) fn to_kafka<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> 
     })
 }
 
-/// The values a publisher writes into the headers of one record.
-pub(crate) struct Outbound<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) ty: &'a str,
-    pub(crate) source: &'a str,
-    pub(crate) time: &'a str,
-    pub(crate) correlation_id: &'a str,
-    pub(crate) causation_id: Option<&'a str>,
+/// The values a publisher writes into the headers of one record: the
+/// CloudEvents attributes and the correlation and causation ids. Tools that
+/// write records as an actor would (`scribe produce`) use it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound<'a> {
+    /// `ce_id`: the record's own id.
+    pub id: &'a str,
+    /// `ce_type`: the Avro full name of its value.
+    pub ty: &'a str,
+    /// `ce_source`: `node/actor`.
+    pub source: &'a str,
+    /// `ce_time`: RFC 3339.
+    pub time: &'a str,
+    /// `correlation_id`: shared by a whole chain of records.
+    pub correlation_id: &'a str,
+    /// `causation_id`: the `ce_id` of the record that caused it, if any.
+    pub causation_id: Option<&'a str>,
 }
 
 impl<'a> Outbound<'a> {
     /// The headers of a freshly published record.
-    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
+    pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
         [
             (CE_SPECVERSION, Some(SPEC_VERSION)),
             (CE_ID, Some(self.id)),

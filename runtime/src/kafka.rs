@@ -15,7 +15,7 @@ use crate::topic::TopicSpec;
 const TOPIC_WAIT: Duration = Duration::from_secs(30);
 
 /// The transactional id of exactly-once actor `actor` of node `node`.
-pub(crate) fn transactional_id(node: &str, actor: &str) -> String {
+pub fn transactional_id(node: &str, actor: &str) -> String {
     format!("scribe.{node}.{actor}")
 }
 
@@ -132,7 +132,7 @@ impl ClientSettings {
             if let Err(error) = config.create_native_config() {
                 return Err(match error {
                     rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {
-                        let reason = if crate::settings::is_secret_key(&key) {
+                        let reason = if crate::secret::is_secret_key(&key) {
                             "invalid value".to_owned()
                         } else {
                             desc
@@ -155,7 +155,7 @@ impl ClientSettings {
 
 /// How many partitions `topic` has, as the broker says; `UnknownTopic` if
 /// it has none.
-pub(crate) fn partition_count(
+pub fn partition_count(
     consumer: &rdkafka::consumer::BaseConsumer,
     topic: &str,
     timeout: Duration,

@@ -1,9 +1,7 @@
 #![doc = include_str!("../../README.md")]
 
-pub mod acls;
 mod actor;
 mod broker;
-pub mod cli;
 pub mod clock;
 pub mod codec;
 mod connect;
@@ -19,13 +17,12 @@ mod partitioner;
 mod policy;
 mod publisher;
 mod record;
+mod secret;
 mod security;
-pub mod settings;
 #[cfg(feature = "testing")]
 pub mod sim;
 mod stats;
 mod supervisor;
-mod tools;
 mod topic;
 pub mod topology;
 mod tracker;
@@ -41,9 +38,21 @@ pub use partitioner::partition_for_key;
 pub use policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
 pub use publisher::Publisher;
 pub use record::Record;
+pub use secret::{Properties, Secret};
 pub use security::{Protocol, SaslMechanism, Security};
 pub use stats::StatsSnapshot;
 pub use topic::TopicSpec;
+
+/// Talking to a cluster directly, as scribe's own tools do: the first
+/// contact that names why a connection fails, topic metadata, and the ids
+/// scribe gives its clients on the cluster.
+pub mod client {
+    pub use crate::connect::{FIRST_CONTACT, first_contact};
+    pub use crate::kafka::{partition_count, transactional_id};
+}
+
+pub use error::chain as error_chain;
+pub use node::wait_for_signal;
 
 /// What an actor's file needs: `use scribe::prelude::*;`.
 pub mod prelude {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 /// The protocol between a node's clients and the brokers
 /// (librdkafka's `security.protocol`).

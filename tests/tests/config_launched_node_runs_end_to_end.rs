@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use scribe::SchemaRegistry;
 use scribe::codec::Decoder;
-use scribe::settings::NodeConfig;
+use scribe_cli::settings::NodeConfig;
 use scribe_schemas::CommandAction;
 use scribe_tests::{TestKafka, unique};
 

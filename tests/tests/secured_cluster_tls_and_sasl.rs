@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use scribe::settings::Secret;
+use scribe::Secret;
 use scribe::{Broker, ConnectFailure, Error, Node, Protocol, SaslMechanism, Security};
 use scribe_tests::actors::{Relay, RelayArgs, keyed_numbers, numbers_in, produce_numbers};
 use scribe_tests::{ApacheKafka, Listener, TestKafka, unique};

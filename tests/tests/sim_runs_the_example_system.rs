@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use scribe::settings::NodeConfig;
 use scribe::sim::{Simulation, seeds};
+use scribe_cli::settings::NodeConfig;
 use scribe_schemas::{Command, CommandAction, HostMetrics, JournalEntry, MetricSummary};
 
 /// The example config, with the journal kept quiet.

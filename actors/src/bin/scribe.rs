@@ -3,5 +3,5 @@
 //! `cargo run -p scribe-actors --bin scribe -- --help`
 
 fn main() -> std::process::ExitCode {
-    scribe::cli::main(scribe_actors::registry())
+    scribe_cli::main(scribe_actors::registry())
 }

@@ -27,7 +27,7 @@ use crate::topic::TopicSpec;
 pub use builder::NodeBuilder;
 pub use replay::Replayed;
 pub use running::RunningNode;
-pub(crate) use running::wait_for_signal;
+pub use running::wait_for_signal;
 
 /// A described actor of a node: what it owns and what it reads.
 #[derive(Debug, Clone, PartialEq)]

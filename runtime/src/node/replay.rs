@@ -14,7 +14,7 @@ use super::Node;
 
 impl Node {
     /// Points the node at another broker (tools given `--bootstrap`).
-    pub(crate) fn set_broker(&mut self, broker: Broker) {
+    pub fn set_broker(&mut self, broker: Broker) {
         self.builder.broker = broker;
     }
 

@@ -93,7 +93,7 @@ impl RunningNode {
 
     /// Waits for Ctrl-C or SIGTERM, or for an actor's restart budget to
     /// stop the node, whichever comes first; says which in the log.
-    pub(crate) async fn until_signal_or_halt(&self) {
+    pub async fn until_signal_or_halt(&self) {
         let mut stopped = self.control.stop.subscribe();
         tokio::select! {
             () = wait_for_signal() => {
@@ -108,7 +108,7 @@ impl RunningNode {
 
     /// Shuts down gracefully; [`Error::NodeHalted`] when the node had
     /// stopped itself.
-    pub(crate) async fn drain(self) -> Result<()> {
+    pub async fn drain(self) -> Result<()> {
         let halted = self.halted();
         self.shutdown().await?;
         halted.map_or(Ok(()), |reason| Err(Error::NodeHalted { reason }))
@@ -130,7 +130,8 @@ impl Drop for RunningNode {
     }
 }
 
-pub(crate) async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

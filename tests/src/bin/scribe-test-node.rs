@@ -5,5 +5,5 @@
 fn main() -> std::process::ExitCode {
     let mut registry = scribe_actors::registry();
     registry.register::<scribe_tests::actors::Crasher>("test.crasher");
-    scribe::cli::main(registry)
+    scribe_cli::main(registry)
 }

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
-use crate::error::{Error, Result};
-use crate::policy::Delivery;
+use scribe::Delivery;
+use scribe::{Error, Result};
 
 /// A kind of Kafka resource an ACL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,7 +89,7 @@ pub struct NodeAcls {
 }
 
 /// The grants of every node of `deployment`.
-pub fn deployment_acls(deployment: &crate::cli::Deployment) -> Result<Vec<NodeAcls>> {
+pub fn deployment_acls(deployment: &crate::Deployment) -> Result<Vec<NodeAcls>> {
     deployment
         .nodes
         .iter()
@@ -126,7 +126,7 @@ pub fn deployment_acls(deployment: &crate::cli::Deployment) -> Result<Vec<NodeAc
 }
 
 /// What the actors of node `node` need.
-fn node_grants(node: &str, actors: &[crate::ActorInfo]) -> Result<Vec<Grant>, String> {
+fn node_grants(node: &str, actors: &[scribe::ActorInfo]) -> Result<Vec<Grant>, String> {
     use Operation::{Create, Describe, Read, Write};
     let mut grants: BTreeMap<(Resource, Pattern, String), Grant> = BTreeMap::new();
     let mut grant = |resource, pattern, name: &str, ops: &[Operation], why: String| {
@@ -212,7 +212,7 @@ fn node_grants(node: &str, actors: &[crate::ActorInfo]) -> Result<Vec<Grant>, St
             );
         }
         if actor.delivery == Delivery::ExactlyOnce {
-            let id = crate::kafka::transactional_id(node, name);
+            let id = scribe::client::transactional_id(node, name);
             grant(
                 Resource::TransactionalId,
                 Pattern::Literal,

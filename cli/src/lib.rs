@@ -4,6 +4,10 @@
 //! [`main`]; the `scribe` binary of `scribe-actors` does that with the
 //! standard actors.
 
+pub mod acls;
+pub mod settings;
+mod tools;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,11 +15,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::error::{Error, Result};
-use crate::node::{ActorInfo, Node};
 use crate::settings::{NodeConfig, Registry};
-use crate::tools;
-use crate::topology::{self, ExternalTopic};
+use scribe::topology::{self, ExternalTopic};
+use scribe::{ActorInfo, Node};
+use scribe::{Error, Result};
 
 /// Runs and inspects scribe nodes described by configuration files.
 #[derive(Debug, Parser)]
@@ -262,7 +265,7 @@ pub fn main(registry: Registry) -> ExitCode {
             ExitCode::from(2)
         }
         Err(error) => {
-            eprintln!("error: {}", crate::error::chain(&error));
+            eprintln!("error: {}", scribe::error_chain(&error));
             ExitCode::FAILURE
         }
     }
@@ -371,7 +374,7 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
                 reads.join(", ")
             };
             let delivery = match actor.delivery {
-                crate::Delivery::AtLeastOnce => String::new(),
+                scribe::Delivery::AtLeastOnce => String::new(),
                 other => format!("; {other}"),
             };
             let _ = writeln!(
@@ -476,7 +479,7 @@ fn run(registry: &Registry, file: PathBuf) -> Result<()> {
         );
         running.until_signal_or_halt().await;
         actix::spawn(async {
-            crate::node::wait_for_signal().await;
+            scribe::wait_for_signal().await;
             eprintln!("second signal: exiting without draining");
             std::process::exit(130);
         });

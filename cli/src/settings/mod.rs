@@ -29,10 +29,8 @@
 
 mod file;
 mod registry;
-mod secret;
 
-pub use crate::security::Security;
 pub use file::{ActorSection, KafkaSection, NodeConfig, NodeSection, TopicSection};
 pub use registry::Registry;
-pub(crate) use secret::is_secret_key;
-pub use secret::{Properties, Secret};
+pub use scribe::Security;
+pub use scribe::{Properties, Secret};

@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::registry::Registry;
-use super::secret::Properties;
-use crate::broker::Broker;
-use crate::error::{Error, Result};
-use crate::node::{Node, NodeBuilder};
-use crate::security::Security;
-use crate::topic::TopicSpec;
+use scribe::Broker;
+use scribe::Properties;
+use scribe::Security;
+use scribe::TopicSpec;
+use scribe::{Error, Result};
+use scribe::{Node, NodeBuilder};
 
 /// A node configuration file, as read.
 #[derive(Debug, Clone, Deserialize)]
@@ -131,14 +131,14 @@ pub struct ActorSection {
     /// are refused.
     #[serde(default)]
     pub params: serde_json::Value,
-    /// What the actor does when handling fails (see [`crate::FailurePolicy`]);
+    /// What the actor does when handling fails (see [`scribe::FailurePolicy`]);
     /// the defaults when absent.
     #[serde(default)]
-    pub failure: Option<crate::policy::FailurePolicy>,
-    /// What its outputs and offsets guarantee (see [`crate::Delivery`]);
+    pub failure: Option<scribe::FailurePolicy>,
+    /// What its outputs and offsets guarantee (see [`scribe::Delivery`]);
     /// at-least-once when absent.
     #[serde(default)]
-    pub delivery: Option<crate::policy::Delivery>,
+    pub delivery: Option<scribe::Delivery>,
 }
 
 impl NodeConfig {

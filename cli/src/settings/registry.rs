@@ -6,19 +6,19 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 
 use super::file::ActorSection;
-use crate::actor::TopicActor;
-use crate::node::NodeBuilder;
+use scribe::NodeBuilder;
+use scribe::TopicActor;
 
 type Add = fn(NodeBuilder, &ActorSection) -> Result<NodeBuilder, String>;
 
 /// The actor kinds a node configuration may use, by name.
 ///
 /// A program registers its own actor types in a few lines and gets the
-/// whole `scribe` command line for them (see [`crate::cli::main`]):
+/// whole `scribe` command line for them (see [`crate::main`]):
 ///
 /// ```no_run
 /// # use scribe::prelude::*;
-/// # use scribe::settings::Registry;
+/// # use scribe_cli::settings::Registry;
 /// # #[derive(Clone, serde::Deserialize)] struct Args;
 /// # struct Mine; impl Actor for Mine { type Context = Context<Self>; }
 /// # impl TopicActor for Mine { type Output = (); type Args = Args;
@@ -26,7 +26,7 @@ type Add = fn(NodeBuilder, &ActorSection) -> Result<NodeBuilder, String>;
 /// fn main() -> std::process::ExitCode {
 ///     let mut registry = Registry::new();
 ///     registry.register::<Mine>("mine");
-///     scribe::cli::main(registry)
+///     scribe_cli::main(registry)
 /// }
 /// ```
 #[derive(Default, Clone)]

@@ -11,11 +11,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use uuid::Uuid;
 
-use crate::codec::{decode_json, encode_json, full_name};
-use crate::error::{Error, Result};
-use crate::headers::Outbound;
-use crate::node::Node;
 use crate::settings::{NodeConfig, Registry};
+use scribe::Node;
+use scribe::codec::{decode_json, encode_json, full_name};
+use scribe::headers::Outbound;
+use scribe::{Error, Result};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -58,7 +58,7 @@ impl Tool {
     fn client(&self) -> Result<ClientConfig> {
         let bootstrap = self.bootstrap()?;
         let config = self.node.client_config(bootstrap);
-        crate::connect::first_contact(&config, bootstrap, crate::connect::FIRST_CONTACT)?;
+        scribe::client::first_contact(&config, bootstrap, scribe::client::FIRST_CONTACT)?;
         Ok(config)
     }
 
@@ -75,7 +75,7 @@ impl Tool {
     }
 
     fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> Result<i32> {
-        crate::kafka::partition_count(consumer, topic, METADATA_TIMEOUT)
+        scribe::client::partition_count(consumer, topic, METADATA_TIMEOUT)
     }
 
     /// `scribe topics`.
@@ -86,7 +86,7 @@ impl Tool {
         let reachable: Option<(BaseConsumer, std::collections::HashMap<String, i32>)> =
             self.bootstrap.as_ref().and_then(|b| {
                 let config = self.node.client_config(b);
-                crate::connect::first_contact(&config, b, METADATA_TIMEOUT).ok()?;
+                scribe::client::first_contact(&config, b, METADATA_TIMEOUT).ok()?;
                 let consumer: BaseConsumer = config.create().ok()?;
                 let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT).ok()?;
                 let partitions = metadata
@@ -199,11 +199,11 @@ impl Tool {
             let (ty, value) = match decode_json(&registry, message.payload().unwrap_or_default()) {
                 Ok(decoded) => decoded,
                 Err(e) => {
-                    eprintln!("{at}: cannot decode: {}", crate::error::chain(&e));
+                    eprintln!("{at}: cannot decode: {}", scribe::error_chain(&e));
                     continue;
                 }
             };
-            let (pairs, unreadable) = crate::headers::kafka_pairs(message.headers());
+            let (pairs, unreadable) = scribe::headers::kafka_pairs(message.headers());
             if !unreadable.is_empty() {
                 eprintln!("{at}: headers {unreadable:?} left out: their keys are not UTF-8");
             }
@@ -272,7 +272,7 @@ impl Tool {
             let Some(message) = next_message(&consumer) else {
                 continue;
             };
-            let (pairs, _) = crate::headers::kafka_pairs(message.headers());
+            let (pairs, _) = scribe::headers::kafka_pairs(message.headers());
             let header = |key: &str| {
                 pairs
                     .iter()
@@ -291,13 +291,13 @@ impl Tool {
             let line = serde_json::json!({
                 "dlq": {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()},
                 "from": {
-                    "topic": header(crate::headers::DLQ_TOPIC),
-                    "partition": number(crate::headers::DLQ_PARTITION),
-                    "offset": number(crate::headers::DLQ_OFFSET),
+                    "topic": header(scribe::headers::DLQ_TOPIC),
+                    "partition": number(scribe::headers::DLQ_PARTITION),
+                    "offset": number(scribe::headers::DLQ_OFFSET),
                 },
-                "actor": header(crate::headers::DLQ_ACTOR),
-                "attempts": number(crate::headers::DLQ_ATTEMPTS),
-                "error": header(crate::headers::DLQ_ERROR),
+                "actor": header(scribe::headers::DLQ_ACTOR),
+                "attempts": number(scribe::headers::DLQ_ATTEMPTS),
+                "error": header(scribe::headers::DLQ_ERROR),
                 "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 "type": ty,
                 "value": value,
@@ -318,10 +318,10 @@ impl Tool {
     }
 
     /// `scribe dlq replay`: runs the actor on its dead letters.
-    pub(crate) fn dlq_replay(self, actor: &str) -> Result<crate::Replayed> {
+    pub(crate) fn dlq_replay(self, actor: &str) -> Result<scribe::Replayed> {
         let bootstrap = self.bootstrap()?.to_owned();
         let mut node = self.node;
-        node.set_broker(crate::Broker::Bootstrap(bootstrap));
+        node.set_broker(scribe::Broker::Bootstrap(bootstrap));
         let actor = actor.to_owned();
         actix::System::new().block_on(async move { node.replay_dead_letters(&actor).await })
     }
@@ -378,7 +378,7 @@ impl Tool {
                 .and_then(|(key, value)| {
                     encode_json(&owner.output_schema, value)
                         .map(|bytes| (key, bytes))
-                        .map_err(|e| format!("does not fit `{ty}`: {}", crate::error::chain(&e)))
+                        .map_err(|e| format!("does not fit `{ty}`: {}", scribe::error_chain(&e)))
                 });
             let (key, bytes) = match encoded {
                 Ok(encoded) => encoded,
@@ -399,7 +399,7 @@ impl Tool {
                 correlation_id: &id,
                 causation_id: None,
             };
-            let headers = crate::headers::to_kafka(outbound.pairs());
+            let headers = scribe::headers::to_kafka(outbound.pairs());
             let mut record = BaseRecord::to(topic).payload(&bytes).headers(headers);
             if let Some(key) = &key {
                 record = record.key(key.as_str());
