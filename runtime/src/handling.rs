@@ -1,4 +1,4 @@
-//! Handling one fetched record: decoding it by its topic's route, handing
+//! Dispatch one fetched record: decoding it by its topic's route, handing
 //! it to the actor under a panic guard, and carrying out the actor's
 //! failure policy when that fails (a retry, a dead letter, a restart or a
 //! stop). Shared by the Kafka feed and the simulator's.
@@ -21,7 +21,7 @@ use crate::tracker::AckSlot;
 /// A consumed record as it came: what a retry decodes again and what a
 /// dead letter carries.
 #[derive(Debug, Clone)]
-pub(crate) struct Raw {
+pub(crate) struct Fetched {
     pub(crate) key: Option<Vec<u8>>,
     /// Shared, so a retry or a dead letter copies no bytes.
     pub(crate) value: Arc<[u8]>,
@@ -35,8 +35,8 @@ pub(crate) struct Raw {
 pub(crate) fn decode<A: TopicActor>(
     routes: &Routes<A>,
     (topic, partition, offset): RecordKey,
-    raw: &Raw,
-) -> Arrival<A> {
+    raw: &Fetched,
+) -> Decoded<A> {
     let meta = Meta {
         topic: topic.clone(),
         partition,
@@ -49,7 +49,7 @@ pub(crate) fn decode<A: TopicActor>(
         Some(route) => routes.route(route).decode(&raw.value, meta),
         None => Err(crate::codec::DecodeError::NoMarker),
     };
-    Arrival {
+    Decoded {
         topic,
         partition,
         offset,
@@ -58,7 +58,7 @@ pub(crate) fn decode<A: TopicActor>(
 }
 
 /// A consumed record, decoded (or not) for the actor's routes.
-pub(crate) struct Arrival<A: TopicActor> {
+pub(crate) struct Decoded<A: TopicActor> {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
@@ -79,7 +79,7 @@ pub(crate) enum Next {
 }
 
 /// The parts of a feed the policy needs.
-pub(crate) struct Handling<'a, A: TopicActor> {
+pub(crate) struct Dispatch<'a, A: TopicActor> {
     pub(crate) actor: &'a str,
     pub(crate) core: &'a PublisherCore,
     pub(crate) stats: &'a ActorStats,
@@ -87,15 +87,15 @@ pub(crate) struct Handling<'a, A: TopicActor> {
     pub(crate) failures: &'a Failures,
 }
 
-impl<A: TopicActor> Handling<'_, A> {
+impl<A: TopicActor> Dispatch<'_, A> {
     /// Decodes `raw` again, for a retry.
     pub(crate) fn redecode(
         &self,
         topic: &Arc<str>,
         partition: i32,
         offset: i64,
-        raw: &Raw,
-    ) -> Arrival<A> {
+        raw: &Fetched,
+    ) -> Decoded<A> {
         decode(self.routes, (topic.clone(), partition, offset), raw)
     }
 
@@ -105,8 +105,8 @@ impl<A: TopicActor> Handling<'_, A> {
         &self,
         act: &mut A,
         ctx: &mut Context<A>,
-        arrival: Arrival<A>,
-        raw: &Raw,
+        arrival: Decoded<A>,
+        raw: &Fetched,
         attempt: u32,
         slot: &Arc<AckSlot>,
     ) -> Next {
@@ -187,7 +187,7 @@ impl<A: TopicActor> Handling<'_, A> {
     fn exhausted(
         &self,
         key: &RecordKey,
-        raw: &Raw,
+        raw: &Fetched,
         reason: &str,
         attempts: u32,
         slot: &Arc<AckSlot>,

@@ -28,13 +28,13 @@ use rdkafka::error::KafkaResult;
 
 use crate::actor::{Routes, TopicActor};
 use crate::failures::Failures;
-use crate::handling::{Arrival, Handling, Next, Raw};
+use crate::handling::{Decoded, Dispatch, Fetched, Next};
 use crate::publisher::PublisherCore;
 use crate::stats::ActorStats;
 use crate::tracker::{AckSlot, OffsetTracker};
 
 pub(crate) use reader::{Input, ReadSet};
-pub(crate) use rebalance::{Consumer, Rebalances};
+pub(crate) use rebalance::{ActorConsumer, Rebalances};
 
 /// How many records the feed handles before yielding to the actor's other
 /// work (its mailbox, its intervals) and storing completed offsets.
@@ -59,14 +59,14 @@ pub(crate) enum Exit {
 /// handled as the record it was and committed where it was read.
 pub(crate) type ReadAt = (Arc<str>, i32, i64);
 
-type Arrivals<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Arrival<A>, Raw, ReadAt)>>>>;
+type Fetches<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Decoded<A>, Fetched, ReadAt)>>>>;
 
 /// A record waiting to be tried again.
 struct Pending {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
-    raw: Raw,
+    raw: Fetched,
     attempt: u32,
     slot: Arc<AckSlot>,
     wait: Pin<Box<tokio::time::Sleep>>,
@@ -74,8 +74,8 @@ struct Pending {
 
 pub(crate) struct Feed<A: TopicActor> {
     actor: Arc<str>,
-    consumer: Option<Arc<Consumer>>,
-    arrivals: Arrivals<A>,
+    consumer: Option<Arc<ActorConsumer>>,
+    arrivals: Fetches<A>,
     routes: Arc<Routes<A>>,
     failures: Failures,
     pending: Option<Pending>,
@@ -99,7 +99,7 @@ pub(crate) struct Feed<A: TopicActor> {
 /// What a feed is made of.
 pub(crate) struct FeedParts<A: TopicActor> {
     pub(crate) actor: Arc<str>,
-    pub(crate) consumer: Option<Arc<Consumer>>,
+    pub(crate) consumer: Option<Arc<ActorConsumer>>,
     pub(crate) routes: Routes<A>,
     pub(crate) core: Arc<PublisherCore>,
     pub(crate) stats: Arc<ActorStats>,
@@ -126,7 +126,7 @@ impl<A: TopicActor> Feed<A> {
             input,
         } = parts;
         let routes = Arc::new(routes);
-        let arrivals: Arrivals<A> = match &consumer {
+        let arrivals: Fetches<A> = match &consumer {
             Some(consumer) => Box::pin(reader::arrivals(consumer.clone(), routes.clone(), input)),
             None => Box::pin(futures::stream::pending()),
         };
@@ -157,8 +157,8 @@ impl<A: TopicActor> Feed<A> {
         &mut self,
         act: &mut A,
         ctx: &mut Context<A>,
-        arrival: Arrival<A>,
-        raw: Raw,
+        arrival: Decoded<A>,
+        raw: Fetched,
         (topic, partition, offset): ReadAt,
     ) {
         if self.core.is_transactional() && self.rebalanced() {
@@ -190,8 +190,8 @@ impl<A: TopicActor> Feed<A> {
         self.follow(next, (topic, partition, offset), raw, slot);
     }
 
-    fn handling(&self) -> Handling<'_, A> {
-        Handling {
+    fn handling(&self) -> Dispatch<'_, A> {
+        Dispatch {
             actor: &self.actor,
             core: &self.core,
             stats: &self.stats,
@@ -200,7 +200,7 @@ impl<A: TopicActor> Feed<A> {
         }
     }
 
-    fn follow(&mut self, next: Next, at: (Arc<str>, i32, i64), raw: Raw, slot: Arc<AckSlot>) {
+    fn follow(&mut self, next: Next, at: (Arc<str>, i32, i64), raw: Fetched, slot: Arc<AckSlot>) {
         match next {
             Next::Done => {}
             Next::Retry { after, attempt } => {

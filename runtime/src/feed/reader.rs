@@ -10,10 +10,10 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message as _;
 
-use super::{Consumer, ReadAt};
+use super::{ActorConsumer, ReadAt};
 use crate::actor::{Routes, TopicActor};
 use crate::codec::DecodeError;
-use crate::handling::{Arrival, Raw, decode};
+use crate::handling::{Decoded, Fetched, decode};
 use crate::headers::Headers;
 
 /// What a Kafka feed reads.
@@ -39,10 +39,10 @@ const REPLAY_IDLE: Duration = Duration::from_millis(500);
 
 /// The consumer's records, decoded for the actor's routes.
 pub(super) fn arrivals<A: TopicActor>(
-    consumer: Arc<Consumer>,
+    consumer: Arc<ActorConsumer>,
     routes: Arc<Routes<A>>,
     input: Input,
-) -> impl Stream<Item = KafkaResult<(Arrival<A>, Raw, ReadAt)>> {
+) -> impl Stream<Item = KafkaResult<(Decoded<A>, Fetched, ReadAt)>> {
     let reader = Reader {
         consumer,
         routes,
@@ -64,7 +64,7 @@ pub(crate) type ReadSet = Arc<std::sync::Mutex<std::collections::BTreeSet<(i32, 
 
 /// The state of [`arrivals`].
 struct Reader<A: TopicActor> {
-    consumer: Arc<Consumer>,
+    consumer: Arc<ActorConsumer>,
     routes: Arc<Routes<A>>,
     /// Each topic's route, found once (patterns are matched per topic,
     /// not per record).
@@ -76,7 +76,7 @@ struct Reader<A: TopicActor> {
 
 impl<A: TopicActor> Reader<A> {
     /// The next record; `None` once a replay is past every end.
-    async fn next(&mut self) -> Option<KafkaResult<(Arrival<A>, Raw, ReadAt)>> {
+    async fn next(&mut self) -> Option<KafkaResult<(Decoded<A>, Fetched, ReadAt)>> {
         // A message borrows its consumer; this one, not `self`'s.
         let consumer = self.consumer.clone();
         loop {
@@ -132,7 +132,7 @@ impl<A: TopicActor> Reader<A> {
     fn subscribed(
         &mut self,
         message: &rdkafka::message::BorrowedMessage<'_>,
-    ) -> KafkaResult<(Arrival<A>, Raw, ReadAt)> {
+    ) -> KafkaResult<(Decoded<A>, Fetched, ReadAt)> {
         let route = self.route(message.topic());
         let topic = route
             .as_ref()
@@ -140,7 +140,7 @@ impl<A: TopicActor> Reader<A> {
         let (headers, unreadable) = Headers::from_kafka(message.headers());
         let raw = raw_of(message, headers, route.as_ref().map(|(_, i)| *i));
         let at = (topic, message.partition(), message.offset());
-        let failed = |error| Arrival {
+        let failed = |error| Decoded {
             topic: at.0.clone(),
             partition: at.1,
             offset: at.2,
@@ -161,7 +161,7 @@ impl<A: TopicActor> Reader<A> {
     fn replayed(
         &mut self,
         message: &rdkafka::message::BorrowedMessage<'_>,
-    ) -> (Arrival<A>, Raw, ReadAt) {
+    ) -> (Decoded<A>, Fetched, ReadAt) {
         // A dead letter's unreadable header keys were dropped when it was
         // written; one written by another client is replayed without them.
         let (all, _) = Headers::from_kafka(message.headers());
@@ -210,8 +210,8 @@ impl<A: TopicActor> Reader<A> {
         (arrival, raw, read_at)
     }
 
-    fn unreplayable(&self, (topic, partition, offset): ReadAt, reason: String) -> Arrival<A> {
-        Arrival {
+    fn unreplayable(&self, (topic, partition, offset): ReadAt, reason: String) -> Decoded<A> {
+        Decoded {
             topic,
             partition,
             offset,
@@ -261,8 +261,8 @@ fn raw_of(
     message: &rdkafka::message::BorrowedMessage<'_>,
     headers: Headers,
     route: Option<usize>,
-) -> Raw {
-    Raw {
+) -> Fetched {
+    Fetched {
         key: message.key().map(<[u8]>::to_vec),
         value: Arc::from(message.payload().unwrap_or_default()),
         headers,

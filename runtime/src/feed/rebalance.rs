@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 
 /// The Kafka consumer of one actor instance.
-pub(crate) type Consumer = StreamConsumer<Rebalances>;
+pub(crate) type ActorConsumer = StreamConsumer<Rebalances>;
 
 /// Counts the consumer's rebalances, and holds a revocation back until the
 /// feed has settled the revoked partitions. librdkafka calls it on the

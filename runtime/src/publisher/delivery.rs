@@ -17,7 +17,7 @@ use crate::stats::ActorStats;
 use crate::tracker::AckSlot;
 
 /// The Kafka producer of one actor instance.
-pub(crate) type Producer = ThreadedProducer<DeliveryTracker>;
+pub(crate) type ActorProducer = ThreadedProducer<DeliveryTracker>;
 
 /// Receives the broker's delivery reports and counts down the ack slots of
 /// the records that caused each publish.
@@ -111,7 +111,7 @@ impl ProducerContext for DeliveryTracker {
 /// after [`STALL_WARNING`], and fails the publish after the producer's
 /// `message.timeout.ms`.
 pub(super) fn send(
-    producer: &Producer,
+    producer: &ActorProducer,
     mut record: BaseRecord<'_, [u8], [u8], Arc<AckSlot>>,
     topic: &str,
 ) -> Result<()> {

@@ -25,7 +25,7 @@ use crate::headers::{Headers, Outbound, to_kafka};
 use crate::inbound::Inbound;
 
 use delivery::send;
-pub(crate) use delivery::{DeliveryTracker, Producer};
+pub(crate) use delivery::{ActorProducer, DeliveryTracker};
 pub(crate) use state::{Cause, DEFAULT_MAX_MESSAGE_BYTES, PublisherCore, Sink};
 pub(crate) use txn::TxnFailure;
 

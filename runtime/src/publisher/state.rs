@@ -13,7 +13,7 @@ use crate::headers::Headers;
 use crate::headers::to_kafka;
 use crate::tracker::AckSlot;
 
-use super::delivery::{Producer, send};
+use super::delivery::{ActorProducer, send};
 use super::txn::Transaction;
 
 /// The record being handled while a handler runs: what publishes inherit.
@@ -27,7 +27,7 @@ pub(crate) struct Cause {
 /// Where an actor's records go.
 pub(crate) enum Sink {
     /// A Kafka producer.
-    Kafka(Producer),
+    Kafka(ActorProducer),
     /// The simulator's in-memory bus.
     #[cfg(feature = "testing")]
     Sim(crate::sim::Outlet),
@@ -77,7 +77,7 @@ impl PublisherCore {
         self.sent.load(Ordering::Relaxed)
     }
 
-    pub(super) fn producer(&self) -> Option<&Producer> {
+    pub(super) fn producer(&self) -> Option<&ActorProducer> {
         match &self.sink {
             Sink::Kafka(producer) => Some(producer),
             #[cfg(feature = "testing")]
@@ -108,7 +108,7 @@ impl PublisherCore {
     pub(crate) fn dead_letter(
         &self,
         topic: &str,
-        raw: &crate::handling::Raw,
+        raw: &crate::handling::Fetched,
         extra: &[(&str, &[u8])],
         slot: &Arc<AckSlot>,
     ) -> Result<()> {
@@ -200,7 +200,7 @@ impl Truncated {
     const OVERHEAD: usize = 1024;
 
     /// What fits in `max` bytes, with `pairs` as headers.
-    fn fit(max: usize, raw: &crate::handling::Raw, pairs: &[(&str, &[u8])]) -> Self {
+    fn fit(max: usize, raw: &crate::handling::Fetched, pairs: &[(&str, &[u8])]) -> Self {
         let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
         let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
         let key = raw.key.as_ref().map_or(0, Vec::len);

@@ -11,7 +11,7 @@ use rdkafka::producer::Producer as _;
 
 use crate::error::{Error, Result};
 
-use super::delivery::Producer;
+use super::delivery::ActorProducer;
 use super::state::PublisherCore;
 
 /// The state of an exactly-once actor's transactions.
@@ -25,7 +25,7 @@ pub(super) struct Transaction {
 
 impl Transaction {
     /// Opens a transaction unless one is open.
-    fn ensure_open(&self, producer: &Producer) -> rdkafka::error::KafkaResult<()> {
+    fn ensure_open(&self, producer: &ActorProducer) -> rdkafka::error::KafkaResult<()> {
         if !self.open.load(Ordering::Acquire) {
             producer.begin_transaction()?;
             self.open.store(true, Ordering::Release);

@@ -11,7 +11,7 @@ use actix::{ActorContext, ActorFuture, AsyncContext, Context};
 use crate::actor::{Routes, TopicActor};
 use crate::error::{Error, Result};
 use crate::failures::Failures;
-use crate::handling::{Handling, Next, Raw};
+use crate::handling::{Dispatch, Fetched, Next};
 use crate::publisher::{Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 use crate::supervisor::Factory;
@@ -101,7 +101,7 @@ struct SimFeed<A: TopicActor> {
     stats: Arc<ActorStats>,
     failures: Failures,
     /// The granted records not yet handled.
-    batch: VecDeque<Raw>,
+    batch: VecDeque<Fetched>,
     /// The grant being handled: its first offset and how many are done.
     progress: Option<(Grant, usize)>,
     /// A record waiting for its retry, with its attempt number.
@@ -110,7 +110,7 @@ struct SimFeed<A: TopicActor> {
 
 /// A record waiting for its retry: its bytes, the attempt it will be, its
 /// ack slot, and the wait.
-type Retry = (Raw, u32, Arc<AckSlot>, Pin<Box<tokio::time::Sleep>>);
+type Retry = (Fetched, u32, Arc<AckSlot>, Pin<Box<tokio::time::Sleep>>);
 
 /// How a batch ended.
 enum End {
@@ -132,14 +132,17 @@ impl<A: TopicActor> SimFeed<A> {
         let route = self.route(world, grant.topic);
         let records = &world.logs[grant.topic].partitions[grant.partition as usize];
         let from = grant.from as usize;
-        self.batch
-            .extend(records[from..from + grant.count].iter().map(|stored| Raw {
-                key: stored.key.clone(),
-                value: stored.value.clone(),
-                headers: stored.headers.clone(),
-                timestamp: Some(stored.timestamp_ms),
-                route,
-            }));
+        self.batch.extend(
+            records[from..from + grant.count]
+                .iter()
+                .map(|stored| Fetched {
+                    key: stored.key.clone(),
+                    value: stored.value.clone(),
+                    headers: stored.headers.clone(),
+                    timestamp: Some(stored.timestamp_ms),
+                    route,
+                }),
+        );
     }
 
     /// Handles the batch's records until it is done, a record must wait
@@ -170,7 +173,7 @@ impl<A: TopicActor> SimFeed<A> {
                 return Some(End::Completed);
             };
             let offset = grant.from + *done as i64;
-            let handling = Handling {
+            let handling = Dispatch {
                 actor: &self.actor,
                 core: &self.core,
                 stats: &self.stats,

@@ -14,9 +14,9 @@ use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
 use crate::failures::Failures;
-use crate::feed::{Consumer, Exit, Feed, FeedParts, Input, Rebalances};
+use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Input, Rebalances};
 use crate::kafka::ClientSettings;
-use crate::publisher::{DeliveryTracker, Producer, Publisher, PublisherCore, Sink};
+use crate::publisher::{ActorProducer, DeliveryTracker, Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 
 /// An actor as the node sees it, whatever its type.
@@ -118,7 +118,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         // librdkafka's default message.timeout.ms is 5 minutes.
         let queue_full_limit =
             Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
-        let producer: Producer = config
+        let producer: ActorProducer = config
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
@@ -153,15 +153,14 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             if let Mode::Replay(replay) = mode {
                 config.set("group.id", &replay.group);
             }
-            let consumer: Consumer =
-                config
-                    .create_with_context(Rebalances::default())
-                    .map_err(|e| {
-                        Error::kafka(
-                            format!("cannot create consumer of actor `{}`", self.name),
-                            e,
-                        )
-                    })?;
+            let consumer: ActorConsumer = config
+                .create_with_context(Rebalances::default())
+                .map_err(|e| {
+                    Error::kafka(
+                        format!("cannot create consumer of actor `{}`", self.name),
+                        e,
+                    )
+                })?;
             let input = match mode {
                 Mode::Live => {
                     let subscription = routes.subscription();

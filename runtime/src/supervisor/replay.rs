@@ -9,7 +9,7 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
-use crate::feed::{Consumer, Input};
+use crate::feed::{ActorConsumer, Input};
 
 /// What an actor's instances read.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ impl Replay {
 
     /// Assigns `consumer` the partitions with dead letters left before
     /// their end, each from the replay group's committed offset.
-    pub(crate) fn assign(&self, consumer: &Consumer) -> Result<Input> {
+    pub(crate) fn assign(&self, consumer: &ActorConsumer) -> Result<Input> {
         let starts = self.starts(consumer)?;
         let mut list = TopicPartitionList::new();
         let mut ends = BTreeMap::new();
