@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::policy::FailurePolicy;
+use crate::position::Position;
 
-/// A record's coordinates: topic, partition, offset.
-pub(crate) type RecordKey = (Arc<str>, i32, i64);
+use crate::policy::FailurePolicy;
 
 /// Failures per record that restarted the actor (panics, and under
 /// exactly-once handler errors after publishing), kept by the supervisor
@@ -18,17 +17,17 @@ pub(crate) type RecordKey = (Arc<str>, i32, i64);
 /// Empty nearly always; `len` keeps the common case off the lock.
 #[derive(Debug, Default)]
 pub(crate) struct Attempts {
-    panics: Mutex<HashMap<RecordKey, (u32, String)>>,
+    panics: Mutex<HashMap<Position, (u32, String)>>,
     len: AtomicUsize,
 }
 
 impl Attempts {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RecordKey, (u32, String)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Position, (u32, String)>> {
         self.panics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The panics recorded for `key` so far, and the last one's message.
-    pub(crate) fn get(&self, key: &RecordKey) -> Option<(u32, String)> {
+    pub(crate) fn get(&self, key: &Position) -> Option<(u32, String)> {
         if self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -36,7 +35,7 @@ impl Attempts {
     }
 
     /// Forgets `key` (it was handled or dead-lettered).
-    pub(crate) fn forget(&self, key: &RecordKey) {
+    pub(crate) fn forget(&self, key: &Position) {
         if self.len.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -47,7 +46,7 @@ impl Attempts {
     }
 
     /// Counts a panic on `key`.
-    pub(crate) fn panicked(&self, key: RecordKey, reason: &str) {
+    pub(crate) fn panicked(&self, key: Position, reason: &str) {
         let mut panics = self.lock();
         let entry = panics.entry(key).or_insert((0, String::new()));
         entry.0 += 1;

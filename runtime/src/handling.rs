@@ -12,8 +12,9 @@ use actix::Context;
 use crate::actor::{Deliver, Meta, Routes, TopicActor};
 use crate::codec::DecodeError;
 use crate::error::chain as error_chain;
-use crate::failures::{Failures, RecordKey};
+use crate::failures::Failures;
 use crate::headers::{self, Headers};
+use crate::position::Position;
 use crate::publisher::{Cause, PublisherCore};
 use crate::stats::ActorStats;
 use crate::tracker::AckSlot;
@@ -31,16 +32,12 @@ pub(crate) struct Fetched {
     pub(crate) route: Option<usize>,
 }
 
-/// Decodes `raw`, the record at `topic`/`partition`@`offset`, by its route.
-pub(crate) fn decode<A: TopicActor>(
-    routes: &Routes<A>,
-    (topic, partition, offset): RecordKey,
-    raw: &Fetched,
-) -> Decoded<A> {
+/// Decodes `raw`, the record at `at`, by its route.
+pub(crate) fn decode<A: TopicActor>(routes: &Routes<A>, at: Position, raw: &Fetched) -> Decoded<A> {
     let meta = Meta {
-        topic: topic.clone(),
-        partition,
-        offset,
+        topic: at.topic.clone(),
+        partition: at.partition,
+        offset: at.offset,
         timestamp: raw.timestamp,
         key: raw.key.clone(),
         headers: raw.headers.clone(),
@@ -49,19 +46,12 @@ pub(crate) fn decode<A: TopicActor>(
         Some(route) => routes.route(route).decode(&raw.value, meta),
         None => Err(crate::codec::DecodeError::NoMarker),
     };
-    Decoded {
-        topic,
-        partition,
-        offset,
-        body,
-    }
+    Decoded { at, body }
 }
 
 /// A consumed record, decoded (or not) for the actor's routes.
 pub(crate) struct Decoded<A: TopicActor> {
-    pub(crate) topic: Arc<str>,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
+    pub(crate) at: Position,
     pub(crate) body: Result<Box<dyn Deliver<A>>, DecodeError>,
 }
 
@@ -89,14 +79,8 @@ pub(crate) struct Dispatch<'a, A: TopicActor> {
 
 impl<A: TopicActor> Dispatch<'_, A> {
     /// Decodes `raw` again, for a retry.
-    pub(crate) fn redecode(
-        &self,
-        topic: &Arc<str>,
-        partition: i32,
-        offset: i64,
-        raw: &Fetched,
-    ) -> Decoded<A> {
-        decode(self.routes, (topic.clone(), partition, offset), raw)
+    pub(crate) fn redecode(&self, at: &Position, raw: &Fetched) -> Decoded<A> {
+        decode(self.routes, at.clone(), raw)
     }
 
     /// Handles one record under the policy. `attempt` is 1 for the first
@@ -110,8 +94,8 @@ impl<A: TopicActor> Dispatch<'_, A> {
         attempt: u32,
         slot: &Arc<AckSlot>,
     ) -> Next {
-        let (topic, partition, offset) = (arrival.topic.clone(), arrival.partition, arrival.offset);
-        let key: RecordKey = (topic.clone(), partition, offset);
+        let key = arrival.at;
+        let (topic, partition, offset) = (key.topic.clone(), key.partition, key.offset);
         let policy = &self.failures.policy;
         if attempt == 1
             && let Some((panics, reason)) = self.failures.attempts.get(&key)
@@ -134,7 +118,6 @@ impl<A: TopicActor> Dispatch<'_, A> {
                 return self.exhausted(&key, raw, &reason, 0, slot);
             }
         };
-        let at = (&*topic, partition, offset);
         let sent = self.core.sent();
         match deliver(
             self.actor,
@@ -142,7 +125,7 @@ impl<A: TopicActor> Dispatch<'_, A> {
             self.stats,
             act,
             ctx,
-            at,
+            &key,
             record,
             slot.clone(),
         ) {
@@ -186,13 +169,13 @@ impl<A: TopicActor> Dispatch<'_, A> {
     /// The record cannot be handled: dead-letter it, or stop.
     fn exhausted(
         &self,
-        key: &RecordKey,
+        key: &Position,
         raw: &Fetched,
         reason: &str,
         attempts: u32,
         slot: &Arc<AckSlot>,
     ) -> Next {
-        let (topic, partition, offset) = (&key.0, key.1, key.2);
+        let (topic, partition, offset) = (&key.topic, key.partition, key.offset);
         let Some(dead_letter) = &self.failures.dead_letter else {
             return Next::Halt(format!(
                 "cannot handle {topic}/{partition}@{offset} after {attempts} attempts: {reason}"
@@ -252,7 +235,7 @@ pub(crate) fn deliver<A: TopicActor>(
     stats: &ActorStats,
     act: &mut A,
     ctx: &mut Context<A>,
-    (topic, partition, offset): (&str, i32, i64),
+    at: &Position,
     record: Box<dyn Deliver<A>>,
     slot: Arc<AckSlot>,
 ) -> Result<(), Failed> {
@@ -267,9 +250,9 @@ pub(crate) fn deliver<A: TopicActor>(
         target: HANDLE_TARGET,
         "handle",
         actor,
-        topic,
-        partition,
-        offset,
+        topic = &*at.topic,
+        partition = at.partition,
+        offset = at.offset,
         ce_id = ce_id.as_deref().unwrap_or(""),
     );
     let _entered = span.enter();

@@ -15,6 +15,7 @@ mod kafka;
 mod node;
 mod partitioner;
 mod policy;
+mod position;
 mod publisher;
 mod record;
 mod secret;

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::position::Position;
+
 /// What one consumed record still waits for before its offset may commit.
 #[derive(Debug)]
 pub(crate) struct AckSlot {
@@ -59,14 +61,6 @@ impl AckSlot {
     }
 }
 
-/// A record whose publishes could not be delivered: its offset must not commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Undelivered {
-    pub(crate) topic: Arc<str>,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-}
-
 /// What [`OffsetTracker::collect`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
@@ -74,7 +68,7 @@ pub(crate) struct Collected {
     pub(crate) offsets: Option<TopicPartitionList>,
     /// A record whose publishes were not delivered, if any: its partition's
     /// offset stays before it.
-    pub(crate) undelivered: Option<Undelivered>,
+    pub(crate) undelivered: Option<Position>,
 }
 
 /// A topic and partition.
@@ -90,17 +84,11 @@ pub(crate) struct OffsetTracker {
 
 impl OffsetTracker {
     /// Starts tracking a consumed record.
-    pub(crate) fn track(
-        &mut self,
-        topic: &Arc<str>,
-        partition: i32,
-        offset: i64,
-        slot: Arc<AckSlot>,
-    ) {
+    pub(crate) fn track(&mut self, at: &Position, slot: Arc<AckSlot>) {
         self.partitions
-            .entry((topic.clone(), partition))
+            .entry((at.topic.clone(), at.partition))
             .or_default()
-            .push_back((offset, slot));
+            .push_back((at.offset, slot));
     }
 
     /// Removes every completed prefix and returns the offsets to store (the
@@ -114,11 +102,9 @@ impl OffsetTracker {
             let mut last = None;
             while let Some((offset, slot)) = queue.front() {
                 if slot.has_failed() {
-                    collected.undelivered.get_or_insert_with(|| Undelivered {
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: *offset,
-                    });
+                    collected
+                        .undelivered
+                        .get_or_insert_with(|| Position::new(topic.clone(), *partition, *offset));
                     break;
                 }
                 if !slot.is_complete() {
@@ -169,7 +155,7 @@ mod tests {
         let mut tracker = OffsetTracker::default();
         let slots: Vec<_> = (0..3).map(|_| AckSlot::new()).collect();
         for (i, slot) in slots.iter().enumerate() {
-            tracker.track(&topic, 0, i as i64, slot.clone());
+            tracker.track(&Position::new(topic.clone(), 0, i as i64), slot.clone());
         }
         // Record 1 is handled and has nothing pending, but 0 still waits.
         slots[1].done();
@@ -189,7 +175,7 @@ mod tests {
         let topic: Arc<str> = "t".into();
         let mut tracker = OffsetTracker::default();
         let slot = AckSlot::new();
-        tracker.track(&topic, 2, 7, slot.clone());
+        tracker.track(&Position::new(topic.clone(), 2, 7), slot.clone());
         slot.fail();
         let err = tracker.collect().undelivered.unwrap();
         assert_eq!((err.partition, err.offset), (2, 7));
@@ -201,17 +187,17 @@ mod tests {
         let mut tracker = OffsetTracker::default();
         let done: Vec<_> = (0..3).map(|_| AckSlot::new()).collect();
         for (i, slot) in done.iter().enumerate() {
-            tracker.track(&topic, i as i32, 10, slot.clone());
+            tracker.track(&Position::new(topic.clone(), i as i32, 10), slot.clone());
             slot.done();
         }
         // Partition 1 also holds a record after the completed one whose
         // publish failed, and one complete after that.
         let failed = AckSlot::new();
         failed.fail();
-        tracker.track(&topic, 1, 11, failed);
+        tracker.track(&Position::new(topic.clone(), 1, 11), failed);
         let after = AckSlot::new();
         after.done();
-        tracker.track(&topic, 1, 12, after);
+        tracker.track(&Position::new(topic.clone(), 1, 12), after);
         let collected = tracker.collect();
         let undelivered = collected.undelivered.unwrap();
         assert_eq!((undelivered.partition, undelivered.offset), (1, 11));

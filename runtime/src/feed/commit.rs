@@ -11,9 +11,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::{Exit, Feed};
 use crate::actor::TopicActor;
+use crate::position::Position;
 use crate::publisher::TxnFailure;
 use crate::stats::ActorStats;
-use crate::tracker::{OffsetTracker, Undelivered};
+use crate::tracker::OffsetTracker;
 
 /// How long a rewind waits for the broker's committed offsets.
 const REWIND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,11 +99,10 @@ impl<A: TopicActor> Feed<A> {
 
     /// A record's publishes were not delivered: its offset must not
     /// commit, and the instance restarts to handle it again.
-    pub(super) fn undelivered(&mut self, undelivered: &Undelivered) {
+    pub(super) fn undelivered(&mut self, undelivered: &Position) {
         self.failure.get_or_insert_with(|| {
             Exit::Failed(format!(
-                "records published while handling {}/{}@{} were not delivered",
-                undelivered.topic, undelivered.partition, undelivered.offset
+                "records published while handling {undelivered} were not delivered"
             ))
         });
     }

@@ -29,6 +29,7 @@ use rdkafka::error::KafkaResult;
 use crate::actor::{Routes, TopicActor};
 use crate::failures::Failures;
 use crate::handling::{Decoded, Dispatch, Fetched, Next};
+use crate::position::Position;
 use crate::publisher::PublisherCore;
 use crate::stats::ActorStats;
 use crate::tracker::{AckSlot, OffsetTracker};
@@ -57,15 +58,13 @@ pub(crate) enum Exit {
 /// Where a record was read: what its offset commit names. The same as
 /// the record's own coordinates, but for a replayed dead letter, which is
 /// handled as the record it was and committed where it was read.
-pub(crate) type ReadAt = (Arc<str>, i32, i64);
+pub(crate) type ReadAt = Position;
 
 type Fetches<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Decoded<A>, Fetched, ReadAt)>>>>;
 
 /// A record waiting to be tried again.
 struct Pending {
-    topic: Arc<str>,
-    partition: i32,
-    offset: i64,
+    at: Position,
     raw: Fetched,
     attempt: u32,
     slot: Arc<AckSlot>,
@@ -159,7 +158,7 @@ impl<A: TopicActor> Feed<A> {
         ctx: &mut Context<A>,
         arrival: Decoded<A>,
         raw: Fetched,
-        (topic, partition, offset): ReadAt,
+        read_at: ReadAt,
     ) {
         if self.core.is_transactional() && self.rebalanced() {
             // This record is fetched again from the rewound position.
@@ -167,8 +166,8 @@ impl<A: TopicActor> Feed<A> {
             return;
         }
         let slot = AckSlot::new();
-        self.tracker.track(&topic, partition, offset, slot.clone());
-        let at = (arrival.topic.clone(), arrival.partition, arrival.offset);
+        self.tracker.track(&read_at, slot.clone());
+        let at = arrival.at.clone();
         let next = self.handling().process(act, ctx, arrival, &raw, 1, &slot);
         self.follow(next, at, raw, slot);
     }
@@ -176,18 +175,16 @@ impl<A: TopicActor> Feed<A> {
     /// Tries the pending record again.
     fn retry(&mut self, act: &mut A, ctx: &mut Context<A>, pending: Pending) {
         let Pending {
-            topic,
-            partition,
-            offset,
+            at,
             raw,
             attempt,
             slot,
             ..
         } = pending;
         let handling = self.handling();
-        let arrival = handling.redecode(&topic, partition, offset, &raw);
+        let arrival = handling.redecode(&at, &raw);
         let next = handling.process(act, ctx, arrival, &raw, attempt, &slot);
-        self.follow(next, (topic, partition, offset), raw, slot);
+        self.follow(next, at, raw, slot);
     }
 
     fn handling(&self) -> Dispatch<'_, A> {
@@ -200,15 +197,12 @@ impl<A: TopicActor> Feed<A> {
         }
     }
 
-    fn follow(&mut self, next: Next, at: (Arc<str>, i32, i64), raw: Fetched, slot: Arc<AckSlot>) {
+    fn follow(&mut self, next: Next, at: Position, raw: Fetched, slot: Arc<AckSlot>) {
         match next {
             Next::Done => {}
             Next::Retry { after, attempt } => {
-                let (topic, partition, offset) = at;
                 self.pending = Some(Pending {
-                    topic,
-                    partition,
-                    offset,
+                    at,
                     raw,
                     attempt,
                     slot,

@@ -15,6 +15,7 @@ use crate::actor::{Routes, TopicActor};
 use crate::codec::DecodeError;
 use crate::handling::{Decoded, Fetched, decode};
 use crate::headers::Headers;
+use crate::position::Position;
 
 /// What a Kafka feed reads.
 #[derive(Debug, Clone)]
@@ -139,11 +140,9 @@ impl<A: TopicActor> Reader<A> {
             .map_or_else(|| Arc::from(message.topic()), |(t, _)| t.clone());
         let (headers, unreadable) = Headers::from_kafka(message.headers());
         let raw = raw_of(message, headers, route.as_ref().map(|(_, i)| *i));
-        let at = (topic, message.partition(), message.offset());
+        let at = Position::new(topic, message.partition(), message.offset());
         let failed = |error| Decoded {
-            topic: at.0.clone(),
-            partition: at.1,
-            offset: at.2,
+            at: at.clone(),
             body: Err(error),
         };
         // Never skipped: what cannot be routed or read is dead-lettered.
@@ -166,7 +165,7 @@ impl<A: TopicActor> Reader<A> {
         // written; one written by another client is replayed without them.
         let (all, _) = Headers::from_kafka(message.headers());
         let text = |key: &str| all.get(key).and_then(|v| std::str::from_utf8(v).ok());
-        let read_at: ReadAt = (
+        let read_at = Position::new(
             Arc::from(message.topic()),
             message.partition(),
             message.offset(),
@@ -182,13 +181,16 @@ impl<A: TopicActor> Reader<A> {
                 let topic = route
                     .as_ref()
                     .map_or_else(|| Arc::from(topic), |(t, _)| t.clone());
-                ((topic, partition, offset), route.map(|(_, i)| i))
+                (
+                    Position::new(topic, partition, offset),
+                    route.map(|(_, i)| i),
+                )
             }
             None => (read_at.clone(), None),
         };
         let raw = raw_of(message, all.without_dead_letter(), route);
         let truncated = text(crate::headers::DLQ_TRUNCATED).map(str::to_owned);
-        let arrival = match (origin.0 == read_at.0, route) {
+        let arrival = match (origin.topic == read_at.topic, route) {
             _ if truncated.is_some() => self.unreplayable(
                 origin,
                 format!(
@@ -203,18 +205,19 @@ impl<A: TopicActor> Reader<A> {
             ),
             (false, None) => self.unreplayable(
                 origin.clone(),
-                format!("the actor no longer subscribes to its topic `{}`", origin.0),
+                format!(
+                    "the actor no longer subscribes to its topic `{}`",
+                    origin.topic
+                ),
             ),
             (false, Some(_)) => decode(&self.routes, origin, &raw),
         };
         (arrival, raw, read_at)
     }
 
-    fn unreplayable(&self, (topic, partition, offset): ReadAt, reason: String) -> Decoded<A> {
+    fn unreplayable(&self, at: Position, reason: String) -> Decoded<A> {
         Decoded {
-            topic,
-            partition,
-            offset,
+            at,
             body: Err(DecodeError::Unreplayable(reason)),
         }
     }

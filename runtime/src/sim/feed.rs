@@ -180,7 +180,8 @@ impl<A: TopicActor> SimFeed<A> {
                 routes: &self.routes,
                 failures: &self.failures,
             };
-            let arrival = handling.redecode(&topic, grant.partition, offset, &raw);
+            let at = crate::position::Position::new(topic.clone(), grant.partition, offset);
+            let arrival = handling.redecode(&at, &raw);
             // The simulated bus acknowledges publishes as they are made, so
             // the slot completes when the record is handled.
             match handling.process(act, ctx, arrival, &raw, attempt, &slot) {
