@@ -282,3 +282,106 @@ impl<'a> Outbound<'a> {
         .filter_map(|(key, value)| value.map(|v| (key, v.as_bytes())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound() -> Outbound<'static> {
+        Outbound {
+            id: "id-2",
+            ty: "t.Fresh",
+            source: "n/a",
+            time: "2026-01-01T00:00:00.000Z",
+            correlation_id: "corr-2",
+            causation_id: Some("id-1"),
+        }
+    }
+
+    #[test]
+    fn well_known_headers_are_parsed_and_others_kept_in_order() {
+        let headers = Headers::from_pairs([
+            ("x-b", &b"2"[..]),
+            (CE_ID, b"id-1"),
+            (CORRELATION_ID, b"corr-1"),
+            ("x-a", b"1"),
+            (CE_TYPE, b"t.T"),
+        ]);
+        assert_eq!(headers.id(), Some("id-1"));
+        assert_eq!(headers.ce_type(), Some("t.T"));
+        assert_eq!(headers.correlation_id(), Some("corr-1"));
+        assert_eq!(headers.causation_id(), None);
+        assert_eq!(headers.get("x-a"), Some(&b"1"[..]));
+        let keys: Vec<&str> = headers.iter().map(|(k, _)| k).collect();
+        assert!(keys.contains(&"x-b") && keys.contains(&CE_ID), "{keys:?}");
+        let others: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("x-"))
+            .collect();
+        assert_eq!(others, ["x-b", "x-a"], "other headers keep their order");
+    }
+
+    #[test]
+    fn a_well_known_value_that_is_not_utf8_is_read_lossily() {
+        let headers = Headers::from_pairs([(CE_SOURCE, &b"node/\xff"[..])]);
+        assert_eq!(headers.source(), Some("node/\u{fffd}"));
+    }
+
+    #[test]
+    fn a_fresh_record_carries_every_cloudevents_header() {
+        let fresh = outbound();
+        let pairs: Vec<(&str, &[u8])> = fresh.pairs().collect();
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                CE_SPECVERSION,
+                CE_ID,
+                CE_TYPE,
+                CE_SOURCE,
+                CE_TIME,
+                CONTENT_TYPE,
+                CORRELATION_ID,
+                CAUSATION_ID
+            ]
+        );
+        let no_cause = Outbound {
+            causation_id: None,
+            ..fresh
+        };
+        assert!(!no_cause.pairs().any(|(k, _)| k == CAUSATION_ID));
+    }
+
+    #[test]
+    fn a_forwarded_record_keeps_its_own_headers_and_fills_in_the_missing_ones() {
+        let inbound = Headers::from_pairs([(CE_ID, &b"id-1"[..]), ("x-trace", b"t")]);
+        let fresh = outbound();
+        let forwarded = Headers::from_pairs(inbound.forwarded(&fresh));
+        assert_eq!(forwarded.id(), Some("id-1"), "the original event's id");
+        assert_eq!(forwarded.ce_type(), Some("t.Fresh"), "filled in");
+        assert_eq!(forwarded.correlation_id(), Some("corr-2"));
+        assert_eq!(forwarded.causation_id(), None, "never invented");
+        assert_eq!(forwarded.get("x-trace"), Some(&b"t"[..]));
+    }
+
+    #[test]
+    fn replaying_drops_dead_letter_headers_but_keeps_the_truncation_mark() {
+        let letter = Headers::from_pairs([
+            (CE_ID, &b"id-1"[..]),
+            (DLQ_ERROR, b"boom"),
+            (DLQ_OFFSET, b"7"),
+            (DLQ_TRUNCATED, b"value 10 of 20 bytes"),
+            ("x-a", b"1"),
+        ]);
+        let replayed = letter.without_dead_letter();
+        assert_eq!(replayed.get(DLQ_ERROR), None);
+        assert_eq!(replayed.get(DLQ_OFFSET), None);
+        assert_eq!(
+            replayed.get(DLQ_TRUNCATED),
+            Some(&b"value 10 of 20 bytes"[..])
+        );
+        assert_eq!(replayed.get("x-a"), Some(&b"1"[..]));
+        assert_eq!(replayed.id(), Some("id-1"));
+    }
+}

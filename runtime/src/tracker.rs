@@ -212,4 +212,30 @@ mod tests {
         // The failed record and the one behind it stay.
         assert_eq!(tracker.outstanding(), 2);
     }
+
+    #[test]
+    fn a_revoked_partition_is_forgotten_and_the_others_still_commit() {
+        let topic: Arc<str> = "t".into();
+        let mut tracker = OffsetTracker::default();
+        let slots: Vec<_> = (0..4).map(|_| AckSlot::new()).collect();
+        for (i, slot) in slots.iter().enumerate() {
+            // Partitions 0 and 1, two records each.
+            let at = Position::new(topic.clone(), (i % 2) as i32, (i / 2) as i64);
+            tracker.track(&at, slot.clone());
+        }
+        // A rebalance takes partition 0 away with its records in flight.
+        tracker.retain(|_, partition| partition == 1);
+        assert_eq!(tracker.outstanding(), 2);
+        for slot in &slots {
+            slot.done();
+        }
+        let collected = tracker.collect();
+        assert!(collected.undelivered.is_none());
+        assert_eq!(
+            offsets(&collected.offsets.unwrap()),
+            vec![("t".into(), 1, Offset::Offset(2))],
+            "nothing is stored for the partition this consumer no longer owns"
+        );
+        assert_eq!(tracker.outstanding(), 0);
+    }
 }

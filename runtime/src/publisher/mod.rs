@@ -152,6 +152,9 @@ impl<T: Record> Publisher<T> {
                     Some(inbound) => Headers::from_pairs(inbound.forwarded(&outbound)),
                 };
                 drop(cause);
+                // Counted as on Kafka: it tells whether a failed handler
+                // published.
+                self.core.sent.fetch_add(1, Ordering::Relaxed);
                 return outlet.append(key, &buf, headers, millis);
             }
         };

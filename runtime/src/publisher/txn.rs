@@ -190,18 +190,103 @@ fn classify(id: &str, step: &str, error: &KafkaError) -> TxnFailure {
         // error): nothing says the transaction failed, so no abort.
         return TxnFailure::Unknown(format!("{what}: {error}"));
     };
-    use RDKafkaErrorCode as Code;
-    match e.code() {
-        Code::ProducerFenced | Code::InvalidProducerEpoch => TxnFailure::Fatal(format!(
-            "{what}: fenced: another instance of the actor runs with this transactional id ({e})"
-        )),
-        Code::UnsupportedFeature | Code::UnsupportedVersion => TxnFailure::Fatal(format!(
-            "{what}: the broker does not support transactions ({e})"
-        )),
-        _ if e.is_fatal() => TxnFailure::Fatal(format!("{what}: {e}")),
-        _ if e.txn_requires_abort() => TxnFailure::Abortable(format!("{what}: {e}")),
-        // Retriable (a timeout: the broker may have done it), or neither
-        // retriable nor abortable: either way the outcome is not known.
-        _ => TxnFailure::Unknown(format!("{what}: {e}")),
+    let step = Step {
+        code: e.code(),
+        fatal: e.is_fatal(),
+        requires_abort: e.txn_requires_abort(),
+    };
+    step.failure(&what, &e.to_string())
+}
+
+/// What librdkafka says of a failed transaction step.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    code: RDKafkaErrorCode,
+    fatal: bool,
+    requires_abort: bool,
+}
+
+impl Step {
+    /// What the failure means: `what` failed, librdkafka said `said`.
+    fn failure(self, what: &str, said: &str) -> TxnFailure {
+        use RDKafkaErrorCode as Code;
+        match self.code {
+            Code::ProducerFenced | Code::InvalidProducerEpoch => TxnFailure::Fatal(format!(
+                "{what}: fenced: another instance of the actor runs with this transactional \
+                 id ({said})"
+            )),
+            Code::UnsupportedFeature | Code::UnsupportedVersion => TxnFailure::Fatal(format!(
+                "{what}: the broker does not support transactions ({said})"
+            )),
+            _ if self.fatal => TxnFailure::Fatal(format!("{what}: {said}")),
+            _ if self.requires_abort => TxnFailure::Abortable(format!("{what}: {said}")),
+            // Retriable (a timeout: the broker may have done it), or neither
+            // retriable nor abortable: either way the outcome is not known.
+            _ => TxnFailure::Unknown(format!("{what}: {said}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(code: RDKafkaErrorCode, fatal: bool, requires_abort: bool) -> TxnFailure {
+        Step {
+            code,
+            fatal,
+            requires_abort,
+        }
+        .failure("cannot commit the transaction of `t`", "said")
+    }
+
+    #[test]
+    fn a_fenced_producer_stops_for_good_whatever_the_flags() {
+        for code in [
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+        ] {
+            let failure = step(code, false, true);
+            assert!(
+                matches!(&failure, TxnFailure::Fatal(r) if r.contains("fenced")),
+                "{failure:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_broker_without_transactions_is_named() {
+        let failure = step(RDKafkaErrorCode::UnsupportedVersion, false, false);
+        assert!(
+            matches!(&failure, TxnFailure::Fatal(r) if r.contains("does not support transactions")),
+            "{failure:?}"
+        );
+    }
+
+    #[test]
+    fn fatal_beats_abortable_and_abortable_beats_unknown() {
+        let code = RDKafkaErrorCode::InvalidTransactionalState;
+        assert!(matches!(step(code, true, true), TxnFailure::Fatal(_)));
+        assert!(matches!(step(code, false, true), TxnFailure::Abortable(_)));
+    }
+
+    #[test]
+    fn a_step_neither_fatal_nor_abortable_has_an_unknown_outcome_and_is_never_aborted() {
+        let failure = step(RDKafkaErrorCode::RequestTimedOut, false, false);
+        assert!(matches!(&failure, TxnFailure::Unknown(_)), "{failure:?}");
+        assert_eq!(
+            failure.reason(),
+            "cannot commit the transaction of `t`: said"
+        );
+    }
+
+    #[test]
+    fn an_error_outside_the_transaction_api_has_an_unknown_outcome() {
+        let error = KafkaError::ClientCreation("closed".into());
+        let failure = classify("t", "init", &error);
+        assert!(
+            matches!(&failure, TxnFailure::Unknown(r) if r.starts_with("cannot init transactions as `t`")),
+            "{failure:?}"
+        );
     }
 }

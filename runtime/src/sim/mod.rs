@@ -67,7 +67,11 @@ use driver::{Driver, expose};
 pub use faults::{FaultCounts, Faults};
 pub(crate) use feed::{SimEnv, spawn};
 pub(crate) use world::Outlet;
-use world::{Stored, lock};
+use world::Stored;
+#[cfg(not(test))]
+use world::lock;
+#[cfg(test)]
+pub(crate) use world::{World, lock};
 
 /// The environment variable that sets the seed of [`Simulation::new`] and
 /// [`seeds`].
