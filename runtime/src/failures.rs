@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::position::Position;
+use crate::consumed::Position;
 
 use crate::policy::FailurePolicy;
 

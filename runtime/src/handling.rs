@@ -11,26 +11,13 @@ use actix::Context;
 
 use crate::actor::{Deliver, Meta, Routes, TopicActor};
 use crate::codec::DecodeError;
+use crate::consumed::{Fetched, Position};
 use crate::error::chain as error_chain;
 use crate::failures::Failures;
-use crate::headers::{self, Headers};
-use crate::position::Position;
+use crate::headers;
 use crate::publisher::{Cause, PublisherCore};
 use crate::stats::ActorStats;
 use crate::tracker::AckSlot;
-
-/// A consumed record as it came: what a retry decodes again and what a
-/// dead letter carries.
-#[derive(Debug, Clone)]
-pub(crate) struct Fetched {
-    pub(crate) key: Option<Vec<u8>>,
-    /// Shared, so a retry or a dead letter copies no bytes.
-    pub(crate) value: Arc<[u8]>,
-    pub(crate) headers: Headers,
-    pub(crate) timestamp: Option<i64>,
-    /// The route that decodes it, if its topic has one.
-    pub(crate) route: Option<usize>,
-}
 
 /// Decodes `raw`, the record at `at`, by its route.
 pub(crate) fn decode<A: TopicActor>(routes: &Routes<A>, at: Position, raw: &Fetched) -> Decoded<A> {
@@ -305,6 +292,7 @@ mod tests {
     use super::*;
     use crate::codec::{Encoder, SchemaRegistry};
     use crate::failures::Attempts;
+    use crate::headers::Headers;
     use crate::inbound::Inbound;
     use crate::policy::{Exhausted, FailurePolicy};
     use crate::publisher::{Publisher, Sink};

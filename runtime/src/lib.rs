@@ -5,6 +5,7 @@ mod broker;
 pub mod clock;
 pub mod codec;
 mod connect;
+mod consumed;
 mod error;
 mod failures;
 mod feed;
@@ -15,7 +16,6 @@ mod kafka;
 mod node;
 mod partitioner;
 mod policy;
-mod position;
 mod publisher;
 mod record;
 mod secret;
@@ -34,7 +34,7 @@ pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
 pub use error::{ActorError, ConnectFailure, Error, Result};
 pub use headers::Headers;
 pub use inbound::Inbound;
-pub use node::{ActorInfo, Node, NodeBuilder, Replayed, RunningNode};
+pub use node::{Node, NodeBuilder, Replayed, RunningNode};
 pub use partitioner::partition_for_key;
 pub use policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
 pub use publisher::Publisher;
@@ -43,6 +43,7 @@ pub use secret::{Properties, Secret};
 pub use security::{Protocol, SaslMechanism, Security};
 pub use stats::StatsSnapshot;
 pub use topic::TopicSpec;
+pub use topology::ActorInfo;
 
 /// Talking to a cluster directly, as scribe's own tools do: the first
 /// contact that names why a connection fails, topic metadata, and the ids

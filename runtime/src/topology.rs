@@ -5,8 +5,29 @@ use std::collections::BTreeMap;
 
 use apache_avro::schema_compatibility::SchemaCompatibility;
 
+use crate::actor::SubscriptionInfo;
 use crate::error::{Error, Result};
-use crate::node::ActorInfo;
+use crate::policy::Delivery;
+
+/// A described actor of a node: what it owns and what it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActorInfo {
+    /// The actor's name (and consumer group).
+    pub name: String,
+    /// The topic it owns.
+    pub output: String,
+    /// Avro full name of the record type it writes.
+    pub output_type: String,
+    /// The schema it writes with.
+    pub output_schema: apache_avro::Schema,
+    /// What it subscribes to.
+    pub subscriptions: Vec<SubscriptionInfo>,
+    /// Where it writes the records it gives up on (`None` for an actor
+    /// that reads nothing, or whose policy stops it instead).
+    pub dead_letter_topic: Option<String>,
+    /// What its outputs and offsets guarantee.
+    pub delivery: Delivery,
+}
 
 /// A subscription to a topic that no actor of the topology owns: its
 /// records come from outside (another system's producer).

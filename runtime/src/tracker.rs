@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::position::Position;
+use crate::consumed::Position;
 
 /// What one consumed record still waits for before its offset may commit.
 #[derive(Debug)]

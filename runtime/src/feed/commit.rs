@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use super::{Exit, Feed};
 use crate::actor::TopicActor;
-use crate::position::Position;
+use crate::consumed::Position;
 use crate::publisher::TxnFailure;
 use crate::stats::ActorStats;
 use crate::tracker::OffsetTracker;

@@ -27,9 +27,10 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaResult;
 
 use crate::actor::{Routes, TopicActor};
+use crate::consumed::Fetched;
+use crate::consumed::Position;
 use crate::failures::Failures;
-use crate::handling::{Decoded, Dispatch, Fetched, Next};
-use crate::position::Position;
+use crate::handling::{Decoded, Dispatch, Next};
 use crate::publisher::PublisherCore;
 use crate::stats::ActorStats;
 use crate::tracker::{AckSlot, OffsetTracker};

@@ -13,9 +13,10 @@ use rdkafka::message::Message as _;
 use super::{ActorConsumer, ReadAt};
 use crate::actor::{Routes, TopicActor};
 use crate::codec::DecodeError;
-use crate::handling::{Decoded, Fetched, decode};
+use crate::consumed::Fetched;
+use crate::consumed::Position;
+use crate::handling::{Decoded, decode};
 use crate::headers::Headers;
-use crate::position::Position;
 
 /// What a Kafka feed reads.
 #[derive(Debug, Clone)]

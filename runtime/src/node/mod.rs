@@ -15,7 +15,6 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use tokio::sync::watch;
 
-use crate::actor::SubscriptionInfo;
 use crate::broker::{Broker, EmbeddedBroker};
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
@@ -23,31 +22,12 @@ use crate::kafka::{ClientSettings, ensure_topics};
 use crate::policy::{Delivery, FailurePolicy};
 use crate::supervisor::{ActorFactory, Env, Mode, NodeControl, Supervision, supervise};
 use crate::topic::TopicSpec;
+use crate::topology::ActorInfo;
 
 pub use builder::NodeBuilder;
 pub use replay::Replayed;
 pub use running::RunningNode;
 pub use running::wait_for_signal;
-
-/// A described actor of a node: what it owns and what it reads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActorInfo {
-    /// The actor's name (and consumer group).
-    pub name: String,
-    /// The topic it owns.
-    pub output: String,
-    /// Avro full name of the record type it writes.
-    pub output_type: String,
-    /// The schema it writes with.
-    pub output_schema: apache_avro::Schema,
-    /// What it subscribes to.
-    pub subscriptions: Vec<SubscriptionInfo>,
-    /// Where it writes the records it gives up on (`None` for an actor
-    /// that reads nothing, or whose policy stops it instead).
-    pub dead_letter_topic: Option<String>,
-    /// What its outputs and offsets guarantee.
-    pub delivery: Delivery,
-}
 
 /// A validated set of actors, ready to start.
 ///

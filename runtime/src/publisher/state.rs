@@ -108,7 +108,7 @@ impl PublisherCore {
     pub(crate) fn dead_letter(
         &self,
         topic: &str,
-        raw: &crate::handling::Fetched,
+        raw: &crate::consumed::Fetched,
         extra: &[(&str, &[u8])],
         slot: &Arc<AckSlot>,
     ) -> Result<()> {
@@ -200,7 +200,7 @@ impl Truncated {
     const OVERHEAD: usize = 1024;
 
     /// What fits in `max` bytes, with `pairs` as headers.
-    fn fit(max: usize, raw: &crate::handling::Fetched, pairs: &[(&str, &[u8])]) -> Self {
+    fn fit(max: usize, raw: &crate::consumed::Fetched, pairs: &[(&str, &[u8])]) -> Self {
         let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
         let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
         let key = raw.key.as_ref().map_or(0, Vec::len);

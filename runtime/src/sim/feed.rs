@@ -9,9 +9,10 @@ use std::task::Poll;
 use actix::{ActorContext, ActorFuture, AsyncContext, Context};
 
 use crate::actor::{Routes, TopicActor};
+use crate::consumed::Fetched;
 use crate::error::{Error, Result};
 use crate::failures::Failures;
-use crate::handling::{Dispatch, Fetched, Next};
+use crate::handling::{Dispatch, Next};
 use crate::publisher::{Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
 use crate::supervisor::Factory;
@@ -180,7 +181,7 @@ impl<A: TopicActor> SimFeed<A> {
                 routes: &self.routes,
                 failures: &self.failures,
             };
-            let at = crate::position::Position::new(topic.clone(), grant.partition, offset);
+            let at = crate::consumed::Position::new(topic.clone(), grant.partition, offset);
             let arrival = handling.redecode(&at, &raw);
             // The simulated bus acknowledges publishes as they are made, so
             // the slot completes when the record is handled.

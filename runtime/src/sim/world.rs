@@ -164,7 +164,7 @@ impl Outlet {
     pub(crate) fn dead_letter(
         &self,
         topic: &str,
-        raw: &crate::handling::Fetched,
+        raw: &crate::consumed::Fetched,
         headers: Headers,
     ) -> Result<()> {
         let mut world = lock(&self.world);

@@ -1,7 +1,10 @@
-//! [`Position`]: where a record is.
+//! A consumed record: where it is ([`Position`]) and what it was when
+//! fetched ([`Fetched`]), before any decoding.
 
 use std::fmt;
 use std::sync::Arc;
+
+use crate::headers::Headers;
 
 /// A record's topic, partition and offset: what its offset commit names,
 /// what a dead letter points back to, and how logs and errors name it.
@@ -26,4 +29,17 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
     }
+}
+
+/// A consumed record as it came: what a retry decodes again and what a
+/// dead letter carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    pub(crate) key: Option<Vec<u8>>,
+    /// Shared, so a retry or a dead letter copies no bytes.
+    pub(crate) value: Arc<[u8]>,
+    pub(crate) headers: Headers,
+    pub(crate) timestamp: Option<i64>,
+    /// The route that decodes it, if its topic has one.
+    pub(crate) route: Option<usize>,
 }
