@@ -13,6 +13,7 @@ use crate::actor::{Deliver, Meta, Routes, TopicActor};
 use crate::codec::DecodeError;
 use crate::consumed::{Fetched, Position};
 use crate::error::chain as error_chain;
+use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::headers;
 use crate::publisher::{Cause, PublisherCore};
@@ -49,10 +50,11 @@ pub(crate) enum Next {
     Done,
     /// Try it again after the wait; this will be attempt `attempt`.
     Retry { after: Duration, attempt: u32 },
-    /// The handler panicked: rebuild the actor and deliver it again.
-    Restart(String),
+    /// Rebuild the actor and deliver it again (a panic, a failure after
+    /// publishing under exactly-once, a dead letter that cannot be written).
+    Restart(Failure),
     /// The policy says stop the actor, without a restart.
-    Halt(String),
+    Halt(Failure),
 }
 
 /// The parts of a feed the policy needs.
@@ -126,11 +128,8 @@ impl<A: TopicActor> Dispatch<'_, A> {
             Err(Failed::Error(reason))
                 if self.failures.transactional && self.core.sent() != sent =>
             {
-                self.failures.attempts.panicked(key, &reason);
-                Next::Restart(format!(
-                    "handler failed on {topic}/{partition}@{offset} after publishing; \
-                     the transaction is aborted: {reason}"
-                ))
+                self.failures.attempts.panicked(key.clone(), &reason);
+                Next::Restart(Failure::FailedAfterPublishing { at: key, reason })
             }
             Err(Failed::Error(reason)) if attempt <= policy.retries => {
                 ActorStats::add(&self.stats.retried, 1);
@@ -145,10 +144,11 @@ impl<A: TopicActor> Dispatch<'_, A> {
             }
             Err(Failed::Error(reason)) => self.exhausted(&key, raw, &reason, attempt, slot),
             Err(Failed::Panic(reason)) => {
-                self.failures.attempts.panicked(key, &reason);
-                Next::Restart(format!(
-                    "handler panicked on {topic}/{partition}@{offset}: {reason}"
-                ))
+                self.failures.attempts.panicked(key.clone(), &reason);
+                Next::Restart(Failure::Panicked {
+                    at: key,
+                    message: reason,
+                })
             }
         }
     }
@@ -164,9 +164,11 @@ impl<A: TopicActor> Dispatch<'_, A> {
     ) -> Next {
         let (topic, partition, offset) = (&key.topic, key.partition, key.offset);
         let Some(dead_letter) = &self.failures.dead_letter else {
-            return Next::Halt(format!(
-                "cannot handle {topic}/{partition}@{offset} after {attempts} attempts: {reason}"
-            ));
+            return Next::Halt(Failure::Exhausted {
+                at: key.clone(),
+                attempts,
+                reason: reason.to_owned(),
+            });
         };
         let partition_text = partition.to_string();
         let offset_text = offset.to_string();
@@ -192,10 +194,10 @@ impl<A: TopicActor> Dispatch<'_, A> {
                 slot.done();
                 Next::Done
             }
-            Err(error) => Next::Restart(format!(
-                "cannot dead-letter {topic}/{partition}@{offset}: {}",
-                error_chain(&error)
-            )),
+            Err(error) => Next::Restart(Failure::NotDeadLettered {
+                at: key.clone(),
+                reason: error_chain(&error),
+            }),
         }
     }
 }
@@ -500,7 +502,7 @@ mod tests {
             // Each restart hands the record over again as a first attempt.
             let next = rig.process(&value, 1, &AckSlot::new());
             assert!(
-                matches!(&next, Next::Restart(r) if r.contains("in/0@7: boom")),
+                matches!(&next, Next::Restart(r) if r.to_string().contains("in/0@7: boom")),
                 "{next:?}"
             );
         }
@@ -520,7 +522,7 @@ mod tests {
         let mut rig = Rig::new(How::Error, policy, false, false);
         let next = rig.process(&summary(), 1, &AckSlot::new());
         assert!(
-            matches!(&next, Next::Halt(r) if r.contains("cannot handle in/0@7 after 1 attempts")),
+            matches!(&next, Next::Halt(r) if r.to_string().contains("cannot handle in/0@7 after 1 attempts")),
             "{next:?}"
         );
         assert!(rig.dead_letters().is_empty());
@@ -531,7 +533,7 @@ mod tests {
         let mut rig = Rig::new(How::PublishThenError, retries(3), true, true);
         let next = rig.process(&summary(), 1, &AckSlot::new());
         assert!(
-            matches!(&next, Next::Restart(r) if r.contains("after publishing")),
+            matches!(&next, Next::Restart(r) if r.to_string().contains("after publishing")),
             "{next:?}"
         );
     }

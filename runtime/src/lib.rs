@@ -7,6 +7,7 @@ pub mod codec;
 mod connect;
 mod consumed;
 mod error;
+mod failure;
 mod failures;
 mod feed;
 mod handling;

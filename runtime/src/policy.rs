@@ -1,6 +1,7 @@
 //! [`FailurePolicy`]: what an actor's supervisor does when handling fails;
 //! [`Delivery`]: what its outputs and offsets guarantee.
 
+use crate::failure::Failure;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -96,26 +97,37 @@ impl FailurePolicy {
 #[derive(Debug)]
 pub(crate) struct Restarts<I> {
     failures: std::collections::VecDeque<I>,
+    /// The last failure, and how many times in a row it came.
+    last: Option<(Failure, u32)>,
 }
 
 impl<I> Default for Restarts<I> {
     fn default() -> Self {
         Self {
             failures: std::collections::VecDeque::new(),
+            last: None,
         }
     }
 }
 
 impl<I: Copy + std::ops::Sub<Output = Duration>> Restarts<I> {
     /// Counts a failure at `now`. Returns why the actor must not restart
-    /// when the failures within the window exceed the budget.
+    /// when the failures within the window exceed the budget, or when the
+    /// same failure on the same record came more often in a row than the
+    /// budget allows, however far apart: that is a loop, which a restart
+    /// does not mend.
     pub(crate) fn spent(
         &mut self,
         now: I,
         policy: &FailurePolicy,
         actor: &str,
-        reason: &str,
+        failure: &Failure,
     ) -> Option<String> {
+        let in_a_row = match &self.last {
+            Some((last, n)) if last.repeats(failure) => n + 1,
+            _ => 1,
+        };
+        self.last = Some((failure.clone(), in_a_row));
         self.failures.push_back(now);
         while self
             .failures
@@ -124,11 +136,18 @@ impl<I: Copy + std::ops::Sub<Output = Duration>> Restarts<I> {
         {
             self.failures.pop_front();
         }
-        (self.failures.len() > policy.max_restarts as usize).then(|| {
-            format!(
-                "actor `{actor}` failed {} times within {:?} (its budget is {}): {reason}",
+        if self.failures.len() > policy.max_restarts as usize {
+            return Some(format!(
+                "actor `{actor}` failed {} times within {:?} (its budget is {}): {failure}",
                 self.failures.len(),
                 policy.restart_window,
+                policy.max_restarts
+            ));
+        }
+        (in_a_row > policy.max_restarts).then(|| {
+            format!(
+                "actor `{actor}` failed {in_a_row} times in a row on the same record (its budget \
+                 is {}): {failure}",
                 policy.max_restarts
             )
         })
@@ -208,6 +227,78 @@ mod tests {
             ..policy
         };
         assert_eq!(stop.dead_letter_topic_for("out"), None);
+    }
+
+    fn undelivered(offset: i64) -> Failure {
+        Failure::Undelivered {
+            at: crate::consumed::Position::new("in".into(), 0, offset),
+        }
+    }
+
+    #[test]
+    fn failures_within_the_window_spend_the_budget() {
+        let policy = FailurePolicy {
+            max_restarts: 2,
+            restart_window: Duration::from_secs(60),
+            ..FailurePolicy::default()
+        };
+        let mut restarts = Restarts::default();
+        let at = |s: u64| Duration::from_secs(s);
+        assert!(
+            restarts
+                .spent(at(0), &policy, "a", &undelivered(1))
+                .is_none()
+        );
+        assert!(
+            restarts
+                .spent(at(1), &policy, "a", &undelivered(2))
+                .is_none()
+        );
+        let spent = restarts
+            .spent(at(2), &policy, "a", &undelivered(3))
+            .unwrap();
+        assert!(spent.contains("failed 3 times within 60s"), "{spent}");
+    }
+
+    #[test]
+    fn the_same_failure_on_the_same_record_is_a_loop_however_far_apart() {
+        let policy = FailurePolicy {
+            max_restarts: 2,
+            restart_window: Duration::from_secs(60),
+            ..FailurePolicy::default()
+        };
+        let mut restarts = Restarts::default();
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert!(
+            restarts
+                .spent(hours(0), &policy, "a", &undelivered(7))
+                .is_none()
+        );
+        assert!(
+            restarts
+                .spent(hours(1), &policy, "a", &undelivered(7))
+                .is_none()
+        );
+        let spent = restarts
+            .spent(hours(2), &policy, "a", &undelivered(7))
+            .unwrap();
+        assert!(
+            spent.contains("failed 3 times in a row on the same record")
+                && spent.contains("in/0@7"),
+            "{spent}"
+        );
+        // Another record, or a failure without one, starts the count again.
+        let mut restarts = Restarts::default();
+        for (h, failure) in [
+            (0, undelivered(7)),
+            (1, undelivered(8)),
+            (2, undelivered(7)),
+            (3, Failure::Lost("gone".into())),
+            (4, Failure::Lost("gone".into())),
+            (5, Failure::Lost("gone".into())),
+        ] {
+            assert!(restarts.spent(hours(h), &policy, "a", &failure).is_none());
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use super::{Exit, Feed};
 use crate::actor::TopicActor;
 use crate::consumed::Position;
+use crate::failure::Failure;
 use crate::publisher::TxnFailure;
 use crate::stats::ActorStats;
 use crate::tracker::OffsetTracker;
@@ -64,9 +65,10 @@ impl<A: TopicActor> Feed<A> {
                 "rebalanced: the open transaction is aborted and its records handled again"
             ),
             Err(error) => {
-                self.failure.get_or_insert(Exit::Failed(format!(
-                    "cannot rewind to the committed offsets after a rebalance: {error}"
-                )));
+                self.failure
+                    .get_or_insert(Exit::Failed(Failure::Consumer(format!(
+                        "cannot rewind to the committed offsets after a rebalance: {error}"
+                    ))));
             }
         }
     }
@@ -101,9 +103,9 @@ impl<A: TopicActor> Feed<A> {
     /// commit, and the instance restarts to handle it again.
     pub(super) fn undelivered(&mut self, undelivered: &Position) {
         self.failure.get_or_insert_with(|| {
-            Exit::Failed(format!(
-                "records published while handling {undelivered} were not delivered"
-            ))
+            Exit::Failed(Failure::Undelivered {
+                at: undelivered.clone(),
+            })
         });
     }
 
@@ -137,19 +139,19 @@ impl<A: TopicActor> Feed<A> {
                 // Its records are handled again by the next instance, from
                 // the last committed offsets; what it wrote is never read.
                 self.abort();
-                Exit::Failed(reason)
+                Exit::Failed(Failure::Transaction(reason))
             }
             Err(TxnFailure::Unknown(reason)) => {
                 self.settled = true;
-                Exit::Failed(format!(
+                Exit::Failed(Failure::Transaction(format!(
                     "{reason}; the producer is rebuilt and the broker settles the transaction"
-                ))
+                )))
             }
             Err(TxnFailure::Fatal(reason)) => {
                 self.settled = true;
                 // Fenced, or transactions cannot work: a new instance would
                 // fail the same way (or fence the live one back).
-                Exit::Halted(reason)
+                Exit::Halted(Failure::Transaction(reason))
             }
         };
         tracing::error!(actor = %self.actor, reason = ?failure, "transaction not committed");
@@ -203,9 +205,10 @@ impl<A: TopicActor> Feed<A> {
         self.tracker = OffsetTracker::default();
         self.pending = None;
         if let Err(error) = consumer.unassign() {
-            self.failure.get_or_insert(Exit::Failed(format!(
-                "cannot give up revoked partitions: {error}"
-            )));
+            self.failure
+                .get_or_insert(Exit::Failed(Failure::Consumer(format!(
+                    "cannot give up revoked partitions: {error}"
+                ))));
         }
     }
 

@@ -29,6 +29,7 @@ use rdkafka::error::KafkaResult;
 use crate::actor::{Routes, TopicActor};
 use crate::consumed::Fetched;
 use crate::consumed::Position;
+use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::handling::{Decoded, Dispatch, Next};
 use crate::publisher::PublisherCore;
@@ -51,9 +52,9 @@ pub(crate) enum Exit {
     /// Asked to stop; drained and committed.
     Stopped,
     /// Failed; the supervisor restarts it.
-    Failed(String),
+    Failed(Failure),
     /// Stopped by its failure policy; the supervisor does not restart it.
-    Halted(String),
+    Halted(Failure),
 }
 
 /// Where a record was read: what its offset commit names. The same as
@@ -318,7 +319,9 @@ impl<A: TopicActor> Drop for Feed<A> {
             consumer.context().done.store(true, Ordering::Release);
         }
         if let Some(tx) = self.exit.take() {
-            let _ = tx.send(Exit::Failed("the actor stopped unexpectedly".into()));
+            let _ = tx.send(Exit::Failed(Failure::Lost(
+                "the actor stopped unexpectedly".into(),
+            )));
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::policy::{OverBudget, Restarts};
 use crate::stats::ActorStats;
@@ -430,7 +431,11 @@ impl Driver {
         let (completed, failure, halt) = poll_fn(|cx| {
             let mut world = lock(&self.world);
             let Some(slot) = world.slots.get_mut(&id) else {
-                return Poll::Ready((None, Some("the actor stopped".to_owned()), None));
+                return Poll::Ready((
+                    None,
+                    Some(Failure::Lost("the actor stopped".to_owned())),
+                    None,
+                ));
             };
             if slot.busy && !slot.exited {
                 world.driver = Some(cx.waker().clone());
@@ -439,7 +444,7 @@ impl Driver {
             let halt = slot.halt.take();
             let failure = slot.failure.take().or_else(|| {
                 (slot.exited && slot.completed.is_none() && halt.is_none())
-                    .then(|| "the actor stopped".to_owned())
+                    .then(|| Failure::Lost("the actor stopped".to_owned()))
             });
             Poll::Ready((slot.completed.take(), failure, halt))
         })
@@ -450,9 +455,9 @@ impl Driver {
             self.actors[a].instances[i].stored.insert(tp, next);
         }
         if let Some(reason) = halt {
-            self.halt(a, &reason).await;
-        } else if let Some(reason) = failure {
-            self.fail(a, id, &reason).await;
+            self.halt(a, &reason.to_string()).await;
+        } else if let Some(failure) = failure {
+            self.fail(a, id, &failure).await;
         }
         true
     }
@@ -481,7 +486,7 @@ impl Driver {
     /// An instance failed: it drains (commits what it completed) and its
     /// actor restarts after the backoff, as under a real supervisor, within
     /// its restart budget.
-    async fn fail(&mut self, actor: usize, id: u64, reason: &str) {
+    async fn fail(&mut self, actor: usize, id: u64, reason: &Failure) {
         self.stop_instance(id).await;
         let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
             return;
@@ -529,7 +534,8 @@ impl Driver {
                 .collect()
         };
         for (actor, id) in ended {
-            self.fail(actor, id, "the actor stopped unexpectedly").await;
+            let lost = Failure::Lost("the actor stopped unexpectedly".into());
+            self.fail(actor, id, &lost).await;
         }
     }
 

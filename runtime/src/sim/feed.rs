@@ -11,6 +11,7 @@ use actix::{ActorContext, ActorFuture, AsyncContext, Context};
 use crate::actor::{Routes, TopicActor};
 use crate::consumed::Fetched;
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::handling::{Dispatch, Next};
 use crate::publisher::{Publisher, PublisherCore, Sink};
@@ -116,8 +117,8 @@ type Retry = (Fetched, u32, Arc<AckSlot>, Pin<Box<tokio::time::Sleep>>);
 /// How a batch ended.
 enum End {
     Completed,
-    Restart(String),
-    Halt(String),
+    Restart(Failure),
+    Halt(Failure),
 }
 
 impl<A: TopicActor> SimFeed<A> {

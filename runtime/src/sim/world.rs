@@ -55,9 +55,9 @@ pub(crate) struct Slot {
     /// After a batch: the next offset to commit (every record before it completed).
     pub(crate) completed: Option<i64>,
     /// Why the instance must stop and restart (a handler panicked).
-    pub(crate) failure: Option<String>,
+    pub(crate) failure: Option<crate::failure::Failure>,
     /// Why the instance stopped for good (its failure policy said so).
-    pub(crate) halt: Option<String>,
+    pub(crate) halt: Option<crate::failure::Failure>,
     /// The driver asks the instance to end without committing (a crash).
     pub(crate) kill: bool,
     /// The instance's feed is gone (its actor stopped).

@@ -13,6 +13,7 @@ use super::Mode;
 use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Input, Rebalances};
 use crate::kafka::ClientSettings;
@@ -195,7 +196,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             if let Err(error) = core.init_transactions() {
                 let reason = crate::error::chain(&error);
                 let _ = ready_tx.send(Err(reason.clone().into()));
-                let _ = exit_tx.send(Exit::Failed(reason));
+                let _ = exit_tx.send(Exit::Failed(Failure::Transaction(reason)));
                 return;
             }
             start::<A>(
@@ -251,7 +252,7 @@ fn start<A: TopicActor>(
         }
         Err(error) => {
             let _ = ready.send(Err(error));
-            let _ = exit.send(Exit::Failed("constructor failed".into()));
+            let _ = exit.send(Exit::Failed(Failure::Start("constructor failed".into())));
         }
     }
 }

@@ -13,6 +13,7 @@ use futures::channel::oneshot;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::feed::Exit;
 use crate::policy::{Delivery, FailurePolicy, OverBudget, Restarts};
@@ -103,17 +104,17 @@ pub(crate) async fn supervise(
                 // Counted like any failure: a restart that cannot build
                 // its instance spends the budget, and stops the actor
                 // when it keeps failing.
-                Exit::Failed(format!(
+                Exit::Failed(Failure::Start(format!(
                     "cannot build a new instance: {}",
                     crate::error::chain(&error)
-                ))
+                )))
             }
         };
         let stopping = *stop.borrow();
         // A failure the brokers made permanent is not restarted: a restart
         // would be refused again, or, fenced, would fence its replacement.
         let exit = match (exit, failures.refused.get()) {
-            (Exit::Failed(_), Some(refused)) => Exit::Halted(refused.clone()),
+            (Exit::Failed(_), Some(refused)) => Exit::Halted(Failure::Refused(refused.clone())),
             (exit, _) => exit,
         };
         match exit {
@@ -130,7 +131,7 @@ pub(crate) async fn supervise(
                     .unhealthy
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 if let Ok(mut why) = stats.stopped_because.lock() {
-                    why.get_or_insert_with(|| reason.clone());
+                    why.get_or_insert_with(|| reason.to_string());
                 }
                 tracing::error!(actor = %name, %reason, "actor stopped for good; it is not restarted");
                 return;
@@ -207,15 +208,15 @@ async fn run(
         }
     }
     let exit = tokio::select! {
-        exit = &mut instance.exit => exit.unwrap_or(Exit::Failed("the actor's thread ended".into())),
+        exit = &mut instance.exit => exit.unwrap_or(Exit::Failed(Failure::Lost("the actor's thread ended".into()))),
         _ = stop.wait_for(|stop| *stop) => {
             if let Some(tx) = instance.stop.take() {
                 let _ = tx.send(());
             }
             match tokio::time::timeout(DRAIN_TIMEOUT, &mut instance.exit).await {
                 Ok(Ok(exit)) => exit,
-                Ok(Err(_)) => Exit::Failed("the actor's thread ended while draining".into()),
-                Err(_) => Exit::Failed(format!("drain took longer than {DRAIN_TIMEOUT:?}")),
+                Ok(Err(_)) => Exit::Failed(Failure::Lost("the actor's thread ended while draining".into())),
+                Err(_) => Exit::Failed(Failure::Lost(format!("drain took longer than {DRAIN_TIMEOUT:?}"))),
             }
         }
     };
@@ -273,7 +274,9 @@ mod tests {
             }
             let (exit_tx, exit) = oneshot::channel();
             exit_tx
-                .send(Exit::Failed("the first instance failed".into()))
+                .send(Exit::Failed(Failure::Lost(
+                    "the first instance failed".into(),
+                )))
                 .ok();
             let (ready_tx, ready) = oneshot::channel();
             ready_tx.send(Ok(())).ok();
