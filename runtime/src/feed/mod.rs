@@ -36,7 +36,7 @@ use crate::publisher::PublisherCore;
 use crate::stats::ActorStats;
 use crate::tracker::{AckSlot, OffsetTracker};
 
-pub(crate) use reader::{Input, ReadSet};
+pub(crate) use reader::{ReadSet, Reading};
 pub(crate) use rebalance::{ActorConsumer, Rebalances};
 
 /// How many records the feed handles before yielding to the actor's other
@@ -107,7 +107,7 @@ pub(crate) struct FeedParts<A: TopicActor> {
     /// How often completed offsets are stored while idle.
     pub(crate) store_interval: Duration,
     pub(crate) failures: Failures,
-    pub(crate) input: Input,
+    pub(crate) input: Reading,
 }
 
 impl<A: TopicActor> Feed<A> {

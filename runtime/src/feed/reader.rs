@@ -20,7 +20,7 @@ use crate::headers::Headers;
 
 /// What a Kafka feed reads.
 #[derive(Debug, Clone)]
-pub(crate) enum Input {
+pub(crate) enum Reading {
     /// The actor's subscriptions, in its consumer group. Never ends.
     Subscribed,
     /// Its dead-letter topic (assigned, not subscribed), up to each
@@ -43,15 +43,15 @@ const REPLAY_IDLE: Duration = Duration::from_millis(500);
 pub(super) fn arrivals<A: TopicActor>(
     consumer: Arc<ActorConsumer>,
     routes: Arc<Routes<A>>,
-    input: Input,
+    input: Reading,
 ) -> impl Stream<Item = KafkaResult<(Decoded<A>, Fetched, ReadAt)>> {
     let reader = Reader {
         consumer,
         routes,
         cache: HashMap::new(),
         ends: match input {
-            Input::Subscribed => None,
-            Input::DeadLetters { ends, read } => Some((ends, read)),
+            Reading::Subscribed => None,
+            Reading::DeadLetters { ends, read } => Some((ends, read)),
         },
     };
     futures::stream::unfold(reader, |mut reader| async move {

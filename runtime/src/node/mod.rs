@@ -20,7 +20,7 @@ use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
 use crate::kafka::{ClientSettings, ensure_topics};
 use crate::policy::{Delivery, FailurePolicy};
-use crate::supervisor::{ActorFactory, Env, Mode, NodeControl, Supervision, supervise};
+use crate::supervisor::{ActorFactory, Env, NodeControl, Reads, Supervision, supervise};
 use crate::topic::TopicSpec;
 use crate::topology::ActorInfo;
 
@@ -280,7 +280,7 @@ impl Node {
                 dead_letter,
                 delivery,
                 control: control.clone(),
-                mode: Mode::Live,
+                mode: Reads::Live,
             };
             let task = actix::spawn(supervise(supervision, stop_rx.clone(), started_tx));
             running.supervisors.push((name.clone(), task));

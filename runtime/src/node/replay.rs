@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::policy::OverBudget;
-use crate::supervisor::{Env, Mode, NodeControl, Replay, Supervision, supervise};
+use crate::supervisor::{Env, NodeControl, Reads, Replay, Supervision, supervise};
 
 use super::Node;
 
@@ -102,7 +102,7 @@ impl Node {
                 policy: Arc::new(policy),
                 delivery,
                 control: control.clone(),
-                mode: Mode::Replay(Arc::new(replay.clone())),
+                mode: Reads::Replay(Arc::new(replay.clone())),
             };
             let (started_tx, started_rx) = oneshot::channel();
             supervise(supervision, stop_rx, started_tx).await;

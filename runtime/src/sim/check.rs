@@ -38,7 +38,7 @@ pub struct InvariantReport {
     /// Duplicates the simulated faults allow: records redelivered after a
     /// crash, a failure, a rebalance or a rewind.
     pub allowed_duplicates: u64,
-    /// Input records never handled: lost, unless the run stopped before
+    /// Reading records never handled: lost, unless the run stopped before
     /// they were due.
     pub unhandled: Vec<RecordId>,
     /// Records handled more often than the faults explain.

@@ -1,6 +1,11 @@
 //! The simulation's scheduler: its actors and their instances, and every
 //! decision of a run, taken on one thread from the seed.
 
+// Over 400 lines for a reason: this is the simulator's own feed scheduler
+// and restart loop, which issue 11 replaces with the production feed and
+// supervisor over an in-memory record source and sink; it is not split
+// before it goes.
+
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};

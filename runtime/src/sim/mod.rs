@@ -39,6 +39,10 @@
 //!
 //! See `docs/testing.md` for a complete test of the example system.
 
+// Over 400 lines for a reason: most of it is the public `Simulation` API
+// and its documentation, in one place for users; the runtime under it
+// changes with issue 11.
+
 mod check;
 mod driver;
 mod faults;

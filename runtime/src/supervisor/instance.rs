@@ -9,13 +9,13 @@ use actix::{Arbiter, AsyncContext, Context};
 use futures::channel::oneshot;
 use rdkafka::consumer::Consumer as _;
 
-use super::Mode;
+use super::Reads;
 use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::failures::Failures;
-use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Input, Rebalances};
+use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances};
 use crate::kafka::ClientSettings;
 use crate::publisher::{ActorProducer, DeliveryTracker, Publisher, PublisherCore, Sink};
 use crate::stats::ActorStats;
@@ -28,7 +28,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_schema(&self) -> apache_avro::Schema;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
-    fn spawn(&self, env: &Env, failures: &Failures, mode: &Mode) -> Result<Instance>;
+    fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
     /// Starts an instance in a simulation, on the current thread.
     #[cfg(feature = "testing")]
     fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()>;
@@ -101,14 +101,14 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         crate::sim::spawn(self, env, failures)
     }
 
-    fn spawn(&self, env: &Env, failures: &Failures, mode: &Mode) -> Result<Instance> {
+    fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance> {
         let actor: Arc<str> = self.name.as_str().into();
         // Exactly-once: the transactional id is the actor's identity on the
         // cluster, so a second live instance fences the first; a replay is
         // an identity of its own, so it does not fence the live node.
         let transactional_id = failures.transactional.then(|| match mode {
-            Mode::Live => env.settings.transactional_id(&self.name),
-            Mode::Replay(_) => format!("{}.dlq-replay", env.settings.transactional_id(&self.name)),
+            Reads::Live => env.settings.transactional_id(&self.name),
+            Reads::Replay(_) => format!("{}.dlq-replay", env.settings.transactional_id(&self.name)),
         });
         let config = env
             .settings
@@ -148,10 +148,10 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             routes.add(&sub.info, (sub.make_route)(&env.registry)?)?;
         }
         let (consumer, input) = if routes.is_empty() {
-            (None, Input::Subscribed)
+            (None, Reading::Subscribed)
         } else {
             let mut config = env.settings.consumer(&self.name, failures.transactional);
-            if let Mode::Replay(replay) = mode {
+            if let Reads::Replay(replay) = mode {
                 config.set("group.id", &replay.group);
             }
             let consumer: ActorConsumer = config
@@ -163,15 +163,15 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     )
                 })?;
             let input = match mode {
-                Mode::Live => {
+                Reads::Live => {
                     let subscription = routes.subscription();
                     let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
                     consumer.subscribe(&topics).map_err(|e| {
                         Error::kafka(format!("actor `{}` cannot subscribe", self.name), e)
                     })?;
-                    Input::Subscribed
+                    Reading::Subscribed
                 }
-                Mode::Replay(replay) => replay.assign(&consumer)?,
+                Reads::Replay(replay) => replay.assign(&consumer)?,
             };
             (Some(Arc::new(consumer)), input)
         };

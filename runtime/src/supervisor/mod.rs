@@ -20,7 +20,7 @@ use crate::policy::{Delivery, FailurePolicy, OverBudget, Restarts};
 use crate::stats::ActorStats;
 
 pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
-pub(crate) use replay::{Mode, Replay};
+pub(crate) use replay::{Reads, Replay};
 
 /// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -57,7 +57,7 @@ pub(crate) struct Supervision {
     pub(crate) dead_letter: Option<String>,
     pub(crate) delivery: Delivery,
     pub(crate) control: Arc<NodeControl>,
-    pub(crate) mode: Mode,
+    pub(crate) mode: Reads,
 }
 
 /// Supervises one actor until `stop` turns true. Reports the first start's
@@ -265,7 +265,7 @@ mod tests {
             &[]
         }
         fn register_schemas(&self, _: &mut SchemaRegistry) {}
-        fn spawn(&self, _: &Env, _: &Failures, _: &Mode) -> Result<Instance> {
+        fn spawn(&self, _: &Env, _: &Failures, _: &Reads) -> Result<Instance> {
             if self.spawned.fetch_add(1, Ordering::SeqCst) > 0 {
                 return Err(Error::Shutdown {
                     actor: "unbuildable".into(),
@@ -324,7 +324,7 @@ mod tests {
                 stop: stop_tx,
                 halted: Mutex::default(),
             }),
-            mode: Mode::Live,
+            mode: Reads::Live,
         };
         let (started_tx, started) = oneshot::channel();
         // It ends by itself: the budget is spent.

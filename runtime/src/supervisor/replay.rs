@@ -9,11 +9,12 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
-use crate::feed::{ActorConsumer, Input};
+use crate::feed::{ActorConsumer, Reading};
 
-/// What an actor's instances read.
+/// What an actor's instances read (each instance keeps its own
+/// [`Reading`](crate::feed::Reading) of it).
 #[derive(Debug, Clone)]
-pub(crate) enum Mode {
+pub(crate) enum Reads {
     /// Its subscriptions, as a member of its consumer group.
     Live,
     /// Its dead letters, once; see [`crate::Node::replay_dead_letters`].
@@ -74,7 +75,7 @@ impl Replay {
 
     /// Assigns `consumer` the partitions with dead letters left before
     /// their end, each from the replay group's committed offset.
-    pub(crate) fn assign(&self, consumer: &ActorConsumer) -> Result<Input> {
+    pub(crate) fn assign(&self, consumer: &ActorConsumer) -> Result<Reading> {
         let starts = self.starts(consumer)?;
         let mut list = TopicPartitionList::new();
         let mut ends = BTreeMap::new();
@@ -89,7 +90,7 @@ impl Replay {
         consumer
             .assign(&list)
             .map_err(|e| Error::kafka(format!("cannot assign `{}`", self.topic), e))?;
-        Ok(Input::DeadLetters {
+        Ok(Reading::DeadLetters {
             ends,
             read: self.read.clone(),
         })

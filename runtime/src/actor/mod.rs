@@ -1,6 +1,5 @@
 //! [`TopicActor`]: an actix actor that owns one topic and declares its subscriptions.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +12,12 @@ use crate::headers::Headers;
 use crate::inbound::Inbound;
 use crate::publisher::Publisher;
 use crate::record::Record;
+
+mod pattern;
+mod routes;
+
+pub(crate) use pattern::pattern_regex;
+pub(crate) use routes::Routes;
 
 /// An actix actor that writes one record type to the one topic it owns and
 /// reads the topics it subscribes to.
@@ -272,164 +277,5 @@ where
 
     fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError> {
         <A as Handler<Inbound<T>>>::handle(act, *self, ctx)
-    }
-}
-
-/// Compiles a subscription pattern the way it is matched: from the start
-/// of the topic name. The error's reason is one line (the regex parser's
-/// own message draws the pattern over several).
-pub(crate) fn pattern_regex(pattern: &str) -> Result<regex::Regex> {
-    let compiled = regex::Regex::new(&format!("^(?:{pattern})")).map_err(|e| {
-        let text = e.to_string();
-        let reason = text
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("not a regular expression");
-        crate::Error::InvalidPattern {
-            pattern: pattern.to_owned(),
-            reason: reason.trim_start_matches("error: ").to_owned(),
-        }
-    })?;
-    let ast = regex_syntax::ast::parse::Parser::new()
-        .parse(pattern)
-        .map_err(|e| crate::Error::InvalidPattern {
-            pattern: pattern.to_owned(),
-            reason: e.kind().to_string(),
-        })?;
-    portable(&ast).map_err(|reason| crate::Error::InvalidPattern {
-        pattern: pattern.to_owned(),
-        reason,
-    })?;
-    Ok(compiled)
-}
-
-/// Whether a pattern means the same to librdkafka, which subscribes with
-/// it (POSIX extended regular expressions), as to the `regex` crate, which
-/// routes each record by it. A topic only one of them matches would be
-/// read and not routed, or never read. So only what both read alike is
-/// accepted: literals and escaped metacharacters, `.`, `^`, `$`, bracket
-/// classes, greedy repetitions, plain groups and alternation.
-fn portable(ast: &regex_syntax::ast::Ast) -> std::result::Result<(), String> {
-    use regex_syntax::ast::{AssertionKind, Ast, ClassSet, ClassSetItem, GroupKind, LiteralKind};
-    const CLASS: &str = "a class like `\\d`, `\\w` or `\\p{..}` means something else, or \
-                         nothing, to librdkafka: write it as a bracket class like `[0-9]`";
-    fn item(it: &ClassSetItem) -> std::result::Result<(), String> {
-        match it {
-            ClassSetItem::Empty(_) | ClassSetItem::Range(_) | ClassSetItem::Ascii(_) => Ok(()),
-            ClassSetItem::Literal(l) => literal(l),
-            ClassSetItem::Bracketed(b) => set(&b.kind),
-            ClassSetItem::Union(u) => u.items.iter().try_for_each(item),
-            ClassSetItem::Perl(_) | ClassSetItem::Unicode(_) => Err(CLASS.into()),
-        }
-    }
-    fn set(kind: &ClassSet) -> std::result::Result<(), String> {
-        match kind {
-            ClassSet::Item(i) => item(i),
-            ClassSet::BinaryOp(_) => Err("class set operations (`&&`, `--`, `~~`) are not \
-                 supported by librdkafka"
-                .into()),
-        }
-    }
-    fn literal(l: &regex_syntax::ast::Literal) -> std::result::Result<(), String> {
-        match l.kind {
-            LiteralKind::Verbatim | LiteralKind::Meta => Ok(()),
-            _ => Err(format!(
-                "the escape before `{}` is not read alike by librdkafka: write the character \
-                 itself",
-                l.c
-            )),
-        }
-    }
-    match ast {
-        Ast::Empty(_) | Ast::Dot(_) => Ok(()),
-        Ast::Literal(l) => literal(l),
-        Ast::Assertion(a) => match a.kind {
-            AssertionKind::StartLine | AssertionKind::EndLine => Ok(()),
-            _ => Err("only `^` and `$` anchor a pattern librdkafka reads alike".into()),
-        },
-        Ast::ClassPerl(_) | Ast::ClassUnicode(_) => Err(CLASS.into()),
-        Ast::ClassBracketed(b) => set(&b.kind),
-        Ast::Repetition(r) if !r.greedy => {
-            Err("lazy repetitions (`*?`, `+?`) are not supported by librdkafka".into())
-        }
-        Ast::Repetition(r) => portable(&r.ast),
-        Ast::Group(g) => match g.kind {
-            GroupKind::CaptureIndex(_) => portable(&g.ast),
-            _ => Err(
-                "only plain groups `( )` are read alike by librdkafka (no `(?:`, \
-                 names or flags)"
-                    .into(),
-            ),
-        },
-        Ast::Flags(_) => Err("flags like `(?i)` are not supported by librdkafka".into()),
-        Ast::Alternation(a) => a.asts.iter().try_for_each(portable),
-        Ast::Concat(c) => c.asts.iter().try_for_each(portable),
-    }
-}
-
-/// The routes of one actor instance: which decoder a topic's records go to.
-pub(crate) struct Routes<A: TopicActor> {
-    routes: Vec<Box<dyn Route<A>>>,
-    exact: HashMap<String, usize>,
-    /// Each pattern as Rust matches it, as librdkafka is given it, and its route.
-    patterns: Vec<(regex::Regex, String, usize)>,
-}
-
-impl<A: TopicActor> Routes<A> {
-    pub(crate) fn new() -> Self {
-        Self {
-            routes: Vec::new(),
-            exact: HashMap::new(),
-            patterns: Vec::new(),
-        }
-    }
-
-    /// Adds a route for a topic, or for every topic matching a pattern.
-    pub(crate) fn add(&mut self, info: &SubscriptionInfo, route: Box<dyn Route<A>>) -> Result<()> {
-        let index = self.routes.len();
-        self.routes.push(route);
-        if info.pattern {
-            let regex = pattern_regex(&info.topic)?;
-            self.patterns
-                .push((regex, format!("^{}", info.topic), index));
-        } else {
-            self.exact.insert(info.topic.clone(), index);
-        }
-        Ok(())
-    }
-
-    /// Whether there is nothing to consume.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-
-    /// What the consumer subscribes to: topic names, and `^`-prefixed
-    /// patterns, which librdkafka matches against the cluster's topics.
-    pub(crate) fn subscription(&self) -> Vec<String> {
-        self.exact
-            .keys()
-            .cloned()
-            .chain(
-                self.patterns
-                    .iter()
-                    .map(|(_, subscription, _)| subscription.clone()),
-            )
-            .collect()
-    }
-
-    /// The route of `topic`'s records.
-    pub(crate) fn find(&self, topic: &str) -> Option<usize> {
-        self.exact.get(topic).copied().or_else(|| {
-            self.patterns
-                .iter()
-                .find(|(re, _, _)| re.is_match(topic))
-                .map(|(_, _, i)| *i)
-        })
-    }
-
-    pub(crate) fn route(&self, index: usize) -> &dyn Route<A> {
-        &*self.routes[index]
     }
 }

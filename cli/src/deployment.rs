@@ -1,0 +1,191 @@
+//! A deployment: every node file given to `scribe check`, `graph` or
+//! `acls`, validated one by one and then together.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::settings::{NodeConfig, Registry};
+use scribe::topology::{self, ExternalTopic};
+use scribe::{ActorInfo, Node};
+use scribe::{Error, Result};
+
+/// Graph output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// One loaded node of a deployment.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The file as read.
+    pub config: NodeConfig,
+    /// The node it describes, validated.
+    pub node: Node,
+}
+
+/// Every node of a deployment, checked together.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The nodes, in the order of their files.
+    pub nodes: Vec<Loaded>,
+    /// Subscriptions to topics no actor of the deployment owns.
+    pub external: Vec<ExternalTopic>,
+}
+
+/// Loads and validates every file, then checks them together as one
+/// deployment. Touches no network.
+pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
+    let mut nodes: Vec<Loaded> = Vec::new();
+    for file in files {
+        let config = NodeConfig::load(file)?;
+        let node = config.node(registry)?;
+        // Node names tell the nodes apart: in client ids, in every record's
+        // `ce_source`, and in the principal `scribe acls` binds.
+        if let Some(other) = nodes.iter().find(|l| l.node.name() == node.name()) {
+            return Err(Error::Config {
+                file: config.file.clone(),
+                message: format!(
+                    "node.name: `{}` is also the name of the node in {}; each node of a \
+                     deployment needs its own (a node run on several machines is one file)",
+                    node.name(),
+                    other.config.file
+                ),
+            });
+        }
+        nodes.push(Loaded { config, node });
+    }
+    let actors: Vec<ActorInfo> = nodes.iter().flat_map(|l| l.node.actors()).collect();
+    let external = topology::check(&actors).map_err(|e| Error::Config {
+        file: files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        message: e.to_string(),
+    })?;
+    Ok(Deployment { nodes, external })
+}
+
+/// `scribe check`: the summary printed for a valid deployment.
+pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
+    let deployment = load(registry, files)?;
+    let mut out = String::new();
+    let mut actors = 0;
+    for loaded in &deployment.nodes {
+        actors += loaded.config.actors.len();
+        let _ = writeln!(
+            out,
+            "{}: node `{}`, {} actors, kafka {}",
+            loaded.config.file,
+            loaded.node.name(),
+            loaded.config.actors.len(),
+            loaded.config.kafka.bootstrap_servers
+        );
+        for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
+            let reads: Vec<String> = actor
+                .subscriptions
+                .iter()
+                .map(|s| format!("{} ({})", s.topic, s.record_type))
+                .collect();
+            let reads = if reads.is_empty() {
+                "nothing".to_owned()
+            } else {
+                reads.join(", ")
+            };
+            let delivery = match actor.delivery {
+                scribe::Delivery::AtLeastOnce => String::new(),
+                other => format!("; {other}"),
+            };
+            let _ = writeln!(
+                out,
+                "  {} [{}] writes {} ({}); reads {}{delivery}",
+                actor.name, section.kind, actor.output, actor.output_type, reads
+            );
+        }
+    }
+    for ExternalTopic {
+        topic,
+        reader,
+        record_type,
+    } in &deployment.external
+    {
+        let _ = writeln!(
+            out,
+            "external: `{topic}` ({record_type}), read by `{reader}`, is owned by no actor here"
+        );
+    }
+    let _ = writeln!(out, "ok: {} files, {actors} actors", deployment.nodes.len());
+    Ok(out)
+}
+
+/// `scribe graph`: the deployment as Mermaid or DOT.
+pub fn graph(deployment: &Deployment, format: Format) -> String {
+    let id = |prefix: &str, name: &str| {
+        let clean: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("{prefix}_{clean}")
+    };
+    // Boxes (actor id, name, kind), cylinders (topic id, name) and labelled
+    // arrows (from, to, record type), each in a stable order.
+    let mut actors = Vec::new();
+    let mut topics = BTreeSet::new();
+    let mut edges = Vec::new();
+    for loaded in &deployment.nodes {
+        for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
+            let me = id("a", &actor.name);
+            edges.push((
+                me.clone(),
+                id("t", &actor.output),
+                actor.output_type.clone(),
+            ));
+            topics.insert(actor.output.clone());
+            for sub in &actor.subscriptions {
+                edges.push((id("t", &sub.topic), me.clone(), sub.record_type.clone()));
+                topics.insert(sub.topic.clone());
+            }
+            actors.push((me, actor.name.clone(), section.kind.clone()));
+        }
+    }
+    let mut out = String::new();
+    match format {
+        Format::Mermaid => {
+            out.push_str("flowchart LR\n");
+            for (me, name, kind) in &actors {
+                let _ = writeln!(out, "  {me}[\"{name}<br/><i>{kind}</i>\"]");
+            }
+            for topic in &topics {
+                let _ = writeln!(out, "  {}[(\"{topic}\")]", id("t", topic));
+            }
+            for (from, to, label) in &edges {
+                let _ = writeln!(out, "  {from} -- \"{label}\" --> {to}");
+            }
+        }
+        Format::Dot => {
+            out.push_str("digraph scribe {\n  rankdir=LR;\n");
+            for (me, name, kind) in &actors {
+                let _ = writeln!(out, "  \"{me}\" [shape=box, label=\"{name}\\n{kind}\"];");
+            }
+            for topic in &topics {
+                let _ = writeln!(
+                    out,
+                    "  \"{}\" [shape=cylinder, label=\"{topic}\"];",
+                    id("t", topic)
+                );
+            }
+            for (from, to, label) in &edges {
+                let _ = writeln!(out, "  \"{from}\" -> \"{to}\" [label=\"{label}\"];");
+            }
+            out.push_str("}\n");
+        }
+    }
+    out
+}
