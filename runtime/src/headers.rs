@@ -69,27 +69,17 @@ const KNOWN: [&str; 8] = [
 /// of the headers left out because their key is not UTF-8.
 ///
 /// Anyone may write such a key (Kafka's keys are bytes on the wire), but
-/// rust-rdkafka's accessor panics on it. Reading the headers is guarded,
-/// once per record; only a record that trips the guard is read again one
-/// header at a time, to keep the others.
+/// rust-rdkafka's accessor panics on it. Each header is read under a guard
+/// (free unless it trips), so one bad key costs only its own header.
 pub fn kafka_pairs(headers: Option<&BorrowedHeaders>) -> (Vec<(&str, &[u8])>, Vec<usize>) {
-    fn pair<'a>(h: Header<'a, &'a [u8]>) -> (&'a str, &'a [u8]) {
-        (h.key, h.value.unwrap_or_default())
-    }
     let Some(headers) = headers else {
         return (Vec::new(), Vec::new());
     };
-    let all = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        headers.iter().map(pair).collect::<Vec<_>>()
-    }));
-    if let Ok(all) = all {
-        return (all, Vec::new());
-    }
     let mut pairs = Vec::with_capacity(headers.count());
     let mut unreadable = Vec::new();
     for index in 0..headers.count() {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| headers.try_get(index))) {
-            Ok(Some(header)) => pairs.push(pair(header)),
+            Ok(Some(header)) => pairs.push((header.key, header.value.unwrap_or_default())),
             Ok(None) => {}
             Err(_) => unreadable.push(index),
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use scribe_tests::actors::{Relay, RelayArgs, encode_numbers, numbers_in};
 use scribe_tests::records::Number;
-use scribe_tests::{TestKafka, unique};
+use scribe_tests::{RawRecord, TestKafka, unique};
 
 /// Writes `value` to partition 0 of `topic` under key `k` with `kcat`, with
 /// a header whose key is not UTF-8, then a readable one. False when there
@@ -37,6 +37,35 @@ fn produce_poison_with_kcat(bootstrap: &str, topic: &str, value: &[u8]) -> bool 
         }
         Err(_) => false,
     }
+}
+
+/// Runs a relay from `input` to `output` until `outputs` records are out
+/// and one is on its dead-letter topic; returns the outputs' sequence
+/// numbers, the dead letters and the relay's stats.
+async fn relay(
+    kafka: &TestKafka,
+    node: &str,
+    input: &str,
+    output: &str,
+    actor: &str,
+    outputs: usize,
+) -> (Vec<i64>, Vec<RawRecord>, scribe::StatsSnapshot) {
+    let node = kafka
+        .node(node)
+        .actor::<Relay>(actor, output, RelayArgs::reading(input))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let out = kafka.read(output, outputs, Duration::from_secs(60)).await;
+    let dead = kafka
+        .read(&format!("{output}.dlq"), 1, Duration::from_secs(30))
+        .await;
+    let stats = node.stats(actor).unwrap();
+    node.shutdown().await.unwrap();
+    let seqs = numbers_in(&out).iter().map(|n| n.seq).collect();
+    (seqs, dead, stats)
 }
 
 #[actix::test]
@@ -65,21 +94,7 @@ async fn a_header_key_that_is_not_utf8_dead_letters_the_record_without_a_restart
         return;
     }
     kafka.produce_raw(&input, &raw(3..5));
-    let node = kafka
-        .node("poison")
-        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let out = kafka.read(&output, 4, Duration::from_secs(60)).await;
-    let dead = kafka
-        .read(&format!("{output}.dlq"), 1, Duration::from_secs(30))
-        .await;
-    let stats = node.stats(&actor).unwrap();
-    node.shutdown().await.unwrap();
-    let seqs: Vec<i64> = numbers_in(&out).iter().map(|n| n.seq).collect();
+    let (seqs, dead, stats) = relay(&kafka, "poison", &input, &output, &actor, 4).await;
     println!(
         "sent=5 handled={} dead_lettered={} restarts={} outputs={seqs:?}",
         stats.handled,
@@ -140,21 +155,7 @@ async fn a_record_too_large_to_copy_is_dead_lettered_in_part_without_a_restart()
             .unwrap();
         producer.flush(Duration::from_secs(30)).unwrap();
     }
-    let node = kafka
-        .node("too-large")
-        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let out = kafka.read(&output, 2, Duration::from_secs(60)).await;
-    let dead = kafka
-        .read(&format!("{output}.dlq"), 1, Duration::from_secs(30))
-        .await;
-    let stats = node.stats(&actor).unwrap();
-    node.shutdown().await.unwrap();
-    let seqs: Vec<i64> = numbers_in(&out).iter().map(|n| n.seq).collect();
+    let (seqs, dead, stats) = relay(&kafka, "too-large", &input, &output, &actor, 2).await;
     println!(
         "sent=3 handled={} dead_lettered={} restarts={} outputs={seqs:?}",
         stats.handled,
