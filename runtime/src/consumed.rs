@@ -25,6 +25,17 @@ impl Position {
     }
 }
 
+/// Positions as the Kafka client takes them.
+pub(crate) fn partition_list(positions: &[Position]) -> rdkafka::TopicPartitionList {
+    let mut list = rdkafka::TopicPartitionList::with_capacity(positions.len());
+    for at in positions {
+        // Cannot fail: the partition was just added with a valid offset.
+        let _ =
+            list.add_partition_offset(&at.topic, at.partition, rdkafka::Offset::Offset(at.offset));
+    }
+    list
+}
+
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
@@ -35,10 +46,11 @@ impl fmt::Display for Position {
 /// dead letter carries.
 #[derive(Debug, Clone)]
 pub(crate) struct Fetched {
-    pub(crate) key: Option<Vec<u8>>,
-    /// Shared, so a retry or a dead letter copies no bytes.
+    /// Key, value and headers are shared with the decoded record, so
+    /// decoding, a retry or a dead letter copies no bytes.
+    pub(crate) key: Option<Arc<[u8]>>,
     pub(crate) value: Arc<[u8]>,
-    pub(crate) headers: Headers,
+    pub(crate) headers: Arc<Headers>,
     pub(crate) timestamp: Option<i64>,
     /// The route that decodes it, if its topic has one.
     pub(crate) route: Option<usize>,

@@ -65,6 +65,22 @@ const KNOWN: [&str; 8] = [
     CAUSATION_ID,
 ];
 
+/// The slot of a well-known header in [`KNOWN`]: one comparison by
+/// length and bytes, not one per known key.
+fn known_slot(key: &str) -> Option<usize> {
+    match key {
+        CE_ID => Some(0),
+        CE_TYPE => Some(1),
+        CE_SOURCE => Some(2),
+        CE_TIME => Some(3),
+        CE_SPECVERSION => Some(4),
+        CONTENT_TYPE => Some(5),
+        CORRELATION_ID => Some(6),
+        CAUSATION_ID => Some(7),
+        _ => None,
+    }
+}
+
 /// Every header of a consumed record as (key, value), and the positions
 /// of the headers left out because their key is not UTF-8.
 ///
@@ -112,7 +128,7 @@ impl Headers {
         let mut out = Headers::default();
         out.text.reserve(192);
         for (key, value) in pairs {
-            match KNOWN.iter().position(|k| *k == key) {
+            match known_slot(key) {
                 Some(slot) => {
                     let start = out.text.len() as u32;
                     match std::str::from_utf8(value) {
@@ -273,9 +289,86 @@ impl<'a> Outbound<'a> {
     }
 }
 
+impl Headers {
+    /// The headers of a freshly published record: what
+    /// `Headers::from_pairs(outbound.pairs())` gives, without matching keys
+    /// or checking text that is text already.
+    pub(crate) fn from_outbound(outbound: &Outbound<'_>) -> Self {
+        let mut out = Headers::default();
+        out.text.reserve(192);
+        let fields = [
+            (4, Some(SPEC_VERSION)),
+            (0, Some(outbound.id)),
+            (1, Some(outbound.ty)),
+            (2, Some(outbound.source)),
+            (3, Some(outbound.time)),
+            (5, Some(CONTENT_TYPE_AVRO)),
+            (6, Some(outbound.correlation_id)),
+            (7, outbound.causation_id),
+        ];
+        for (slot, value) in fields {
+            if let Some(value) = value {
+                let start = out.text.len() as u32;
+                out.text.push_str(value);
+                out.known[slot] = Some((start, out.text.len() as u32));
+            }
+        }
+        out
+    }
+}
+
+/// The headers of a record being sent, as each sink turns them into its
+/// own form: Kafka's header list, or the simulator's [`Headers`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outgoing<'a> {
+    /// A published record's: its CloudEvents headers.
+    Fresh(&'a Outbound<'a>),
+    /// A forwarded record's: the inbound record's, completed (see
+    /// [`Headers::forwarded`]).
+    Forwarded(&'a Headers, &'a Outbound<'a>),
+    /// As given (a dead letter's).
+    Pairs(&'a [(&'a str, &'a [u8])]),
+}
+
+impl Outgoing<'_> {
+    /// Kafka's form.
+    pub(crate) fn to_kafka(self) -> OwnedHeaders {
+        match self {
+            Outgoing::Fresh(outbound) => to_kafka(outbound.pairs()),
+            Outgoing::Forwarded(inbound, outbound) => to_kafka(inbound.forwarded(outbound)),
+            Outgoing::Pairs(pairs) => to_kafka(pairs.iter().copied()),
+        }
+    }
+
+    /// As a consumer reads them.
+    pub(crate) fn to_headers(self) -> Headers {
+        match self {
+            Outgoing::Fresh(outbound) => Headers::from_outbound(outbound),
+            Outgoing::Forwarded(inbound, outbound) => {
+                Headers::from_pairs(inbound.forwarded(outbound))
+            }
+            Outgoing::Pairs(pairs) => Headers::from_pairs(pairs.iter().copied()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_records_headers_are_built_as_from_its_pairs() {
+        let mut fresh = outbound();
+        assert_eq!(
+            Headers::from_outbound(&fresh),
+            Headers::from_pairs(fresh.pairs())
+        );
+        fresh.causation_id = None;
+        assert_eq!(
+            Headers::from_outbound(&fresh),
+            Headers::from_pairs(fresh.pairs())
+        );
+    }
 
     fn outbound() -> Outbound<'static> {
         Outbound {
@@ -286,6 +379,14 @@ mod tests {
             correlation_id: "corr-2",
             causation_id: Some("id-1"),
         }
+    }
+
+    #[test]
+    fn each_known_key_has_its_own_slot() {
+        for (slot, key) in KNOWN.iter().enumerate() {
+            assert_eq!(known_slot(key), Some(slot), "{key}");
+        }
+        assert_eq!(known_slot("ce_idx"), None);
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub struct Inbound<T> {
     partition: i32,
     offset: i64,
     timestamp: Option<i64>,
-    key: Option<Vec<u8>>,
-    headers: Headers,
+    key: Option<Arc<[u8]>>,
+    headers: Arc<Headers>,
 }
 
 impl<T> Inbound<T> {
@@ -41,8 +41,22 @@ impl<T> Inbound<T> {
             partition,
             offset,
             timestamp,
-            key,
-            headers,
+            key: key.map(Arc::from),
+            headers: Arc::new(headers),
+        }
+    }
+
+    /// An inbound record whose key and headers it shares with the record
+    /// as fetched.
+    pub(crate) fn shared(value: T, meta: crate::actor::Meta) -> Self {
+        Self {
+            value,
+            topic: meta.topic,
+            partition: meta.partition,
+            offset: meta.offset,
+            timestamp: meta.timestamp,
+            key: meta.key,
+            headers: meta.headers,
         }
     }
 

@@ -8,11 +8,9 @@
 //! after its record was handled *and* everything published because of it was
 //! acknowledged by the broker.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::consumed::Position;
 
@@ -64,8 +62,9 @@ impl AckSlot {
 /// What [`OffsetTracker::collect`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
-    /// The offsets that became committable, if any.
-    pub(crate) offsets: Option<TopicPartitionList>,
+    /// The offsets that became committable: per partition, the next
+    /// offset to read.
+    pub(crate) offsets: Vec<Position>,
     /// A record whose publishes were not delivered, if any: its partition's
     /// offset stays before it.
     pub(crate) undelivered: Option<Position>,
@@ -77,18 +76,34 @@ type Partition = (Arc<str>, i32);
 type InFlight = VecDeque<(i64, Arc<AckSlot>)>;
 
 /// In-order completion of consumed offsets, per topic and partition.
+///
+/// An instance reads a handful of partitions, so they are kept in a list,
+/// found by comparing the topic's shared name first by pointer: no hashing
+/// and no copy of the name per record.
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
-    partitions: HashMap<Partition, InFlight>,
+    partitions: Vec<(Partition, InFlight)>,
+    /// The partition of the last record tracked.
+    last: usize,
 }
 
 impl OffsetTracker {
     /// Starts tracking a consumed record.
     pub(crate) fn track(&mut self, at: &Position, slot: Arc<AckSlot>) {
-        self.partitions
-            .entry((at.topic.clone(), at.partition))
-            .or_default()
-            .push_back((at.offset, slot));
+        let is = |((topic, partition), _): &(Partition, InFlight)| {
+            *partition == at.partition && (Arc::ptr_eq(topic, &at.topic) || *topic == at.topic)
+        };
+        if !self.partitions.get(self.last).is_some_and(is) {
+            self.last = match self.partitions.iter().position(is) {
+                Some(index) => index,
+                None => {
+                    let partition = (at.topic.clone(), at.partition);
+                    self.partitions.push((partition, InFlight::new()));
+                    self.partitions.len() - 1
+                }
+            };
+        }
+        self.partitions[self.last].1.push_back((at.offset, slot));
     }
 
     /// Removes every completed prefix and returns the offsets to store (the
@@ -114,11 +129,9 @@ impl OffsetTracker {
                 queue.pop_front();
             }
             if let Some(offset) = last {
-                let list = collected
+                collected
                     .offsets
-                    .get_or_insert_with(TopicPartitionList::new);
-                // Cannot fail: the partition was just added with a valid offset.
-                let _ = list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1));
+                    .push(Position::new(topic.clone(), *partition, offset + 1));
             }
         }
         collected
@@ -126,12 +139,13 @@ impl OffsetTracker {
 
     /// Number of records consumed but not yet committable.
     pub(crate) fn outstanding(&self) -> usize {
-        self.partitions.values().map(VecDeque::len).sum()
+        self.partitions.iter().map(|(_, queue)| queue.len()).sum()
     }
 
     /// Forgets partitions this consumer no longer owns.
     pub(crate) fn retain(&mut self, keep: impl Fn(&str, i32) -> bool) {
-        self.partitions.retain(|(t, p), _| keep(t, *p));
+        self.partitions.retain(|((t, p), _)| keep(t, *p));
+        self.last = 0;
     }
 }
 
@@ -139,13 +153,12 @@ impl OffsetTracker {
 mod tests {
     use super::*;
 
-    fn offsets(list: &TopicPartitionList) -> Vec<(String, i32, Offset)> {
+    fn offsets(list: &[Position]) -> Vec<(String, i32, i64)> {
         let mut v: Vec<_> = list
-            .elements()
             .iter()
-            .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
+            .map(|p| (p.topic.to_string(), p.partition, p.offset))
             .collect();
-        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v.sort();
         v
     }
 
@@ -159,14 +172,14 @@ mod tests {
         }
         // Record 1 is handled and has nothing pending, but 0 still waits.
         slots[1].done();
-        assert!(tracker.collect().offsets.is_none());
+        assert!(tracker.collect().offsets.is_empty());
         // Record 0 published one record that is not yet acknowledged.
         slots[0].add_pending();
         slots[0].done();
-        assert!(tracker.collect().offsets.is_none());
+        assert!(tracker.collect().offsets.is_empty());
         slots[0].done();
-        let list = tracker.collect().offsets.unwrap();
-        assert_eq!(offsets(&list), vec![("t".into(), 0, Offset::Offset(2))]);
+        let list = tracker.collect().offsets;
+        assert_eq!(offsets(&list), vec![("t".into(), 0, 2)]);
         assert_eq!(tracker.outstanding(), 1);
     }
 
@@ -202,11 +215,11 @@ mod tests {
         let undelivered = collected.undelivered.unwrap();
         assert_eq!((undelivered.partition, undelivered.offset), (1, 11));
         assert_eq!(
-            offsets(&collected.offsets.unwrap()),
+            offsets(&collected.offsets),
             vec![
-                ("t".into(), 0, Offset::Offset(11)),
-                ("t".into(), 1, Offset::Offset(11)),
-                ("t".into(), 2, Offset::Offset(11)),
+                ("t".into(), 0, 11),
+                ("t".into(), 1, 11),
+                ("t".into(), 2, 11)
             ]
         );
         // The failed record and the one behind it stay.
@@ -232,8 +245,8 @@ mod tests {
         let collected = tracker.collect();
         assert!(collected.undelivered.is_none());
         assert_eq!(
-            offsets(&collected.offsets.unwrap()),
-            vec![("t".into(), 1, Offset::Offset(2))],
+            offsets(&collected.offsets),
+            vec![("t".into(), 1, 2)],
             "nothing is stored for the partition this consumer no longer owns"
         );
         assert_eq!(tracker.outstanding(), 0);

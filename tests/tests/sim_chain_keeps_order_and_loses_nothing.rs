@@ -150,6 +150,9 @@ fn random_faults_from_the_seed_never_break_the_invariants_and_replay_exactly() {
         crash: 0.01,
         redeliver: 0.01,
         delay: 0.01,
+        lose_ack: 0.002,
+        delay_ack: 0.02,
+        fail_commit: 0.05,
         ..Faults::default()
     };
     let run = |seed: u64| {
@@ -178,6 +181,9 @@ fn random_faults_from_the_seed_never_break_the_invariants_and_replay_exactly() {
         total.crashes += injected.crashes;
         total.redeliveries += injected.redeliveries;
         total.delays += injected.delays;
+        total.lost_acks += injected.lost_acks;
+        total.delayed_acks += injected.delayed_acks;
+        total.failed_commits += injected.failed_commits;
         for k in 0..KEYS {
             let mut firsts = Vec::new();
             for n in three.iter().map(|(_, _, n)| n).filter(|n| n.key == key(k)) {
@@ -194,6 +200,10 @@ fn random_faults_from_the_seed_never_break_the_invariants_and_replay_exactly() {
     println!("faults injected over all seeds: {total:?}");
     assert!(
         total.crashes > 0 && total.redeliveries > 0 && total.delays > 0,
+        "{total:?}"
+    );
+    assert!(
+        total.lost_acks > 0 && total.delayed_acks > 0 && total.failed_commits > 0,
         "{total:?}"
     );
 }

@@ -416,3 +416,76 @@ fn the_failure_policy_retries_in_virtual_time_and_dead_letters() {
     assert_eq!(sim.elapsed(), Duration::from_millis(1000));
     sim.assert_invariants();
 }
+
+#[test]
+fn a_lost_acknowledgement_keeps_its_records_offset_uncommitted_until_it_is_handled_again() {
+    let mut sim = Simulation::builder(relay(RelayArgs::reading("in")))
+        .seed(3)
+        .build()
+        .expect("starts");
+    let mut partition = None;
+    for seq in 0..10 {
+        let at = sim
+            .inject(
+                "in",
+                "k",
+                &Number {
+                    key: "k".into(),
+                    seq,
+                },
+            )
+            .expect("injected");
+        partition = Some(at.partition);
+    }
+    let partition = partition.expect("injected");
+    // The output of record 4 (the fifth the relay publishes) is lost.
+    sim.lose_ack("out", 4).expect("known topic");
+    let committed = |sim: &Simulation| {
+        sim.committed("relay")
+            .expect("known")
+            .get(&("in".to_owned(), partition))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut steps = 0;
+    while sim.stats("relay").expect("known").restarts == 0 {
+        sim.run_for(Duration::from_millis(10));
+        assert!(
+            committed(&sim) <= 4,
+            "the offset after record 4 committed before it was handled again"
+        );
+        steps += 1;
+        assert!(steps < 1000, "the relay never restarted");
+    }
+    sim.run_until_idle();
+    let stats = sim.stats("relay").expect("known");
+    let reports = sim.check_invariants();
+    println!(
+        "sent=10 published={} publish_failures={} restarts={} handled={} duplicates={} committed={}",
+        stats.published,
+        stats.publish_failures,
+        stats.restarts,
+        stats.handled,
+        reports[0].duplicates,
+        committed(&sim)
+    );
+    assert_eq!(stats.restarts, 1);
+    assert!(stats.publish_failures >= 1, "{stats:?}");
+    assert!(
+        reports[0].duplicates >= 1,
+        "record 4 was handled twice: {reports:?}"
+    );
+    // Nothing lost, nothing out of order, nothing written twice: what was
+    // lost was never appended, and what was appended was not redone.
+    let seqs: Vec<i64> = sim
+        .values::<Number>("out", "k")
+        .expect("readable")
+        .iter()
+        .map(|n| n.seq)
+        .collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    // The next commit interval commits it all.
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(committed(&sim), 10);
+    sim.assert_invariants();
+}

@@ -220,8 +220,8 @@ pub(crate) struct Meta {
     pub(crate) partition: i32,
     pub(crate) offset: i64,
     pub(crate) timestamp: Option<i64>,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) headers: Headers,
+    pub(crate) key: Option<Arc<[u8]>>,
+    pub(crate) headers: Arc<Headers>,
 }
 
 /// Decodes one subscription's records for actor `A`.
@@ -248,15 +248,7 @@ where
         meta: Meta,
     ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
         let value = self.decoder.decode(payload)?;
-        Ok(Box::new(Inbound::new(
-            value,
-            meta.topic,
-            meta.partition,
-            meta.offset,
-            meta.timestamp,
-            meta.key,
-            meta.headers,
-        )))
+        Ok(Box::new(Inbound::shared(value, meta)))
     }
 }
 

@@ -3,13 +3,9 @@
 //! exactly-once, by committing the open transaction with those offsets. And
 //! what a rebalance, a failure or a drain does to either.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer as _};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-
-use super::{Exit, Feed};
+use super::{Exit, Feed, Source};
 use crate::actor::TopicActor;
 use crate::consumed::Position;
 use crate::failure::Failure;
@@ -22,7 +18,7 @@ const REWIND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a drain waits for the broker to acknowledge published records.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl<A: TopicActor> Feed<A> {
+impl<A: TopicActor, S: Source> Feed<A, S> {
     /// Exactly-once: whether the consumer rebalanced since the last call
     /// while records were handled and not committed. Their positions may
     /// have been reset under the feed (a partition revoked, or revoked and
@@ -32,7 +28,7 @@ impl<A: TopicActor> Feed<A> {
         let Some(consumer) = &self.consumer else {
             return false;
         };
-        let now = consumer.context().count.load(Ordering::Acquire);
+        let now = consumer.rebalances();
         let changed = now != self.rebalances;
         self.rebalances = now;
         changed && (self.tracker.outstanding() > 0 || self.core.is_open())
@@ -48,18 +44,7 @@ impl<A: TopicActor> Feed<A> {
         let Some(consumer) = &self.consumer else {
             return;
         };
-        let rewound = consumer.committed(REWIND_TIMEOUT).and_then(|committed| {
-            for e in committed.elements() {
-                let to = match e.offset() {
-                    rdkafka::Offset::Offset(at) => rdkafka::Offset::Offset(at),
-                    // No commit yet: a new group starts at the earliest.
-                    _ => rdkafka::Offset::Beginning,
-                };
-                consumer.seek(e.topic(), e.partition(), to, REWIND_TIMEOUT)?;
-            }
-            Ok(())
-        });
-        match rewound {
+        match consumer.rewind(REWIND_TIMEOUT) {
             Ok(()) => tracing::info!(
                 actor = %self.actor,
                 "rebalanced: the open transaction is aborted and its records handled again"
@@ -83,16 +68,14 @@ impl<A: TopicActor> Feed<A> {
             return;
         };
         let collected = self.tracker.collect();
-        if let Some(list) = collected.offsets
-            && let Err(error) = consumer.store_offsets(&list)
+        if !collected.offsets.is_empty()
+            && let Err(error) = consumer.store(&collected.offsets)
         {
             // Typically a partition was revoked by a rebalance: its new
             // owner starts from the last committed offset.
             tracing::debug!(actor = %self.actor, %error, "cannot store offsets");
-            if let Ok(assigned) = consumer.assignment() {
-                self.tracker
-                    .retain(|topic, partition| assigned.find_partition(topic, partition).is_some());
-            }
+            self.tracker
+                .retain(|topic, partition| consumer.owns(topic, partition));
         }
         if let Some(undelivered) = collected.undelivered {
             self.undelivered(&undelivered);
@@ -126,9 +109,9 @@ impl<A: TopicActor> Feed<A> {
             // drain aborts it.
             return self.undelivered(&undelivered);
         }
-        let offsets = collected.offsets;
+        let offsets = Some(collected.offsets.as_slice()).filter(|o| !o.is_empty());
         let group = self.consumer.as_ref().and_then(|c| c.group_metadata());
-        let outcome = self.core.commit(offsets.as_ref().zip(group.as_ref()));
+        let outcome = self.core.commit(offsets.zip(group.as_ref()));
         let failure = match outcome {
             Ok((committed, retries)) => {
                 ActorStats::add(&self.stats.transactions, u64::from(committed));
@@ -185,11 +168,7 @@ impl<A: TopicActor> Feed<A> {
     /// was handled. Exactly-once: the open transaction is aborted, as on
     /// any rebalance. Then the assignment is given up.
     pub(super) fn settle_revoked(&mut self) {
-        // Checked before each record: a plain load unless a revocation waits.
-        let revoking = self.consumer.as_ref().is_some_and(|c| {
-            let flag = &c.context().revoking;
-            flag.load(Ordering::Acquire) && flag.swap(false, Ordering::AcqRel)
-        });
+        let revoking = self.consumer.as_ref().is_some_and(|c| c.take_revoking());
         let Some(consumer) = self.consumer.clone().filter(|_| revoking) else {
             return;
         };
@@ -220,18 +199,17 @@ impl<A: TopicActor> Feed<A> {
             tracing::warn!(actor = %self.actor, %error, "producer flush {when} did not complete");
         }
         self.store_completed();
-        if let Some(consumer) = &self.consumer {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(error) => tracing::warn!(actor = %self.actor, %error, "commit {when} failed"),
-            }
+        if let Some(consumer) = &self.consumer
+            && let Err(error) = consumer.commit_stored()
+        {
+            tracing::warn!(actor = %self.actor, %error, "commit {when} failed");
         }
     }
 
     /// Flushes, stores and commits what is complete, and reports the exit.
     pub(super) fn drain(&mut self) {
         if let Some(consumer) = &self.consumer {
-            consumer.context().done.store(true, Ordering::Release);
+            consumer.done();
         }
         if self.core.is_transactional() {
             self.drain_transaction();

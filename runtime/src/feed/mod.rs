@@ -1,4 +1,4 @@
-//! The feed: drives one actor instance from its Kafka consumer.
+//! The feed: drives one actor instance from its consumer.
 //!
 //! The feed is an actix `ActorFuture` spawned in the actor's own context, so
 //! it runs on the actor's thread with `&mut` access to the actor. It pulls
@@ -8,23 +8,24 @@
 //! flushes the producer, stores and commits the completed offsets, and
 //! reports to the supervisor ([`commit`]). [`rebalance`] is the consumer's
 //! context, which holds a revocation back until the feed has settled it.
+//! The consumer is a [`Source`] ([`source`]): Kafka's ([`kafka`]), or the
+//! simulator's in-memory log.
 
 mod commit;
+mod kafka;
 mod reader;
 mod rebalance;
+mod source;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use actix::{ActorContext, ActorFuture, Context};
 use futures::Stream;
 use futures::channel::oneshot;
-use rdkafka::consumer::Consumer as _;
-use rdkafka::error::KafkaResult;
 
 use crate::actor::{Routes, TopicActor};
 use crate::consumed::Fetched;
@@ -38,6 +39,7 @@ use crate::tracker::{AckSlot, OffsetTracker};
 
 pub(crate) use reader::{ReadSet, Reading};
 pub(crate) use rebalance::{ActorConsumer, Rebalances};
+pub(crate) use source::{Message, Source};
 
 /// How many records the feed handles before yielding to the actor's other
 /// work (its mailbox, its intervals) and storing completed offsets.
@@ -45,6 +47,18 @@ const BUDGET: usize = 256;
 /// How long the feed handles records before yielding, whatever their number,
 /// so slow handlers still store offsets and see stop requests promptly.
 const BUDGET_TIME: Duration = Duration::from_millis(20);
+
+/// How often a feed stores completed offsets while idle: four times per
+/// commit interval; under exactly-once, where each commit is a
+/// transaction, once per interval.
+pub(crate) fn store_interval(commit_interval: Duration, transactional: bool) -> Duration {
+    let interval = if transactional {
+        commit_interval
+    } else {
+        commit_interval / 4
+    };
+    interval.max(Duration::from_millis(10))
+}
 
 /// Why an actor instance ended.
 #[derive(Debug)]
@@ -62,7 +76,7 @@ pub(crate) enum Exit {
 /// handled as the record it was and committed where it was read.
 pub(crate) type ReadAt = Position;
 
-type Fetches<A> = Pin<Box<dyn Stream<Item = KafkaResult<(Decoded<A>, Fetched, ReadAt)>>>>;
+type Fetches<A> = Pin<Box<dyn Stream<Item = reader::Arrival<A>>>>;
 
 /// A record waiting to be tried again.
 struct Pending {
@@ -73,10 +87,13 @@ struct Pending {
     wait: Pin<Box<tokio::time::Sleep>>,
 }
 
-pub(crate) struct Feed<A: TopicActor> {
+pub(crate) struct Feed<A: TopicActor, S: Source> {
     actor: Arc<str>,
-    consumer: Option<Arc<ActorConsumer>>,
+    consumer: Option<Arc<S>>,
     arrivals: Fetches<A>,
+    /// Decodes what the consumer has at hand ([`Source::try_recv`]); a
+    /// replay reads only through `arrivals`.
+    at_hand: Option<reader::Decoding<A>>,
     routes: Arc<Routes<A>>,
     failures: Failures,
     pending: Option<Pending>,
@@ -95,12 +112,15 @@ pub(crate) struct Feed<A: TopicActor> {
     settled: bool,
     /// The consumer's rebalances as the feed last saw them.
     rebalances: u64,
+    /// Records handled since the source last heard of them (only when it
+    /// counts them, [`Source::COUNTS_HANDLED`]).
+    handled: Vec<Position>,
 }
 
 /// What a feed is made of.
-pub(crate) struct FeedParts<A: TopicActor> {
+pub(crate) struct FeedParts<A: TopicActor, S: Source> {
     pub(crate) actor: Arc<str>,
-    pub(crate) consumer: Option<Arc<ActorConsumer>>,
+    pub(crate) consumer: Option<Arc<S>>,
     pub(crate) routes: Routes<A>,
     pub(crate) core: Arc<PublisherCore>,
     pub(crate) stats: Arc<ActorStats>,
@@ -110,9 +130,9 @@ pub(crate) struct FeedParts<A: TopicActor> {
     pub(crate) input: Reading,
 }
 
-impl<A: TopicActor> Feed<A> {
+impl<A: TopicActor, S: Source> Feed<A, S> {
     pub(crate) fn new(
-        parts: FeedParts<A>,
+        parts: FeedParts<A, S>,
         stop: oneshot::Receiver<()>,
         exit: oneshot::Sender<Exit>,
     ) -> Self {
@@ -127,8 +147,10 @@ impl<A: TopicActor> Feed<A> {
             input,
         } = parts;
         let routes = Arc::new(routes);
+        let at_hand =
+            matches!(input, Reading::Subscribed).then(|| reader::Decoding::new(routes.clone()));
         let arrivals: Fetches<A> = match &consumer {
-            Some(consumer) => Box::pin(reader::arrivals(consumer.clone(), routes.clone(), input)),
+            Some(consumer) => reader::arrivals(consumer.clone(), routes.clone(), input),
             None => Box::pin(futures::stream::pending()),
         };
         let mut tick = tokio::time::interval(store_interval);
@@ -137,6 +159,7 @@ impl<A: TopicActor> Feed<A> {
             actor,
             consumer,
             arrivals,
+            at_hand,
             routes,
             failures,
             pending: None,
@@ -150,6 +173,7 @@ impl<A: TopicActor> Feed<A> {
             stopping: false,
             settled: false,
             rebalances: 0,
+            handled: Vec::new(),
         }
     }
 
@@ -189,6 +213,15 @@ impl<A: TopicActor> Feed<A> {
         self.follow(next, at, raw, slot);
     }
 
+    /// Tells the source which records were handled, if it counts them.
+    fn report_handled(&mut self) {
+        if let Some(consumer) = &self.consumer
+            && !self.handled.is_empty()
+        {
+            consumer.handled(&mut self.handled);
+        }
+    }
+
     fn handling(&self) -> Dispatch<'_, A> {
         Dispatch {
             actor: &self.actor,
@@ -201,7 +234,11 @@ impl<A: TopicActor> Feed<A> {
 
     fn follow(&mut self, next: Next, at: Position, raw: Fetched, slot: Arc<AckSlot>) {
         match next {
-            Next::Done => {}
+            Next::Done => {
+                if S::COUNTS_HANDLED {
+                    self.handled.push(at);
+                }
+            }
             Next::Retry { after, attempt } => {
                 self.pending = Some(Pending {
                     at,
@@ -223,7 +260,7 @@ impl<A: TopicActor> Feed<A> {
     }
 }
 
-impl<A: TopicActor> ActorFuture<A> for Feed<A> {
+impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
     type Output = ();
 
     fn poll(
@@ -239,9 +276,14 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
                     this.stop = None;
                     this.stopping = true;
                 }
-                // The supervisor is gone (the node was dropped): its thread is
-                // being stopped without a drain, so no drain here either.
-                Poll::Ready(Err(oneshot::Canceled)) => this.stop = None,
+                // The supervisor is gone (the node was dropped, or a
+                // simulated process killed): the instance ends at once,
+                // without a drain, as its thread does.
+                Poll::Ready(Err(oneshot::Canceled)) => {
+                    this.stop = None;
+                    ctx.stop();
+                    return Poll::Ready(());
+                }
                 Poll::Pending => {}
             }
         }
@@ -260,11 +302,34 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
         this.settle_revoked();
         while !this.stopping && this.pending.is_none() {
             this.settle_revoked();
-            if handled >= BUDGET || started.elapsed() >= BUDGET_TIME {
+            // A record not delivered: take no record more, so that nothing
+            // handled after it is published before it is handled again;
+            // the instance stops once the tracker finds which record it
+            // was (its earlier records' acknowledgements may still be due).
+            if this.core.undelivered() {
+                this.store_completed();
+                if this.failure.is_some() {
+                    this.stopping = true;
+                }
+                break;
+            }
+            // The clock is read every eighth record: a record costs far
+            // less than the budget's time.
+            if handled >= BUDGET || (handled % 8 == 0 && started.elapsed() >= BUDGET_TIME) {
                 exhausted = true;
                 break;
             }
-            match this.arrivals.as_mut().poll_next(task) {
+            let at_hand = match (&this.consumer, &mut this.at_hand) {
+                (Some(consumer), Some(decoding)) => consumer
+                    .try_recv()
+                    .map(|fetched| fetched.and_then(|message| decoding.subscribed(message))),
+                _ => None,
+            };
+            let next = match at_hand {
+                Some(arrival) => Poll::Ready(Some(arrival)),
+                None => this.arrivals.as_mut().poll_next(task),
+            };
+            match next {
                 Poll::Ready(Some(Ok((arrival, raw, read_at)))) => {
                     handled += 1;
                     this.handle(act, ctx, arrival, raw, read_at);
@@ -290,6 +355,7 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
             this.commit_transaction();
         }
         if handled > 0 || ticked {
+            this.report_handled();
             this.store_completed();
             if this.failure.is_some() {
                 this.stopping = true;
@@ -313,10 +379,11 @@ impl<A: TopicActor> ActorFuture<A> for Feed<A> {
     }
 }
 
-impl<A: TopicActor> Drop for Feed<A> {
+impl<A: TopicActor, S: Source> Drop for Feed<A, S> {
     fn drop(&mut self) {
+        self.report_handled();
         if let Some(consumer) = &self.consumer {
-            consumer.context().done.store(true, Ordering::Release);
+            consumer.done();
         }
         if let Some(tx) = self.exit.take() {
             let _ = tx.send(Exit::Failed(Failure::Lost(

@@ -2,23 +2,22 @@
 //! dead letters up to where they ended when the replay began.
 
 use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaResult;
-use rdkafka::message::Message as _;
 
-use super::{ActorConsumer, ReadAt};
+use super::ReadAt;
+use super::source::{Message, Source};
 use crate::actor::{Routes, TopicActor};
 use crate::codec::DecodeError;
 use crate::consumed::Fetched;
 use crate::consumed::Position;
 use crate::handling::{Decoded, decode};
-use crate::headers::Headers;
 
-/// What a Kafka feed reads.
+/// What a feed reads.
 #[derive(Debug, Clone)]
 pub(crate) enum Reading {
     /// The actor's subscriptions, in its consumer group. Never ends.
@@ -39,25 +38,41 @@ pub(crate) enum Reading {
 /// markers, compacted records).
 const REPLAY_IDLE: Duration = Duration::from_millis(500);
 
-/// The consumer's records, decoded for the actor's routes.
-pub(super) fn arrivals<A: TopicActor>(
-    consumer: Arc<ActorConsumer>,
+/// What [`arrivals`] yields: a record decoded, as fetched, and where it
+/// was read.
+pub(super) type Arrival<A> = KafkaResult<(Decoded<A>, Fetched, ReadAt)>;
+
+/// The source's records, decoded for the actor's routes.
+pub(super) fn arrivals<A: TopicActor, S: Source>(
+    consumer: Arc<S>,
     routes: Arc<Routes<A>>,
     input: Reading,
-) -> impl Stream<Item = KafkaResult<(Decoded<A>, Fetched, ReadAt)>> {
-    let reader = Reader {
+) -> Pin<Box<dyn Stream<Item = Arrival<A>>>> {
+    let mut reader = Reader {
         consumer,
-        routes,
-        cache: HashMap::new(),
-        ends: match input {
-            Reading::Subscribed => None,
-            Reading::DeadLetters { ends, read } => Some((ends, read)),
-        },
+        decoding: Decoding::new(routes),
+        ends: None,
     };
-    futures::stream::unfold(reader, |mut reader| async move {
-        let item = reader.next().await?;
-        Some((item, reader))
-    })
+    // Two streams, so the live one's per-record future carries nothing of
+    // a replay's (its idle timer).
+    match input {
+        Reading::Subscribed => Box::pin(futures::stream::unfold(reader, |mut reader| async move {
+            // A message borrows its consumer; this one, not the reader's.
+            let consumer = reader.consumer.clone();
+            let item = match consumer.recv().await {
+                Ok(message) => reader.decoding.subscribed(message),
+                Err(error) => Err(error),
+            };
+            Some((item, reader))
+        })),
+        Reading::DeadLetters { ends, read } => {
+            reader.ends = Some((ends, read));
+            Box::pin(futures::stream::unfold(reader, |mut reader| async move {
+                let item = reader.next_replayed().await?;
+                Some((item, reader))
+            }))
+        }
+    }
 }
 
 /// The dead letters a replay read, as (partition, offset): how many there
@@ -65,29 +80,35 @@ pub(super) fn arrivals<A: TopicActor>(
 pub(crate) type ReadSet = Arc<std::sync::Mutex<std::collections::BTreeSet<(i32, i64)>>>;
 
 /// The state of [`arrivals`].
-struct Reader<A: TopicActor> {
-    consumer: Arc<ActorConsumer>,
-    routes: Arc<Routes<A>>,
-    /// Each topic's route, found once (patterns are matched per topic,
-    /// not per record).
-    cache: HashMap<String, Option<(Arc<str>, usize)>>,
+struct Reader<A: TopicActor, S> {
+    consumer: Arc<S>,
+    decoding: Decoding<A>,
     /// Replaying: the partitions still to read and their end offsets, and
     /// the dead letters read.
     ends: Option<(BTreeMap<i32, i64>, ReadSet)>,
 }
 
-impl<A: TopicActor> Reader<A> {
-    /// The next record; `None` once a replay is past every end.
-    async fn next(&mut self) -> Option<KafkaResult<(Decoded<A>, Fetched, ReadAt)>> {
+/// A topic's route: the topic's shared name and the route's index.
+type Found = (Arc<str>, usize);
+
+/// Turns a source's message into what the feed handles: its route found,
+/// its bytes kept, decoded.
+pub(super) struct Decoding<A: TopicActor> {
+    routes: Arc<Routes<A>>,
+    /// Each topic's route, found once (patterns are matched per topic,
+    /// not per record).
+    cache: HashMap<String, Option<Found>>,
+    /// The topic last looked up, and its route.
+    last: Option<(Arc<str>, Option<Found>)>,
+}
+
+impl<A: TopicActor, S: Source> Reader<A, S> {
+    /// The next dead letter of a replay; `None` once it is past every end.
+    async fn next_replayed(&mut self) -> Option<Arrival<A>> {
         // A message borrows its consumer; this one, not `self`'s.
         let consumer = self.consumer.clone();
         loop {
-            let Some((ends, _)) = &self.ends else {
-                return Some(match consumer.recv().await {
-                    Ok(message) => self.subscribed(&message),
-                    Err(error) => Err(error),
-                });
-            };
+            let (ends, _) = self.ends.as_ref()?;
             if ends.is_empty() {
                 return None;
             }
@@ -115,40 +136,95 @@ impl<A: TopicActor> Reader<A> {
             if message.offset() + 1 >= end {
                 self.finish(message.topic(), partition);
             }
-            return Some(Ok(self.replayed(&message)));
+            return Some(Ok(self.decoding.replayed(message)));
         }
     }
 
-    fn route(&mut self, topic: &str) -> Option<(Arc<str>, usize)> {
-        if !self.cache.contains_key(topic) {
-            let found = self
-                .routes
-                .find(topic)
-                .map(|i| (Arc::<str>::from(topic), i));
-            self.cache.insert(topic.to_owned(), found);
+    /// Stops reading `partition` of a replay.
+    fn finish(&mut self, topic: &str, partition: i32) {
+        if let Some((ends, _)) = &mut self.ends {
+            ends.remove(&partition);
         }
-        self.cache[topic].clone()
+        if let Err(error) = self.consumer.pause(topic, partition) {
+            tracing::debug!(%topic, partition, %error, "cannot pause a replayed partition");
+        }
+    }
+
+    /// Drops the partitions whose position is at or past their end, though
+    /// no record said so (the last offsets hold no record).
+    fn past_the_end(&mut self) {
+        let Ok(positions) = self.consumer.positions() else {
+            return;
+        };
+        for at in positions {
+            let end = self
+                .ends
+                .as_ref()
+                .and_then(|(ends, _)| ends.get(&at.partition));
+            if end.is_some_and(|end| at.offset >= *end) {
+                self.finish(&at.topic, at.partition);
+            }
+        }
+    }
+}
+
+impl<A: TopicActor> Decoding<A> {
+    pub(super) fn new(routes: Arc<Routes<A>>) -> Self {
+        Self {
+            routes,
+            cache: HashMap::new(),
+            last: None,
+        }
+    }
+
+    fn route(&mut self, topic: &str) -> Option<Found> {
+        // Records come in runs of one topic: the last one found is checked
+        // before the table.
+        if let Some((last, found)) = &self.last
+            && **last == *topic
+        {
+            return found.clone();
+        }
+        let found = match self.cache.get(topic) {
+            Some(found) => found.clone(),
+            None => {
+                let found = self
+                    .routes
+                    .find(topic)
+                    .map(|i| (Arc::<str>::from(topic), i));
+                self.cache.insert(topic.to_owned(), found.clone());
+                found
+            }
+        };
+        let name = found
+            .as_ref()
+            .map_or_else(|| Arc::from(topic), |(name, _)| name.clone());
+        self.last = Some((name, found.clone()));
+        found
     }
 
     /// A record of a subscribed topic.
-    fn subscribed(
+    pub(super) fn subscribed(
         &mut self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
+        mut message: impl Message,
     ) -> KafkaResult<(Decoded<A>, Fetched, ReadAt)> {
         let route = self.route(message.topic());
         let topic = route
             .as_ref()
             .map_or_else(|| Arc::from(message.topic()), |(t, _)| t.clone());
-        let (headers, unreadable) = Headers::from_kafka(message.headers());
-        let raw = raw_of(message, headers, route.as_ref().map(|(_, i)| *i));
         let at = Position::new(topic, message.partition(), message.offset());
+        let unrouted = route
+            .is_none()
+            .then(|| DecodeError::Unrouted(message.topic().to_owned()));
+        let (headers, unreadable) = message.headers();
+        let raw = message.fetched(headers, route.as_ref().map(|(_, i)| *i));
         let failed = |error| Decoded {
             at: at.clone(),
             body: Err(error),
         };
         // Never skipped: what cannot be routed or read is dead-lettered.
         let arrival = match (route, unreadable) {
-            (None, _) => failed(DecodeError::Unrouted(message.topic().to_owned())),
+            (None, _) => failed(unrouted.expect("no route")),
             (Some(_), Some(index)) => failed(DecodeError::HeaderKey { index }),
             (Some(_), None) => decode(&self.routes, at.clone(), &raw),
         };
@@ -158,13 +234,10 @@ impl<A: TopicActor> Reader<A> {
     /// A dead letter, as the record it was: its original topic, partition
     /// and offset, its headers without the dead-letter ones, decoded by the
     /// route of its original topic.
-    fn replayed(
-        &mut self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
-    ) -> (Decoded<A>, Fetched, ReadAt) {
+    fn replayed(&mut self, mut message: impl Message) -> (Decoded<A>, Fetched, ReadAt) {
         // A dead letter's unreadable header keys were dropped when it was
         // written; one written by another client is replayed without them.
-        let (all, _) = Headers::from_kafka(message.headers());
+        let (all, _) = message.headers();
         let text = |key: &str| all.get(key).and_then(|v| std::str::from_utf8(v).ok());
         let read_at = Position::new(
             Arc::from(message.topic()),
@@ -189,7 +262,7 @@ impl<A: TopicActor> Reader<A> {
             }
             None => (read_at.clone(), None),
         };
-        let raw = raw_of(message, all.without_dead_letter(), route);
+        let raw = message.fetched(Arc::new(all.without_dead_letter()), route);
         let truncated = text(crate::headers::DLQ_TRUNCATED).map(str::to_owned);
         let arrival = match (origin.topic == read_at.topic, route) {
             _ if truncated.is_some() => self.unreplayable(
@@ -221,56 +294,5 @@ impl<A: TopicActor> Reader<A> {
             at,
             body: Err(DecodeError::Unreplayable(reason)),
         }
-    }
-
-    /// Stops reading `partition` of a replay.
-    fn finish(&mut self, topic: &str, partition: i32) {
-        if let Some((ends, _)) = &mut self.ends {
-            ends.remove(&partition);
-        }
-        let mut list = rdkafka::TopicPartitionList::new();
-        list.add_partition(topic, partition);
-        if let Err(error) = self.consumer.pause(&list) {
-            tracing::debug!(%topic, partition, %error, "cannot pause a replayed partition");
-        }
-    }
-
-    /// Drops the partitions whose position is at or past their end, though
-    /// no record said so (the last offsets hold no record).
-    fn past_the_end(&mut self) {
-        let Ok(positions) = self.consumer.position() else {
-            return;
-        };
-        let done: Vec<(String, i32)> = positions
-            .elements()
-            .iter()
-            .filter_map(|e| {
-                let end = self.ends.as_ref()?.0.get(&e.partition())?;
-                match e.offset() {
-                    rdkafka::Offset::Offset(at) if at >= *end => {
-                        Some((e.topic().to_owned(), e.partition()))
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
-        for (topic, partition) in done {
-            self.finish(&topic, partition);
-        }
-    }
-}
-
-/// A consumed message as the feed keeps it, with `headers` and `route`.
-fn raw_of(
-    message: &rdkafka::message::BorrowedMessage<'_>,
-    headers: Headers,
-    route: Option<usize>,
-) -> Fetched {
-    Fetched {
-        key: message.key().map(<[u8]>::to_vec),
-        value: Arc::from(message.payload().unwrap_or_default()),
-        headers,
-        timestamp: message.timestamp().to_millis(),
-        route,
     }
 }

@@ -5,7 +5,6 @@
 use std::sync::Mutex;
 
 use actix::{Actor, Handler};
-use rand::SeedableRng;
 use scribe_schemas::MetricSummary;
 
 use super::*;
@@ -73,13 +72,14 @@ struct Rig {
 
 impl Rig {
     fn new(how: How, policy: FailurePolicy, dead_letter: bool, transactional: bool) -> Self {
-        let mut world = World::new(rand_chacha::ChaCha8Rng::seed_from_u64(0));
+        let mut world = World::new(0);
         let out = world.create_topic("out", 1);
         world.create_topic("out.dlq", 1);
         let world = Arc::new(Mutex::new(world));
         let stats = Arc::new(ActorStats::default());
         let sink = Sink::Sim(Outlet {
             world: world.clone(),
+            instance: 0,
             topic: out,
             stats: stats.clone(),
         });
@@ -116,9 +116,9 @@ impl Rig {
     /// The record at in/0@7, and what it was fetched as.
     fn fetched(&self, value: &[u8]) -> (Decoded<Failing>, Fetched) {
         let raw = Fetched {
-            key: Some(b"k".to_vec()),
+            key: Some(Arc::from(&b"k"[..])),
             value: Arc::from(value),
-            headers: Headers::default(),
+            headers: Arc::default(),
             timestamp: Some(1),
             route: Some(0),
         };
@@ -138,12 +138,16 @@ impl Rig {
         dispatch.process(&mut self.actor, &mut self.ctx, decoded, &raw, attempt, slot)
     }
 
+    /// The dead letters, once the broker acknowledged what was sent.
     fn dead_letters(&self) -> Vec<Headers> {
+        self.core
+            .flush(std::time::Duration::ZERO)
+            .expect("the simulated broker answers");
         let world = crate::sim::lock(&self.world);
         let index = world.index["out.dlq"];
         world.logs[index].partitions[0]
             .iter()
-            .map(|r| r.headers.clone())
+            .map(|r| Headers::clone(&r.headers))
             .collect()
     }
 }
@@ -188,16 +192,20 @@ fn a_handler_error_is_retried_then_dead_lettered_and_its_slot_completes() {
         );
     }
     assert!(matches!(rig.process(&value, 3, &slot), Next::Done));
+    let mut tracker = crate::tracker::OffsetTracker::default();
+    tracker.track(&Position::new("in".into(), 0, 7), slot);
+    assert!(
+        tracker.collect().offsets.is_empty(),
+        "the slot waits for the dead letter's acknowledgement"
+    );
     let letters = rig.dead_letters();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].get(headers::DLQ_ATTEMPTS), Some(&b"3"[..]));
     assert_eq!(letters[0].get(headers::DLQ_OFFSET), Some(&b"7"[..]));
     assert_eq!(letters[0].get(headers::DLQ_ERROR), Some(&b"no"[..]));
     assert_eq!(rig.stats.snapshot().retried, 2);
-    // Only the handler's own count held the slot: it is complete.
-    let mut tracker = crate::tracker::OffsetTracker::default();
-    tracker.track(&Position::new("in".into(), 0, 7), slot);
-    assert!(tracker.collect().offsets.is_some());
+    // The handler returned and the dead letter was acknowledged.
+    assert!(!tracker.collect().offsets.is_empty());
 }
 
 #[test]

@@ -34,6 +34,8 @@ pub(crate) struct DeliveryTracker {
     /// it fails: the producer's `message.timeout.ms`, as long as a queued
     /// record may wait for its delivery.
     pub(crate) queue_full_limit: Duration,
+    /// Set when a record was not delivered (see `PublisherCore::take_undelivered`).
+    pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A publish waiting this long for room in the producer's queue is logged.
@@ -93,6 +95,8 @@ impl ProducerContext for DeliveryTracker {
                 );
                 ActorStats::add(&self.stats.publish_failures, 1);
                 slot.fail();
+                self.undelivered
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         }
     }

@@ -14,17 +14,13 @@ use std::cell::RefCell;
 use std::fmt;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
-use rdkafka::producer::BaseRecord;
 
 use crate::Record;
 use crate::codec::Encoder;
 use crate::error::{Error, Result};
-use crate::headers::{Headers, Outbound, to_kafka};
+use crate::headers::{Headers, Outbound, Outgoing};
 use crate::inbound::Inbound;
 
-use delivery::send;
 pub(crate) use delivery::{ActorProducer, DeliveryTracker};
 pub(crate) use state::{Cause, DEFAULT_MAX_MESSAGE_BYTES, PublisherCore, Sink};
 pub(crate) use txn::TxnFailure;
@@ -141,40 +137,19 @@ impl<T: Record> Publisher<T> {
             correlation_id,
             causation_id,
         };
-        // Without the `testing` feature, Kafka is the only sink.
-        #[allow(clippy::infallible_destructuring_match)]
-        let producer = match &self.core.sink {
-            Sink::Kafka(producer) => producer,
-            #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => {
-                let headers = match keep {
-                    None => Headers::from_pairs(outbound.pairs()),
-                    Some(inbound) => Headers::from_pairs(inbound.forwarded(&outbound)),
-                };
-                drop(cause);
-                // Counted as on Kafka: it tells whether a failed handler
-                // published.
-                self.core.sent.fetch_add(1, Ordering::Relaxed);
-                return outlet.append(key, &buf, headers, millis);
-            }
-        };
+        // The cause stays locked while its headers are read: only this
+        // thread takes the lock.
+        let topic = &self.core.topic;
         let headers = match keep {
-            None => to_kafka(outbound.pairs()),
-            Some(inbound) => to_kafka(inbound.forwarded(&outbound)),
+            None => Outgoing::Fresh(&outbound),
+            Some(inbound) => Outgoing::Forwarded(inbound, &outbound),
         };
+        let sent = self
+            .core
+            .send(topic, key, &buf, headers, Some(millis), &slot);
         drop(cause);
-        self.core.begin_transaction()?;
-        let slot_of_cause = slot.clone();
-        let slot = self.core.ack_slot(slot);
-        slot.add_pending();
-        self.core.sent.fetch_add(1, Ordering::Relaxed);
-        let mut record = BaseRecord::with_opaque_to(&self.core.topic, slot)
-            .payload(buf.as_slice())
-            .headers(headers)
-            .timestamp(millis);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        send(producer, record, &self.core.topic).inspect_err(|_| slot_of_cause.fail())
+        // A refused publish fails the record that caused it, whatever the
+        // handler does with the error: its offset never commits.
+        sent.inspect_err(|_| slot.fail())
     }
 }

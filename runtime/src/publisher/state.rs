@@ -1,6 +1,6 @@
 //! [`PublisherCore`]: what an actor's publisher shares with its feed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,9 +8,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer as _};
 
 use crate::error::{Error, Result};
-#[cfg(feature = "testing")]
-use crate::headers::Headers;
-use crate::headers::to_kafka;
+use crate::headers::Outgoing;
 use crate::tracker::AckSlot;
 
 use super::delivery::{ActorProducer, send};
@@ -24,13 +22,53 @@ pub(crate) struct Cause {
     pub(crate) slot: Arc<AckSlot>,
 }
 
-/// Where an actor's records go.
+/// Where an actor's records go: the seam under the publisher. Either way
+/// a record sent has counted on an ack slot, which the broker's answer (a
+/// delivery report, or the simulated broker's) counts down or fails.
 pub(crate) enum Sink {
     /// A Kafka producer.
     Kafka(ActorProducer),
-    /// The simulator's in-memory bus.
+    /// The simulator's in-memory log.
     #[cfg(feature = "testing")]
     Sim(crate::sim::Outlet),
+}
+
+impl Sink {
+    /// Sends one record to `topic`. `ack` counts it already; on an error
+    /// the count is released.
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: Outgoing<'_>,
+        timestamp: Option<i64>,
+        ack: Arc<AckSlot>,
+    ) -> Result<()> {
+        match self {
+            Sink::Kafka(producer) => {
+                let mut record = BaseRecord::with_opaque_to(topic, ack)
+                    .payload(value)
+                    .headers(headers.to_kafka());
+                if let Some(timestamp) = timestamp {
+                    record = record.timestamp(timestamp);
+                }
+                if let Some(key) = key {
+                    record = record.key(key);
+                }
+                send(producer, record, topic)
+            }
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => outlet.send(
+                topic,
+                key,
+                value,
+                headers.to_headers(),
+                timestamp.unwrap_or_else(crate::clock::now_ms),
+                ack,
+            ),
+        }
+    }
 }
 
 /// State shared by an actor's publisher and the runtime driving the actor.
@@ -46,6 +84,10 @@ pub(crate) struct PublisherCore {
     pub(super) sent: AtomicU64,
     /// The producer's `message.max.bytes`: what a dead letter must fit.
     pub(super) max_message_bytes: usize,
+    /// Set when the broker reported a record not delivered: the feed
+    /// stops taking records at once, so nothing it handles after the
+    /// failure is published before the failed record is handled again.
+    pub(super) undelivered: Arc<AtomicBool>,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -62,7 +104,20 @@ impl PublisherCore {
             txn: None,
             sent: AtomicU64::new(0),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            undelivered: Arc::default(),
         }
+    }
+
+    /// The flag the sink's delivery reports set when a record was not
+    /// delivered.
+    pub(crate) fn reporting_to(mut self, undelivered: Arc<AtomicBool>) -> Self {
+        self.undelivered = undelivered;
+        self
+    }
+
+    /// Whether a record was reported not delivered.
+    pub(crate) fn undelivered(&self) -> bool {
+        self.undelivered.load(Ordering::Acquire)
     }
 
     /// The producer's `message.max.bytes`, when it is not librdkafka's
@@ -99,6 +154,25 @@ impl PublisherCore {
         *self.cause() = None;
     }
 
+    /// Sends a record caused by the record of `cause_slot` (inside or
+    /// outside a transaction): it counts on the slot until the broker
+    /// acknowledges it. The caller fails the slot on an error.
+    pub(crate) fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: Outgoing<'_>,
+        timestamp: Option<i64>,
+        cause_slot: &Arc<AckSlot>,
+    ) -> Result<()> {
+        self.begin_transaction()?;
+        let ack = self.ack_slot(cause_slot.clone());
+        ack.add_pending();
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.sink.send(topic, key, value, headers, timestamp, ack)
+    }
+
     /// Writes a record the actor gives up on to its dead-letter topic: the
     /// original key, value and headers, plus `extra` headers saying why.
     /// `slot` completes once the dead letter is acknowledged. A record too
@@ -112,7 +186,6 @@ impl PublisherCore {
         extra: &[(&str, &[u8])],
         slot: &Arc<AckSlot>,
     ) -> Result<()> {
-        self.begin_transaction()?;
         // A dead letter dead-lettered again carries only the latest
         // failure's headers, and whether it is only part of its record.
         let pairs: Vec<(&str, &[u8])> = raw
@@ -123,25 +196,15 @@ impl PublisherCore {
             })
             .chain(extra.iter().copied())
             .collect();
-        let producer = match &self.sink {
-            Sink::Kafka(producer) => producer,
-            #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => return outlet.dead_letter(topic, raw, Headers::from_pairs(pairs)),
-        };
         let write = |key: Option<&[u8]>, value: &[u8], pairs: &[(&str, &[u8])]| {
-            let ack = self.ack_slot(slot.clone());
-            ack.add_pending();
-            let mut record = BaseRecord::with_opaque_to(topic, ack)
-                .payload(value)
-                .headers(to_kafka(pairs.iter().copied()));
-            if let Some(timestamp) = raw.timestamp {
-                record = record.timestamp(timestamp);
-            }
-            if let Some(key) = key {
-                record = record.key(key);
-            }
-            self.sent.fetch_add(1, Ordering::Relaxed);
-            send(producer, record, topic)
+            self.send(
+                topic,
+                key,
+                value,
+                Outgoing::Pairs(pairs),
+                raw.timestamp,
+                slot,
+            )
         };
         let written = match write(raw.key.as_deref(), &raw.value, &pairs) {
             Err(Error::Publish {
@@ -178,9 +241,11 @@ impl PublisherCore {
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         match &self.sink {
             Sink::Kafka(producer) => producer.flush(timeout),
-            // The simulated bus acknowledges on append.
             #[cfg(feature = "testing")]
-            Sink::Sim(_) => Ok(()),
+            Sink::Sim(outlet) => {
+                outlet.flush();
+                Ok(())
+            }
         }
     }
 }
@@ -203,7 +268,7 @@ impl Truncated {
     fn fit(max: usize, raw: &crate::consumed::Fetched, pairs: &[(&str, &[u8])]) -> Self {
         let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
         let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
-        let key = raw.key.as_ref().map_or(0, Vec::len);
+        let key = raw.key.as_ref().map_or(0, |key| key.len());
         let keep_key = key <= room / 2;
         let room = if keep_key { room - key } else { room };
         let value = raw.value.len().min(room);

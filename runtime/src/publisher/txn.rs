@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer as _;
@@ -114,7 +113,7 @@ impl PublisherCore {
     /// whether a transaction was committed and how many steps were retried.
     pub(crate) fn commit(
         &self,
-        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+        offsets: Option<(&[crate::consumed::Position], &ConsumerGroupMetadata)>,
     ) -> std::result::Result<(bool, u32), TxnFailure> {
         let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
             return Ok((false, 0));
@@ -126,8 +125,9 @@ impl PublisherCore {
             .map_err(|e| classify(&txn.id, "begin", &e))?;
         let mut retries = 0;
         if let Some((offsets, group)) = offsets {
+            let offsets = crate::consumed::partition_list(offsets);
             retries += retry(&txn.id, "send offsets to", || {
-                producer.send_offsets_to_transaction(offsets, group, txn.timeout)
+                producer.send_offsets_to_transaction(&offsets, group, txn.timeout)
             })?;
         }
         retries += retry(&txn.id, "commit", || {

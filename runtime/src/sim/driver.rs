@@ -1,10 +1,10 @@
 //! The simulation's scheduler: its actors and their instances, and every
 //! decision of a run, taken on one thread from the seed.
 
-// Over 400 lines for a reason: this is the simulator's own feed scheduler
-// and restart loop, which issue 11 replaces with the production feed and
-// supervisor over an in-memory record source and sink; it is not split
-// before it goes.
+// Over 400 lines for a reason: this is the simulated broker's group
+// coordinator and scheduler in one (grants, assignments, commits,
+// acknowledgements, faults) plus the restart loop; the instances it drives
+// run the production feed and publisher.
 
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -20,13 +20,14 @@ use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::failures::Failures;
+use crate::feed::Exit;
 use crate::policy::{OverBudget, Restarts};
 use crate::stats::ActorStats;
 use crate::supervisor::{ActorFactory, HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
 
 use super::faults::{FaultCounts, Faults};
 use super::world::{Grant, World, lock};
-use super::{NodeParts, SEED_VAR, SimEnv};
+use super::{NodeParts, SEED_VAR, SimEnv, Spawned};
 
 /// Offset ranges of each partition that faults exposed to redelivery.
 pub(super) type Exposures = BTreeMap<(usize, i32), Vec<(i64, i64)>>;
@@ -52,7 +53,6 @@ pub(super) struct SimActor {
     /// Crashed by the test; stays down until restarted.
     pub(super) down: bool,
     pub(super) instances: Vec<SimInstance>,
-    pub(super) committed: BTreeMap<(usize, i32), i64>,
     pub(super) restart_at: Option<Instant>,
     pub(super) backoff: Duration,
     pub(super) started_at: Instant,
@@ -73,8 +73,8 @@ pub(super) struct SimInstance {
     pub(super) assigned: Vec<(usize, i32)>,
     /// The next offset to hand it, per owned partition.
     pub(super) position: BTreeMap<(usize, i32), i64>,
-    /// Completed and not yet committed.
-    pub(super) stored: BTreeMap<(usize, i32), i64>,
+    /// Its stop switch and how it ended.
+    pub(super) spawned: Spawned,
 }
 
 /// The simulation's scheduler: decides every step, on one thread.
@@ -107,10 +107,13 @@ impl Driver {
         faults: Faults,
         base: SystemTime,
     ) -> Self {
-        let mut world = World::new(ChaCha8Rng::seed_from_u64(seed ^ 0x0b05));
+        let mut world = World::new(seed);
         for (topic, spec) in &parts.topics {
             world.create_topic(topic, spec.partitions);
         }
+        world.acks.lose = faults.lose_ack;
+        world.acks.delay = faults.delay_ack;
+        world.acks.max_delay = faults.max_delay;
         let now = Instant::now();
         let actors = parts
             .actors
@@ -133,7 +136,6 @@ impl Driver {
                 wanted: 1,
                 down: false,
                 instances: Vec::new(),
-                committed: BTreeMap::new(),
                 restart_at: None,
                 backoff: MIN_BACKOFF,
                 started_at: now,
@@ -239,14 +241,15 @@ impl Driver {
                 registry: &self.registry,
                 id,
                 actor,
+                commit_interval: self.commit_interval,
             };
             let failures = self.actors[actor].failures.clone();
-            self.actors[actor].factory.spawn_sim(&env, &failures)?;
+            let spawned = self.actors[actor].factory.spawn_sim(&env, &failures)?;
             self.actors[actor].instances.push(SimInstance {
                 id,
                 assigned: Vec::new(),
                 position: BTreeMap::new(),
-                stored: BTreeMap::new(),
+                spawned,
             });
             self.actors[actor].started_at = Instant::now();
         }
@@ -260,6 +263,8 @@ impl Driver {
     /// changes owner restarts from the committed offset.
     pub(super) fn rebalance(&mut self, actor: usize) {
         let inputs = self.inputs(actor);
+        let mut world = lock(&self.world);
+        let committed = world.committed.entry(actor).or_default().clone();
         let a = &mut self.actors[actor];
         let n = a.instances.len();
         if n == 0 {
@@ -274,33 +279,44 @@ impl Driver {
                 if assigned.contains(tp) {
                     continue;
                 }
-                // Revoked: what was handled since the last commit is
-                // delivered again to the new owner.
-                let committed = a.committed.get(tp).copied().unwrap_or(0);
+                // Revoked, with whatever the instance has in flight: what
+                // it handled since the last commit is delivered again to
+                // the new owner, and its stored offset is dropped.
+                let committed = committed.get(tp).copied().unwrap_or(0);
                 if let Some(&position) = instance.position.get(tp) {
                     expose(&mut a.exposures, *tp, committed, position);
                 }
                 instance.position.remove(tp);
-                instance.stored.remove(tp);
+                if let Some(slot) = world.slots.get_mut(&instance.id) {
+                    slot.stored.remove(tp);
+                }
             }
             for tp in &assigned {
                 instance
                     .position
                     .entry(*tp)
-                    .or_insert_with(|| a.committed.get(tp).copied().unwrap_or(0));
+                    .or_insert_with(|| committed.get(tp).copied().unwrap_or(0));
+            }
+            if let Some(slot) = world.slots.get_mut(&instance.id) {
+                slot.assigned.clone_from(&assigned);
             }
             instance.assigned = assigned;
         }
     }
 
-    /// Commits every instance's completed offsets.
+    /// Commits the offsets every instance of `actor` stored, as
+    /// librdkafka's auto-commit does each interval. With
+    /// [`Faults::fail_commit`] some commits fail; their offsets stay stored
+    /// for the next.
     fn commit(&mut self, actor: usize) {
-        let a = &mut self.actors[actor];
-        for instance in &a.instances {
-            for (tp, &offset) in &instance.stored {
-                let committed = a.committed.entry(*tp).or_insert(0);
-                *committed = (*committed).max(offset);
+        for instance in &self.actors[actor].instances {
+            if self.faults.fail_commit > 0.0
+                && self.rng.random_bool(self.faults.fail_commit.min(1.0))
+            {
+                self.injected.failed_commits += 1;
+                continue;
             }
+            lock(&self.world).commit(actor, instance.id);
         }
     }
 
@@ -308,42 +324,51 @@ impl Driver {
     /// committed; otherwise (a failure, a graceful leave) it commits first,
     /// as a draining node does.
     fn remove_instance(&mut self, actor: usize, index: usize, crash: bool) {
-        if !crash {
-            self.commit(actor);
-        }
         let a = &mut self.actors[actor];
         let instance = a.instances.remove(index);
-        for tp in &instance.assigned {
-            let committed = a.committed.get(tp).copied().unwrap_or(0);
-            if let Some(&position) = instance.position.get(tp) {
-                expose(&mut a.exposures, *tp, committed, position);
+        {
+            let mut world = lock(&self.world);
+            if crash {
+                // What it sent and the broker had not acknowledged is lost
+                // with it.
+                world.in_flight.retain(|r| r.instance != instance.id);
+            } else {
+                world.commit(actor, instance.id);
             }
+            let committed = world.committed.entry(actor).or_default();
+            for tp in &instance.assigned {
+                let committed = committed.get(tp).copied().unwrap_or(0);
+                if let Some(&position) = instance.position.get(tp) {
+                    expose(&mut a.exposures, *tp, committed, position);
+                }
+            }
+            world.slots.remove(&instance.id);
+            world.broken.retain(|(id, _, _)| *id != instance.id);
         }
-        lock(&self.world).slots.remove(&instance.id);
         self.rebalance(actor);
     }
 
     pub(super) async fn crash(&mut self, actor: usize) {
-        let ids: Vec<u64> = self.actors[actor].instances.iter().map(|i| i.id).collect();
-        for id in &ids {
-            self.stop_instance(*id).await;
+        for index in 0..self.actors[actor].instances.len() {
+            self.stop_instance(actor, index, false).await;
         }
         while !self.actors[actor].instances.is_empty() {
             self.remove_instance(actor, 0, true);
         }
     }
 
-    /// Asks an instance's feed to end and waits until it has.
-    async fn stop_instance(&self, id: u64) {
-        {
-            let mut world = lock(&self.world);
-            let Some(slot) = world.slots.get_mut(&id) else {
-                return;
-            };
-            slot.kill = true;
-            if let Some(waker) = slot.feed.take() {
-                waker.wake();
+    /// Ends instance `index` of `actor` and waits until it has: drained
+    /// (`graceful`, its feed commits what it completed) or at once, as a
+    /// killed process.
+    async fn stop_instance(&mut self, actor: usize, index: usize, graceful: bool) {
+        let instance = &mut self.actors[actor].instances[index];
+        let id = instance.id;
+        match instance.spawned.stop.take() {
+            Some(stop) if graceful => {
+                let _ = stop.send(());
             }
+            // Dropped: the feed ends without a drain.
+            stop => drop(stop),
         }
         poll_fn(|cx| {
             let mut world = lock(&self.world);
@@ -361,8 +386,7 @@ impl Driver {
     pub(super) async fn scale(&mut self, actor: usize) -> Result<()> {
         while self.actors[actor].instances.len() > self.actors[actor].wanted {
             let last = self.actors[actor].instances.len() - 1;
-            let id = self.actors[actor].instances[last].id;
-            self.stop_instance(id).await;
+            self.stop_instance(actor, last, true).await;
             self.remove_instance(actor, last, false);
         }
         self.start_instances(actor).await
@@ -376,10 +400,13 @@ impl Driver {
         let world = lock(&self.world);
         for (a, actor) in self.actors.iter().enumerate() {
             for (i, instance) in actor.instances.iter().enumerate() {
-                let idle = world
-                    .slots
-                    .get(&instance.id)
-                    .is_some_and(|s| !s.busy && !s.exited && s.failure.is_none());
+                // An instance told of a record not delivered takes no
+                // more records; it stops once it finds which one it was.
+                let idle = world.slots.get(&instance.id).is_some_and(|s| {
+                    !s.busy
+                        && !s.exited
+                        && !s.undelivered.load(std::sync::atomic::Ordering::Acquire)
+                });
                 if !idle {
                     continue;
                 }
@@ -425,7 +452,6 @@ impl Driver {
                 count,
             });
             slot.busy = true;
-            slot.completed = None;
             if let Some(waker) = slot.feed.take() {
                 waker.wake();
             }
@@ -433,37 +459,18 @@ impl Driver {
         self.actors[a].instances[i]
             .position
             .insert(tp, from + count as i64);
-        let (completed, failure, halt) = poll_fn(|cx| {
+        poll_fn(|cx| {
             let mut world = lock(&self.world);
-            let Some(slot) = world.slots.get_mut(&id) else {
-                return Poll::Ready((
-                    None,
-                    Some(Failure::Lost("the actor stopped".to_owned())),
-                    None,
-                ));
-            };
-            if slot.busy && !slot.exited {
-                world.driver = Some(cx.waker().clone());
-                return Poll::Pending;
+            match world.slots.get(&id) {
+                Some(slot) if slot.busy && !slot.exited => {
+                    world.driver = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                _ => Poll::Ready(()),
             }
-            let halt = slot.halt.take();
-            let failure = slot.failure.take().or_else(|| {
-                (slot.exited && slot.completed.is_none() && halt.is_none())
-                    .then(|| Failure::Lost("the actor stopped".to_owned()))
-            });
-            Poll::Ready((slot.completed.take(), failure, halt))
         })
         .await;
-        if let Some(next) = completed
-            && next > from
-        {
-            self.actors[a].instances[i].stored.insert(tp, next);
-        }
-        if let Some(reason) = halt {
-            self.halt(a, &reason.to_string()).await;
-        } else if let Some(failure) = failure {
-            self.fail(a, id, &failure).await;
-        }
+        self.reap().await;
         true
     }
 
@@ -481,9 +488,8 @@ impl Driver {
     /// Drains every instance of `actor` and keeps it down.
     async fn stop_actor(&mut self, actor: usize) {
         self.actors[actor].down = true;
-        while let Some(instance) = self.actors[actor].instances.first() {
-            let id = instance.id;
-            self.stop_instance(id).await;
+        while !self.actors[actor].instances.is_empty() {
+            self.stop_instance(actor, 0, true).await;
             self.remove_instance(actor, 0, false);
         }
     }
@@ -492,10 +498,10 @@ impl Driver {
     /// actor restarts after the backoff, as under a real supervisor, within
     /// its restart budget.
     async fn fail(&mut self, actor: usize, id: u64, reason: &Failure) {
-        self.stop_instance(id).await;
         let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
             return;
         };
+        self.stop_instance(actor, index, true).await;
         self.remove_instance(actor, index, false);
         let now = Instant::now();
         let a = &mut self.actors[actor];
@@ -526,22 +532,81 @@ impl Driver {
         a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// Instances that ended on their own (an actor stopping itself, a
-    /// failure outside a handler) fail like any other.
+    /// Instances that ended (a failure, their failure policy, an actor
+    /// stopping itself), each as its feed reported: restarted or stopped,
+    /// as a supervisor does.
     async fn reap(&mut self) {
-        let ended: Vec<(usize, u64)> = {
+        let mut ended: Vec<(usize, u64, Exit)> = Vec::new();
+        {
             let world = lock(&self.world);
-            self.actors
-                .iter()
-                .enumerate()
-                .flat_map(|(a, actor)| actor.instances.iter().map(move |i| (a, i.id)))
-                .filter(|(_, id)| world.slots.get(id).is_none_or(|s| s.exited && !s.busy))
-                .collect()
-        };
-        for (actor, id) in ended {
-            let lost = Failure::Lost("the actor stopped unexpectedly".into());
-            self.fail(actor, id, &lost).await;
+            for (a, actor) in self.actors.iter_mut().enumerate() {
+                for instance in &mut actor.instances {
+                    let exited = world.slots.get(&instance.id).is_none_or(|s| s.exited);
+                    if !exited {
+                        continue;
+                    }
+                    let exit = match instance.spawned.exit.try_recv() {
+                        Ok(Some(exit)) => exit,
+                        _ => Exit::Failed(Failure::Lost("the actor stopped unexpectedly".into())),
+                    };
+                    ended.push((a, instance.id, exit));
+                }
+            }
         }
+        for (actor, id, exit) in ended {
+            match exit {
+                Exit::Halted(reason) => self.halt(actor, &reason.to_string()).await,
+                Exit::Failed(reason) => self.fail(actor, id, &reason).await,
+                Exit::Stopped => {
+                    let lost = Failure::Lost("the actor stopped unexpectedly".into());
+                    self.fail(actor, id, &lost).await;
+                }
+            }
+        }
+    }
+
+    /// Acknowledges the records in flight whose acknowledgement is due, in
+    /// the order they were sent, each partition in order: a record held
+    /// back holds back the ones after it on its partition, and only those.
+    /// Returns whether any was.
+    fn acknowledge_due(&mut self) -> bool {
+        let now = Instant::now();
+        let mut world = lock(&self.world);
+        if world.in_flight.is_empty() {
+            return false;
+        }
+        if world.acks.delay == 0.0 {
+            while let Some(record) = world.in_flight.pop_front() {
+                world.acknowledge(record);
+            }
+            world.changed();
+            world.wake_undelivered();
+            return true;
+        }
+        let mut ready = Vec::new();
+        let mut held: Vec<(usize, i32)> = Vec::new();
+        let mut kept = std::collections::VecDeque::new();
+        for record in world.in_flight.drain(..) {
+            let tp = (record.topic, record.partition);
+            if record.due.is_none_or(|due| due <= now) && !held.contains(&tp) {
+                ready.push(record);
+            } else {
+                if !held.contains(&tp) {
+                    held.push(tp);
+                }
+                kept.push_back(record);
+            }
+        }
+        world.in_flight = kept;
+        let any = !ready.is_empty();
+        for record in ready {
+            world.acknowledge(record);
+        }
+        if any {
+            world.changed();
+            world.wake_undelivered();
+        }
+        any
     }
 
     /// Injects the faults the seed decides on before a delivery, as configured.
@@ -559,8 +624,8 @@ impl Driver {
                 .collect();
             if !running.is_empty() {
                 let (actor, id) = running[self.rng.random_range(0..running.len())];
-                self.stop_instance(id).await;
                 if let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) {
+                    self.stop_instance(actor, index, false).await;
                     self.remove_instance(actor, index, true);
                 }
                 let due = now + faults.restart_after;
@@ -571,16 +636,19 @@ impl Driver {
         }
         if faults.redeliver > 0.0 && self.rng.random_bool(faults.redeliver.min(1.0)) {
             let mut rewindable = Vec::new();
+            let world = lock(&self.world);
             for (a, actor) in self.actors.iter().enumerate() {
+                let group = world.committed.get(&a);
                 for (i, instance) in actor.instances.iter().enumerate() {
                     for (tp, &position) in &instance.position {
-                        let committed = actor.committed.get(tp).copied().unwrap_or(0);
+                        let committed = group.and_then(|g| g.get(tp)).copied().unwrap_or(0);
                         if position > committed {
                             rewindable.push((a, i, *tp, committed, position));
                         }
                     }
                 }
             }
+            drop(world);
             if !rewindable.is_empty() {
                 let (a, i, tp, committed, position) =
                     rewindable[self.rng.random_range(0..rewindable.len())];
@@ -616,6 +684,7 @@ impl Driver {
     /// Restarts, commits and releases that are due.
     async fn housekeeping(&mut self) {
         self.reap().await;
+        self.acknowledge_due();
         let now = Instant::now();
         for actor in 0..self.actors.len() {
             let a = &self.actors[actor];
@@ -656,7 +725,17 @@ impl Driver {
             });
             waiting.then_some(until)
         });
-        restarts.chain(delays).min()
+        // Each partition's acknowledgements wait for its oldest one.
+        let mut heads: Vec<(usize, i32)> = Vec::new();
+        let acks = world.in_flight.iter().filter_map(|r| {
+            let tp = (r.topic, r.partition);
+            if heads.contains(&tp) {
+                return None;
+            }
+            heads.push(tp);
+            r.due
+        });
+        restarts.chain(delays).chain(acks).min()
     }
 
     /// Lets every task that is ready run; returns whether anything changed.

@@ -28,7 +28,20 @@ pub struct Faults {
     /// Chance that one partition is held back from every consumer for up
     /// to `max_delay`.
     pub delay: f64,
-    /// The longest delay. The default is 2 s.
+    /// Chance, for each record published, that the broker never
+    /// acknowledges it: the publish fails, the offset of the record that
+    /// caused it is not committed, and that record is handled again after
+    /// a restart.
+    pub lose_ack: f64,
+    /// Chance, for each record published, that its acknowledgement comes
+    /// up to `max_delay` late. Records after it on its partition wait for
+    /// it; other partitions' acknowledgements overtake it.
+    pub delay_ack: f64,
+    /// Chance, for each instance at each commit interval, that its commit
+    /// fails; its offsets stay stored for the next.
+    pub fail_commit: f64,
+    /// The longest delay, of a partition or an acknowledgement. The
+    /// default is 2 s.
     pub max_delay: Duration,
     /// How long a crashed instance stays down. The default is 1 s.
     pub restart_after: Duration,
@@ -40,6 +53,9 @@ impl Default for Faults {
             crash: 0.0,
             redeliver: 0.0,
             delay: 0.0,
+            lose_ack: 0.0,
+            delay_ack: 0.0,
+            fail_commit: 0.0,
             max_delay: Duration::from_secs(2),
             restart_after: Duration::from_secs(1),
         }
@@ -56,4 +72,10 @@ pub struct FaultCounts {
     pub redeliveries: u64,
     /// Partitions delayed.
     pub delays: u64,
+    /// Records the broker never acknowledged.
+    pub lost_acks: u64,
+    /// Acknowledgements that came late.
+    pub delayed_acks: u64,
+    /// Periodic commits that failed.
+    pub failed_commits: u64,
 }

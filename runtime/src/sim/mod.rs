@@ -46,7 +46,8 @@
 mod check;
 mod driver;
 mod faults;
-mod feed;
+mod instance;
+mod source;
 mod world;
 
 use std::collections::BTreeMap;
@@ -69,7 +70,7 @@ use crate::topic::TopicSpec;
 pub use check::{InvariantReport, RecordId};
 use driver::{Driver, expose};
 pub use faults::{FaultCounts, Faults};
-pub(crate) use feed::{SimEnv, spawn};
+pub(crate) use instance::{SimEnv, Spawned, spawn};
 pub(crate) use world::Outlet;
 use world::Stored;
 #[cfg(not(test))]
@@ -300,7 +301,12 @@ impl Simulation {
 
     /// How many faults the simulator injected by itself (see [`Faults`]).
     pub fn faults_injected(&self) -> FaultCounts {
-        self.driver.injected
+        let world = lock(&self.driver.world);
+        FaultCounts {
+            lost_acks: world.acks.lost,
+            delayed_acks: world.acks.delayed,
+            ..self.driver.injected
+        }
     }
 
     /// Why the simulated node stopped itself, if it did: an actor spent its
@@ -371,9 +377,9 @@ impl Simulation {
     ) -> Result<Appended> {
         let topic_index = self.driver.topic(topic)?;
         let stored = Stored {
-            key: key.map(<[u8]>::to_vec),
+            key: key.map(Arc::from),
             value: Arc::from(value),
-            headers: Headers::default(),
+            headers: Arc::default(),
             timestamp_ms: crate::clock::millis_of(self.now()),
         };
         let (partition, offset) = lock(&self.driver.world).append(topic_index, None, stored);
@@ -439,9 +445,9 @@ impl Simulation {
                 ),
             );
             let stored = Stored {
-                key: record.key,
+                key: record.key.map(Arc::from),
                 value: value.into(),
-                headers,
+                headers: Arc::new(headers),
                 timestamp_ms: crate::clock::millis_of(now),
             };
             lock(&driver.world).append(index, record.partition, stored)
@@ -482,14 +488,16 @@ impl Simulation {
                         offset: offset as i64,
                         source,
                     })?;
-                out.push(Inbound::new(
+                out.push(Inbound::shared(
                     value,
-                    log.name.clone(),
-                    partition as i32,
-                    offset as i64,
-                    Some(stored.timestamp_ms),
-                    stored.key.clone(),
-                    stored.headers.clone(),
+                    crate::actor::Meta {
+                        topic: log.name.clone(),
+                        partition: partition as i32,
+                        offset: offset as i64,
+                        timestamp: Some(stored.timestamp_ms),
+                        key: stored.key.clone(),
+                        headers: stored.headers.clone(),
+                    },
                 ));
             }
         }
@@ -515,7 +523,7 @@ impl Simulation {
             .iter()
             .map(|p| {
                 p.iter()
-                    .map(|r| (r.key.clone(), r.value.to_vec()))
+                    .map(|r| (r.key.as_deref().map(<[u8]>::to_vec), r.value.to_vec()))
                     .collect()
             })
             .collect())
@@ -549,9 +557,11 @@ impl Simulation {
     pub fn committed(&self, actor: &str) -> Result<BTreeMap<(String, i32), i64>> {
         let a = self.driver.actor(actor)?;
         let world = lock(&self.driver.world);
-        Ok(self.driver.actors[a]
+        Ok(world
             .committed
-            .iter()
+            .get(&a)
+            .into_iter()
+            .flatten()
             .map(|(&(t, p), &o)| ((world.logs[t].name.to_string(), p), o))
             .collect())
     }
@@ -621,6 +631,19 @@ impl Simulation {
                 *position = offset;
             }
         }
+        Ok(())
+    }
+
+    /// Makes the broker lose the `nth` record (counting from 0, over the
+    /// whole run) published to `topic`: its publish fails as a delivery
+    /// timeout does. So does what the same instance sent to that
+    /// partition behind it, as the idempotent producer fails the records
+    /// queued behind a failed one. The offset of the record that caused it
+    /// is not committed; its instance stops, and the record is handled
+    /// again after the restart.
+    pub fn lose_ack(&mut self, topic: &str, nth: u64) -> Result<()> {
+        let index = self.driver.topic(topic)?;
+        lock(&self.driver.world).acks.targeted.push((index, nth));
         Ok(())
     }
 

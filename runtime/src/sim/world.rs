@@ -1,12 +1,13 @@
-//! The simulated bus: topics of partitions of records, and the mailboxes
-//! through which the driver hands batches to actor instances.
+//! The simulated bus: topics of partitions of records, the mailboxes
+//! through which the driver hands batches to actor instances, the groups'
+//! offsets, and the records published and not yet acknowledged.
 //!
 //! One `World` per simulation, behind a mutex shared by the driver, every
 //! instance's feed and every publisher's outlet. Everything runs on the
 //! simulation's one thread, so the lock is never contended; it exists
 //! because publishers must be `Send`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -17,13 +18,14 @@ use crate::error::Result;
 use crate::headers::Headers;
 use crate::partitioner::partition_for_key;
 use crate::stats::ActorStats;
+use crate::tracker::AckSlot;
 
 /// One record as the bus stores it.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
-    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) key: Option<Arc<[u8]>>,
     pub(crate) value: Arc<[u8]>,
-    pub(crate) headers: Headers,
+    pub(crate) headers: Arc<Headers>,
     pub(crate) timestamp_ms: i64,
 }
 
@@ -43,27 +45,110 @@ pub(crate) struct Grant {
     pub(crate) count: usize,
 }
 
-/// The mailbox between the driver and one actor instance.
+/// The mailbox between the driver and one actor instance: what its
+/// consumer is assigned, handed and has stored.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    /// The actor's index in the simulation.
-    pub(crate) actor: usize,
     /// A batch handed over and not yet taken.
     pub(crate) grant: Option<Grant>,
-    /// Whether a batch is being handled.
+    /// Whether a batch is being handled: set by the driver with a grant,
+    /// cleared by the instance's consumer when the feed asks for a record
+    /// after the batch's last.
     pub(crate) busy: bool,
-    /// After a batch: the next offset to commit (every record before it completed).
-    pub(crate) completed: Option<i64>,
-    /// Why the instance must stop and restart (a handler panicked).
-    pub(crate) failure: Option<crate::failure::Failure>,
-    /// Why the instance stopped for good (its failure policy said so).
-    pub(crate) halt: Option<crate::failure::Failure>,
-    /// The driver asks the instance to end without committing (a crash).
-    pub(crate) kill: bool,
+    /// The partitions the instance's consumer is assigned.
+    pub(crate) assigned: Vec<(usize, i32)>,
+    /// Offsets its feed stored (the next to read), not yet committed.
+    pub(crate) stored: BTreeMap<(usize, i32), i64>,
     /// The instance's feed is gone (its actor stopped).
     pub(crate) exited: bool,
+    /// Its publisher's flag for a record not delivered.
+    pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
     /// Wakes the instance's feed.
     pub(crate) feed: Option<Waker>,
+}
+
+/// A record published and not yet acknowledged by the simulated broker.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    /// The instance that published it.
+    pub(crate) instance: u64,
+    pub(crate) topic: usize,
+    pub(crate) partition: i32,
+    pub(crate) record: Stored,
+    /// The slot of the record that caused it, counted down on the ack.
+    pub(crate) slot: Arc<AckSlot>,
+    pub(crate) stats: Arc<ActorStats>,
+    /// The broker will not acknowledge it: its publish fails.
+    pub(crate) lost: bool,
+    /// When the acknowledgement comes (virtual time); `None`: as soon as
+    /// the driver looks.
+    pub(crate) due: Option<tokio::time::Instant>,
+}
+
+/// What the simulated broker does to acknowledgements: each record's fate
+/// is drawn from its own seeded stream when it is sent.
+#[derive(Debug)]
+pub(crate) struct Acks {
+    pub(crate) rng: ChaCha8Rng,
+    /// Chance that a record is lost.
+    pub(crate) lose: f64,
+    /// Chance that an acknowledgement comes late, and by up to how long.
+    pub(crate) delay: f64,
+    pub(crate) max_delay: std::time::Duration,
+    /// Records to lose on purpose: by topic, the how-manieth record sent
+    /// to it (counted in `sent`).
+    pub(crate) targeted: Vec<(usize, u64)>,
+    /// Records sent so far, by topic index.
+    pub(crate) sent: Vec<u64>,
+    /// Records lost and delayed so far.
+    pub(crate) lost: u64,
+    pub(crate) delayed: u64,
+}
+
+impl Acks {
+    pub(crate) fn new(rng: ChaCha8Rng) -> Self {
+        Self {
+            rng,
+            lose: 0.0,
+            delay: 0.0,
+            max_delay: std::time::Duration::ZERO,
+            targeted: Vec::new(),
+            sent: Vec::new(),
+            lost: 0,
+            delayed: 0,
+        }
+    }
+
+    /// Whether a record sent to `topic` now is lost, and when its
+    /// acknowledgement is due.
+    fn fate(&mut self, topic: usize) -> (bool, Option<tokio::time::Instant>) {
+        if self.sent.len() <= topic {
+            self.sent.resize(topic + 1, 0);
+        }
+        let this = self.sent[topic];
+        self.sent[topic] += 1;
+        if let Some(i) = self.targeted.iter().position(|&t| t == (topic, this)) {
+            self.targeted.swap_remove(i);
+            self.lost += 1;
+            return (true, None);
+        }
+        // Each chance is drawn only when set, so runs without these faults
+        // draw nothing.
+        if self.lose > 0.0 && self.rng.random_bool(self.lose.min(1.0)) {
+            self.lost += 1;
+            return (true, None);
+        }
+        if self.delay > 0.0 && self.rng.random_bool(self.delay.min(1.0)) {
+            let longest = u64::try_from(self.max_delay.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            self.delayed += 1;
+            let ms = self.rng.random_range(1..=longest);
+            let due = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+            return (false, Some(due));
+        }
+        (false, None)
+    }
 }
 
 /// How often each record was handled, per actor, topic and partition,
@@ -76,6 +161,17 @@ pub(crate) struct World {
     pub(crate) logs: Vec<Log>,
     pub(crate) index: BTreeMap<String, usize>,
     pub(crate) slots: BTreeMap<u64, Slot>,
+    /// Each actor's group's committed offsets: the next offset to read.
+    pub(crate) committed: HashMap<usize, BTreeMap<(usize, i32), i64>>,
+    /// Published records waiting for their acknowledgement, oldest first.
+    pub(crate) in_flight: VecDeque<InFlight>,
+    pub(crate) acks: Acks,
+    /// The partitions, by instance, where a record the instance sent was
+    /// lost: the simulated idempotent producer fails what the instance sent
+    /// there after it rather than open a gap, so a key's records never
+    /// land out of order. The instance stops for the failure; its entries
+    /// go with it.
+    pub(crate) broken: Vec<(u64, usize, i32)>,
     pub(crate) handled: HandledCounts,
     /// Partitions of unkeyed records.
     pub(crate) rng: ChaCha8Rng,
@@ -86,11 +182,18 @@ pub(crate) struct World {
 }
 
 impl World {
-    pub(crate) fn new(rng: ChaCha8Rng) -> Self {
+    /// A world whose choices follow `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        use rand::SeedableRng as _;
+        let rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0b05);
         Self {
             logs: Vec::new(),
             index: BTreeMap::new(),
             slots: BTreeMap::new(),
+            committed: HashMap::new(),
+            in_flight: VecDeque::new(),
+            acks: Acks::new(ChaCha8Rng::seed_from_u64(seed ^ 0xac45)),
+            broken: Vec::new(),
             handled: HashMap::new(),
             rng,
             generation: 0,
@@ -112,26 +215,111 @@ impl World {
         index
     }
 
-    /// Appends a record where Kafka's default partitioner puts it: by the
-    /// murmur2 hash of its key, or anywhere (seeded) without one, unless a
-    /// partition is given. Returns its partition and offset.
+    /// Where Kafka's default partitioner puts a record: by the murmur2
+    /// hash of its key, or anywhere (seeded) without one, unless a
+    /// partition is given.
+    pub(crate) fn partition_of(
+        &mut self,
+        topic: usize,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+    ) -> i32 {
+        let count = self.logs[topic].partitions.len() as i32;
+        match (partition, key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, count),
+            (None, None) => self.rng.random_range(0..count),
+        }
+    }
+
+    /// Appends a record where [`World::partition_of`] puts it. Returns its
+    /// partition and offset.
     pub(crate) fn append(
         &mut self,
         topic: usize,
         partition: Option<i32>,
         record: Stored,
     ) -> (i32, i64) {
-        let count = self.logs[topic].partitions.len() as i32;
-        let partition = match (partition, &record.key) {
-            (Some(p), _) => p,
-            (None, Some(key)) => partition_for_key(key, count),
-            (None, None) => self.rng.random_range(0..count),
-        };
+        let partition = self.partition_of(topic, partition, record.key.as_deref());
         let log = &mut self.logs[topic].partitions[partition as usize];
         log.push(record);
         let offset = log.len() as i64 - 1;
         self.changed();
         (partition, offset)
+    }
+
+    /// The broker's answer to a record sent: appended and acknowledged, or
+    /// lost and its publish failed. What the same instance sent to that
+    /// partition after a lost record is lost with it (see
+    /// [`World::broken`]). The caller notes the change.
+    pub(crate) fn acknowledge(&mut self, record: InFlight) {
+        let at = (record.instance, record.topic, record.partition);
+        if record.lost || self.broken.contains(&at) {
+            if !self.broken.contains(&at) {
+                self.broken.push(at);
+            }
+            if let Some(slot) = self.slots.get(&record.instance) {
+                slot.undelivered
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            tracing::warn!(
+                topic = %self.logs[record.topic].name,
+                partition = record.partition,
+                "simulated broker lost a record; the offset that caused it will not be committed"
+            );
+            ActorStats::add(&record.stats.publish_failures, 1);
+            record.slot.fail();
+        } else {
+            let log = &mut self.logs[record.topic].partitions[record.partition as usize];
+            log.push(record.record);
+            ActorStats::add(&record.stats.published, 1);
+            record.slot.done();
+        }
+    }
+
+    /// Wakes the feeds of instances told of a record not delivered: an
+    /// acknowledgement may have let their trackers find which it was.
+    pub(crate) fn wake_undelivered(&mut self) {
+        for slot in self.slots.values_mut() {
+            if slot.undelivered.load(std::sync::atomic::Ordering::Acquire)
+                && let Some(feed) = slot.feed.take()
+            {
+                feed.wake();
+            }
+        }
+    }
+
+    /// Counts records an instance of `actor` handled.
+    pub(crate) fn count_handled(&mut self, actor: usize, handled: &mut Vec<(usize, i32, i64)>) {
+        let mut records = handled.drain(..).peekable();
+        while let Some((topic, partition, offset)) = records.next() {
+            // One lookup for a run of records of one partition.
+            let counts = self.handled.entry((actor, topic, partition)).or_default();
+            let mut offset = offset;
+            loop {
+                let at = offset as usize;
+                if counts.len() <= at {
+                    counts.resize(at + 1, 0);
+                }
+                counts[at] += 1;
+                match records.next_if(|&(t, p, _)| (t, p) == (topic, partition)) {
+                    Some((_, _, next)) => offset = next,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Commits the offsets instance `id` of `actor` stored.
+    pub(crate) fn commit(&mut self, actor: usize, id: u64) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let committed = self.committed.entry(actor).or_default();
+        for (tp, offset) in std::mem::take(&mut slot.stored) {
+            let at = committed.entry(tp).or_insert(0);
+            *at = (*at).max(offset);
+        }
     }
 
     /// Notes a change and wakes the driver.
@@ -152,55 +340,77 @@ pub(crate) fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
     world.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Where one actor's publisher writes in a simulation: its output topic.
+/// Where one actor instance's publisher writes in a simulation: its
+/// output topic, and its dead-letter topic. A record sent waits in
+/// [`World::in_flight`] until the driver acknowledges it (appends it and
+/// counts its cause's slot down) or loses it (fails the slot).
 pub(crate) struct Outlet {
     pub(crate) world: Arc<Mutex<World>>,
+    /// The instance publishing.
+    pub(crate) instance: u64,
+    /// Its output topic's index.
     pub(crate) topic: usize,
     pub(crate) stats: Arc<ActorStats>,
 }
 
 impl Outlet {
-    /// Appends a dead letter to `topic` (the actor's dead-letter topic).
-    pub(crate) fn dead_letter(
+    /// Sends a record to `topic`; `slot` has already counted it.
+    pub(crate) fn send(
         &self,
         topic: &str,
-        raw: &crate::consumed::Fetched,
-        headers: Headers,
-    ) -> Result<()> {
-        let mut world = lock(&self.world);
-        let Some(&index) = world.index.get(topic) else {
-            return Err(crate::Error::UnknownTopic {
-                topic: topic.to_owned(),
-            });
-        };
-        let record = Stored {
-            key: raw.key.clone(),
-            value: raw.value.clone(),
-            headers,
-            timestamp_ms: raw.timestamp.unwrap_or_default(),
-        };
-        world.append(index, None, record);
-        Ok(())
-    }
-}
-
-impl Outlet {
-    /// Appends a published record; the simulated broker acknowledges it at once.
-    pub(crate) fn append(
-        &self,
         key: Option<&[u8]>,
         value: &[u8],
         headers: Headers,
         timestamp_ms: i64,
+        slot: Arc<AckSlot>,
     ) -> Result<()> {
+        let mut world = lock(&self.world);
+        let index = if *world.logs[self.topic].name == *topic {
+            self.topic
+        } else {
+            match world.index.get(topic) {
+                Some(&index) => index,
+                None => {
+                    slot.done();
+                    return Err(crate::Error::UnknownTopic {
+                        topic: topic.to_owned(),
+                    });
+                }
+            }
+        };
+        let partition = world.partition_of(index, None, key);
+        let (lost, due) = world.acks.fate(index);
         let record = Stored {
-            key: key.map(<[u8]>::to_vec),
+            key: key.map(Arc::from),
             value: Arc::from(value),
-            headers,
+            headers: Arc::new(headers),
             timestamp_ms,
         };
-        lock(&self.world).append(self.topic, None, record);
-        ActorStats::add(&self.stats.published, 1);
+        world.in_flight.push_back(InFlight {
+            instance: self.instance,
+            topic: index,
+            partition,
+            record,
+            slot,
+            stats: self.stats.clone(),
+            lost,
+            due,
+        });
+        world.changed();
         Ok(())
+    }
+
+    /// Waits until everything this instance sent is acknowledged: the
+    /// simulated broker answers at once, each record with its fate.
+    pub(crate) fn flush(&self) {
+        let mut world = lock(&self.world);
+        let (mine, others) = std::mem::take(&mut world.in_flight)
+            .into_iter()
+            .partition(|r| r.instance == self.instance);
+        world.in_flight = others;
+        for record in Vec::from(mine) {
+            world.acknowledge(record);
+        }
+        world.changed();
     }
 }

@@ -31,7 +31,11 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
     /// Starts an instance in a simulation, on the current thread.
     #[cfg(feature = "testing")]
-    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()>;
+    fn spawn_sim(
+        &self,
+        env: &crate::sim::SimEnv<'_>,
+        failures: &Failures,
+    ) -> Result<crate::sim::Spawned>;
 }
 
 /// What every instance of every actor of a node shares.
@@ -66,6 +70,17 @@ impl<A: TopicActor> Factory<A> {
     }
 }
 
+impl<A: TopicActor> Factory<A> {
+    /// The decoders of the actor's subscriptions, by topic.
+    pub(crate) fn routes(&self, registry: &SchemaRegistry) -> Result<Routes<A>> {
+        let mut routes: Routes<A> = Routes::new();
+        for sub in &self.subscriptions.entries {
+            routes.add(&sub.info, (sub.make_route)(registry)?)?;
+        }
+        Ok(routes)
+    }
+}
+
 impl<A: TopicActor> ActorFactory for Factory<A> {
     fn name(&self) -> &str {
         &self.name
@@ -97,7 +112,11 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     #[cfg(feature = "testing")]
-    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<()> {
+    fn spawn_sim(
+        &self,
+        env: &crate::sim::SimEnv<'_>,
+        failures: &Failures,
+    ) -> Result<crate::sim::Spawned> {
         crate::sim::spawn(self, env, failures)
     }
 
@@ -119,12 +138,14 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         // librdkafka's default message.timeout.ms is 5 minutes.
         let queue_full_limit =
             Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
+        let undelivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let producer: ActorProducer = config
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
                 refused: failures.refused.clone(),
                 queue_full_limit,
+                undelivered: undelivered.clone(),
             })
             .map_err(|e| {
                 Error::kafka(
@@ -137,16 +158,14 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             self.output.as_str().into(),
             format!("{}/{}", env.settings.node, self.name),
         )
-        .max_message_bytes(max_message_bytes);
+        .max_message_bytes(max_message_bytes)
+        .reporting_to(undelivered);
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
         }
         let core = Arc::new(core);
         let publisher = Publisher::<A::Output>::new(core.clone())?;
-        let mut routes: Routes<A> = Routes::new();
-        for sub in &self.subscriptions.entries {
-            routes.add(&sub.info, (sub.make_route)(&env.registry)?)?;
-        }
+        let routes = self.routes(&env.registry)?;
         let (consumer, input) = if routes.is_empty() {
             (None, Reading::Subscribed)
         } else {
@@ -180,14 +199,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let args = self.args.clone();
         let stats = self.stats.clone();
-        // Offsets are stored four times per commit; under exactly-once each
-        // commit is a transaction, once per commit interval.
-        let store_interval = if failures.transactional {
-            env.settings.commit_interval
-        } else {
-            env.settings.commit_interval / 4
-        }
-        .max(Duration::from_millis(10));
+        let store_interval =
+            crate::feed::store_interval(env.settings.commit_interval, failures.transactional);
         let failures = failures.clone();
         let arbiter = Arbiter::new();
         let spawned = arbiter.spawn_fn(move || {
@@ -199,7 +212,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                 let _ = exit_tx.send(Exit::Failed(Failure::Transaction(reason)));
                 return;
             }
-            start::<A>(
+            start::<A, ActorConsumer>(
                 args,
                 publisher,
                 FeedParts {
@@ -234,10 +247,10 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
 
 /// Builds the actor through its constructor and starts its feed, on the
 /// current (the actor's) thread.
-fn start<A: TopicActor>(
+pub(crate) fn start<A: TopicActor, S: crate::feed::Source>(
     args: A::Args,
     publisher: Publisher<A::Output>,
-    parts: FeedParts<A>,
+    parts: FeedParts<A, S>,
     stop: oneshot::Receiver<()>,
     exit: oneshot::Sender<Exit>,
     ready: oneshot::Sender<std::result::Result<(), crate::ActorError>>,

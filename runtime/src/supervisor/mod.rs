@@ -19,7 +19,7 @@ use crate::feed::Exit;
 use crate::policy::{Delivery, FailurePolicy, OverBudget, Restarts};
 use crate::stats::ActorStats;
 
-pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
+pub(crate) use instance::{ActorFactory, Env, Factory, Instance, start};
 pub(crate) use replay::{Reads, Replay};
 
 /// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
@@ -288,7 +288,11 @@ mod tests {
             })
         }
         #[cfg(feature = "testing")]
-        fn spawn_sim(&self, _: &crate::sim::SimEnv<'_>, _: &Failures) -> Result<()> {
+        fn spawn_sim(
+            &self,
+            _: &crate::sim::SimEnv<'_>,
+            _: &Failures,
+        ) -> Result<crate::sim::Spawned> {
             unreachable!()
         }
     }

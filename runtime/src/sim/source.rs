@@ -1,0 +1,270 @@
+//! An actor instance's consumer in a simulation: the feed's
+//! [`Source`](crate::feed::Source) over the in-memory log. It hands the
+//! feed the batch the driver granted, then tells the driver the batch is
+//! done; offsets it stores wait in the world for the driver's periodic
+//! commit, as librdkafka's do for its auto-commit.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+
+use super::world::{World, lock};
+use crate::consumed::{Fetched, Position};
+use crate::feed::{Message, Source};
+use crate::headers::Headers;
+
+/// One record handed to the feed: a copy of what the log stores.
+#[derive(Debug)]
+pub(crate) struct SimMessage {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    key: Option<Arc<[u8]>>,
+    value: Arc<[u8]>,
+    headers: Arc<Headers>,
+    timestamp: i64,
+}
+
+impl Message for SimMessage {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    fn headers(&mut self) -> (Arc<Headers>, Option<usize>) {
+        (self.headers.clone(), None)
+    }
+
+    fn fetched(self, headers: Arc<Headers>, route: Option<usize>) -> Fetched {
+        Fetched {
+            key: self.key,
+            value: self.value,
+            headers,
+            timestamp: Some(self.timestamp),
+            route,
+        }
+    }
+}
+
+/// The consumer of one simulated instance.
+pub(crate) struct SimSource {
+    world: Arc<Mutex<World>>,
+    /// The instance's id (its slot in the world).
+    id: u64,
+    /// The actor's index in the simulation.
+    actor: usize,
+    local: Mutex<Local>,
+}
+
+/// What the source keeps between calls, locked only by the actor's thread.
+#[derive(Default)]
+struct Local {
+    /// The granted records not yet handed to the feed.
+    batch: VecDeque<SimMessage>,
+    /// A buffer for the records handled, by topic index, reused.
+    handled: Vec<(usize, i32, i64)>,
+    /// Topic names seen, with their index in the world.
+    topics: Vec<(Arc<str>, usize)>,
+}
+
+impl SimSource {
+    pub(crate) fn new(world: Arc<Mutex<World>>, id: u64, actor: usize) -> Self {
+        Self {
+            world,
+            id,
+            actor,
+            local: Mutex::new(Local::default()),
+        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn poll_next(&self, cx: &mut std::task::Context<'_>) -> Poll<KafkaResult<SimMessage>> {
+        let mut local = self.local();
+        if let Some(message) = local.batch.pop_front() {
+            return Poll::Ready(Ok(message));
+        }
+        let mut world = lock(&self.world);
+        let Some(slot) = world.slots.get_mut(&self.id) else {
+            return Poll::Pending;
+        };
+        if let Some(grant) = slot.grant.take() {
+            let log = &world.logs[grant.topic];
+            let records = &log.partitions[grant.partition as usize];
+            let from = grant.from as usize;
+            local
+                .batch
+                .extend(
+                    records[from..from + grant.count]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, stored)| SimMessage {
+                            topic: log.name.clone(),
+                            partition: grant.partition,
+                            offset: grant.from + i as i64,
+                            key: stored.key.clone(),
+                            value: stored.value.clone(),
+                            headers: stored.headers.clone(),
+                            timestamp: stored.timestamp_ms,
+                        }),
+                );
+            if let Some(message) = local.batch.pop_front() {
+                return Poll::Ready(Ok(message));
+            }
+        }
+        // The feed asks for more: the batch is done.
+        let slot = world.slots.get_mut(&self.id).expect("looked up above");
+        slot.feed = Some(cx.waker().clone());
+        if slot.busy {
+            slot.busy = false;
+            world.changed();
+        }
+        Poll::Pending
+    }
+
+    fn topic_index(&self, local: &mut Local, topic: &Arc<str>) -> Option<usize> {
+        if let Some((_, index)) = local
+            .topics
+            .iter()
+            .find(|(t, _)| Arc::ptr_eq(t, topic) || **t == **topic)
+        {
+            return Some(*index);
+        }
+        let index = *lock(&self.world).index.get(&**topic)?;
+        local.topics.push((topic.clone(), index));
+        Some(index)
+    }
+}
+
+impl Source for SimSource {
+    type Message<'a> = SimMessage;
+
+    fn recv(&self) -> impl Future<Output = KafkaResult<SimMessage>> {
+        std::future::poll_fn(|cx| self.poll_next(cx))
+    }
+
+    fn try_recv(&self) -> Option<KafkaResult<SimMessage>> {
+        self.local().batch.pop_front().map(Ok)
+    }
+
+    fn store(&self, offsets: &[Position]) -> KafkaResult<()> {
+        let mut local = self.local();
+        let offsets: Vec<_> = offsets
+            .iter()
+            .filter_map(|at| {
+                Some((
+                    (self.topic_index(&mut local, &at.topic)?, at.partition),
+                    at.offset,
+                ))
+            })
+            .collect();
+        drop(local);
+        let mut world = lock(&self.world);
+        let Some(slot) = world.slots.get_mut(&self.id) else {
+            return Err(KafkaError::StoreOffset(RDKafkaErrorCode::State));
+        };
+        let mut refused = false;
+        for (tp, offset) in offsets {
+            if slot.assigned.contains(&tp) {
+                slot.stored.insert(tp, offset);
+            } else {
+                refused = true;
+            }
+        }
+        if refused {
+            // As librdkafka: a partition no longer assigned keeps nothing.
+            return Err(KafkaError::StoreOffset(RDKafkaErrorCode::State));
+        }
+        Ok(())
+    }
+
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        let world = lock(&self.world);
+        let Some(&index) = world.index.get(topic) else {
+            return false;
+        };
+        world
+            .slots
+            .get(&self.id)
+            .is_some_and(|slot| slot.assigned.contains(&(index, partition)))
+    }
+
+    fn commit_stored(&self) -> KafkaResult<()> {
+        let mut world = lock(&self.world);
+        world.commit(self.actor, self.id);
+        Ok(())
+    }
+
+    fn rewind(&self, _: Duration) -> KafkaResult<()> {
+        // Only exactly-once feeds rewind; the simulator runs every actor
+        // at-least-once.
+        Ok(())
+    }
+
+    fn pause(&self, _: &str, _: i32) -> KafkaResult<()> {
+        // Only dead-letter replays pause; the simulator has none.
+        Ok(())
+    }
+
+    fn positions(&self) -> KafkaResult<Vec<Position>> {
+        Ok(Vec::new())
+    }
+
+    fn unassign(&self) -> KafkaResult<()> {
+        Ok(())
+    }
+
+    fn rebalances(&self) -> u64 {
+        0
+    }
+
+    fn take_revoking(&self) -> bool {
+        false
+    }
+
+    fn done(&self) {}
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        None
+    }
+
+    const COUNTS_HANDLED: bool = true;
+
+    fn handled(&self, handled: &mut Vec<Position>) {
+        let mut local = self.local();
+        let mut counted = std::mem::take(&mut local.handled);
+        for at in handled.drain(..) {
+            if let Some(topic) = self.topic_index(&mut local, &at.topic) {
+                counted.push((topic, at.partition, at.offset));
+            }
+        }
+        drop(local);
+        lock(&self.world).count_handled(self.actor, &mut counted);
+        self.local().handled = counted;
+    }
+}
+
+impl Drop for SimSource {
+    fn drop(&mut self) {
+        let mut world = lock(&self.world);
+        if let Some(slot) = world.slots.get_mut(&self.id) {
+            slot.exited = true;
+            slot.busy = false;
+        }
+        world.changed();
+    }
+}
