@@ -21,9 +21,9 @@ use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::feed::Exit;
-use crate::policy::{OverBudget, Restarts};
+
 use crate::stats::ActorStats;
-use crate::supervisor::{ActorFactory, HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
+use crate::supervisor::{ActorFactory, Restarter, Then};
 
 use super::faults::{FaultCounts, Faults};
 use super::world::{Grant, World, lock};
@@ -54,7 +54,6 @@ pub(super) struct SimActor {
     pub(super) down: bool,
     pub(super) instances: Vec<SimInstance>,
     pub(super) restart_at: Option<Instant>,
-    pub(super) backoff: Duration,
     pub(super) started_at: Instant,
     /// Shifts the partition assignment (see [`Simulation::rebalance`]).
     pub(super) rotation: usize,
@@ -63,8 +62,8 @@ pub(super) struct SimActor {
     pub(super) exposures: Exposures,
     /// Its failure policy, dead-letter topic and panics per record.
     pub(super) failures: Failures,
-    /// When it failed lately, for its restart budget.
-    pub(super) restarts: Restarts<Instant>,
+    /// Its restart policy and what it keeps across restarts.
+    pub(super) restarter: Restarter,
 }
 
 /// One running instance of an actor: a member of its consumer group.
@@ -120,6 +119,7 @@ impl Driver {
             .into_iter()
             .zip(parts.policies)
             .map(|((factory, stats), (policy, dead_letter))| SimActor {
+                restarter: Restarter::new(factory.name().to_owned(), policy.clone(), stats.clone()),
                 failures: Failures {
                     policy,
                     attempts: Arc::default(),
@@ -129,7 +129,6 @@ impl Driver {
                     transactional: false,
                     refused: Arc::default(),
                 },
-                restarts: Restarts::default(),
                 name: factory.name().to_owned(),
                 factory,
                 stats,
@@ -137,7 +136,6 @@ impl Driver {
                 down: false,
                 instances: Vec::new(),
                 restart_at: None,
-                backoff: MIN_BACKOFF,
                 started_at: now,
                 rotation: 0,
                 exposures: BTreeMap::new(),
@@ -474,17 +472,6 @@ impl Driver {
         true
     }
 
-    /// The failure policy stopped an instance: it drains and its actor
-    /// stays down, reported unhealthy.
-    async fn halt(&mut self, actor: usize, reason: &str) {
-        tracing::error!(actor = %self.actors[actor].name, %reason, "simulated actor stopped by its failure policy");
-        self.stop_actor(actor).await;
-        self.actors[actor]
-            .stats
-            .unhealthy
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// Drains every instance of `actor` and keeps it down.
     async fn stop_actor(&mut self, actor: usize) {
         self.actors[actor].down = true;
@@ -494,42 +481,36 @@ impl Driver {
         }
     }
 
-    /// An instance failed: it drains (commits what it completed) and its
-    /// actor restarts after the backoff, as under a real supervisor, within
-    /// its restart budget.
-    async fn fail(&mut self, actor: usize, id: u64, reason: &Failure) {
+    /// Instance `id` of `actor` ended with `exit`: it is drained and
+    /// removed, and the supervisor's restart policy says what follows
+    /// (`supervisor::Restarter`, the one a node's supervisor applies):
+    /// a restart after the backoff, the actor stopped for good, or the
+    /// simulated node stopped.
+    async fn ended(&mut self, actor: usize, id: u64, exit: Exit) {
         let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
             return;
         };
         self.stop_instance(actor, index, true).await;
         self.remove_instance(actor, index, false);
+        self.then(actor, exit).await;
+    }
+
+    /// Carries out what the restart policy says after `actor` ended with
+    /// `exit`.
+    async fn then(&mut self, actor: usize, exit: Exit) {
         let now = Instant::now();
         let a = &mut self.actors[actor];
-        if now.duration_since(a.started_at) > HEALTHY_AFTER {
-            a.backoff = MIN_BACKOFF;
-        }
-        let policy = a.failures.policy.clone();
-        if let Some(budget) = a.restarts.spent(now, &policy, &a.name, reason) {
-            match policy.over_budget {
-                OverBudget::StopActor => self.halt(actor, &budget).await,
-                OverBudget::StopNode => {
-                    tracing::error!(actor = %self.actors[actor].name, %budget, "simulated actor spent its restart budget; stopping the node");
-                    self.actors[actor]
-                        .stats
-                        .unhealthy
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.halted.get_or_insert(budget);
-                    for other in 0..self.actors.len() {
-                        self.stop_actor(other).await;
-                    }
+        let ran = now.duration_since(a.started_at);
+        match a.restarter.after(exit, ran, false, None) {
+            Then::Restart(backoff) => a.restart_at = Some(now + backoff),
+            Then::Done => self.stop_actor(actor).await,
+            Then::StopNode(budget) => {
+                self.halted.get_or_insert(budget);
+                for other in 0..self.actors.len() {
+                    self.stop_actor(other).await;
                 }
             }
-            return;
         }
-        tracing::warn!(actor = %a.name, %reason, backoff = ?a.backoff, "simulated actor failed; restarting");
-        ActorStats::add(&a.stats.restarts, 1);
-        a.restart_at = Some(now + a.backoff);
-        a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// Instances that ended (a failure, their failure policy, an actor
@@ -554,14 +535,14 @@ impl Driver {
             }
         }
         for (actor, id, exit) in ended {
-            match exit {
-                Exit::Halted(reason) => self.halt(actor, &reason.to_string()).await,
-                Exit::Failed(reason) => self.fail(actor, id, &reason).await,
+            let exit = match exit {
+                // Nobody asked it to stop.
                 Exit::Stopped => {
-                    let lost = Failure::Lost("the actor stopped unexpectedly".into());
-                    self.fail(actor, id, &lost).await;
+                    Exit::Failed(Failure::Lost("the actor stopped unexpectedly".into()))
                 }
-            }
+                exit => exit,
+            };
+            self.ended(actor, id, exit).await;
         }
     }
 
@@ -691,10 +672,13 @@ impl Driver {
             if !a.down && a.restart_at.is_some_and(|at| at <= now) {
                 self.actors[actor].restart_at = None;
                 if let Err(error) = self.start_instances(actor).await {
-                    let a = &mut self.actors[actor];
-                    tracing::error!(actor = %a.name, %error, "simulated actor failed to restart");
-                    a.restart_at = Some(now + a.backoff);
-                    a.backoff = (a.backoff * 2).min(MAX_BACKOFF);
+                    // As on a node: a restart that cannot build its
+                    // instance spends the budget.
+                    let reason = Failure::Start(format!(
+                        "cannot build a new instance: {}",
+                        crate::error::chain(&error)
+                    ));
+                    self.then(actor, Exit::Failed(reason)).await;
                 }
             }
         }

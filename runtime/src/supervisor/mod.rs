@@ -5,22 +5,25 @@
 
 mod instance;
 mod replay;
+mod restarter;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::feed::Exit;
-use crate::policy::{Delivery, FailurePolicy, OverBudget, Restarts};
+use crate::policy::{Delivery, FailurePolicy};
 use crate::stats::ActorStats;
 
 pub(crate) use instance::{ActorFactory, Env, Factory, Instance, start};
 pub(crate) use replay::{Reads, Replay};
+pub(crate) use restarter::{Restarter, Then};
 
 /// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -86,8 +89,7 @@ pub(crate) async fn supervise(
     };
     let name = factory.name().to_owned();
     let mut started = Some(started);
-    let mut backoff = MIN_BACKOFF;
-    let mut restarts = Restarts::default();
+    let mut restarter = Restarter::new(name.clone(), policy, stats);
     loop {
         let began = Instant::now();
         let exit = match factory.spawn(&env, &failures, &mode) {
@@ -111,60 +113,16 @@ pub(crate) async fn supervise(
             }
         };
         let stopping = *stop.borrow();
-        // A failure the brokers made permanent is not restarted: a restart
-        // would be refused again, or, fenced, would fence its replacement.
-        let exit = match (exit, failures.refused.get()) {
-            (Exit::Failed(_), Some(refused)) => Exit::Halted(Failure::Refused(refused.clone())),
-            (exit, _) => exit,
-        };
-        match exit {
-            Exit::Stopped => {
-                tracing::info!(actor = %name, "actor stopped");
+        match restarter.after(exit, began.elapsed(), stopping, failures.refused.get()) {
+            Then::Done => return,
+            Then::StopNode(budget) => {
+                control.halt(budget);
                 return;
             }
-            Exit::Failed(reason) | Exit::Halted(reason) if stopping => {
-                tracing::error!(actor = %name, %reason, "actor failed while stopping");
-                return;
-            }
-            Exit::Halted(reason) => {
-                stats
-                    .unhealthy
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                if let Ok(mut why) = stats.stopped_because.lock() {
-                    why.get_or_insert_with(|| reason.to_string());
-                }
-                tracing::error!(actor = %name, %reason, "actor stopped for good; it is not restarted");
-                return;
-            }
-            Exit::Failed(reason) => {
-                let now = Instant::now();
-                if now.duration_since(began) > HEALTHY_AFTER {
-                    backoff = MIN_BACKOFF;
-                }
-                if let Some(budget) = restarts.spent(now, &policy, &name, &reason) {
-                    stats
-                        .unhealthy
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    if let Ok(mut why) = stats.stopped_because.lock() {
-                        why.get_or_insert_with(|| budget.to_string());
-                    }
-                    match policy.over_budget {
-                        OverBudget::StopActor => {
-                            tracing::error!(actor = %name, %budget, "restart budget spent; the actor stays stopped");
-                        }
-                        OverBudget::StopNode => {
-                            tracing::error!(actor = %name, %budget, "restart budget spent; stopping the node");
-                            control.halt(budget);
-                        }
-                    }
-                    return;
-                }
-                tracing::warn!(actor = %name, %reason, ?backoff, "actor failed; restarting");
-                ActorStats::add(&stats.restarts, 1);
+            Then::Restart(backoff) => {
                 if sleep_or_stop(backoff, &mut stop).await {
                     return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
