@@ -137,6 +137,13 @@ impl OffsetTracker {
         collected
     }
 
+    /// Whether any record tracked waits for a publish that failed.
+    pub(crate) fn any_failed(&self) -> bool {
+        self.partitions
+            .iter()
+            .any(|(_, queue)| queue.iter().any(|(_, slot)| slot.has_failed()))
+    }
+
     /// Number of records consumed but not yet committable.
     pub(crate) fn outstanding(&self) -> usize {
         self.partitions.iter().map(|(_, queue)| queue.len()).sum()
@@ -181,6 +188,26 @@ mod tests {
         let list = tracker.collect().offsets;
         assert_eq!(offsets(&list), vec![("t".into(), 0, 2)]);
         assert_eq!(tracker.outstanding(), 1);
+    }
+
+    #[test]
+    fn a_failure_behind_a_record_still_waiting_is_seen_but_not_yet_collected() {
+        let topic: Arc<str> = "t".into();
+        let mut tracker = OffsetTracker::default();
+        let waiting = AckSlot::new();
+        let failed = AckSlot::new();
+        tracker.track(&Position::new(topic.clone(), 0, 1), waiting.clone());
+        tracker.track(&Position::new(topic.clone(), 0, 2), failed.clone());
+        assert!(!tracker.any_failed());
+        failed.fail();
+        assert!(tracker.any_failed());
+        assert!(tracker.collect().undelivered.is_none());
+        waiting.done();
+        let undelivered = tracker
+            .collect()
+            .undelivered
+            .expect("found once 1 completed");
+        assert_eq!(undelivered.offset, 2);
     }
 
     #[test]

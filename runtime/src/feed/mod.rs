@@ -306,12 +306,19 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             // handled after it is published before it is handled again;
             // the instance stops once the tracker finds which record it
             // was (its earlier records' acknowledgements may still be due).
+            // A failed publish no tracked record waits for (one made
+            // outside handling) changes nothing here.
             if this.core.undelivered() {
+                this.core.set_undelivered(false);
                 this.store_completed();
                 if this.failure.is_some() {
                     this.stopping = true;
+                    break;
                 }
-                break;
+                if this.tracker.any_failed() {
+                    this.core.set_undelivered(true);
+                    break;
+                }
             }
             // The clock is read every eighth record: a record costs far
             // less than the budget's time.

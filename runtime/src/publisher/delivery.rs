@@ -34,7 +34,7 @@ pub(crate) struct DeliveryTracker {
     /// it fails: the producer's `message.timeout.ms`, as long as a queued
     /// record may wait for its delivery.
     pub(crate) queue_full_limit: Duration,
-    /// Set when a record was not delivered (see `PublisherCore::take_undelivered`).
+    /// Set when a record was not delivered (see `PublisherCore::undelivered`).
     pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
 }
 

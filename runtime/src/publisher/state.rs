@@ -120,6 +120,11 @@ impl PublisherCore {
         self.undelivered.load(Ordering::Acquire)
     }
 
+    /// Sets or clears [`PublisherCore::undelivered`].
+    pub(crate) fn set_undelivered(&self, undelivered: bool) {
+        self.undelivered.store(undelivered, Ordering::Release);
+    }
+
     /// The producer's `message.max.bytes`, when it is not librdkafka's
     /// default.
     pub(crate) fn max_message_bytes(mut self, bytes: usize) -> Self {
