@@ -7,6 +7,9 @@
 //! simulation's one thread, so the lock is never contended; it exists
 //! because publishers must be `Send`.
 
+// About 400 lines for one job: the simulated broker's state and what it
+// does on a publish (partition, fate, acknowledgement).
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
