@@ -15,12 +15,27 @@ fn scribe(args: &[&str]) -> Output {
         .expect("scribe runs")
 }
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scribe-acls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// A directory of node files for one test, removed when it ends.
+struct Files(PathBuf);
+
+impl Files {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("scribe-acls-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A node file for `user` holding `actors`; nothing listens at its address.
@@ -62,8 +77,9 @@ fn lines_of<'a>(out: &'a str, principal: &str) -> Vec<&'a str> {
 
 #[test]
 fn each_node_may_write_what_it_owns_and_read_what_it_reads() {
-    let sampler = write("sampler.toml", &node("edge", Some("edge-node"), SAMPLER));
-    let relay = write("relay.toml", &node("hub", Some("hub-node"), RELAY));
+    let files = Files::new("derive");
+    let sampler = files.write("sampler.toml", &node("edge", Some("edge-node"), SAMPLER));
+    let relay = files.write("relay.toml", &node("hub", Some("hub-node"), RELAY));
     let out = scribe(&[
         "acls",
         sampler.to_str().unwrap(),
@@ -109,7 +125,8 @@ fn each_node_may_write_what_it_owns_and_read_what_it_reads() {
 
 #[test]
 fn a_node_without_a_principal_or_with_a_pattern_acls_cannot_express_is_refused() {
-    let anonymous = write("anonymous.toml", &node("anon", None, SAMPLER));
+    let files = Files::new("refuse");
+    let anonymous = files.write("anonymous.toml", &node("anon", None, SAMPLER));
     let out = scribe(&["acls", anonymous.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -123,7 +140,7 @@ fn a_node_without_a_principal_or_with_a_pattern_acls_cannot_express_is_refused()
     );
 
     let suffix = RELAY.replace(r"metrics\.h.*", r".*metrics\.host");
-    let unanchored = write("suffix.toml", &node("hub", Some("hub-node"), &suffix));
+    let unanchored = files.write("suffix.toml", &node("hub", Some("hub-node"), &suffix));
     let out = scribe(&["acls", unanchored.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

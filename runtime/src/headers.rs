@@ -295,7 +295,9 @@ impl<'a> Outbound<'a> {
 impl Headers {
     /// The headers of a freshly published record: what
     /// `Headers::from_pairs(outbound.pairs())` gives, without matching keys
-    /// or checking text that is text already.
+    /// or checking text that is text already. The simulator's sink stores
+    /// these.
+    #[cfg(feature = "testing")]
     pub(crate) fn from_outbound(outbound: &Outbound<'_>) -> Self {
         let mut out = Headers::default();
         out.text.reserve(192);
@@ -343,7 +345,8 @@ impl Outgoing<'_> {
         }
     }
 
-    /// As a consumer reads them.
+    /// As a consumer reads them (the simulator's sink).
+    #[cfg(feature = "testing")]
     pub(crate) fn to_headers(self) -> Headers {
         match self {
             Outgoing::Fresh(outbound) => Headers::from_outbound(outbound),

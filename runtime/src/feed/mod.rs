@@ -39,7 +39,9 @@ use crate::tracker::{AckSlot, OffsetTracker};
 
 pub(crate) use reader::{ReadSet, Reading};
 pub(crate) use rebalance::{ActorConsumer, Rebalances};
-pub(crate) use source::{Message, Source};
+#[cfg(feature = "testing")]
+pub(crate) use source::Message;
+pub(crate) use source::Source;
 
 /// How many records the feed handles before yielding to the actor's other
 /// work (its mailbox, its intervals) and storing completed offsets.

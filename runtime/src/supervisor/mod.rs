@@ -21,7 +21,9 @@ use crate::feed::Exit;
 use crate::policy::{Delivery, FailurePolicy};
 use crate::stats::ActorStats;
 
-pub(crate) use instance::{ActorFactory, Env, Factory, Instance, start};
+#[cfg(feature = "testing")]
+pub(crate) use instance::start;
+pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
 pub(crate) use replay::{Reads, Replay};
 pub(crate) use restarter::{Restarter, Then};
 
