@@ -35,6 +35,15 @@ fn inject(sim: &mut Simulation, keys: usize, seqs: std::ops::Range<i64>) {
     }
 }
 
+/// The sequence numbers the relay wrote under `key`, in order.
+fn out_seqs(sim: &Simulation, key: &str) -> Vec<i64> {
+    sim.values::<Number>("out", key)
+        .expect("readable")
+        .iter()
+        .map(|n| n.seq)
+        .collect()
+}
+
 #[test]
 fn a_redelivered_partition_gives_allowed_duplicates_only() {
     for seed in seeds(4) {
@@ -67,12 +76,7 @@ fn a_redelivered_partition_gives_allowed_duplicates_only() {
         sim.redeliver("relay", "in", at.partition, 4)
             .expect("known partition");
         sim.run_until_idle();
-        let seqs: Vec<i64> = sim
-            .values::<Number>("out", "k")
-            .expect("readable")
-            .iter()
-            .map(|n| n.seq)
-            .collect();
+        let seqs: Vec<i64> = out_seqs(&sim, "k");
         assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 5, 6, 7, 8, 9]);
         let report = &sim.check_invariants()[0];
         assert_eq!(
@@ -173,12 +177,7 @@ fn a_panicking_handler_restarts_after_its_backoff_and_gets_the_record_again() {
         .expect("injected");
     }
     sim.run_until_idle();
-    let seqs: Vec<i64> = sim
-        .values::<Number>("out", "k")
-        .expect("readable")
-        .iter()
-        .map(|n| n.seq)
-        .collect();
+    let seqs: Vec<i64> = out_seqs(&sim, "k");
     assert_eq!(
         seqs,
         (0..10).collect::<Vec<_>>(),
@@ -372,12 +371,7 @@ fn the_failure_policy_retries_in_virtual_time_and_dead_letters() {
         .expect("injected");
     sim.run_until_idle();
 
-    let seqs: Vec<i64> = sim
-        .values::<Number>("out", "k")
-        .expect("readable")
-        .iter()
-        .map(|n| n.seq)
-        .collect();
+    let seqs: Vec<i64> = out_seqs(&sim, "k");
     let expected: Vec<i64> = (0..10).filter(|&q| q != 6).collect();
     assert_eq!(
         seqs, expected,
@@ -464,12 +458,7 @@ fn a_lost_acknowledgement_keeps_its_records_offset_uncommitted_until_it_is_handl
     );
     // Nothing lost, nothing out of order, nothing written twice: what was
     // lost was never appended, and what was appended was not redone.
-    let seqs: Vec<i64> = sim
-        .values::<Number>("out", "k0")
-        .expect("readable")
-        .iter()
-        .map(|n| n.seq)
-        .collect();
+    let seqs: Vec<i64> = out_seqs(&sim, "k0");
     assert_eq!(seqs, (0..10).collect::<Vec<_>>());
     // The next commit interval commits it all.
     sim.run_for(Duration::from_secs(10));
@@ -516,12 +505,9 @@ fn a_rebalance_takes_partitions_whose_outputs_are_still_in_flight_without_loss_o
         );
         for k in 0..9 {
             let mut firsts: Vec<i64> = Vec::new();
-            for n in sim
-                .values::<Number>("out", &format!("k{k}"))
-                .expect("readable")
-            {
-                if !firsts.contains(&n.seq) {
-                    firsts.push(n.seq);
+            for seq in out_seqs(&sim, &format!("k{k}")) {
+                if !firsts.contains(&seq) {
+                    firsts.push(seq);
                 }
             }
             assert_eq!(firsts, (0..40).collect::<Vec<_>>(), "seed {seed}, key k{k}");

@@ -74,8 +74,11 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             // Typically a partition was revoked by a rebalance: its new
             // owner starts from the last committed offset.
             tracing::debug!(actor = %self.actor, %error, "cannot store offsets");
-            self.tracker
-                .retain(|topic, partition| consumer.owns(topic, partition));
+            if let Ok(assigned) = consumer.assignment() {
+                self.tracker.retain(|topic, partition| {
+                    assigned.iter().any(|(t, p)| t == topic && *p == partition)
+                });
+            }
         }
         if let Some(undelivered) = collected.undelivered {
             self.undelivered(&undelivered);

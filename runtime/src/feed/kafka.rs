@@ -53,9 +53,13 @@ impl Source for ActorConsumer {
         self.store_offsets(&partition_list(offsets))
     }
 
-    fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.assignment()
-            .is_ok_and(|assigned| assigned.find_partition(topic, partition).is_some())
+    fn assignment(&self) -> KafkaResult<Vec<(String, i32)>> {
+        let list = rdkafka::consumer::Consumer::assignment(self)?;
+        Ok(list
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect())
     }
 
     fn commit_stored(&self) -> KafkaResult<()> {

@@ -53,8 +53,8 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// interval. Fails for a partition no longer assigned.
     fn store(&self, offsets: &[Position]) -> KafkaResult<()>;
 
-    /// Whether `topic`/`partition` is assigned to this member now.
-    fn owns(&self, topic: &str, partition: i32) -> bool;
+    /// The partitions assigned to this member now, as (topic, partition).
+    fn assignment(&self) -> KafkaResult<Vec<(String, i32)>>;
 
     /// Commits the stored offsets now, waiting for the broker.
     fn commit_stored(&self) -> KafkaResult<()>;

@@ -21,7 +21,6 @@ use crate::error::{Error, Result};
 use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::feed::Exit;
-
 use crate::stats::ActorStats;
 use crate::supervisor::{ActorFactory, Restarter, Then};
 
@@ -69,8 +68,8 @@ pub(super) struct SimActor {
 /// One running instance of an actor: a member of its consumer group.
 pub(super) struct SimInstance {
     pub(super) id: u64,
-    pub(super) assigned: Vec<(usize, i32)>,
-    /// The next offset to hand it, per owned partition.
+    /// The next offset to hand it, per partition it is assigned (its
+    /// consumer's copy of the assignment is in the world's slot).
     pub(super) position: BTreeMap<(usize, i32), i64>,
     /// Its stop switch and how it ended.
     pub(super) spawned: Spawned,
@@ -245,7 +244,6 @@ impl Driver {
             let spawned = self.actors[actor].factory.spawn_sim(&env, &failures)?;
             self.actors[actor].instances.push(SimInstance {
                 id,
-                assigned: Vec::new(),
                 position: BTreeMap::new(),
                 spawned,
             });
@@ -273,10 +271,13 @@ impl Driver {
             wanted[(i + a.rotation) % n].push(*tp);
         }
         for (instance, assigned) in a.instances.iter_mut().zip(wanted) {
-            for tp in &instance.assigned {
-                if assigned.contains(tp) {
-                    continue;
-                }
+            let revoked: Vec<(usize, i32)> = instance
+                .position
+                .keys()
+                .filter(|tp| !assigned.contains(tp))
+                .copied()
+                .collect();
+            for tp in &revoked {
                 // Revoked, with whatever the instance has in flight: what
                 // it handled since the last commit is delivered again to
                 // the new owner, and its stored offset is dropped.
@@ -296,9 +297,8 @@ impl Driver {
                     .or_insert_with(|| committed.get(tp).copied().unwrap_or(0));
             }
             if let Some(slot) = world.slots.get_mut(&instance.id) {
-                slot.assigned.clone_from(&assigned);
+                slot.assigned = assigned;
             }
-            instance.assigned = assigned;
         }
     }
 
@@ -334,11 +334,9 @@ impl Driver {
                 world.commit(actor, instance.id);
             }
             let committed = world.committed.entry(actor).or_default();
-            for tp in &instance.assigned {
+            for (tp, &position) in &instance.position {
                 let committed = committed.get(tp).copied().unwrap_or(0);
-                if let Some(&position) = instance.position.get(tp) {
-                    expose(&mut a.exposures, *tp, committed, position);
-                }
+                expose(&mut a.exposures, *tp, committed, position);
             }
             world.slots.remove(&instance.id);
             world.broken.retain(|(id, _, _)| *id != instance.id);

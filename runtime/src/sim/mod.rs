@@ -580,8 +580,8 @@ impl Simulation {
             .instances
             .iter()
             .map(|i| {
-                i.assigned
-                    .iter()
+                i.position
+                    .keys()
                     .map(|&(t, p)| (world.logs[t].name.to_string(), p))
                     .collect()
             })

@@ -192,15 +192,14 @@ impl Source for SimSource {
         Ok(())
     }
 
-    fn owns(&self, topic: &str, partition: i32) -> bool {
+    fn assignment(&self) -> KafkaResult<Vec<(String, i32)>> {
         let world = lock(&self.world);
-        let Some(&index) = world.index.get(topic) else {
-            return false;
-        };
-        world
-            .slots
-            .get(&self.id)
-            .is_some_and(|slot| slot.assigned.contains(&(index, partition)))
+        Ok(world.slots.get(&self.id).map_or_else(Vec::new, |slot| {
+            slot.assigned
+                .iter()
+                .map(|&(t, p)| (world.logs[t].name.to_string(), p))
+                .collect()
+        }))
     }
 
     fn commit_stored(&self) -> KafkaResult<()> {
