@@ -112,9 +112,8 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             // drain aborts it.
             return self.undelivered(&undelivered);
         }
-        let offsets = Some(collected.offsets.as_slice()).filter(|o| !o.is_empty());
         let group = self.consumer.as_ref().and_then(|c| c.group_metadata());
-        let outcome = self.core.commit(offsets.zip(group.as_ref()));
+        let outcome = self.core.commit(&collected.offsets, group.as_ref());
         let failure = match outcome {
             Ok((committed, retries)) => {
                 ActorStats::add(&self.stats.transactions, u64::from(committed));

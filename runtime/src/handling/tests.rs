@@ -82,6 +82,8 @@ impl Rig {
             instance: 0,
             topic: out,
             stats: stats.clone(),
+            actor: 0,
+            group: 0,
         });
         let core = Arc::new(PublisherCore::new(sink, "out".into(), "n/failing".into()));
         let mut registry = SchemaRegistry::new();

@@ -191,12 +191,18 @@ impl Node {
         let registry = self.schema_registry();
         let b = self.builder;
         let policies = Node::policies_of(&b);
+        let deliveries = b
+            .actors
+            .iter()
+            .map(|(a, _)| Node::delivery_of(&b, a.name()))
+            .collect();
         crate::sim::NodeParts {
             name: b.name,
             actors: b.actors,
             topics,
             registry,
             commit_interval: b.commit_interval,
+            deliveries,
             policies,
         }
     }

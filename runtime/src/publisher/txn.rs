@@ -11,7 +11,7 @@ use rdkafka::producer::Producer as _;
 use crate::error::{Error, Result};
 
 use super::delivery::ActorProducer;
-use super::state::PublisherCore;
+use super::state::{PublisherCore, Sink};
 
 /// The state of an exactly-once actor's transactions.
 #[derive(Debug)]
@@ -100,39 +100,52 @@ impl PublisherCore {
 
     /// Opens a transaction unless one is open.
     pub(super) fn begin_transaction(&self) -> Result<()> {
-        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+        let Some(txn) = &self.txn else {
             return Ok(());
         };
-        txn.ensure_open(producer)
-            .map_err(|e| Error::kafka(format!("cannot begin a transaction as `{}`", txn.id), e))
+        match &self.sink {
+            Sink::Kafka(producer) => txn.ensure_open(producer).map_err(|e| {
+                Error::kafka(format!("cannot begin a transaction as `{}`", txn.id), e)
+            }),
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => {
+                outlet.begin_txn();
+                txn.open.store(true, Ordering::Release);
+                Ok(())
+            }
+        }
     }
 
     /// Commits the open transaction with `offsets` (the input positions
-    /// of every record handled in it), opening one if only offsets are new.
-    /// A step whose outcome is unknown is retried, never aborted. Returns
-    /// whether a transaction was committed and how many steps were retried.
+    /// of every record handled in it) in the consumer group of `group`,
+    /// opening one if only offsets are new. A step whose outcome is unknown
+    /// is retried, never aborted. Returns whether a transaction was
+    /// committed and how many steps were retried.
     pub(crate) fn commit(
         &self,
-        offsets: Option<(&[crate::consumed::Position], &ConsumerGroupMetadata)>,
+        offsets: &[crate::consumed::Position],
+        group: Option<&ConsumerGroupMetadata>,
     ) -> std::result::Result<(bool, u32), TxnFailure> {
-        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+        let Some(txn) = &self.txn else {
             return Ok((false, 0));
         };
-        if offsets.is_none() && !txn.open.load(Ordering::Acquire) {
+        if offsets.is_empty() && !txn.open.load(Ordering::Acquire) {
             return Ok((false, 0));
         }
-        txn.ensure_open(producer)
-            .map_err(|e| classify(&txn.id, "begin", &e))?;
-        let mut retries = 0;
-        if let Some((offsets, group)) = offsets {
-            let offsets = crate::consumed::partition_list(offsets);
-            retries += retry(&txn.id, "send offsets to", || {
-                producer.send_offsets_to_transaction(&offsets, group, txn.timeout)
-            })?;
-        }
-        retries += retry(&txn.id, "commit", || {
-            producer.commit_transaction(txn.timeout)
-        })?;
+        let retries = match &self.sink {
+            Sink::Kafka(producer) => commit_on_kafka(txn, producer, offsets, group)?,
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => {
+                outlet.begin_txn();
+                outlet.commit_txn(offsets).map_err(|reason| {
+                    TxnFailure::Abortable(format!(
+                        "cannot commit the transaction of `{}`: {reason}",
+                        txn.id
+                    ))
+                })?;
+                0
+            }
+        };
         txn.open.store(false, Ordering::Release);
         Ok((true, retries))
     }
@@ -140,18 +153,50 @@ impl PublisherCore {
     /// Aborts the open transaction, if one is open: what it wrote is never
     /// read by a `read_committed` consumer. Returns whether one was.
     pub(crate) fn abort(&self) -> bool {
-        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
+        let Some(txn) = &self.txn else {
             return false;
         };
         if !txn.open.swap(false, Ordering::AcqRel) {
             return false;
         }
-        if let Err(error) = producer.abort_transaction(txn.timeout) {
-            // The next producer with this id aborts it on the broker.
-            tracing::warn!(transactional_id = %txn.id, %error, "cannot abort the transaction");
+        match &self.sink {
+            Sink::Kafka(producer) => {
+                if let Err(error) = producer.abort_transaction(txn.timeout) {
+                    // The next producer with this id aborts it on the broker.
+                    tracing::warn!(transactional_id = %txn.id, %error, "cannot abort the transaction");
+                }
+            }
+            #[cfg(feature = "testing")]
+            Sink::Sim(outlet) => {
+                outlet.abort_txn();
+            }
         }
         true
     }
+}
+
+/// Commits `txn` on Kafka: sends `offsets` for `group`'s consumer group
+/// (when both are given), then commits; returns how many steps were
+/// retried.
+fn commit_on_kafka(
+    txn: &Transaction,
+    producer: &ActorProducer,
+    offsets: &[crate::consumed::Position],
+    group: Option<&ConsumerGroupMetadata>,
+) -> std::result::Result<u32, TxnFailure> {
+    txn.ensure_open(producer)
+        .map_err(|e| classify(&txn.id, "begin", &e))?;
+    let mut retries = 0;
+    if let Some(group) = group.filter(|_| !offsets.is_empty()) {
+        let offsets = crate::consumed::partition_list(offsets);
+        retries += retry(&txn.id, "send offsets to", || {
+            producer.send_offsets_to_transaction(&offsets, group, txn.timeout)
+        })?;
+    }
+    retries += retry(&txn.id, "commit", || {
+        producer.commit_transaction(txn.timeout)
+    })?;
+    Ok(retries)
 }
 
 /// Calls a transaction step, again while its outcome is unknown and

@@ -134,6 +134,10 @@ fn check_actor(driver: &Driver, actor: usize) -> InvariantReport {
         let counts = world.handled.get(&(actor, t, p));
         let exposures = a.exposures.get(&(t, p));
         for (offset, record) in records.iter().enumerate() {
+            if record.aborted {
+                // Never read by anyone.
+                continue;
+            }
             let offset = offset as i64;
             if let Some(id) = record.headers.id() {
                 causes.entry(id).or_insert((t, p, offset));
@@ -176,6 +180,9 @@ fn check_actor(driver: &Driver, actor: usize) -> InvariantReport {
             let mut last: HashMap<(Option<&[u8]>, usize, i32), i64> = HashMap::new();
             let mut seen: HashSet<(usize, i32, i64)> = HashSet::new();
             for (offset, record) in records.iter().enumerate() {
+                if record.aborted {
+                    continue;
+                }
                 let cause = record
                     .headers
                     .causation_id()

@@ -113,32 +113,38 @@ impl Driver {
         world.acks.delay = faults.delay_ack;
         world.acks.max_delay = faults.max_delay;
         let now = Instant::now();
+        world.acks.abort_txn = faults.abort_txn;
         let actors = parts
             .actors
             .into_iter()
             .zip(parts.policies)
-            .map(|((factory, stats), (policy, dead_letter))| SimActor {
-                restarter: Restarter::new(factory.name().to_owned(), policy.clone(), stats.clone()),
-                failures: Failures {
-                    policy,
-                    attempts: Arc::default(),
-                    dead_letter: dead_letter.map(Into::into),
-                    // The simulator has no transactions: it runs every
-                    // actor at-least-once (docs/testing.md).
-                    transactional: false,
-                    refused: Arc::default(),
+            .zip(parts.deliveries)
+            .map(
+                |(((factory, stats), (policy, dead_letter)), delivery)| SimActor {
+                    restarter: Restarter::new(
+                        factory.name().to_owned(),
+                        policy.clone(),
+                        stats.clone(),
+                    ),
+                    failures: Failures {
+                        policy,
+                        attempts: Arc::default(),
+                        dead_letter: dead_letter.map(Into::into),
+                        transactional: delivery == crate::Delivery::ExactlyOnce,
+                        refused: Arc::default(),
+                    },
+                    name: factory.name().to_owned(),
+                    factory,
+                    stats,
+                    wanted: 1,
+                    down: false,
+                    instances: Vec::new(),
+                    restart_at: None,
+                    started_at: now,
+                    rotation: 0,
+                    exposures: BTreeMap::new(),
                 },
-                name: factory.name().to_owned(),
-                factory,
-                stats,
-                wanted: 1,
-                down: false,
-                instances: Vec::new(),
-                restart_at: None,
-                started_at: now,
-                rotation: 0,
-                exposures: BTreeMap::new(),
-            })
+            )
             .collect();
         Self {
             world: Arc::new(Mutex::new(world)),
@@ -238,6 +244,7 @@ impl Driver {
                 registry: &self.registry,
                 id,
                 actor,
+                group: actor,
                 commit_interval: self.commit_interval,
             };
             let failures = self.actors[actor].failures.clone();
@@ -296,8 +303,34 @@ impl Driver {
                     .entry(*tp)
                     .or_insert_with(|| committed.get(tp).copied().unwrap_or(0));
             }
-            if let Some(slot) = world.slots.get_mut(&instance.id) {
+            if let Some(slot) = world.slots.get_mut(&instance.id)
+                && slot.assigned != assigned
+            {
                 slot.assigned = assigned;
+                slot.rebalances += 1;
+            }
+        }
+    }
+
+    /// Moves the instances whose feeds asked for it back to their group's
+    /// committed offsets (an exactly-once feed after a rebalance): what
+    /// they handled since is delivered again.
+    fn rewind(&mut self) {
+        let mut world = lock(&self.world);
+        for (a, actor) in self.actors.iter_mut().enumerate() {
+            for instance in &mut actor.instances {
+                let Some(slot) = world.slots.get_mut(&instance.id) else {
+                    continue;
+                };
+                if !std::mem::take(&mut slot.rewind) {
+                    continue;
+                }
+                let group = world.committed.get(&a);
+                for (tp, position) in &mut instance.position {
+                    let committed = group.and_then(|g| g.get(tp)).copied().unwrap_or(0);
+                    expose(&mut actor.exposures, *tp, committed, *position);
+                    *position = committed;
+                }
             }
         }
     }
@@ -333,6 +366,9 @@ impl Driver {
             } else {
                 world.commit(actor, instance.id);
             }
+            // Its open transaction, if any, is aborted, as the next
+            // producer with its transactional id makes the broker do.
+            world.abort_txn(instance.id);
             let committed = world.committed.entry(actor).or_default();
             for (tp, &position) in &instance.position {
                 let committed = committed.get(tp).copied().unwrap_or(0);
@@ -406,11 +442,13 @@ impl Driver {
                 if !idle {
                     continue;
                 }
+                let paused = &world.slots[&instance.id].paused;
                 for (tp, &position) in &instance.position {
-                    if self.delays.get(tp).is_some_and(|until| *until > now) {
+                    if self.delays.get(tp).is_some_and(|until| *until > now) || paused.contains(tp)
+                    {
                         continue;
                     }
-                    let end = world.end_offset(tp.0, tp.1);
+                    let end = world.stable_end(tp.0, tp.1);
                     if position < end {
                         candidates.push((a, i, *tp, position, end));
                     }
@@ -616,7 +654,14 @@ impl Driver {
         if faults.redeliver > 0.0 && self.rng.random_bool(faults.redeliver.min(1.0)) {
             let mut rewindable = Vec::new();
             let world = lock(&self.world);
-            for (a, actor) in self.actors.iter().enumerate() {
+            // An exactly-once consumer is never sent back by itself: it
+            // rewinds only with its transaction aborted (see `rewind`).
+            let at_least_once = self
+                .actors
+                .iter()
+                .enumerate()
+                .filter(|(_, actor)| !actor.failures.transactional);
+            for (a, actor) in at_least_once {
                 let group = world.committed.get(&a);
                 for (i, instance) in actor.instances.iter().enumerate() {
                     for (tp, &position) in &instance.position {
@@ -664,6 +709,7 @@ impl Driver {
     async fn housekeeping(&mut self) {
         self.reap().await;
         self.acknowledge_due();
+        self.rewind();
         let now = Instant::now();
         for actor in 0..self.actors.len() {
             let a = &self.actors[actor];
@@ -703,7 +749,7 @@ impl Driver {
             let waiting = self.actors.iter().flat_map(|a| &a.instances).any(|i| {
                 i.position
                     .get(&(t, p))
-                    .is_some_and(|&pos| pos < world.end_offset(t, p))
+                    .is_some_and(|&pos| pos < world.stable_end(t, p))
             });
             waiting.then_some(until)
         });
@@ -717,7 +763,14 @@ impl Driver {
             heads.push(tp);
             r.due
         });
-        restarts.chain(delays).chain(acks).min()
+        // An open transaction commits at its feed's next tick, at the
+        // latest a commit interval from now.
+        let open = world
+            .slots
+            .values()
+            .any(|s| s.txn.is_some() && !s.exited)
+            .then(|| Instant::now() + self.commit_interval);
+        restarts.chain(delays).chain(acks).chain(open).min()
     }
 
     /// Lets every task that is ready run; returns whether anything changed.

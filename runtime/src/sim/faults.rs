@@ -40,6 +40,10 @@ pub struct Faults {
     /// Chance, for each instance at each commit interval, that its commit
     /// fails; its offsets stay stored for the next.
     pub fail_commit: f64,
+    /// Chance, for each transaction an exactly-once actor commits, that
+    /// the commit fails and the transaction is aborted: what it wrote is
+    /// never read, and its records are handled again after a restart.
+    pub abort_txn: f64,
     /// The longest delay, of a partition or an acknowledgement. The
     /// default is 2 s.
     pub max_delay: Duration,
@@ -56,6 +60,7 @@ impl Default for Faults {
             lose_ack: 0.0,
             delay_ack: 0.0,
             fail_commit: 0.0,
+            abort_txn: 0.0,
             max_delay: Duration::from_secs(2),
             restart_after: Duration::from_secs(1),
         }
@@ -78,4 +83,6 @@ pub struct FaultCounts {
     pub delayed_acks: u64,
     /// Periodic commits that failed.
     pub failed_commits: u64,
+    /// Transaction commits that failed (their transactions aborted).
+    pub aborted_txns: u64,
 }

@@ -25,6 +25,8 @@ pub(crate) struct SimEnv<'a> {
     pub(crate) id: u64,
     /// The actor's index in the simulation.
     pub(crate) actor: usize,
+    /// The consumer group it commits in: its actor's, or a replay's.
+    pub(crate) group: usize,
     /// The node's commit interval: its feed stores offsets four times per
     /// interval, as on a node.
     pub(crate) commit_interval: Duration,
@@ -55,23 +57,34 @@ pub(crate) fn spawn<A: TopicActor>(
         instance: env.id,
         topic,
         stats: factory.stats.clone(),
+        actor: env.actor,
+        group: env.group,
     };
     let slot = Slot::default();
-    let core = Arc::new(
-        PublisherCore::new(
-            Sink::Sim(outlet),
-            factory.output.as_str().into(),
-            format!("{}/{}", env.node, factory.name),
-        )
-        .reporting_to(slot.undelivered.clone()),
-    );
+    let mut core = PublisherCore::new(
+        Sink::Sim(outlet),
+        factory.output.as_str().into(),
+        format!("{}/{}", env.node, factory.name),
+    )
+    .reporting_to(slot.undelivered.clone());
+    if failures.transactional {
+        // The simulated broker never times a transaction out.
+        let id = crate::kafka::transactional_id(env.node, &factory.name);
+        core = core.transactional(id, Duration::from_secs(60));
+    }
+    let core = Arc::new(core);
     let publisher = Publisher::<A::Output>::new(core.clone())?;
     let routes = factory.routes(env.registry)?;
     lock(env.world).slots.insert(env.id, slot);
     // Every instance has a consumer, even one without subscriptions (it is
     // never granted a record): the driver sees each instance end through
     // it.
-    let source = Arc::new(SimSource::new(env.world.clone(), env.id, env.actor));
+    let source = Arc::new(SimSource::new(
+        env.world.clone(),
+        env.id,
+        env.actor,
+        env.group,
+    ));
     let (stop_tx, stop_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = oneshot::channel();
     let (ready_tx, mut ready_rx) = oneshot::channel();
@@ -84,7 +97,10 @@ pub(crate) fn spawn<A: TopicActor>(
             routes,
             core,
             stats: factory.stats.clone(),
-            store_interval: crate::feed::store_interval(env.commit_interval, false),
+            store_interval: crate::feed::store_interval(
+                env.commit_interval,
+                failures.transactional,
+            ),
             failures: failures.clone(),
             input: Reading::Subscribed,
         },

@@ -43,11 +43,13 @@
 // and its documentation, in one place for users; the runtime under it
 // changes with issue 11.
 
+mod acks;
 mod check;
 mod driver;
 mod faults;
 mod instance;
 mod source;
+mod txn;
 mod world;
 
 use std::collections::BTreeMap;
@@ -111,6 +113,8 @@ pub(crate) struct NodeParts {
     pub(crate) commit_interval: Duration,
     /// Each actor's failure policy and dead-letter topic, in actor order.
     pub(crate) policies: Vec<(Arc<crate::FailurePolicy>, Option<String>)>,
+    /// Each actor's delivery guarantee, in actor order.
+    pub(crate) deliveries: Vec<crate::Delivery>,
 }
 
 /// Configures a [`Simulation`].
@@ -305,6 +309,7 @@ impl Simulation {
         FaultCounts {
             lost_acks: world.acks.lost,
             delayed_acks: world.acks.delayed,
+            aborted_txns: world.acks.aborted_txns,
             ..self.driver.injected
         }
     }
@@ -381,6 +386,7 @@ impl Simulation {
             value: Arc::from(value),
             headers: Arc::default(),
             timestamp_ms: crate::clock::millis_of(self.now()),
+            aborted: false,
         };
         let (partition, offset) = lock(&self.driver.world).append(topic_index, None, stored);
         Ok(Appended { partition, offset })
@@ -449,6 +455,7 @@ impl Simulation {
                 value: value.into(),
                 headers: Arc::new(headers),
                 timestamp_ms: crate::clock::millis_of(now),
+                aborted: false,
             };
             lock(&driver.world).append(index, record.partition, stored)
         });
@@ -471,21 +478,23 @@ impl Simulation {
         self.runner.block_on(self.driver.run(Some(duration)));
     }
 
-    /// Every record of `topic`, decoded as `T`, in partition then offset order.
+    /// Every record of `topic` a `read_committed` consumer reads (none of
+    /// an aborted or still open transaction), decoded as `T`, in partition
+    /// then offset order.
     pub fn records<T: Record>(&self, topic: &str) -> Result<Vec<Inbound<T>>> {
         let index = self.driver.topic(topic)?;
         let decoder = Decoder::<T>::new(self.driver.registry.clone())?;
         let world = lock(&self.driver.world);
         let log = &world.logs[index];
         let mut out = Vec::new();
-        for (partition, records) in log.partitions.iter().enumerate() {
-            for (offset, stored) in records.iter().enumerate() {
+        for partition in 0..log.partitions.len() {
+            for (offset, stored) in world.readable(index, partition as i32) {
                 let value = decoder
                     .decode(&stored.value)
                     .map_err(|source| Error::Decode {
                         topic: topic.to_owned(),
                         partition: partition as i32,
-                        offset: offset as i64,
+                        offset,
                         source,
                     })?;
                 out.push(Inbound::shared(
@@ -493,7 +502,7 @@ impl Simulation {
                     crate::actor::Meta {
                         topic: log.name.clone(),
                         partition: partition as i32,
-                        offset: offset as i64,
+                        offset,
                         timestamp: Some(stored.timestamp_ms),
                         key: stored.key.clone(),
                         headers: stored.headers.clone(),
@@ -514,26 +523,28 @@ impl Simulation {
             .collect())
     }
 
-    /// Every partition of `topic`: each record's key and value bytes, in offset order.
+    /// Every partition of `topic`: the key and value bytes of each record
+    /// a `read_committed` consumer reads, in offset order.
     pub fn raw(&self, topic: &str) -> Result<Vec<Vec<RawRecord>>> {
         let index = self.driver.topic(topic)?;
         let world = lock(&self.driver.world);
-        Ok(world.logs[index]
-            .partitions
-            .iter()
+        Ok((0..world.logs[index].partitions.len() as i32)
             .map(|p| {
-                p.iter()
-                    .map(|r| (r.key.as_deref().map(<[u8]>::to_vec), r.value.to_vec()))
+                world
+                    .readable(index, p)
+                    .map(|(_, r)| (r.key.as_deref().map(<[u8]>::to_vec), r.value.to_vec()))
                     .collect()
             })
             .collect())
     }
 
-    /// Number of records on `topic`.
+    /// Number of records on `topic` a `read_committed` consumer reads.
     pub fn record_count(&self, topic: &str) -> Result<usize> {
         let index = self.driver.topic(topic)?;
         let world = lock(&self.driver.world);
-        Ok(world.logs[index].partitions.iter().map(Vec::len).sum())
+        Ok((0..world.logs[index].partitions.len() as i32)
+            .map(|p| world.readable(index, p).count())
+            .sum())
     }
 
     /// The names of the simulation's topics.
@@ -644,6 +655,24 @@ impl Simulation {
     pub fn lose_ack(&mut self, topic: &str, nth: u64) -> Result<()> {
         let index = self.driver.topic(topic)?;
         lock(&self.driver.world).acks.targeted.push((index, nth));
+        Ok(())
+    }
+
+    /// Makes the next transaction commit of exactly-once `actor` fail, as
+    /// a broker does when a transaction cannot complete: the transaction
+    /// is aborted, what it wrote is never read, and its records are
+    /// handled again after a restart. Fails for an actor that is not
+    /// exactly-once.
+    pub fn abort_transaction(&mut self, actor: &str) -> Result<()> {
+        let a = self.driver.actor(actor)?;
+        if !self.driver.actors[a].failures.transactional {
+            return Err(Error::Transaction {
+                reason: format!(
+                    "actor `{actor}` has no transactions to abort: its delivery is not exactly-once"
+                ),
+            });
+        }
+        lock(&self.driver.world).acks.abort_targeted.push(a);
         Ok(())
     }
 

@@ -65,6 +65,8 @@ pub(crate) struct SimSource {
     id: u64,
     /// The actor's index in the simulation.
     actor: usize,
+    /// The consumer group it commits in (see [`World::committed`]).
+    group: usize,
     local: Mutex<Local>,
 }
 
@@ -77,14 +79,17 @@ struct Local {
     handled: Vec<(usize, i32, i64)>,
     /// Topic names seen, with their index in the world.
     topics: Vec<(Arc<str>, usize)>,
+    /// The next offset it would fetch, per partition granted so far.
+    fetched: Vec<((usize, i32), i64)>,
 }
 
 impl SimSource {
-    pub(crate) fn new(world: Arc<Mutex<World>>, id: u64, actor: usize) -> Self {
+    pub(crate) fn new(world: Arc<Mutex<World>>, id: u64, actor: usize, group: usize) -> Self {
         Self {
             world,
             id,
             actor,
+            group,
             local: Mutex::new(Local::default()),
         }
     }
@@ -106,22 +111,29 @@ impl SimSource {
             let log = &world.logs[grant.topic];
             let records = &log.partitions[grant.partition as usize];
             let from = grant.from as usize;
-            local
-                .batch
-                .extend(
-                    records[from..from + grant.count]
-                        .iter()
-                        .enumerate()
-                        .map(|(i, stored)| SimMessage {
-                            topic: log.name.clone(),
-                            partition: grant.partition,
-                            offset: grant.from + i as i64,
-                            key: stored.key.clone(),
-                            value: stored.value.clone(),
-                            headers: stored.headers.clone(),
-                            timestamp: stored.timestamp_ms,
-                        }),
-                );
+            let tp = (grant.topic, grant.partition);
+            let next = grant.from + grant.count as i64;
+            match local.fetched.iter_mut().find(|(at, _)| *at == tp) {
+                Some((_, position)) => *position = next,
+                None => local.fetched.push((tp, next)),
+            }
+            local.batch.extend(
+                records[from..from + grant.count]
+                    .iter()
+                    .enumerate()
+                    // A `read_committed` reader skips what an aborted
+                    // transaction wrote.
+                    .filter(|(_, stored)| !stored.aborted)
+                    .map(|(i, stored)| SimMessage {
+                        topic: log.name.clone(),
+                        partition: grant.partition,
+                        offset: grant.from + i as i64,
+                        key: stored.key.clone(),
+                        value: stored.value.clone(),
+                        headers: stored.headers.clone(),
+                        timestamp: stored.timestamp_ms,
+                    }),
+            );
             if let Some(message) = local.batch.pop_front() {
                 return Poll::Ready(Ok(message));
             }
@@ -204,23 +216,45 @@ impl Source for SimSource {
 
     fn commit_stored(&self) -> KafkaResult<()> {
         let mut world = lock(&self.world);
-        world.commit(self.actor, self.id);
+        world.commit(self.group, self.id);
         Ok(())
     }
 
     fn rewind(&self, _: Duration) -> KafkaResult<()> {
-        // Only exactly-once feeds rewind; the simulator runs every actor
-        // at-least-once.
+        // What was fetched and not handled is dropped; the driver moves
+        // the positions back to the committed offsets before its next
+        // grant.
+        let mut local = self.local();
+        local.batch.clear();
+        local.fetched.clear();
+        let mut world = lock(&self.world);
+        let Some(slot) = world.slots.get_mut(&self.id) else {
+            return Err(KafkaError::Seek("the instance is gone".into()));
+        };
+        slot.rewind = true;
+        world.changed();
         Ok(())
     }
 
-    fn pause(&self, _: &str, _: i32) -> KafkaResult<()> {
-        // Only dead-letter replays pause; the simulator has none.
+    fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        let mut world = lock(&self.world);
+        let Some(topic) = world.index.get(topic).copied() else {
+            return Ok(());
+        };
+        if let Some(slot) = world.slots.get_mut(&self.id) {
+            slot.paused.push((topic, partition));
+        }
         Ok(())
     }
 
     fn positions(&self) -> KafkaResult<Vec<Position>> {
-        Ok(Vec::new())
+        let local = self.local();
+        let world = lock(&self.world);
+        Ok(local
+            .fetched
+            .iter()
+            .map(|&((t, p), offset)| Position::new(world.logs[t].name.clone(), p, offset))
+            .collect())
     }
 
     fn unassign(&self) -> KafkaResult<()> {
@@ -228,7 +262,10 @@ impl Source for SimSource {
     }
 
     fn rebalances(&self) -> u64 {
-        0
+        lock(&self.world)
+            .slots
+            .get(&self.id)
+            .map_or(0, |slot| slot.rebalances)
     }
 
     fn take_revoking(&self) -> bool {

@@ -7,7 +7,7 @@
 //! simulation's one thread, so the lock is never contended; it exists
 //! because publishers must be `Send`.
 
-// About 400 lines for one job: the simulated broker's state and what it
+// Just under 400 lines for one job: the simulated broker's state and what it
 // does on a publish (partition, fate, acknowledgement).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use rand::Rng as _;
+
+pub(crate) use super::acks::Acks;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
@@ -30,6 +32,9 @@ pub(crate) struct Stored {
     pub(crate) value: Arc<[u8]>,
     pub(crate) headers: Arc<Headers>,
     pub(crate) timestamp_ms: i64,
+    /// Written in a transaction that was aborted: it takes its offset, and
+    /// no `read_committed` reader (every scribe consumer) ever sees it.
+    pub(crate) aborted: bool,
 }
 
 /// A topic: its partitions' logs.
@@ -68,6 +73,16 @@ pub(crate) struct Slot {
     pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
     /// Wakes the instance's feed.
     pub(crate) feed: Option<Waker>,
+    /// How many times its assignment changed: what its consumer reports as
+    /// rebalances.
+    pub(crate) rebalances: u64,
+    /// Partitions its consumer paused: granted nothing more.
+    pub(crate) paused: Vec<(usize, i32)>,
+    /// Its feed asked to go back to the committed offsets (an exactly-once
+    /// feed after a rebalance); the driver moves its positions.
+    pub(crate) rewind: bool,
+    /// Exactly-once: its producer's open transaction.
+    pub(crate) txn: Option<super::txn::Txn>,
 }
 
 /// A record published and not yet acknowledged by the simulated broker.
@@ -86,72 +101,8 @@ pub(crate) struct InFlight {
     /// When the acknowledgement comes (virtual time); `None`: as soon as
     /// the driver looks.
     pub(crate) due: Option<tokio::time::Instant>,
-}
-
-/// What the simulated broker does to acknowledgements: each record's fate
-/// is drawn from its own seeded stream when it is sent.
-#[derive(Debug)]
-pub(crate) struct Acks {
-    pub(crate) rng: ChaCha8Rng,
-    /// Chance that a record is lost.
-    pub(crate) lose: f64,
-    /// Chance that an acknowledgement comes late, and by up to how long.
-    pub(crate) delay: f64,
-    pub(crate) max_delay: std::time::Duration,
-    /// Records to lose on purpose: by topic, the how-manieth record sent
-    /// to it (counted in `sent`).
-    pub(crate) targeted: Vec<(usize, u64)>,
-    /// Records sent so far, by topic index.
-    pub(crate) sent: Vec<u64>,
-    /// Records lost and delayed so far.
-    pub(crate) lost: u64,
-    pub(crate) delayed: u64,
-}
-
-impl Acks {
-    pub(crate) fn new(rng: ChaCha8Rng) -> Self {
-        Self {
-            rng,
-            lose: 0.0,
-            delay: 0.0,
-            max_delay: std::time::Duration::ZERO,
-            targeted: Vec::new(),
-            sent: Vec::new(),
-            lost: 0,
-            delayed: 0,
-        }
-    }
-
-    /// Whether a record sent to `topic` now is lost, and when its
-    /// acknowledgement is due.
-    fn fate(&mut self, topic: usize) -> (bool, Option<tokio::time::Instant>) {
-        if self.sent.len() <= topic {
-            self.sent.resize(topic + 1, 0);
-        }
-        let this = self.sent[topic];
-        self.sent[topic] += 1;
-        if let Some(i) = self.targeted.iter().position(|&t| t == (topic, this)) {
-            self.targeted.swap_remove(i);
-            self.lost += 1;
-            return (true, None);
-        }
-        // Each chance is drawn only when set, so runs without these faults
-        // draw nothing.
-        if self.lose > 0.0 && self.rng.random_bool(self.lose.min(1.0)) {
-            self.lost += 1;
-            return (true, None);
-        }
-        if self.delay > 0.0 && self.rng.random_bool(self.delay.min(1.0)) {
-            let longest = u64::try_from(self.max_delay.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1);
-            self.delayed += 1;
-            let ms = self.rng.random_range(1..=longest);
-            let due = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
-            return (false, Some(due));
-        }
-        (false, None)
-    }
+    /// Sent in the instance's open transaction.
+    pub(crate) txn: bool,
 }
 
 /// How often each record was handled, per actor, topic and partition,
@@ -164,8 +115,14 @@ pub(crate) struct World {
     pub(crate) logs: Vec<Log>,
     pub(crate) index: BTreeMap<String, usize>,
     pub(crate) slots: BTreeMap<u64, Slot>,
-    /// Each actor's group's committed offsets: the next offset to read.
+    /// Each consumer group's committed offsets: the next offset to read.
+    /// An actor's group is its index; see [`replay_group`].
     pub(crate) committed: HashMap<usize, BTreeMap<(usize, i32), i64>>,
+    /// Per partition, the open transactions with records there: the
+    /// instance and the offset of its first record on the partition. A
+    /// `read_committed` reader stops at the lowest (the last stable
+    /// offset).
+    pub(crate) open: BTreeMap<(usize, i32), Vec<(u64, i64)>>,
     /// Published records waiting for their acknowledgement, oldest first.
     pub(crate) in_flight: VecDeque<InFlight>,
     pub(crate) acks: Acks,
@@ -194,6 +151,7 @@ impl World {
             index: BTreeMap::new(),
             slots: BTreeMap::new(),
             committed: HashMap::new(),
+            open: BTreeMap::new(),
             in_flight: VecDeque::new(),
             acks: Acks::new(ChaCha8Rng::seed_from_u64(seed ^ 0xac45)),
             broken: Vec::new(),
@@ -275,9 +233,26 @@ impl World {
         } else {
             let log = &mut self.logs[record.topic].partitions[record.partition as usize];
             log.push(record.record);
+            let offset = log.len() as i64 - 1;
+            if record.txn {
+                self.written_in_txn(record.instance, record.topic, record.partition, offset);
+            }
             ActorStats::add(&record.stats.published, 1);
             record.slot.done();
         }
+    }
+
+    /// Answers every record `instance` has in flight, at once, each with
+    /// its fate.
+    pub(crate) fn flush(&mut self, instance: u64) {
+        let (mine, others) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|r| r.instance == instance);
+        self.in_flight = others;
+        for record in Vec::from(mine) {
+            self.acknowledge(record);
+        }
+        self.changed();
     }
 
     /// Wakes the feeds of instances told of a record not delivered: an
@@ -354,6 +329,10 @@ pub(crate) struct Outlet {
     /// Its output topic's index.
     pub(crate) topic: usize,
     pub(crate) stats: Arc<ActorStats>,
+    /// Its actor's index, and the consumer group its transactions commit
+    /// offsets in.
+    pub(crate) actor: usize,
+    pub(crate) group: usize,
 }
 
 impl Outlet {
@@ -388,7 +367,12 @@ impl Outlet {
             value: Arc::from(value),
             headers: Arc::new(headers),
             timestamp_ms,
+            aborted: false,
         };
+        let txn = world
+            .slots
+            .get(&self.instance)
+            .is_some_and(|s| s.txn.is_some());
         world.in_flight.push_back(InFlight {
             instance: self.instance,
             topic: index,
@@ -398,6 +382,7 @@ impl Outlet {
             stats: self.stats.clone(),
             lost,
             due,
+            txn,
         });
         world.changed();
         Ok(())
@@ -406,14 +391,6 @@ impl Outlet {
     /// Waits until everything this instance sent is acknowledged: the
     /// simulated broker answers at once, each record with its fate.
     pub(crate) fn flush(&self) {
-        let mut world = lock(&self.world);
-        let (mine, others) = std::mem::take(&mut world.in_flight)
-            .into_iter()
-            .partition(|r| r.instance == self.instance);
-        world.in_flight = others;
-        for record in Vec::from(mine) {
-            world.acknowledge(record);
-        }
-        world.changed();
+        lock(&self.world).flush(self.instance);
     }
 }
