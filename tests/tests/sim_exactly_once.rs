@@ -199,3 +199,79 @@ fn exactly_once_holds_under_random_faults_and_rebalances() {
         assert!(totals.4 > 0, "aborted records were handled again");
     }
 }
+
+#[test]
+fn dead_letters_of_an_exactly_once_actor_are_replayed_once_past_aborted_ones() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    for seed in seeds(4) {
+        // While the dependency is down, seqs 1, 6, 11 and 16 fail and are
+        // dead-lettered, inside the relay's transactions.
+        let outage = Arc::new(AtomicI64::new(5));
+        let node = Node::builder("sim-eos-replay")
+            .actor::<Relay>(
+                "relay",
+                "mid",
+                RelayArgs {
+                    outage: outage.clone(),
+                    ..RelayArgs::reading("in")
+                },
+            )
+            .delivery("relay", Delivery::ExactlyOnce)
+            .failure_policy(
+                "relay",
+                scribe::FailurePolicy {
+                    retries: 1,
+                    backoff: Duration::from_millis(10),
+                    ..scribe::FailurePolicy::default()
+                },
+            )
+            .build()
+            .expect("valid topology");
+        let mut sim = Simulation::builder(node)
+            .seed(seed)
+            .build()
+            .expect("starts");
+        // The first transaction, dead letters included, is aborted: they
+        // are written again by the next one.
+        sim.abort_transaction("relay").expect("exactly-once");
+        inject(&mut sim, 1, 0..20);
+        sim.run_until_idle();
+        let letters = sim.record_count("mid.dlq").expect("known topic");
+        assert_eq!(
+            letters, 4,
+            "seed {seed}: each failing record dead-lettered once"
+        );
+        let first_letter = sim.records::<Number>("mid.dlq").expect("readable")[0].offset();
+        assert!(
+            first_letter > 0,
+            "seed {seed}: the aborted transaction's dead letters take offsets, unread"
+        );
+
+        outage.store(0, Ordering::SeqCst);
+        let replayed = sim.replay_dead_letters("relay").expect("replays");
+        sim.run_until_idle();
+        let mid = seqs(&sim, "mid", "k0");
+        println!(
+            "seed {seed}: sent=20 dead letters={letters} (first at offset {first_letter}) \
+             replay: waiting={} handled={} dead_lettered={} restarts={}; mid={}",
+            replayed.waiting,
+            replayed.handled,
+            replayed.dead_lettered,
+            replayed.restarts,
+            mid.len()
+        );
+        assert_eq!(replayed.waiting, 4);
+        assert_eq!(replayed.handled, 4);
+        assert_eq!(replayed.dead_lettered, 0);
+        let mut expected: Vec<i64> = (0..20).filter(|s| s % 5 != 1).collect();
+        expected.extend([1, 6, 11, 16]);
+        assert_eq!(
+            mid, expected,
+            "each record's output once: live, then replayed"
+        );
+        // A second replay starts after the first: nothing is left.
+        let again = sim.replay_dead_letters("relay").expect("replays");
+        assert_eq!((again.waiting, again.handled), (0, 0));
+    }
+}

@@ -38,9 +38,9 @@ pub(super) fn expose(exposures: &mut Exposures, tp: (usize, i32), from: i64, to:
     }
 }
 
-/// Records an instance could be handed now: actor, instance, partition,
+/// Records an instance could be handed now: actor, instance id, partition,
 /// its position and the partition's end.
-type Candidate = (usize, usize, (usize, i32), i64, i64);
+type Candidate = (usize, u64, (usize, i32), i64, i64);
 
 /// One actor of the simulated node.
 pub(super) struct SimActor {
@@ -63,6 +63,25 @@ pub(super) struct SimActor {
     pub(super) failures: Failures,
     /// Its restart policy and what it keeps across restarts.
     pub(super) restarter: Restarter,
+    /// A replay of its dead letters under way, if any.
+    pub(super) replay: Option<super::replay::Replaying>,
+}
+
+impl SimActor {
+    /// Its instances: the members of its group, and its replay's.
+    fn members(&self) -> impl Iterator<Item = &SimInstance> {
+        self.instances
+            .iter()
+            .chain(self.replay.iter().filter_map(|r| r.instance.as_ref()))
+    }
+
+    /// Its instance `id`, if it runs.
+    fn member_mut(&mut self, id: u64) -> Option<&mut SimInstance> {
+        self.instances
+            .iter_mut()
+            .chain(self.replay.iter_mut().filter_map(|r| r.instance.as_mut()))
+            .find(|i| i.id == id)
+    }
 }
 
 /// One running instance of an actor: a member of its consumer group.
@@ -143,6 +162,7 @@ impl Driver {
                     started_at: now,
                     rotation: 0,
                     exposures: BTreeMap::new(),
+                    replay: None,
                 },
             )
             .collect();
@@ -246,6 +266,8 @@ impl Driver {
                 actor,
                 group: actor,
                 commit_interval: self.commit_interval,
+                input: crate::feed::Reading::Subscribed,
+                stats: &self.actors[actor].stats,
             };
             let failures = self.actors[actor].failures.clone();
             let spawned = self.actors[actor].factory.spawn_sim(&env, &failures)?;
@@ -349,6 +371,11 @@ impl Driver {
             }
             lock(&self.world).commit(actor, instance.id);
         }
+        if let Some(replay) = &self.actors[actor].replay
+            && let Some(instance) = &replay.instance
+        {
+            lock(&self.world).commit(replay.group, instance.id);
+        }
     }
 
     /// Ends instance `index` of `actor`. A crash loses what it had not
@@ -393,25 +420,11 @@ impl Driver {
     /// (`graceful`, its feed commits what it completed) or at once, as a
     /// killed process.
     async fn stop_instance(&mut self, actor: usize, index: usize, graceful: bool) {
-        let instance = &mut self.actors[actor].instances[index];
-        let id = instance.id;
-        match instance.spawned.stop.take() {
-            Some(stop) if graceful => {
-                let _ = stop.send(());
-            }
-            // Dropped: the feed ends without a drain.
-            stop => drop(stop),
-        }
-        poll_fn(|cx| {
-            let mut world = lock(&self.world);
-            match world.slots.get(&id) {
-                Some(slot) if !slot.exited => {
-                    world.driver = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-                _ => Poll::Ready(()),
-            }
-        })
+        stop(
+            &self.world,
+            &mut self.actors[actor].instances[index],
+            graceful,
+        )
         .await;
     }
 
@@ -431,7 +444,7 @@ impl Driver {
         let mut candidates = Vec::new();
         let world = lock(&self.world);
         for (a, actor) in self.actors.iter().enumerate() {
-            for (i, instance) in actor.instances.iter().enumerate() {
+            for instance in actor.members() {
                 // An instance told of a record not delivered takes no
                 // more records; it stops once it finds which one it was.
                 let idle = world.slots.get(&instance.id).is_some_and(|s| {
@@ -450,7 +463,7 @@ impl Driver {
                     }
                     let end = world.stable_end(tp.0, tp.1);
                     if position < end {
-                        candidates.push((a, i, *tp, position, end));
+                        candidates.push((a, instance.id, *tp, position, end));
                     }
                 }
             }
@@ -472,10 +485,9 @@ impl Driver {
                 return true;
             }
         }
-        let (a, i, tp, from, end) = candidates[self.rng.random_range(0..candidates.len())];
+        let (a, id, tp, from, end) = candidates[self.rng.random_range(0..candidates.len())];
         let available = usize::try_from(end - from).unwrap_or(usize::MAX);
         let count = self.rng.random_range(1..=available.min(self.max_batch));
-        let id = self.actors[a].instances[i].id;
         {
             let mut world = lock(&self.world);
             let slot = world.slots.get_mut(&id).expect("idle instance has a slot");
@@ -490,9 +502,9 @@ impl Driver {
                 waker.wake();
             }
         }
-        self.actors[a].instances[i]
-            .position
-            .insert(tp, from + count as i64);
+        if let Some(instance) = self.actors[a].member_mut(id) {
+            instance.position.insert(tp, from + count as i64);
+        }
         poll_fn(|cx| {
             let mut world = lock(&self.world);
             match world.slots.get(&id) {
@@ -557,7 +569,8 @@ impl Driver {
         {
             let world = lock(&self.world);
             for (a, actor) in self.actors.iter_mut().enumerate() {
-                for instance in &mut actor.instances {
+                let replay = actor.replay.as_mut().and_then(|r| r.instance.as_mut());
+                for instance in actor.instances.iter_mut().chain(replay) {
                     let exited = world.slots.get(&instance.id).is_none_or(|s| s.exited);
                     if !exited {
                         continue;
@@ -571,6 +584,10 @@ impl Driver {
             }
         }
         for (actor, id, exit) in ended {
+            if self.actors[actor].is_replaying(id) {
+                self.replay_ended(actor, exit).await;
+                continue;
+            }
             let exit = match exit {
                 // Nobody asked it to stop.
                 Exit::Stopped => {
@@ -726,6 +743,9 @@ impl Driver {
                 }
             }
         }
+        for actor in 0..self.actors.len() {
+            self.restart_replay(actor, now);
+        }
         if now >= self.next_commit {
             for actor in 0..self.actors.len() {
                 self.commit(actor);
@@ -770,7 +790,19 @@ impl Driver {
             .values()
             .any(|s| s.txn.is_some() && !s.exited)
             .then(|| Instant::now() + self.commit_interval);
-        restarts.chain(delays).chain(acks).chain(open).min()
+        // A replay under way is not idle: it may be waiting to find that
+        // it is past its ends (the last offsets hold no record).
+        let replaying = self
+            .actors
+            .iter()
+            .any(|a| a.replay.as_ref().is_some_and(|r| r.outcome.is_none()))
+            .then(|| Instant::now() + self.commit_interval);
+        restarts
+            .chain(delays)
+            .chain(acks)
+            .chain(open)
+            .chain(replaying)
+            .min()
     }
 
     /// Lets every task that is ready run; returns whether anything changed.
@@ -828,4 +860,28 @@ impl Driver {
             }
         }
     }
+}
+
+/// Ends `instance` and waits until it has: drained (`graceful`, its feed
+/// commits what it completed) or at once, as a killed process.
+pub(super) async fn stop(world: &Mutex<World>, instance: &mut SimInstance, graceful: bool) {
+    let id = instance.id;
+    match instance.spawned.stop.take() {
+        Some(stop) if graceful => {
+            let _ = stop.send(());
+        }
+        // Dropped: the feed ends without a drain.
+        stop => drop(stop),
+    }
+    poll_fn(|cx| {
+        let mut world = lock(world);
+        match world.slots.get(&id) {
+            Some(slot) if !slot.exited => {
+                world.driver = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    })
+    .await;
 }

@@ -27,6 +27,10 @@ pub(crate) struct SimEnv<'a> {
     pub(crate) actor: usize,
     /// The consumer group it commits in: its actor's, or a replay's.
     pub(crate) group: usize,
+    /// What it reads: its subscriptions, or a replay's dead letters.
+    pub(crate) input: Reading,
+    /// Where its counts go: its actor's, or a replay's own.
+    pub(crate) stats: &'a Arc<crate::stats::ActorStats>,
     /// The node's commit interval: its feed stores offsets four times per
     /// interval, as on a node.
     pub(crate) commit_interval: Duration,
@@ -56,7 +60,7 @@ pub(crate) fn spawn<A: TopicActor>(
         world: env.world.clone(),
         instance: env.id,
         topic,
-        stats: factory.stats.clone(),
+        stats: env.stats.clone(),
         actor: env.actor,
         group: env.group,
     };
@@ -68,8 +72,12 @@ pub(crate) fn spawn<A: TopicActor>(
     )
     .reporting_to(slot.undelivered.clone());
     if failures.transactional {
-        // The simulated broker never times a transaction out.
-        let id = crate::kafka::transactional_id(env.node, &factory.name);
+        // The simulated broker never times a transaction out. A replay
+        // has an identity of its own, as on a node.
+        let mut id = crate::kafka::transactional_id(env.node, &factory.name);
+        if matches!(env.input, Reading::DeadLetters { .. }) {
+            id.push_str(".dlq-replay");
+        }
         core = core.transactional(id, Duration::from_secs(60));
     }
     let core = Arc::new(core);
@@ -96,13 +104,13 @@ pub(crate) fn spawn<A: TopicActor>(
             consumer: Some(source),
             routes,
             core,
-            stats: factory.stats.clone(),
+            stats: env.stats.clone(),
             store_interval: crate::feed::store_interval(
                 env.commit_interval,
                 failures.transactional,
             ),
             failures: failures.clone(),
-            input: Reading::Subscribed,
+            input: env.input.clone(),
         },
         stop_rx,
         exit_tx,

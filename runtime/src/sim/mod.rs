@@ -12,7 +12,10 @@
 //!   commit interval of virtual time as a real node does, and records
 //!   handled one partition at a time, in order;
 //! - at-least-once redelivery: after a crash, a failed handler or a
-//!   rebalance, an instance starts from its group's committed offset.
+//!   rebalance, an instance starts from its group's committed offset;
+//! - publishes acknowledged, late or lost; transactions for exactly-once
+//!   actors, whose records no reader sees before they commit, nor ever if
+//!   they abort; dead-letter replay ([`Simulation::replay_dead_letters`]).
 //!
 //! **Deterministic.** Every choice (which partition is read next, how many
 //! records a fetch returns, where an unkeyed record goes, every `ce_id`) is
@@ -28,10 +31,12 @@
 //!
 //! **Faults.** [`Simulation::crash`] and [`Simulation::restart`],
 //! [`Simulation::redeliver`] (a duplicate delivery),
-//! [`Simulation::delay_partition`], [`Simulation::scale`] and
+//! [`Simulation::delay_partition`], [`Simulation::lose_ack`],
+//! [`Simulation::abort_transaction`], [`Simulation::scale`] and
 //! [`Simulation::rebalance`] (partitions moving between instances of one
-//! group). Handler errors and panics restart the instance after the same
-//! backoff as a real node, in virtual time.
+//! group); or at random from the seed ([`Faults`]). Handler errors and
+//! panics restart the instance after the same backoff as a real node, in
+//! virtual time.
 //!
 //! **Invariants.** [`Simulation::check_invariants`] counts, per actor, the
 //! input records never handled, duplicates beyond what the faults exposed,
@@ -40,14 +45,14 @@
 //! See `docs/testing.md` for a complete test of the example system.
 
 // Over 400 lines for a reason: most of it is the public `Simulation` API
-// and its documentation, in one place for users; the runtime under it
-// changes with issue 11.
+// and its documentation, in one place for users.
 
 mod acks;
 mod check;
 mod driver;
 mod faults;
 mod instance;
+mod replay;
 mod source;
 mod txn;
 mod world;
@@ -711,6 +716,25 @@ impl Simulation {
         self.driver.actors[a].rotation += 1;
         self.driver.rebalance(a);
         Ok(())
+    }
+
+    /// Sends `actor`'s dead letters back to it for another try, as
+    /// [`Node::replay_dead_letters`](crate::Node::replay_dead_letters) does
+    /// on a cluster, and runs until the replay is over; returns what became
+    /// of them.
+    ///
+    /// The replay runs the production feed's replay beside the actor's
+    /// live instances (as a replay started on a second machine would): one
+    /// more instance of the actor, writing its output topic, reading its
+    /// dead-letter topic up to each partition's end when the replay began,
+    /// committing its progress in a group of its own; what fails again is
+    /// dead-lettered anew after the end, so a replay always ends. Its
+    /// counts are in the [`Replayed`](crate::Replayed) it returns, not in
+    /// [`Simulation::stats`].
+    pub fn replay_dead_letters(&mut self, actor: &str) -> Result<crate::Replayed> {
+        let a = self.driver.actor(actor)?;
+        let _entered = self.clock.enter();
+        self.runner.block_on(self.driver.replay(a))
     }
 
     /// Checks, for every actor, that each record of its inputs was handled,
