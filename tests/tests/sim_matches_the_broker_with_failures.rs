@@ -39,12 +39,28 @@ struct Names {
     actor: String,
 }
 
-fn node(builder: NodeBuilder, names: &Names, outage: &Arc<AtomicI64>) -> Node {
+/// What the relay's instances share wherever they run: whether the panic
+/// happened, and whether the dependency is down.
+#[derive(Default, Clone)]
+struct Shared {
+    panicked: Arc<AtomicBool>,
+    outage: Arc<AtomicI64>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        let shared = Self::default();
+        shared.outage.store(OUTAGE, Ordering::SeqCst);
+        shared
+    }
+}
+
+fn node(builder: NodeBuilder, names: &Names, shared: &Shared) -> Node {
     let args = RelayArgs {
         fail_at: Some((FAILS, u32::MAX)),
         panic_once_at: Some(PANICS),
-        panicked: Arc::new(AtomicBool::new(false)),
-        outage: outage.clone(),
+        panicked: shared.panicked.clone(),
+        outage: shared.outage.clone(),
         ..RelayArgs::reading(&names.input)
     };
     builder
@@ -110,8 +126,8 @@ struct Outcome {
 }
 
 fn simulate(names: &Names, dead_letter_topic: &str) -> (Outcome, (u64, u64)) {
-    let outage = Arc::new(AtomicI64::new(OUTAGE));
-    let mut sim = Simulation::builder(node(Node::builder("parity-failures"), names, &outage))
+    let shared = Shared::new();
+    let mut sim = Simulation::builder(node(Node::builder("parity-failures"), names, &shared))
         .seed(scribe::sim::seeds(1)[0])
         .build()
         .expect("starts");
@@ -131,7 +147,7 @@ fn simulate(names: &Names, dead_letter_topic: &str) -> (Outcome, (u64, u64)) {
     sim.assert_invariants();
     let stats = sim.stats(&names.actor).expect("known actor");
     // The dependency is back: the dead letters go round again.
-    outage.store(0, Ordering::SeqCst);
+    shared.outage.store(0, Ordering::SeqCst);
     let replayed = sim.replay_dead_letters(&names.actor).expect("replays");
     sim.run_until_idle();
     let out = sim.records::<Number>(&names.output).expect("known topic");
@@ -232,8 +248,8 @@ async fn failures_dead_letters_a_rebalance_and_a_replay_leave_the_same_records_o
     kafka
         .create_topic(&names.input, TopicSpec::default().partitions)
         .await;
-    let outage = Arc::new(AtomicI64::new(OUTAGE));
-    let first = node(kafka.node("parity-failures"), &names, &outage)
+    let shared = Shared::new();
+    let first = node(kafka.node("parity-failures"), &names, &shared)
         .start()
         .await
         .expect("node starts");
@@ -244,7 +260,7 @@ async fn failures_dead_letters_a_rebalance_and_a_replay_leave_the_same_records_o
     })
     .await;
     // A second node joins with the same actor: the group rebalances.
-    let second = node(kafka.node("parity-failures-b"), &names, &outage)
+    let second = node(kafka.node("parity-failures-b"), &names, &shared)
         .start()
         .await
         .expect("second node starts");
@@ -259,8 +275,8 @@ async fn failures_dead_letters_a_rebalance_and_a_replay_leave_the_same_records_o
         first.stats(&names.actor).expect("the relay's stats"),
         second.stats(&names.actor).expect("the relay's stats"),
     ];
-    outage.store(0, Ordering::SeqCst);
-    let replayed = node(kafka.node("parity-failures-replay"), &names, &outage)
+    shared.outage.store(0, Ordering::SeqCst);
+    let replayed = node(kafka.node("parity-failures-replay"), &names, &shared)
         .replay_dead_letters(&names.actor)
         .await
         .expect("replays");
