@@ -20,7 +20,7 @@ use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
 use crate::kafka::{ClientSettings, ensure_topics};
 use crate::policy::{Delivery, FailurePolicy};
-use crate::supervisor::{ActorFactory, Env, NodeControl, Reads, Supervision, supervise};
+use crate::supervisor::{ActorFactory, Env, Launch, NodeControl, Reads, Supervision, supervise};
 use crate::topic::TopicSpec;
 use crate::topology::ActorInfo;
 
@@ -280,7 +280,7 @@ impl Node {
                 .insert(factory.name().to_owned(), stats.clone());
             let supervision = Supervision {
                 factory,
-                env: env.clone(),
+                launch: Launch::Node(env.clone()),
                 stats,
                 policy,
                 dead_letter,

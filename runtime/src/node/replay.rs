@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::policy::OverBudget;
-use crate::supervisor::{Env, NodeControl, Reads, Replay, Supervision, supervise};
+use crate::supervisor::{Env, Launch, NodeControl, Reads, Replay, Supervision, supervise};
 
 use super::Node;
 
@@ -96,7 +96,7 @@ impl Node {
             });
             let supervision = Supervision {
                 factory,
-                env: Arc::new(Env { settings, registry }),
+                launch: Launch::Node(Arc::new(Env { settings, registry })),
                 stats: stats.clone(),
                 dead_letter: Some(replay.topic.clone()),
                 policy: Arc::new(policy),

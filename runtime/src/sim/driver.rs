@@ -2,9 +2,9 @@
 //! decision of a run, taken on one thread from the seed.
 
 // Over 400 lines for a reason: this is the simulated broker's group
-// coordinator and scheduler in one (grants, assignments, commits,
-// acknowledgements, faults) plus the restart loop; the instances it drives
-// run the production feed and publisher.
+// coordinator and scheduler in one (grants, assignments, rewinds, commits,
+// acknowledgements, faults). The supervisors and instances it drives are
+// the node's own (`members.rs`).
 
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -18,15 +18,14 @@ use tokio::time::Instant;
 
 use crate::codec::SchemaRegistry;
 use crate::error::{Error, Result};
-use crate::failure::Failure;
-use crate::failures::Failures;
-use crate::feed::Exit;
+use crate::policy::{Delivery, FailurePolicy};
 use crate::stats::ActorStats;
-use crate::supervisor::{ActorFactory, Restarter, Then};
+use crate::supervisor::ActorFactory;
 
 use super::faults::{FaultCounts, Faults};
+use super::members::Member;
 use super::world::{Grant, World, lock};
-use super::{NodeParts, SEED_VAR, SimEnv, Spawned};
+use super::{NodeParts, SEED_VAR};
 
 /// Offset ranges of each partition that faults exposed to redelivery.
 pub(super) type Exposures = BTreeMap<(usize, i32), Vec<(i64, i64)>>;
@@ -47,51 +46,51 @@ pub(super) struct SimActor {
     pub(super) factory: Arc<dyn ActorFactory>,
     pub(super) stats: Arc<ActorStats>,
     pub(super) name: String,
-    /// How many instances its group should have.
+    /// How many members (supervisors, each a node in a deployment) its
+    /// group should have.
     pub(super) wanted: usize,
     /// Crashed by the test; stays down until restarted.
     pub(super) down: bool,
+    /// Its supervisors: each runs the node's `supervise` loop, which
+    /// starts, restarts and stops its instance.
+    pub(super) members: Vec<Member>,
+    /// Its running instances: its group's members', and a replay's.
     pub(super) instances: Vec<SimInstance>,
+    /// When crashed members come back (their node restarted).
     pub(super) restart_at: Option<Instant>,
-    pub(super) started_at: Instant,
     /// Shifts the partition assignment (see [`Simulation::rebalance`]).
     pub(super) rotation: usize,
     /// Offset ranges redelivered by faults, per partition: how many
     /// duplicates each record may have.
     pub(super) exposures: Exposures,
-    /// Its failure policy, dead-letter topic and panics per record.
-    pub(super) failures: Failures,
-    /// Its restart policy and what it keeps across restarts.
-    pub(super) restarter: Restarter,
-    /// A replay of its dead letters under way, if any.
-    pub(super) replay: Option<super::replay::Replaying>,
+    /// Its failure policy, dead-letter topic and delivery guarantee.
+    pub(super) policy: Arc<FailurePolicy>,
+    pub(super) dead_letter: Option<String>,
+    pub(super) delivery: Delivery,
 }
 
 impl SimActor {
-    /// Its instances: the members of its group, and its replay's.
-    fn members(&self) -> impl Iterator<Item = &SimInstance> {
-        self.instances
-            .iter()
-            .chain(self.replay.iter().filter_map(|r| r.instance.as_ref()))
+    /// Whether it runs exactly-once.
+    pub(super) fn transactional(&self) -> bool {
+        self.delivery == Delivery::ExactlyOnce
     }
 
     /// Its instance `id`, if it runs.
-    fn member_mut(&mut self, id: u64) -> Option<&mut SimInstance> {
-        self.instances
-            .iter_mut()
-            .chain(self.replay.iter_mut().filter_map(|r| r.instance.as_mut()))
-            .find(|i| i.id == id)
+    fn instance_mut(&mut self, id: u64) -> Option<&mut SimInstance> {
+        self.instances.iter_mut().find(|i| i.id == id)
     }
 }
 
-/// One running instance of an actor: a member of its consumer group.
+/// One running instance of an actor.
 pub(super) struct SimInstance {
     pub(super) id: u64,
+    /// The supervisor that started it ([`Member::tag`]).
+    pub(super) member: u64,
+    /// A replay's instance, outside the actor's group.
+    pub(super) replay: bool,
     /// The next offset to hand it, per partition it is assigned (its
     /// consumer's copy of the assignment is in the world's slot).
     pub(super) position: BTreeMap<(usize, i32), i64>,
-    /// Its stop switch and how it ended.
-    pub(super) spawned: Spawned,
 }
 
 /// The simulation's scheduler: decides every step, on one thread.
@@ -110,7 +109,10 @@ pub(super) struct Driver {
     pub(super) commit_interval: Duration,
     pub(super) next_commit: Instant,
     pub(super) delays: BTreeMap<(usize, i32), Instant>,
-    pub(super) next_id: u64,
+    /// The tag of the next member.
+    pub(super) next_member: u64,
+    /// A replay under way: its actor and supervisor.
+    pub(super) replaying: Option<(usize, Member)>,
     pub(super) start: Instant,
     pub(super) base: SystemTime,
 }
@@ -140,29 +142,19 @@ impl Driver {
             .zip(parts.deliveries)
             .map(
                 |(((factory, stats), (policy, dead_letter)), delivery)| SimActor {
-                    restarter: Restarter::new(
-                        factory.name().to_owned(),
-                        policy.clone(),
-                        stats.clone(),
-                    ),
-                    failures: Failures {
-                        policy,
-                        attempts: Arc::default(),
-                        dead_letter: dead_letter.map(Into::into),
-                        transactional: delivery == crate::Delivery::ExactlyOnce,
-                        refused: Arc::default(),
-                    },
                     name: factory.name().to_owned(),
                     factory,
                     stats,
                     wanted: 1,
                     down: false,
+                    members: Vec::new(),
                     instances: Vec::new(),
                     restart_at: None,
-                    started_at: now,
                     rotation: 0,
                     exposures: BTreeMap::new(),
-                    replay: None,
+                    policy,
+                    dead_letter,
+                    delivery,
                 },
             )
             .collect();
@@ -180,7 +172,8 @@ impl Driver {
             commit_interval: parts.commit_interval,
             next_commit: now + parts.commit_interval,
             delays: BTreeMap::new(),
-            next_id: 0,
+            next_member: 0,
+            replaying: None,
             start: now,
             base,
         }
@@ -253,37 +246,6 @@ impl Driver {
             .collect()
     }
 
-    /// Starts instances of `actor` until it has as many as it wants.
-    pub(super) async fn start_instances(&mut self, actor: usize) -> Result<()> {
-        while self.actors[actor].instances.len() < self.actors[actor].wanted {
-            let id = self.next_id;
-            self.next_id += 1;
-            let env = SimEnv {
-                world: &self.world,
-                node: &self.node,
-                registry: &self.registry,
-                id,
-                actor,
-                group: actor,
-                commit_interval: self.commit_interval,
-                input: crate::feed::Reading::Subscribed,
-                stats: &self.actors[actor].stats,
-            };
-            let failures = self.actors[actor].failures.clone();
-            let spawned = self.actors[actor].factory.spawn_sim(&env, &failures)?;
-            self.actors[actor].instances.push(SimInstance {
-                id,
-                position: BTreeMap::new(),
-                spawned,
-            });
-            self.actors[actor].started_at = Instant::now();
-        }
-        self.rebalance(actor);
-        // Let the new actors run their `started` hooks.
-        tokio::task::yield_now().await;
-        Ok(())
-    }
-
     /// Spreads `actor`'s partitions over its instances. A partition that
     /// changes owner restarts from the committed offset.
     pub(super) fn rebalance(&mut self, actor: usize) {
@@ -291,7 +253,7 @@ impl Driver {
         let mut world = lock(&self.world);
         let committed = world.committed.entry(actor).or_default().clone();
         let a = &mut self.actors[actor];
-        let n = a.instances.len();
+        let n = a.instances.iter().filter(|i| !i.replay).count();
         if n == 0 {
             return;
         }
@@ -299,7 +261,8 @@ impl Driver {
         for (i, tp) in inputs.iter().enumerate() {
             wanted[(i + a.rotation) % n].push(*tp);
         }
-        for (instance, assigned) in a.instances.iter_mut().zip(wanted) {
+        let members = a.instances.iter_mut().filter(|i| !i.replay);
+        for (instance, assigned) in members.zip(wanted) {
             let revoked: Vec<(usize, i32)> = instance
                 .position
                 .keys()
@@ -363,6 +326,10 @@ impl Driver {
     /// for the next.
     fn commit(&mut self, actor: usize) {
         for instance in &self.actors[actor].instances {
+            if instance.replay {
+                lock(&self.world).commit(self.replay_group(actor), instance.id);
+                continue;
+            }
             if self.faults.fail_commit > 0.0
                 && self.rng.random_bool(self.faults.fail_commit.min(1.0))
             {
@@ -371,70 +338,6 @@ impl Driver {
             }
             lock(&self.world).commit(actor, instance.id);
         }
-        if let Some(replay) = &self.actors[actor].replay
-            && let Some(instance) = &replay.instance
-        {
-            lock(&self.world).commit(replay.group, instance.id);
-        }
-    }
-
-    /// Ends instance `index` of `actor`. A crash loses what it had not
-    /// committed; otherwise (a failure, a graceful leave) it commits first,
-    /// as a draining node does.
-    fn remove_instance(&mut self, actor: usize, index: usize, crash: bool) {
-        let a = &mut self.actors[actor];
-        let instance = a.instances.remove(index);
-        {
-            let mut world = lock(&self.world);
-            if crash {
-                // What it sent and the broker had not acknowledged is lost
-                // with it.
-                world.in_flight.retain(|r| r.instance != instance.id);
-            } else {
-                world.commit(actor, instance.id);
-            }
-            // Its open transaction, if any, is aborted, as the next
-            // producer with its transactional id makes the broker do.
-            world.abort_txn(instance.id);
-            let committed = world.committed.entry(actor).or_default();
-            for (tp, &position) in &instance.position {
-                let committed = committed.get(tp).copied().unwrap_or(0);
-                expose(&mut a.exposures, *tp, committed, position);
-            }
-            world.slots.remove(&instance.id);
-            world.broken.retain(|(id, _, _)| *id != instance.id);
-        }
-        self.rebalance(actor);
-    }
-
-    pub(super) async fn crash(&mut self, actor: usize) {
-        for index in 0..self.actors[actor].instances.len() {
-            self.stop_instance(actor, index, false).await;
-        }
-        while !self.actors[actor].instances.is_empty() {
-            self.remove_instance(actor, 0, true);
-        }
-    }
-
-    /// Ends instance `index` of `actor` and waits until it has: drained
-    /// (`graceful`, its feed commits what it completed) or at once, as a
-    /// killed process.
-    async fn stop_instance(&mut self, actor: usize, index: usize, graceful: bool) {
-        stop(
-            &self.world,
-            &mut self.actors[actor].instances[index],
-            graceful,
-        )
-        .await;
-    }
-
-    pub(super) async fn scale(&mut self, actor: usize) -> Result<()> {
-        while self.actors[actor].instances.len() > self.actors[actor].wanted {
-            let last = self.actors[actor].instances.len() - 1;
-            self.stop_instance(actor, last, true).await;
-            self.remove_instance(actor, last, false);
-        }
-        self.start_instances(actor).await
     }
 
     /// What could be delivered now: idle instances with records waiting
@@ -444,7 +347,7 @@ impl Driver {
         let mut candidates = Vec::new();
         let world = lock(&self.world);
         for (a, actor) in self.actors.iter().enumerate() {
-            for instance in actor.members() {
+            for instance in &actor.instances {
                 // An instance told of a record not delivered takes no
                 // more records; it stops once it finds which one it was.
                 let idle = world.slots.get(&instance.id).is_some_and(|s| {
@@ -502,7 +405,7 @@ impl Driver {
                 waker.wake();
             }
         }
-        if let Some(instance) = self.actors[a].member_mut(id) {
+        if let Some(instance) = self.actors[a].instance_mut(id) {
             instance.position.insert(tp, from + count as i64);
         }
         poll_fn(|cx| {
@@ -516,87 +419,8 @@ impl Driver {
             }
         })
         .await;
-        self.reap().await;
+        self.sync().await;
         true
-    }
-
-    /// Drains every instance of `actor` and keeps it down.
-    async fn stop_actor(&mut self, actor: usize) {
-        self.actors[actor].down = true;
-        while !self.actors[actor].instances.is_empty() {
-            self.stop_instance(actor, 0, true).await;
-            self.remove_instance(actor, 0, false);
-        }
-    }
-
-    /// Instance `id` of `actor` ended with `exit`: it is drained and
-    /// removed, and the supervisor's restart policy says what follows
-    /// (`supervisor::Restarter`, the one a node's supervisor applies):
-    /// a restart after the backoff, the actor stopped for good, or the
-    /// simulated node stopped.
-    async fn ended(&mut self, actor: usize, id: u64, exit: Exit) {
-        let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) else {
-            return;
-        };
-        self.stop_instance(actor, index, true).await;
-        self.remove_instance(actor, index, false);
-        self.then(actor, exit).await;
-    }
-
-    /// Carries out what the restart policy says after `actor` ended with
-    /// `exit`.
-    async fn then(&mut self, actor: usize, exit: Exit) {
-        let now = Instant::now();
-        let a = &mut self.actors[actor];
-        let ran = now.duration_since(a.started_at);
-        match a.restarter.after(exit, ran, false, None) {
-            Then::Restart(backoff) => a.restart_at = Some(now + backoff),
-            Then::Done => self.stop_actor(actor).await,
-            Then::StopNode(budget) => {
-                self.halted.get_or_insert(budget);
-                for other in 0..self.actors.len() {
-                    self.stop_actor(other).await;
-                }
-            }
-        }
-    }
-
-    /// Instances that ended (a failure, their failure policy, an actor
-    /// stopping itself), each as its feed reported: restarted or stopped,
-    /// as a supervisor does.
-    async fn reap(&mut self) {
-        let mut ended: Vec<(usize, u64, Exit)> = Vec::new();
-        {
-            let world = lock(&self.world);
-            for (a, actor) in self.actors.iter_mut().enumerate() {
-                let replay = actor.replay.as_mut().and_then(|r| r.instance.as_mut());
-                for instance in actor.instances.iter_mut().chain(replay) {
-                    let exited = world.slots.get(&instance.id).is_none_or(|s| s.exited);
-                    if !exited {
-                        continue;
-                    }
-                    let exit = match instance.spawned.exit.try_recv() {
-                        Ok(Some(exit)) => exit,
-                        _ => Exit::Failed(Failure::Lost("the actor stopped unexpectedly".into())),
-                    };
-                    ended.push((a, instance.id, exit));
-                }
-            }
-        }
-        for (actor, id, exit) in ended {
-            if self.actors[actor].is_replaying(id) {
-                self.replay_ended(actor, exit).await;
-                continue;
-            }
-            let exit = match exit {
-                // Nobody asked it to stop.
-                Exit::Stopped => {
-                    Exit::Failed(Failure::Lost("the actor stopped unexpectedly".into()))
-                }
-                exit => exit,
-            };
-            self.ended(actor, id, exit).await;
-        }
     }
 
     /// Acknowledges the records in flight whose acknowledgement is due, in
@@ -654,14 +478,14 @@ impl Driver {
                 .actors
                 .iter()
                 .enumerate()
-                .flat_map(|(a, actor)| actor.instances.iter().map(move |i| (a, i.id)))
+                .flat_map(|(a, actor)| {
+                    let members = actor.instances.iter().filter(|i| !i.replay);
+                    members.map(move |i| (a, i.member))
+                })
                 .collect();
             if !running.is_empty() {
-                let (actor, id) = running[self.rng.random_range(0..running.len())];
-                if let Some(index) = self.actors[actor].instances.iter().position(|i| i.id == id) {
-                    self.stop_instance(actor, index, false).await;
-                    self.remove_instance(actor, index, true);
-                }
+                let (actor, member) = running[self.rng.random_range(0..running.len())];
+                self.crash_member(actor, member).await;
                 let due = now + faults.restart_after;
                 let a = &mut self.actors[actor];
                 a.restart_at = Some(a.restart_at.map_or(due, |at| at.min(due)));
@@ -677,10 +501,11 @@ impl Driver {
                 .actors
                 .iter()
                 .enumerate()
-                .filter(|(_, actor)| !actor.failures.transactional);
+                .filter(|(_, actor)| !actor.transactional());
             for (a, actor) in at_least_once {
                 let group = world.committed.get(&a);
-                for (i, instance) in actor.instances.iter().enumerate() {
+                let members = actor.instances.iter().enumerate();
+                for (i, instance) in members.filter(|(_, i)| !i.replay) {
                     for (tp, &position) in &instance.position {
                         let committed = group.and_then(|g| g.get(tp)).copied().unwrap_or(0);
                         if position > committed {
@@ -724,7 +549,7 @@ impl Driver {
 
     /// Restarts, commits and releases that are due.
     async fn housekeeping(&mut self) {
-        self.reap().await;
+        self.sync().await;
         self.acknowledge_due();
         self.rewind();
         let now = Instant::now();
@@ -733,18 +558,10 @@ impl Driver {
             if !a.down && a.restart_at.is_some_and(|at| at <= now) {
                 self.actors[actor].restart_at = None;
                 if let Err(error) = self.start_instances(actor).await {
-                    // As on a node: a restart that cannot build its
-                    // instance spends the budget.
-                    let reason = Failure::Start(format!(
-                        "cannot build a new instance: {}",
-                        crate::error::chain(&error)
-                    ));
-                    self.then(actor, Exit::Failed(reason)).await;
+                    // A crashed node that cannot start again stays down.
+                    self.cannot_restart(actor, &error);
                 }
             }
-        }
-        for actor in 0..self.actors.len() {
-            self.restart_replay(actor, now);
         }
         if now >= self.next_commit {
             for actor in 0..self.actors.len() {
@@ -790,17 +607,29 @@ impl Driver {
             .values()
             .any(|s| s.txn.is_some() && !s.exited)
             .then(|| Instant::now() + self.commit_interval);
-        // A replay under way is not idle: it may be waiting to find that
-        // it is past its ends (the last offsets hold no record).
-        let replaying = self
+        // A supervisor between two instances restarts one after its
+        // backoff (at most `MAX_BACKOFF`); a replay under way may be
+        // waiting to find that it is past its ends (the last offsets hold
+        // no record).
+        let supervising = self
             .actors
             .iter()
-            .any(|a| a.replay.as_ref().is_some_and(|r| r.outcome.is_none()))
-            .then(|| Instant::now() + self.commit_interval);
+            .any(|a| {
+                a.members.iter().any(|m| {
+                    !m.task.is_finished() && !a.instances.iter().any(|i| i.member == m.tag)
+                })
+            })
+            .then(|| Instant::now() + crate::supervisor::MAX_BACKOFF);
+        let replaying = self
+            .replaying
+            .as_ref()
+            .filter(|(_, m)| !m.task.is_finished())
+            .map(|_| Instant::now() + self.commit_interval);
         restarts
             .chain(delays)
             .chain(acks)
             .chain(open)
+            .chain(supervising)
             .chain(replaying)
             .min()
     }
@@ -860,28 +689,4 @@ impl Driver {
             }
         }
     }
-}
-
-/// Ends `instance` and waits until it has: drained (`graceful`, its feed
-/// commits what it completed) or at once, as a killed process.
-pub(super) async fn stop(world: &Mutex<World>, instance: &mut SimInstance, graceful: bool) {
-    let id = instance.id;
-    match instance.spawned.stop.take() {
-        Some(stop) if graceful => {
-            let _ = stop.send(());
-        }
-        // Dropped: the feed ends without a drain.
-        stop => drop(stop),
-    }
-    poll_fn(|cx| {
-        let mut world = lock(world);
-        match world.slots.get(&id) {
-            Some(slot) if !slot.exited => {
-                world.driver = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            _ => Poll::Ready(()),
-        }
-    })
-    .await;
 }

@@ -52,6 +52,7 @@ mod check;
 mod driver;
 mod faults;
 mod instance;
+mod members;
 mod replay;
 mod source;
 mod txn;
@@ -77,7 +78,7 @@ use crate::topic::TopicSpec;
 pub use check::{InvariantReport, RecordId};
 use driver::{Driver, expose};
 pub use faults::{FaultCounts, Faults};
-pub(crate) use instance::{SimEnv, Spawned, spawn};
+pub(crate) use instance::{Launcher, SimEnv, spawn};
 pub(crate) use world::Outlet;
 use world::Stored;
 #[cfg(not(test))]
@@ -595,6 +596,7 @@ impl Simulation {
         Ok(self.driver.actors[a]
             .instances
             .iter()
+            .filter(|i| !i.replay)
             .map(|i| {
                 i.position
                     .keys()
@@ -620,6 +622,9 @@ impl Simulation {
         let a = self.driver.actor(actor)?;
         self.driver.actors[a].down = false;
         self.driver.actors[a].restart_at = None;
+        self.driver.actors[a]
+            .members
+            .retain(|m| !m.task.is_finished());
         let _entered = self.clock.enter();
         self.runner.block_on(self.driver.start_instances(a))
     }
@@ -639,7 +644,7 @@ impl Simulation {
         self.driver.check_partition(t, partition)?;
         let actor = &mut self.driver.actors[a];
         let offset = offset.max(0);
-        for instance in &mut actor.instances {
+        for instance in actor.instances.iter_mut().filter(|i| !i.replay) {
             if let Some(position) = instance.position.get_mut(&(t, partition))
                 && offset < *position
             {
@@ -670,7 +675,7 @@ impl Simulation {
     /// exactly-once.
     pub fn abort_transaction(&mut self, actor: &str) -> Result<()> {
         let a = self.driver.actor(actor)?;
-        if !self.driver.actors[a].failures.transactional {
+        if !self.driver.actors[a].transactional() {
             return Err(Error::Transaction {
                 reason: format!(
                     "actor `{actor}` has no transactions to abort: its delivery is not exactly-once"

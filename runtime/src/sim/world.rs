@@ -57,6 +57,13 @@ pub(crate) struct Grant {
 /// consumer is assigned, handed and has stored.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
+    /// The actor whose instance it is, and which of its members (its
+    /// supervisors) started it.
+    pub(crate) actor: usize,
+    pub(crate) member: u64,
+    /// A replay's instance: the partitions it reads and where it starts
+    /// (`None`: a member of the actor's group, assigned by the driver).
+    pub(crate) replay: Option<BTreeMap<(usize, i32), i64>>,
     /// A batch handed over and not yet taken.
     pub(crate) grant: Option<Grant>,
     /// Whether a batch is being handled: set by the driver with a grant,
@@ -137,6 +144,8 @@ pub(crate) struct World {
     pub(crate) rng: ChaCha8Rng,
     /// Grows with every append and every instance event.
     pub(crate) generation: u64,
+    /// The id of the next instance.
+    pub(crate) next_id: u64,
     /// Wakes the driver.
     pub(crate) driver: Option<Waker>,
 }
@@ -158,6 +167,7 @@ impl World {
             handled: HashMap::new(),
             rng,
             generation: 0,
+            next_id: 0,
             driver: None,
         }
     }
@@ -298,6 +308,12 @@ impl World {
             let at = committed.entry(tp).or_insert(0);
             *at = (*at).max(offset);
         }
+    }
+
+    /// A new instance's id.
+    pub(crate) fn new_instance_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
     }
 
     /// Notes a change and wakes the driver.

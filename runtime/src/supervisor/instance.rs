@@ -31,11 +31,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
     /// Starts an instance in a simulation, on the current thread.
     #[cfg(feature = "testing")]
-    fn spawn_sim(
-        &self,
-        env: &crate::sim::SimEnv<'_>,
-        failures: &Failures,
-    ) -> Result<crate::sim::Spawned>;
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<Instance>;
 }
 
 /// What every instance of every actor of a node shares.
@@ -112,11 +108,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     #[cfg(feature = "testing")]
-    fn spawn_sim(
-        &self,
-        env: &crate::sim::SimEnv<'_>,
-        failures: &Failures,
-    ) -> Result<crate::sim::Spawned> {
+    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<Instance> {
         crate::sim::spawn(self, env, failures)
     }
 
@@ -272,10 +264,11 @@ pub(crate) fn start<A: TopicActor, S: crate::feed::Source>(
 
 /// One running instance of an actor, on its own thread.
 pub(crate) struct Instance {
-    pub(super) arbiter: Option<Arbiter>,
-    pub(super) stop: Option<oneshot::Sender<()>>,
-    pub(super) exit: oneshot::Receiver<Exit>,
-    pub(super) ready: Option<oneshot::Receiver<std::result::Result<(), crate::ActorError>>>,
+    /// Its thread; none in a simulation (it runs on the simulation's).
+    pub(crate) arbiter: Option<Arbiter>,
+    pub(crate) stop: Option<oneshot::Sender<()>>,
+    pub(crate) exit: oneshot::Receiver<Exit>,
+    pub(crate) ready: Option<oneshot::Receiver<std::result::Result<(), crate::ActorError>>>,
 }
 
 impl Instance {

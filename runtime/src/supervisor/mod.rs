@@ -25,7 +25,7 @@ use crate::stats::ActorStats;
 pub(crate) use instance::start;
 pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
 pub(crate) use replay::{Reads, Replay};
-pub(crate) use restarter::{Restarter, Then};
+use restarter::{Restarter, Then};
 
 /// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -53,10 +53,34 @@ impl NodeControl {
     }
 }
 
+/// Where a supervisor starts its actor's instances.
+pub(crate) enum Launch {
+    /// On threads of their own, as clients of a Kafka cluster.
+    Node(Arc<Env>),
+    /// In a simulation, on its one thread, over the simulated broker.
+    #[cfg(feature = "testing")]
+    Sim(crate::sim::Launcher),
+}
+
+impl Launch {
+    fn spawn(
+        &self,
+        factory: &dyn ActorFactory,
+        failures: &Failures,
+        mode: &Reads,
+    ) -> Result<Instance> {
+        match self {
+            Launch::Node(env) => factory.spawn(env, failures, mode),
+            #[cfg(feature = "testing")]
+            Launch::Sim(launcher) => launcher.spawn(factory, failures, mode),
+        }
+    }
+}
+
 /// One actor's supervision: its policy and the state it keeps across restarts.
 pub(crate) struct Supervision {
     pub(crate) factory: Arc<dyn ActorFactory>,
-    pub(crate) env: Arc<Env>,
+    pub(crate) launch: Launch,
     pub(crate) stats: Arc<ActorStats>,
     pub(crate) policy: Arc<FailurePolicy>,
     pub(crate) dead_letter: Option<String>,
@@ -74,7 +98,7 @@ pub(crate) async fn supervise(
 ) {
     let Supervision {
         factory,
-        env,
+        launch,
         stats,
         policy,
         dead_letter,
@@ -94,7 +118,7 @@ pub(crate) async fn supervise(
     let mut restarter = Restarter::new(name.clone(), policy, stats);
     loop {
         let began = Instant::now();
-        let exit = match factory.spawn(&env, &failures, &mode) {
+        let exit = match launch.spawn(&*factory, &failures, &mode) {
             Ok(instance) => match run(instance, &name, &mut started, &mut stop).await {
                 Some(exit) => exit,
                 // The first start failed; `started` says why.
@@ -167,7 +191,10 @@ async fn run(
             (Ok(()), None) => {}
         }
     }
+    // Biased: the simulator runs this loop too, and must decide alike
+    // every time.
     let exit = tokio::select! {
+        biased;
         exit = &mut instance.exit => exit.unwrap_or(Exit::Failed(Failure::Lost("the actor's thread ended".into()))),
         _ = stop.wait_for(|stop| *stop) => {
             if let Some(tx) = instance.stop.take() {
@@ -187,6 +214,7 @@ async fn run(
 /// Sleeps, unless asked to stop first; returns whether to stop.
 async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     let slept = tokio::select! {
+        biased;
         _ = tokio::time::sleep(delay) => true,
         _ = stop.wait_for(|stop| *stop) => false,
     };
@@ -248,11 +276,7 @@ mod tests {
             })
         }
         #[cfg(feature = "testing")]
-        fn spawn_sim(
-            &self,
-            _: &crate::sim::SimEnv<'_>,
-            _: &Failures,
-        ) -> Result<crate::sim::Spawned> {
+        fn spawn_sim(&self, _: &crate::sim::SimEnv<'_>, _: &Failures) -> Result<Instance> {
             unreachable!()
         }
     }
@@ -267,7 +291,7 @@ mod tests {
         let policy = FailurePolicy::default();
         let supervision = Supervision {
             factory: factory.clone(),
-            env: Arc::new(Env {
+            launch: Launch::Node(Arc::new(Env {
                 settings: crate::kafka::ClientSettings {
                     bootstrap: "127.0.0.1:9".into(),
                     node: "n".into(),
@@ -279,7 +303,7 @@ mod tests {
                     producer: vec![],
                 },
                 registry: SchemaRegistry::new(),
-            }),
+            })),
             stats: stats.clone(),
             policy: Arc::new(policy.clone()),
             dead_letter: None,

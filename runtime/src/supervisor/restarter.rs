@@ -1,6 +1,6 @@
-//! What follows an instance's end: the restart policy a node's supervisor
-//! and the simulator both apply, on tokio's clock (real time on a node,
-//! virtual time in a simulation).
+//! What follows an instance's end: the restart policy a supervisor
+//! applies, on tokio's clock (real time on a node, virtual time when the
+//! simulator runs the supervisor).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
