@@ -84,6 +84,7 @@ impl Rig {
             stats: stats.clone(),
             actor: 0,
             group: 0,
+            transactional: false,
         });
         let core = Arc::new(PublisherCore::new(sink, "out".into(), "n/failing".into()));
         let mut registry = SchemaRegistry::new();

@@ -111,6 +111,8 @@ pub(super) struct Driver {
     pub(super) delays: BTreeMap<(usize, i32), Instant>,
     /// The tag of the next member.
     pub(super) next_member: u64,
+    /// The world's `membership` when the driver last synced with it.
+    pub(super) membership: u64,
     /// A replay under way: its actor and supervisor.
     pub(super) replaying: Option<(usize, Member)>,
     pub(super) start: Instant,
@@ -173,6 +175,7 @@ impl Driver {
             next_commit: now + parts.commit_interval,
             delays: BTreeMap::new(),
             next_member: 0,
+            membership: u64::MAX,
             replaying: None,
             start: now,
             base,
@@ -350,15 +353,16 @@ impl Driver {
             for instance in &actor.instances {
                 // An instance told of a record not delivered takes no
                 // more records; it stops once it finds which one it was.
-                let idle = world.slots.get(&instance.id).is_some_and(|s| {
-                    !s.busy
-                        && !s.exited
-                        && !s.undelivered.load(std::sync::atomic::Ordering::Acquire)
-                });
+                let Some(slot) = world.slots.get(&instance.id) else {
+                    continue;
+                };
+                let idle = !slot.busy
+                    && !slot.exited
+                    && !slot.undelivered.load(std::sync::atomic::Ordering::Acquire);
                 if !idle {
                     continue;
                 }
-                let paused = &world.slots[&instance.id].paused;
+                let paused = &slot.paused;
                 for (tp, &position) in &instance.position {
                     if self.delays.get(tp).is_some_and(|until| *until > now) || paused.contains(tp)
                     {

@@ -142,6 +142,7 @@ pub(crate) fn spawn<A: TopicActor>(
         stats: env.stats.clone(),
         actor: env.actor,
         group: env.group,
+        transactional: failures.transactional,
     };
     let slot = Slot {
         actor: env.actor,
@@ -170,6 +171,7 @@ pub(crate) fn spawn<A: TopicActor>(
     {
         let mut world = lock(env.world);
         world.slots.insert(env.id, slot);
+        world.membership += 1;
         world.changed();
     }
     // Every instance has a consumer, even one without subscriptions (it is

@@ -80,7 +80,9 @@ impl Driver {
         let task = actix::spawn(async move {
             supervise(supervision, stop_rx, started_tx).await;
             // The scheduler sees a supervisor end.
-            lock(&world).changed();
+            let mut world = lock(&world);
+            world.membership += 1;
+            world.changed();
         });
         (Member { tag, control, task }, started)
     }
@@ -117,6 +119,10 @@ impl Driver {
         let mut ended = Vec::new();
         {
             let world = lock(&self.world);
+            if world.membership == self.membership {
+                return;
+            }
+            self.membership = world.membership;
             for (&id, slot) in &world.slots {
                 let known = self.actors[slot.actor].instances.iter().any(|i| i.id == id);
                 if !slot.exited && !known {

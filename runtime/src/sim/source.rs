@@ -301,6 +301,7 @@ impl Drop for SimSource {
             slot.exited = true;
             slot.busy = false;
         }
+        world.membership += 1;
         world.changed();
     }
 }

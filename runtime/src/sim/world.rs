@@ -146,6 +146,9 @@ pub(crate) struct World {
     pub(crate) generation: u64,
     /// The id of the next instance.
     pub(crate) next_id: u64,
+    /// Grows when an instance starts or ends, or a supervisor ends: what
+    /// the driver's `sync` looks at.
+    pub(crate) membership: u64,
     /// Wakes the driver.
     pub(crate) driver: Option<Waker>,
 }
@@ -168,6 +171,7 @@ impl World {
             rng,
             generation: 0,
             next_id: 0,
+            membership: 0,
             driver: None,
         }
     }
@@ -349,6 +353,8 @@ pub(crate) struct Outlet {
     /// offsets in.
     pub(crate) actor: usize,
     pub(crate) group: usize,
+    /// Whether it writes in transactions.
+    pub(crate) transactional: bool,
 }
 
 impl Outlet {
@@ -385,10 +391,8 @@ impl Outlet {
             timestamp_ms,
             aborted: false,
         };
-        let txn = world
-            .slots
-            .get(&self.instance)
-            .is_some_and(|s| s.txn.is_some());
+        // A transactional producer sends inside its open transaction.
+        let txn = self.transactional;
         world.in_flight.push_back(InFlight {
             instance: self.instance,
             topic: index,
