@@ -9,6 +9,9 @@ use scribe::{Delivery, Node};
 use scribe_tests::actors::{Relay, RelayArgs};
 use scribe_tests::records::Number;
 
+mod sim_common;
+use sim_common::{inject, seqs};
+
 /// `in` -> `relay` (exactly-once) -> `mid` -> `down` (at-least-once) ->
 /// `out`.
 fn chain(relay: RelayArgs) -> Node {
@@ -19,31 +22,6 @@ fn chain(relay: RelayArgs) -> Node {
         .commit_interval(Duration::from_millis(400))
         .build()
         .expect("valid topology")
-}
-
-fn inject(sim: &mut Simulation, keys: usize, seqs: std::ops::Range<i64>) {
-    for seq in seqs {
-        for k in 0..keys {
-            let key = format!("k{k}");
-            sim.inject(
-                "in",
-                &key,
-                &Number {
-                    key: key.clone(),
-                    seq,
-                },
-            )
-            .expect("injected");
-        }
-    }
-}
-
-fn seqs(sim: &Simulation, topic: &str, key: &str) -> Vec<i64> {
-    sim.values::<Number>(topic, key)
-        .expect("readable")
-        .iter()
-        .map(|n| n.seq)
-        .collect()
 }
 
 #[test]

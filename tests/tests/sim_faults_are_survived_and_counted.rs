@@ -11,6 +11,9 @@ use scribe::sim::{Faults, Simulation, seeds};
 use scribe_tests::actors::{Relay, RelayArgs};
 use scribe_tests::records::Number;
 
+mod sim_common;
+use sim_common::{inject, seqs};
+
 fn relay(args: RelayArgs) -> Node {
     Node::builder("sim-faults")
         .actor::<Relay>("relay", "out", args)
@@ -18,30 +21,9 @@ fn relay(args: RelayArgs) -> Node {
         .expect("valid topology")
 }
 
-fn inject(sim: &mut Simulation, keys: usize, seqs: std::ops::Range<i64>) {
-    for seq in seqs {
-        for k in 0..keys {
-            let key = format!("k{k}");
-            sim.inject(
-                "in",
-                &key,
-                &Number {
-                    key: key.clone(),
-                    seq,
-                },
-            )
-            .expect("injected");
-        }
-    }
-}
-
 /// The sequence numbers the relay wrote under `key`, in order.
 fn out_seqs(sim: &Simulation, key: &str) -> Vec<i64> {
-    sim.values::<Number>("out", key)
-        .expect("readable")
-        .iter()
-        .map(|n| n.seq)
-        .collect()
+    seqs(sim, "out", key)
 }
 
 #[test]
