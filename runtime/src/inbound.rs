@@ -6,6 +6,16 @@ use std::sync::Arc;
 use crate::error::ActorError;
 use crate::headers::Headers;
 
+/// The parts of an inbound record other than its value.
+pub(crate) struct Meta {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: Option<i64>,
+    pub(crate) key: Option<Arc<[u8]>>,
+    pub(crate) headers: Arc<Headers>,
+}
+
 /// A record read from a subscribed topic, decoded into `T`, with its Kafka
 /// coordinates, key and headers.
 ///
@@ -48,7 +58,7 @@ impl<T> Inbound<T> {
 
     /// An inbound record whose key and headers it shares with the record
     /// as fetched.
-    pub(crate) fn shared(value: T, meta: crate::actor::Meta) -> Self {
+    pub(crate) fn shared(value: T, meta: Meta) -> Self {
         Self {
             value,
             topic: meta.topic,

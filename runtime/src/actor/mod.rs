@@ -1,7 +1,6 @@
 //! [`TopicActor`]: an actix actor that owns one topic and declares its subscriptions.
 
 use std::fmt;
-use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
 use apache_avro::Schema;
@@ -9,7 +8,7 @@ use apache_avro::Schema;
 use crate::codec::{DecodeError, Decoder, SchemaRegistry, full_name};
 use crate::error::{ActorError, Result};
 use crate::headers::Headers;
-use crate::inbound::Inbound;
+use crate::inbound::{Inbound, Meta};
 use crate::publisher::Publisher;
 use crate::record::Record;
 
@@ -212,16 +211,6 @@ where
     Ok(Box::new(TypedRoute::<T> {
         decoder: Decoder::new(registry.clone())?,
     }))
-}
-
-/// The parts of an inbound record other than its value.
-pub(crate) struct Meta {
-    pub(crate) topic: Arc<str>,
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-    pub(crate) timestamp: Option<i64>,
-    pub(crate) key: Option<Arc<[u8]>>,
-    pub(crate) headers: Arc<Headers>,
 }
 
 /// Decodes one subscription's records for actor `A`.

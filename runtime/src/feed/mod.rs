@@ -39,9 +39,9 @@ use crate::tracker::{AckSlot, OffsetTracker};
 
 pub(crate) use reader::{ReadSet, Reading};
 pub(crate) use rebalance::{ActorConsumer, Rebalances};
-#[cfg(feature = "testing")]
-pub(crate) use source::Message;
 pub(crate) use source::Source;
+#[cfg(feature = "testing")]
+pub(crate) use source::{Boxed, DynSource, Owned};
 
 /// How many records the feed handles before yielding to the actor's other
 /// work (its mailbox, its intervals) and storing completed offsets.

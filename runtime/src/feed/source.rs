@@ -1,8 +1,9 @@
 //! The seam under the feed: where its records come from and where its
 //! offsets go. Two implementations: an actor's Kafka consumer
-//! ([`super::kafka`]) and, with the `testing` feature, the simulator's
-//! in-memory log (`sim::source`). The feed, its reader and its commit
-//! strategy are written once, against this trait.
+//! ([`super::kafka`]) and, with the `testing` feature, any [`DynSource`]
+//! behind [`Boxed`] (the simulator's in-memory log, which the runtime does
+//! not name). The feed, its reader and its commit strategy are written
+//! once, against this trait.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -96,5 +97,130 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// order; the source takes them out of the list.
     fn handled(&self, handled: &mut Vec<Position>) {
         handled.clear();
+    }
+}
+
+/// A record a [`DynSource`] hands over, owned (its bytes shared).
+#[cfg(feature = "testing")]
+#[derive(Debug)]
+pub(crate) struct Owned {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<Arc<[u8]>>,
+    pub(crate) value: Arc<[u8]>,
+    pub(crate) headers: Arc<Headers>,
+    pub(crate) timestamp: i64,
+}
+
+#[cfg(feature = "testing")]
+impl Message for Owned {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    fn headers(&mut self) -> (Arc<Headers>, Option<usize>) {
+        (self.headers.clone(), None)
+    }
+
+    fn fetched(self, headers: Arc<Headers>, route: Option<usize>) -> Fetched {
+        Fetched {
+            key: self.key,
+            value: self.value,
+            headers,
+            timestamp: Some(self.timestamp),
+            route,
+        }
+    }
+}
+
+/// A [`Source`] the runtime reaches through a trait object: what a source
+/// defined outside it (the simulator's) implements. Each call is the
+/// [`Source`] call of the same name; a source behind it never rebalances
+/// eagerly, and it hears which records were handled.
+#[cfg(feature = "testing")]
+pub(crate) trait DynSource: Send + Sync + 'static {
+    fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<KafkaResult<Owned>>;
+    fn try_recv(&self) -> Option<KafkaResult<Owned>>;
+    fn store(&self, offsets: &[Position]) -> KafkaResult<()>;
+    fn assignment(&self) -> KafkaResult<Vec<(String, i32)>>;
+    fn commit_stored(&self) -> KafkaResult<()>;
+    fn rewind(&self) -> KafkaResult<()>;
+    fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+    fn positions(&self) -> KafkaResult<Vec<Position>>;
+    fn rebalances(&self) -> u64;
+    fn handled(&self, handled: &mut Vec<Position>);
+}
+
+/// A [`DynSource`] as the feed's [`Source`].
+#[cfg(feature = "testing")]
+pub(crate) struct Boxed(pub(crate) Box<dyn DynSource>);
+
+#[cfg(feature = "testing")]
+impl Source for Boxed {
+    type Message<'a> = Owned;
+
+    fn recv(&self) -> impl Future<Output = KafkaResult<Owned>> {
+        std::future::poll_fn(|cx| self.0.poll_recv(cx))
+    }
+
+    fn try_recv(&self) -> Option<KafkaResult<Owned>> {
+        self.0.try_recv()
+    }
+
+    fn store(&self, offsets: &[Position]) -> KafkaResult<()> {
+        self.0.store(offsets)
+    }
+
+    fn assignment(&self) -> KafkaResult<Vec<(String, i32)>> {
+        self.0.assignment()
+    }
+
+    fn commit_stored(&self) -> KafkaResult<()> {
+        self.0.commit_stored()
+    }
+
+    fn rewind(&self, _: Duration) -> KafkaResult<()> {
+        self.0.rewind()
+    }
+
+    fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        self.0.pause(topic, partition)
+    }
+
+    fn positions(&self) -> KafkaResult<Vec<Position>> {
+        self.0.positions()
+    }
+
+    fn unassign(&self) -> KafkaResult<()> {
+        Ok(())
+    }
+
+    fn rebalances(&self) -> u64 {
+        self.0.rebalances()
+    }
+
+    fn take_revoking(&self) -> bool {
+        false
+    }
+
+    fn done(&self) {}
+
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        None
+    }
+
+    const COUNTS_HANDLED: bool = true;
+
+    fn handled(&self, handled: &mut Vec<Position>) {
+        self.0.handled(handled);
     }
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use actix::Context;
 
-use crate::actor::{Deliver, Meta, Routes, TopicActor};
+use crate::actor::{Deliver, Routes, TopicActor};
 use crate::codec::DecodeError;
 use crate::consumed::{Fetched, Position};
 use crate::error::chain as error_chain;
 use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::headers;
+use crate::inbound::Meta;
 use crate::publisher::{Cause, PublisherCore};
 use crate::stats::ActorStats;
 use crate::tracker::AckSlot;

@@ -77,7 +77,7 @@ impl Rig {
         world.create_topic("out.dlq", 1);
         let world = Arc::new(Mutex::new(world));
         let stats = Arc::new(ActorStats::default());
-        let sink = Sink::Sim(Outlet {
+        let sink = Sink::Dyn(Box::new(Outlet {
             world: world.clone(),
             instance: 0,
             topic: out,
@@ -85,7 +85,7 @@ impl Rig {
             actor: 0,
             group: 0,
             transactional: false,
-        });
+        }));
         let core = Arc::new(PublisherCore::new(sink, "out".into(), "n/failing".into()));
         let mut registry = SchemaRegistry::new();
         registry.register_type::<MetricSummary>();

@@ -186,7 +186,7 @@ impl Node {
     /// What the simulator runs: the node's name, actors, topics, schemas
     /// and commit interval.
     #[cfg(feature = "testing")]
-    pub(crate) fn into_sim_parts(self) -> crate::sim::NodeParts {
+    pub(crate) fn into_sim_parts(self) -> NodeParts {
         let topics = self.topics();
         let registry = self.schema_registry();
         let b = self.builder;
@@ -196,7 +196,7 @@ impl Node {
             .iter()
             .map(|(a, _)| Node::delivery_of(&b, a.name()))
             .collect();
-        crate::sim::NodeParts {
+        NodeParts {
             name: b.name,
             actors: b.actors,
             topics,
@@ -312,4 +312,18 @@ impl Node {
         );
         Ok(running)
     }
+}
+
+/// What the simulator takes from a node.
+#[cfg(feature = "testing")]
+pub(crate) struct NodeParts {
+    pub(crate) name: String,
+    pub(crate) actors: Vec<(Arc<dyn ActorFactory>, Arc<crate::stats::ActorStats>)>,
+    pub(crate) topics: BTreeMap<String, TopicSpec>,
+    pub(crate) registry: SchemaRegistry,
+    pub(crate) commit_interval: Duration,
+    /// Each actor's failure policy and dead-letter topic, in actor order.
+    pub(crate) policies: Vec<(Arc<crate::FailurePolicy>, Option<String>)>,
+    /// Each actor's delivery guarantee, in actor order.
+    pub(crate) deliveries: Vec<crate::Delivery>,
 }

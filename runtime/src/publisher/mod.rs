@@ -22,6 +22,8 @@ use crate::headers::{Headers, Outbound, Outgoing};
 use crate::inbound::Inbound;
 
 pub(crate) use delivery::{ActorProducer, DeliveryTracker};
+#[cfg(feature = "testing")]
+pub(crate) use state::DynSink;
 pub(crate) use state::{Cause, DEFAULT_MAX_MESSAGE_BYTES, PublisherCore, Sink};
 pub(crate) use txn::TxnFailure;
 

@@ -28,9 +28,36 @@ pub(crate) struct Cause {
 pub(crate) enum Sink {
     /// A Kafka producer.
     Kafka(ActorProducer),
-    /// The simulator's in-memory log.
+    /// A sink the runtime reaches through a trait object (the simulator's
+    /// in-memory log, which the runtime does not name).
     #[cfg(feature = "testing")]
-    Sim(crate::sim::Outlet),
+    Dyn(Box<dyn DynSink>),
+}
+
+/// Where records go when not to Kafka: what a sink defined outside the
+/// runtime (the simulator's) implements. A record sent has counted on its
+/// ack slot, which the sink's broker counts down or fails.
+#[cfg(feature = "testing")]
+pub(crate) trait DynSink: Send + Sync {
+    /// Sends one record; on an error the slot's count is released.
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: crate::headers::Headers,
+        timestamp_ms: i64,
+        ack: Arc<AckSlot>,
+    ) -> Result<()>;
+    /// Waits until everything sent is answered.
+    fn flush(&self);
+    /// Opens a transaction unless one is open.
+    fn begin_txn(&self);
+    /// Commits the open transaction with `offsets`; on an error it must be
+    /// aborted.
+    fn commit_txn(&self, offsets: &[crate::consumed::Position]) -> std::result::Result<(), String>;
+    /// Aborts the open transaction; returns whether one was open.
+    fn abort_txn(&self) -> bool;
 }
 
 impl Sink {
@@ -59,7 +86,7 @@ impl Sink {
                 send(producer, record, topic)
             }
             #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => outlet.send(
+            Sink::Dyn(sink) => sink.send(
                 topic,
                 key,
                 value,
@@ -141,7 +168,7 @@ impl PublisherCore {
         match &self.sink {
             Sink::Kafka(producer) => Some(producer),
             #[cfg(feature = "testing")]
-            Sink::Sim(_) => None,
+            Sink::Dyn(_) => None,
         }
     }
 
@@ -247,8 +274,8 @@ impl PublisherCore {
         match &self.sink {
             Sink::Kafka(producer) => producer.flush(timeout),
             #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => {
-                outlet.flush();
+            Sink::Dyn(sink) => {
+                sink.flush();
                 Ok(())
             }
         }

@@ -108,8 +108,8 @@ impl PublisherCore {
                 Error::kafka(format!("cannot begin a transaction as `{}`", txn.id), e)
             }),
             #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => {
-                outlet.begin_txn();
+            Sink::Dyn(sink) => {
+                sink.begin_txn();
                 txn.open.store(true, Ordering::Release);
                 Ok(())
             }
@@ -135,9 +135,9 @@ impl PublisherCore {
         let retries = match &self.sink {
             Sink::Kafka(producer) => commit_on_kafka(txn, producer, offsets, group)?,
             #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => {
-                outlet.begin_txn();
-                outlet.commit_txn(offsets).map_err(|reason| {
+            Sink::Dyn(sink) => {
+                sink.begin_txn();
+                sink.commit_txn(offsets).map_err(|reason| {
                     TxnFailure::Abortable(format!(
                         "cannot commit the transaction of `{}`: {reason}",
                         txn.id
@@ -167,8 +167,8 @@ impl PublisherCore {
                 }
             }
             #[cfg(feature = "testing")]
-            Sink::Sim(outlet) => {
-                outlet.abort_txn();
+            Sink::Dyn(sink) => {
+                sink.abort_txn();
             }
         }
         true

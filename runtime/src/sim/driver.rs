@@ -22,10 +22,11 @@ use crate::policy::{Delivery, FailurePolicy};
 use crate::stats::ActorStats;
 use crate::supervisor::ActorFactory;
 
+use super::SEED_VAR;
 use super::faults::{FaultCounts, Faults};
 use super::members::Member;
 use super::world::{Grant, World, lock};
-use super::{NodeParts, SEED_VAR};
+use crate::node::NodeParts;
 
 /// Offset ranges of each partition that faults exposed to redelivery.
 pub(super) type Exposures = BTreeMap<(usize, i32), Vec<(i64, i64)>>;

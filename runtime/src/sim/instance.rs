@@ -1,31 +1,31 @@
-//! Starting actor instances in a simulation: the [`Launcher`] a simulated
-//! actor's supervisor (the node's own `supervise` loop) starts its
-//! instances with, and the instance itself: the production feed and
-//! publisher over the simulated log ([`SimSource`] and [`Outlet`]), built
-//! and started as on a node, on the simulation's one thread.
+//! Starting actor instances in a simulation: the [`SimLauncher`] a
+//! simulated actor's supervisor (the node's own `supervise` loop) starts
+//! its instances with. Each is wired to the simulated broker ([`SimSource`]
+//! and [`Outlet`]) and built by the runtime's own instance builder
+//! (`ActorFactory::spawn_wired`), on the simulation's one thread.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::channel::oneshot;
-
 use super::source::SimSource;
 use super::world::{Outlet, Slot, World, lock};
-use crate::actor::TopicActor;
 use crate::codec::SchemaRegistry;
+use crate::consumed::Position;
 use crate::error::{Error, Result};
 use crate::failures::Failures;
-use crate::feed::{FeedParts, Reading};
-use crate::publisher::{Publisher, PublisherCore, Sink};
+use crate::feed::{Boxed, Reading};
+use crate::headers::Headers;
+use crate::publisher::{DynSink, Sink};
 use crate::stats::ActorStats;
-use crate::supervisor::{ActorFactory, Factory, Instance, Reads, start};
+use crate::supervisor::{ActorFactory, Instance, Launcher, Reads, Wiring};
+use crate::tracker::AckSlot;
 
 /// How a simulated actor's supervisor starts its instances: each one a
 /// new member of the actor's group in the world (or of its replay's
 /// group), which the scheduler notices and assigns partitions to.
 #[derive(Clone)]
-pub(crate) struct Launcher {
+pub(crate) struct SimLauncher {
     pub(crate) world: Arc<Mutex<World>>,
     pub(crate) node: Arc<str>,
     pub(crate) registry: Arc<SchemaRegistry>,
@@ -40,9 +40,8 @@ pub(crate) struct Launcher {
     pub(crate) stats: Arc<ActorStats>,
 }
 
-impl Launcher {
-    /// Builds and starts an instance of `factory`'s actor reading `mode`.
-    pub(crate) fn spawn(
+impl Launcher for SimLauncher {
+    fn spawn(
         &self,
         factory: &dyn ActorFactory,
         failures: &Failures,
@@ -79,137 +78,103 @@ impl Launcher {
                 (self.replay_group, input, Some(positions))
             }
         };
-        let id = lock(&self.world).new_instance_id();
-        let env = SimEnv {
-            world: &self.world,
-            node: &self.node,
-            registry: &self.registry,
-            id,
+        let (id, topic) = {
+            let mut world = lock(&self.world);
+            let topic = world.index.get(factory.output()).copied();
+            (world.new_instance_id(), topic)
+        };
+        let Some(topic) = topic else {
+            return Err(Error::UnknownTopic {
+                topic: factory.output().to_owned(),
+            });
+        };
+        let transactional = failures.transactional.then(|| {
+            // A replay has an identity of its own, as on a node. The
+            // simulated broker never times a transaction out.
+            let mut id = crate::kafka::transactional_id(&self.node, factory.name());
+            if replay.is_some() {
+                id.push_str(".dlq-replay");
+            }
+            (id, Duration::from_secs(60))
+        });
+        let slot = Slot {
             actor: self.actor,
             member: self.member,
-            group,
-            commit_interval: self.commit_interval,
-            input,
             replay,
-            stats: &self.stats,
+            ..Slot::default()
         };
-        factory.spawn_sim(&env, failures)
-    }
-}
-
-/// What a simulated instance is started with.
-pub(crate) struct SimEnv<'a> {
-    pub(crate) world: &'a Arc<Mutex<World>>,
-    pub(crate) node: &'a str,
-    pub(crate) registry: &'a SchemaRegistry,
-    /// The instance's id (its slot in the world).
-    pub(crate) id: u64,
-    /// The actor's index in the simulation.
-    pub(crate) actor: usize,
-    /// Its supervisor's tag ([`Launcher::member`]).
-    pub(crate) member: u64,
-    /// The consumer group it commits in: its actor's, or a replay's.
-    pub(crate) group: usize,
-    /// The node's commit interval: its feed stores offsets four times per
-    /// interval, as on a node.
-    pub(crate) commit_interval: Duration,
-    /// What it reads: its subscriptions, or a replay's dead letters.
-    pub(crate) input: Reading,
-    /// A replay: the partitions it reads and where it starts in each.
-    pub(crate) replay: Option<BTreeMap<(usize, i32), i64>>,
-    /// Where its counts go: its actor's, or a replay's own.
-    pub(crate) stats: &'a Arc<ActorStats>,
-}
-
-/// Builds an instance of `A` and starts it on the current (simulation)
-/// thread. A constructor that fails is reported through the instance's
-/// `ready`, as on a node.
-pub(crate) fn spawn<A: TopicActor>(
-    factory: &Factory<A>,
-    env: &SimEnv<'_>,
-    failures: &Failures,
-) -> Result<Instance> {
-    let output = lock(env.world).index.get(&factory.output).copied();
-    let Some(topic) = output else {
-        return Err(Error::UnknownTopic {
-            topic: factory.output.clone(),
-        });
-    };
-    let outlet = Outlet {
-        world: env.world.clone(),
-        instance: env.id,
-        topic,
-        stats: env.stats.clone(),
-        actor: env.actor,
-        group: env.group,
-        transactional: failures.transactional,
-    };
-    let slot = Slot {
-        actor: env.actor,
-        member: env.member,
-        replay: env.replay.clone(),
-        ..Slot::default()
-    };
-    let mut core = PublisherCore::new(
-        Sink::Sim(outlet),
-        factory.output.as_str().into(),
-        format!("{}/{}", env.node, factory.name),
-    )
-    .reporting_to(slot.undelivered.clone());
-    if failures.transactional {
-        // The simulated broker never times a transaction out. A replay
-        // has an identity of its own, as on a node.
-        let mut id = crate::kafka::transactional_id(env.node, &factory.name);
-        if env.replay.is_some() {
-            id.push_str(".dlq-replay");
-        }
-        core = core.transactional(id, Duration::from_secs(60));
-    }
-    let core = Arc::new(core);
-    let publisher = Publisher::<A::Output>::new(core.clone())?;
-    let routes = factory.routes(env.registry)?;
-    {
-        let mut world = lock(env.world);
-        world.slots.insert(env.id, slot);
-        world.membership += 1;
-        world.changed();
-    }
-    // Every instance has a consumer, even one without subscriptions (it is
-    // never granted a record): the driver sees each instance end through
-    // it.
-    let source = Arc::new(SimSource::new(
-        env.world.clone(),
-        env.id,
-        env.actor,
-        env.group,
-    ));
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let (exit_tx, exit_rx) = oneshot::channel();
-    let (ready_tx, ready_rx) = oneshot::channel();
-    start::<A, SimSource>(
-        factory.args.clone(),
-        publisher,
-        FeedParts {
-            actor: factory.name.as_str().into(),
-            consumer: Some(source),
-            routes,
-            core,
-            stats: env.stats.clone(),
+        let outlet = Outlet {
+            world: self.world.clone(),
+            instance: id,
+            topic,
+            stats: self.stats.clone(),
+            actor: self.actor,
+            group,
+            transactional: transactional.is_some(),
+        };
+        let wiring = Wiring {
+            sink: Sink::Dyn(Box::new(outlet)),
+            undelivered: slot.undelivered.clone(),
+            transactional,
+            // Every instance has a consumer, even one without
+            // subscriptions (it is never granted a record): the driver
+            // sees each instance end through it.
+            source: Boxed(Box::new(SimSource::new(
+                self.world.clone(),
+                id,
+                self.actor,
+                group,
+            ))),
+            input,
+            stats: self.stats.clone(),
             store_interval: crate::feed::store_interval(
-                env.commit_interval,
+                self.commit_interval,
                 failures.transactional,
             ),
-            failures: failures.clone(),
-            input: env.input.clone(),
-        },
-        stop_rx,
-        exit_tx,
-        ready_tx,
-    );
-    Ok(Instance {
-        arbiter: None,
-        stop: Some(stop_tx),
-        exit: exit_rx,
-        ready: Some(ready_rx),
-    })
+            registry: &self.registry,
+            node: &self.node,
+        };
+        {
+            let mut world = lock(&self.world);
+            world.slots.insert(id, slot);
+            world.membership += 1;
+            world.changed();
+        }
+        let spawned = factory.spawn_wired(wiring, failures);
+        if spawned.is_err() {
+            lock(&self.world).slots.remove(&id);
+        }
+        spawned
+    }
+}
+
+/// The simulated broker as an instance's producer.
+impl DynSink for Outlet {
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: Headers,
+        timestamp_ms: i64,
+        ack: Arc<AckSlot>,
+    ) -> Result<()> {
+        Outlet::send(self, topic, key, value, headers, timestamp_ms, ack)
+    }
+
+    fn flush(&self) {
+        Outlet::flush(self);
+    }
+
+    fn begin_txn(&self) {
+        Outlet::begin_txn(self);
+    }
+
+    fn commit_txn(&self, offsets: &[Position]) -> std::result::Result<(), String> {
+        Outlet::commit_txn(self, offsets)
+    }
+
+    fn abort_txn(&self) -> bool {
+        Outlet::abort_txn(self)
+    }
 }

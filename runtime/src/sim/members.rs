@@ -1,6 +1,6 @@
 //! The simulated node's supervisors: each member of an actor's group is
 //! the node's own `supervise` loop (the one a node runs), started on the
-//! simulation's thread with a [`Launcher`] in place of Kafka clients. It
+//! simulation's thread with a [`SimLauncher`] in place of Kafka clients. It
 //! starts, restarts (after the policy's backoff, in virtual time) and stops
 //! its instance; the scheduler follows what it does through the world:
 //! an instance that starts joins the group and is assigned partitions, one
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::driver::{Driver, SimInstance, expose};
-use super::instance::Launcher;
+use super::instance::SimLauncher;
 use super::world::lock;
 use crate::error::{Error, Result};
 use crate::policy::FailurePolicy;
@@ -55,7 +55,7 @@ impl Driver {
             halted: Mutex::default(),
         });
         let a = &self.actors[actor];
-        let launcher = Launcher {
+        let launcher = SimLauncher {
             world: self.world.clone(),
             node: self.node.as_str().into(),
             registry: Arc::new(self.registry.clone()),
@@ -67,7 +67,7 @@ impl Driver {
         };
         let supervision = Supervision {
             factory: a.factory.clone(),
-            launch: Launch::Sim(launcher),
+            launch: Launch::Dyn(Box::new(launcher)),
             stats,
             policy,
             dead_letter: a.dead_letter.clone(),

@@ -66,25 +66,21 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::clock::virtual_time::Clock;
-use crate::codec::{Decoder, Encoder, SchemaRegistry};
+use crate::codec::{Decoder, Encoder};
 use crate::error::{Error, Result};
 use crate::headers::{Headers, Outbound};
 use crate::inbound::Inbound;
 use crate::record::Record;
-use crate::stats::{ActorStats, StatsSnapshot};
-use crate::supervisor::ActorFactory;
-use crate::topic::TopicSpec;
+use crate::stats::StatsSnapshot;
 
 pub use check::{InvariantReport, RecordId};
 use driver::{Driver, expose};
 pub use faults::{FaultCounts, Faults};
-pub(crate) use instance::{Launcher, SimEnv, spawn};
-pub(crate) use world::Outlet;
 use world::Stored;
 #[cfg(not(test))]
 use world::lock;
 #[cfg(test)]
-pub(crate) use world::{World, lock};
+pub(crate) use world::{Outlet, World, lock};
 
 /// The environment variable that sets the seed of [`Simulation::new`] and
 /// [`seeds`].
@@ -108,19 +104,6 @@ pub fn seeds(count: u64) -> Vec<u64> {
 
 fn env_seed() -> Option<u64> {
     std::env::var(SEED_VAR).ok()?.trim().parse().ok()
-}
-
-/// What the simulator takes from a node.
-pub(crate) struct NodeParts {
-    pub(crate) name: String,
-    pub(crate) actors: Vec<(Arc<dyn ActorFactory>, Arc<ActorStats>)>,
-    pub(crate) topics: BTreeMap<String, TopicSpec>,
-    pub(crate) registry: SchemaRegistry,
-    pub(crate) commit_interval: Duration,
-    /// Each actor's failure policy and dead-letter topic, in actor order.
-    pub(crate) policies: Vec<(Arc<crate::FailurePolicy>, Option<String>)>,
-    /// Each actor's delivery guarantee, in actor order.
-    pub(crate) deliveries: Vec<crate::Delivery>,
 }
 
 /// Configures a [`Simulation`].
@@ -505,7 +488,7 @@ impl Simulation {
                     })?;
                 out.push(Inbound::shared(
                     value,
-                    crate::actor::Meta {
+                    crate::inbound::Meta {
                         topic: log.name.clone(),
                         partition: partition as i32,
                         offset,

@@ -5,58 +5,14 @@
 //! commit, as librdkafka's do for its auto-commit.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
 
-use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 
 use super::world::{World, lock};
-use crate::consumed::{Fetched, Position};
-use crate::feed::{Message, Source};
-use crate::headers::Headers;
-
-/// One record handed to the feed: a copy of what the log stores.
-#[derive(Debug)]
-pub(crate) struct SimMessage {
-    topic: Arc<str>,
-    partition: i32,
-    offset: i64,
-    key: Option<Arc<[u8]>>,
-    value: Arc<[u8]>,
-    headers: Arc<Headers>,
-    timestamp: i64,
-}
-
-impl Message for SimMessage {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    fn partition(&self) -> i32 {
-        self.partition
-    }
-
-    fn offset(&self) -> i64 {
-        self.offset
-    }
-
-    fn headers(&mut self) -> (Arc<Headers>, Option<usize>) {
-        (self.headers.clone(), None)
-    }
-
-    fn fetched(self, headers: Arc<Headers>, route: Option<usize>) -> Fetched {
-        Fetched {
-            key: self.key,
-            value: self.value,
-            headers,
-            timestamp: Some(self.timestamp),
-            route,
-        }
-    }
-}
+use crate::consumed::Position;
+use crate::feed::{DynSource, Owned};
 
 /// The consumer of one simulated instance.
 pub(crate) struct SimSource {
@@ -74,7 +30,7 @@ pub(crate) struct SimSource {
 #[derive(Default)]
 struct Local {
     /// The granted records not yet handed to the feed.
-    batch: VecDeque<SimMessage>,
+    batch: VecDeque<Owned>,
     /// A buffer for the records handled, by topic index, reused.
     handled: Vec<(usize, i32, i64)>,
     /// Topic names seen, with their index in the world.
@@ -98,7 +54,7 @@ impl SimSource {
         self.local.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn poll_next(&self, cx: &mut std::task::Context<'_>) -> Poll<KafkaResult<SimMessage>> {
+    fn poll_next(&self, cx: &mut std::task::Context<'_>) -> Poll<KafkaResult<Owned>> {
         let mut local = self.local();
         if let Some(message) = local.batch.pop_front() {
             return Poll::Ready(Ok(message));
@@ -124,7 +80,7 @@ impl SimSource {
                     // A `read_committed` reader skips what an aborted
                     // transaction wrote.
                     .filter(|(_, stored)| !stored.aborted)
-                    .map(|(i, stored)| SimMessage {
+                    .map(|(i, stored)| Owned {
                         topic: log.name.clone(),
                         partition: grant.partition,
                         offset: grant.from + i as i64,
@@ -162,14 +118,12 @@ impl SimSource {
     }
 }
 
-impl Source for SimSource {
-    type Message<'a> = SimMessage;
-
-    fn recv(&self) -> impl Future<Output = KafkaResult<SimMessage>> {
-        std::future::poll_fn(|cx| self.poll_next(cx))
+impl DynSource for SimSource {
+    fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> Poll<KafkaResult<Owned>> {
+        self.poll_next(cx)
     }
 
-    fn try_recv(&self) -> Option<KafkaResult<SimMessage>> {
+    fn try_recv(&self) -> Option<KafkaResult<Owned>> {
         self.local().batch.pop_front().map(Ok)
     }
 
@@ -220,7 +174,7 @@ impl Source for SimSource {
         Ok(())
     }
 
-    fn rewind(&self, _: Duration) -> KafkaResult<()> {
+    fn rewind(&self) -> KafkaResult<()> {
         // What was fetched and not handled is dropped; the driver moves
         // the positions back to the committed offsets before its next
         // grant.
@@ -257,28 +211,12 @@ impl Source for SimSource {
             .collect())
     }
 
-    fn unassign(&self) -> KafkaResult<()> {
-        Ok(())
-    }
-
     fn rebalances(&self) -> u64 {
         lock(&self.world)
             .slots
             .get(&self.id)
             .map_or(0, |slot| slot.rebalances)
     }
-
-    fn take_revoking(&self) -> bool {
-        false
-    }
-
-    fn done(&self) {}
-
-    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        None
-    }
-
-    const COUNTS_HANDLED: bool = true;
 
     fn handled(&self, handled: &mut Vec<Position>) {
         let mut local = self.local();

@@ -29,9 +29,27 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
-    /// Starts an instance in a simulation, on the current thread.
+    /// Builds an instance from the clients `wiring` gives and starts it
+    /// on the current thread (a simulation's).
     #[cfg(feature = "testing")]
-    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<Instance>;
+    fn spawn_wired(&self, wiring: Wiring<'_>, failures: &Failures) -> Result<Instance>;
+}
+
+/// The clients of an instance a [`Launcher`](super::Launcher) builds: its
+/// sink and source, and what the feed needs to know of them.
+#[cfg(feature = "testing")]
+pub(crate) struct Wiring<'a> {
+    pub(crate) sink: Sink,
+    /// The flag the sink sets when a record was not delivered.
+    pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
+    /// Exactly-once: the transactional id and the transaction timeout.
+    pub(crate) transactional: Option<(String, Duration)>,
+    pub(crate) source: crate::feed::Boxed,
+    pub(crate) input: Reading,
+    pub(crate) stats: Arc<ActorStats>,
+    pub(crate) store_interval: Duration,
+    pub(crate) registry: &'a SchemaRegistry,
+    pub(crate) node: &'a str,
 }
 
 /// What every instance of every actor of a node shares.
@@ -108,8 +126,45 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     #[cfg(feature = "testing")]
-    fn spawn_sim(&self, env: &crate::sim::SimEnv<'_>, failures: &Failures) -> Result<Instance> {
-        crate::sim::spawn(self, env, failures)
+    fn spawn_wired(&self, wiring: Wiring<'_>, failures: &Failures) -> Result<Instance> {
+        let mut core = PublisherCore::new(
+            wiring.sink,
+            self.output.as_str().into(),
+            format!("{}/{}", wiring.node, self.name),
+        )
+        .reporting_to(wiring.undelivered);
+        if let Some((id, timeout)) = wiring.transactional {
+            core = core.transactional(id, timeout);
+        }
+        let core = Arc::new(core);
+        let publisher = Publisher::<A::Output>::new(core.clone())?;
+        let routes = self.routes(wiring.registry)?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        start::<A, crate::feed::Boxed>(
+            self.args.clone(),
+            publisher,
+            FeedParts {
+                actor: self.name.as_str().into(),
+                consumer: Some(Arc::new(wiring.source)),
+                routes,
+                core,
+                stats: wiring.stats,
+                store_interval: wiring.store_interval,
+                failures: failures.clone(),
+                input: wiring.input,
+            },
+            stop_rx,
+            exit_tx,
+            ready_tx,
+        );
+        Ok(Instance {
+            arbiter: None,
+            stop: Some(stop_tx),
+            exit: exit_rx,
+            ready: Some(ready_rx),
+        })
     }
 
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance> {
@@ -239,7 +294,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
 
 /// Builds the actor through its constructor and starts its feed, on the
 /// current (the actor's) thread.
-pub(crate) fn start<A: TopicActor, S: crate::feed::Source>(
+fn start<A: TopicActor, S: crate::feed::Source>(
     args: A::Args,
     publisher: Publisher<A::Output>,
     parts: FeedParts<A, S>,

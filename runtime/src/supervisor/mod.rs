@@ -22,7 +22,7 @@ use crate::policy::{Delivery, FailurePolicy};
 use crate::stats::ActorStats;
 
 #[cfg(feature = "testing")]
-pub(crate) use instance::start;
+pub(crate) use instance::Wiring;
 pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
 pub(crate) use replay::{Reads, Replay};
 use restarter::{Restarter, Then};
@@ -57,9 +57,24 @@ impl NodeControl {
 pub(crate) enum Launch {
     /// On threads of their own, as clients of a Kafka cluster.
     Node(Arc<Env>),
-    /// In a simulation, on its one thread, over the simulated broker.
+    /// By a launcher the runtime reaches through a trait object (the
+    /// simulator's, on the simulation's one thread).
     #[cfg(feature = "testing")]
-    Sim(crate::sim::Launcher),
+    Dyn(Box<dyn Launcher>),
+}
+
+/// What starts an actor's instances when they are not Kafka clients on
+/// threads of their own: the simulator implements it, and wires each
+/// instance with [`ActorFactory::spawn_wired`].
+#[cfg(feature = "testing")]
+pub(crate) trait Launcher: Send + Sync {
+    /// Builds and starts an instance of `factory`'s actor reading `mode`.
+    fn spawn(
+        &self,
+        factory: &dyn ActorFactory,
+        failures: &Failures,
+        mode: &Reads,
+    ) -> Result<Instance>;
 }
 
 impl Launch {
@@ -72,7 +87,7 @@ impl Launch {
         match self {
             Launch::Node(env) => factory.spawn(env, failures, mode),
             #[cfg(feature = "testing")]
-            Launch::Sim(launcher) => launcher.spawn(factory, failures, mode),
+            Launch::Dyn(launcher) => launcher.spawn(factory, failures, mode),
         }
     }
 }
@@ -276,7 +291,7 @@ mod tests {
             })
         }
         #[cfg(feature = "testing")]
-        fn spawn_sim(&self, _: &crate::sim::SimEnv<'_>, _: &Failures) -> Result<Instance> {
+        fn spawn_wired(&self, _: Wiring<'_>, _: &Failures) -> Result<Instance> {
             unreachable!()
         }
     }
