@@ -180,7 +180,7 @@ enum DlqCommand {
 /// Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 pub fn main(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_logging();
     let outcome = match cli.command {
         Command::Run { config } => run(&registry, config),
         Command::Check { configs } => check(&registry, &configs).map(|report| print!("{report}")),
@@ -261,7 +261,11 @@ pub fn main(registry: Registry) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Installs the log subscriber `scribe` commands run with: formatted
+/// lines on standard error, filtered by `RUST_LOG`, else at `info` (and
+/// librdkafka's own lines at `warn`). Does nothing when a subscriber is
+/// installed already. Benchmarks call it to measure scribe as users run it.
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,librdkafka=warn".into());
     let _ = tracing_subscriber::fmt()

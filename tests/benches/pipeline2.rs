@@ -32,6 +32,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientConfig, ClientContext};
 use scribe::prelude::*;
 use scribe::{Broker, Delivery, EmbeddedBroker, TopicSpec};
+use scribe_tests::bench::BenchBroker;
 use scribe_tests::load::cpu_time;
 use scribe_tests::records::Payload;
 use scribe_tests::unique;
@@ -50,19 +51,8 @@ fn main() {
             .with_writer(std::io::sink)
             .init();
     }
-    let (bootstrap, embedded) = match std::env::var("SCRIBE_TEST_BOOTSTRAP") {
-        Ok(b) if !b.is_empty() => (b, None),
-        _ => {
-            let broker = EmbeddedBroker::start().expect("embedded broker");
-            (broker.bootstrap_servers().to_owned(), Some(broker))
-        }
-    };
-    let broker_name = if embedded.is_some() {
-        "embedded-mock"
-    } else {
-        bootstrap.as_str()
-    };
-    let topics = Topics::new(&embedded, &bootstrap);
+    let topics = BenchBroker::from_env();
+    let (bootstrap, embedded, broker_name) = (&topics.bootstrap, &topics.embedded, topics.name());
     let body = "x".repeat(180);
     let sample = encode(&Payload {
         seq: 0,
@@ -73,20 +63,20 @@ fn main() {
         "bench pipeline2 records={records} value_bytes={} partitions={PARTITIONS} broker={broker_name}",
         sample.len()
     );
-    let input = topics.create("bench-in");
-    produce_input(&bootstrap, &input, records, &body);
+    let input = topics.create_topic("bench-in", PARTITIONS);
+    produce_input(bootstrap, &input, records, &body);
 
     let run = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let scribe_with =
-        |delivery| run_scribe(&bootstrap, &embedded, &topics, &input, records, delivery);
+        |delivery| run_scribe(bootstrap, embedded, &topics, &input, records, delivery);
     let scribe = run("scribe").then(|| scribe_with(Delivery::AtLeastOnce));
     // Transactions need EndTxn, which tansu 0.6 lacks: the embedded broker only.
     let exactly_once = (run("scribe_exactly_once") && embedded.is_some())
         .then(|| scribe_with(Delivery::ExactlyOnce));
     let handwritten =
-        run("handwritten").then(|| run_handwritten(&bootstrap, &topics, &input, records, false));
+        run("handwritten").then(|| run_handwritten(bootstrap, &topics, &input, records, false));
     let with_headers = run("handwritten_headers")
-        .then(|| run_handwritten(&bootstrap, &topics, &input, records, true));
+        .then(|| run_handwritten(bootstrap, &topics, &input, records, true));
     for (name, m) in [
         ("scribe", &scribe),
         ("scribe_exactly_once", &exactly_once),
@@ -120,46 +110,6 @@ fn main() {
             / (records as f64 / handwritten.wall.as_secs_f64()),
         scribe.cpu.as_secs_f64() / handwritten.cpu.as_secs_f64()
     );
-}
-
-struct Topics<'a> {
-    embedded: &'a Option<EmbeddedBroker>,
-    bootstrap: &'a str,
-}
-
-impl<'a> Topics<'a> {
-    fn new(embedded: &'a Option<EmbeddedBroker>, bootstrap: &'a str) -> Self {
-        Self {
-            embedded,
-            bootstrap,
-        }
-    }
-
-    fn create(&self, prefix: &str) -> String {
-        let name = unique(prefix);
-        match self.embedded {
-            Some(b) => b.create_topic(&name, PARTITIONS, 1).unwrap(),
-            None => {
-                use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-                let admin: AdminClient<_> = ClientConfig::new()
-                    .set("bootstrap.servers", self.bootstrap)
-                    .create()
-                    .unwrap();
-                let spec = NewTopic::new(&name, PARTITIONS, TopicReplication::Fixed(1));
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                for r in rt
-                    .block_on(admin.create_topics([&spec], &AdminOptions::new()))
-                    .unwrap()
-                {
-                    r.unwrap();
-                }
-            }
-        }
-        name
-    }
 }
 
 fn encode(p: &Payload) -> Vec<u8> {
@@ -287,13 +237,13 @@ impl Handler<Inbound<Payload>> for Hop {
 fn run_scribe(
     bootstrap: &str,
     embedded: &Option<EmbeddedBroker>,
-    topics: &Topics<'_>,
+    topics: &BenchBroker,
     input: &str,
     records: u64,
     delivery: Delivery,
 ) -> Measured {
-    let mid = topics.create("bench-scribe-mid");
-    let out = topics.create("bench-scribe-out");
+    let mid = topics.create_topic("bench-scribe-mid", PARTITIONS);
+    let out = topics.create_topic("bench-scribe-out", PARTITIONS);
     let broker = match embedded {
         Some(b) => Broker::InProcess(b.clone()),
         None => Broker::bootstrap(bootstrap),
@@ -391,17 +341,9 @@ fn handwritten_hop(
         let key = m.key().unwrap_or_default();
         let mut record = BaseRecord::to(output).key(key).payload(&buf);
         if headers {
-            record = record.headers(cloud_events(&m));
+            record = record.headers(scribe_tests::bench::cloud_events(&m));
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
+        scribe_tests::bench::send_retrying(&producer, record);
         handled += 1;
     }
     while delivered.load(Ordering::Relaxed) < records {
@@ -412,52 +354,15 @@ fn handwritten_hop(
     }
 }
 
-/// The eight headers scribe writes, the causing record's read as scribe reads them.
-fn cloud_events(inbound: &rdkafka::message::BorrowedMessage<'_>) -> rdkafka::message::OwnedHeaders {
-    use rdkafka::message::{Header, Headers, OwnedHeaders};
-    let (mut cause, mut correlation) = (None, None);
-    for h in inbound.headers().into_iter().flat_map(|h| h.iter()) {
-        let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-        match h.key {
-            "ce_id" => cause = Some(value),
-            "correlation_id" => correlation = Some(value),
-            _ => {}
-        }
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let correlation = correlation.unwrap_or_else(|| id.clone());
-    let mut pairs = vec![
-        ("ce_specversion", "1.0"),
-        ("ce_id", id.as_str()),
-        ("ce_type", "scribe.bench.Payload"),
-        ("ce_source", "bench/hand"),
-        ("ce_time", time.as_str()),
-        ("content-type", "application/avro"),
-        ("correlation_id", correlation.as_str()),
-    ];
-    if let Some(cause) = &cause {
-        pairs.push(("causation_id", cause.as_str()));
-    }
-    pairs
-        .into_iter()
-        .fold(OwnedHeaders::new_with_capacity(8), |h, (key, value)| {
-            h.insert(Header {
-                key,
-                value: Some(value),
-            })
-        })
-}
-
 fn run_handwritten(
     bootstrap: &str,
-    topics: &Topics<'_>,
+    topics: &BenchBroker,
     input: &str,
     records: u64,
     headers: bool,
 ) -> Measured {
-    let mid = topics.create("bench-hand-mid");
-    let out = topics.create("bench-hand-out");
+    let mid = topics.create_topic("bench-hand-mid", PARTITIONS);
+    let out = topics.create_topic("bench-hand-out", PARTITIONS);
     measure(|marks| {
         std::thread::scope(|s| {
             s.spawn(|| {

@@ -9,6 +9,7 @@
 
 pub mod actors;
 pub mod apache;
+pub mod bench;
 pub mod load;
 pub mod records;
 

@@ -87,3 +87,13 @@ pub fn cpu_time() -> Duration {
     // USER_HZ is 100 on Linux.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
+
+/// This process's peak resident memory (`VmHWM`), in KiB.
+pub fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command (docs/BENCHMARKS.md): the simulator,
+# then the 3-stage pipeline written with scribe, by hand and in Python,
+# on the embedded mock cluster and on Apache Kafka (one broker started by
+# tests/kafka/cluster.sh, stopped at the end). Prints figures, not a
+# verdict.
+#
+#   bash tests/bench.sh [--records N] [--embedded-only]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+records=20000
+kafka=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --records) records="$2"; shift 2 ;;
+    --embedded-only) kafka=0; shift ;;
+    *) echo "usage: bash tests/bench.sh [--records N] [--embedded-only]" >&2; exit 2 ;;
+  esac
+done
+
+# Python with confluent-kafka and fastavro, in a virtual environment.
+venv="$HOME/.cache/scribe/py"
+if ! "$venv/bin/python" -c 'import fastavro, confluent_kafka' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check fastavro confluent-kafka
+fi
+export SCRIBE_PYTHON="$venv/bin/python"
+
+echo "== simulator"
+cargo bench -p scribe-tests --bench sim_hops 2>&1 | grep '^bench\|^sim '
+
+echo "== 3-stage pipeline on the embedded mock cluster"
+cargo bench -p scribe-tests --bench pipelines -- --records "$records" 2>&1 | grep '^bench'
+
+if [ "$kafka" = 1 ]; then
+  echo "== 3-stage pipeline on Apache Kafka"
+  dir=$(mktemp -d)/kafka
+  trap 'bash tests/kafka/cluster.sh stop --dir "$dir" >/dev/null 2>&1 || true' EXIT
+  bash tests/kafka/cluster.sh start --dir "$dir" >/dev/null
+  bootstrap=$(sed -n 's/^KAFKA_PLAINTEXT_BOOTSTRAP=//p' "$dir/cluster.env")
+  SCRIBE_TEST_BOOTSTRAP="$bootstrap" \
+    cargo bench -p scribe-tests --bench pipelines -- --records "$records" 2>&1 | grep '^bench'
+fi
