@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The benchmark suite in one command (docs/BENCHMARKS.md): the simulator,
-# then the 3-stage pipeline written with scribe, by hand and in Python,
+# The benchmark suite in one command (docs/BENCHMARKS.md): the simulator
+# and the codec, then one hop and a 3-stage pipeline written with scribe,
+# by hand and in Python,
 # on the embedded mock cluster and on Apache Kafka (one broker started by
 # tests/kafka/cluster.sh, stopped at the end). Prints figures, not a
 # verdict.
@@ -27,18 +28,21 @@ if ! "$venv/bin/python" -c 'import fastavro, confluent_kafka' 2>/dev/null; then
 fi
 export SCRIBE_PYTHON="$venv/bin/python"
 
-echo "== simulator"
-cargo bench -p scribe-tests --bench sim_hops 2>&1 | grep '^bench\|^sim '
+echo "== simulator and codec"
+cargo bench -p scribe-tests --bench sim_hops 2>&1 | grep '^bench\|^sim \|^codec '
 
-echo "== 3-stage pipeline on the embedded mock cluster"
+echo "== one hop and the 3-stage pipeline on the embedded mock cluster"
+cargo bench -p scribe-tests --bench pipelines -- --records "$records" --stages 1 2>&1 | grep '^bench'
 cargo bench -p scribe-tests --bench pipelines -- --records "$records" 2>&1 | grep '^bench'
 
 if [ "$kafka" = 1 ]; then
-  echo "== 3-stage pipeline on Apache Kafka"
+  echo "== one hop and the 3-stage pipeline on Apache Kafka"
   dir=$(mktemp -d)/kafka
   trap 'bash tests/kafka/cluster.sh stop --dir "$dir" >/dev/null 2>&1 || true' EXIT
   bash tests/kafka/cluster.sh start --dir "$dir" >/dev/null
   bootstrap=$(sed -n 's/^KAFKA_PLAINTEXT_BOOTSTRAP=//p' "$dir/cluster.env")
-  SCRIBE_TEST_BOOTSTRAP="$bootstrap" \
-    cargo bench -p scribe-tests --bench pipelines -- --records "$records" 2>&1 | grep '^bench'
+  for stages in 1 3; do
+    SCRIBE_TEST_BOOTSTRAP="$bootstrap" cargo bench -p scribe-tests --bench pipelines -- \
+      --records "$records" --stages "$stages" 2>&1 | grep '^bench'
+  done
 fi

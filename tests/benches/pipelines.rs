@@ -1,6 +1,6 @@
-//! A 3-stage pipeline (consume, decode, transform, encode, produce, commit
-//! after delivery; ~200-byte Avro records; 4 partitions) written three
-//! ways and measured side by side on one broker:
+//! A pipeline of stages (3 by default; consume, decode, transform, encode,
+//! produce, commit after delivery; ~200-byte Avro records; 4 partitions)
+//! written four ways and measured side by side on one broker:
 //!
 //! - `scribe`: three actors of one node, as users run it: through
 //!   `scribe run`'s own log subscriber at its default level;
@@ -27,9 +27,10 @@
 //! where `p99_added_ms` is scribe's p99 minus the hand-written one, per
 //! stage.
 //!
-//! `cargo bench -p scribe-tests --bench pipelines [-- --records N] [--only NAME] [--rate R]`
+//! `cargo bench -p scribe-tests --bench pipelines [-- --records N] [--only NAME] [--rate R] [--stages N]`
 //!
-//! `--rate` paces the latency runs at R records/s instead.
+//! `--rate` paces the latency runs at R records/s instead; `--stages 1`
+//! measures one hop (the lines then say `pipeline1`).
 //!
 //! The broker is `SCRIBE_TEST_BOOTSTRAP` when set, otherwise an embedded
 //! mock cluster in this (the parent) process.
@@ -56,7 +57,6 @@ use scribe_tests::records::Payload;
 use scribe_tests::unique;
 
 const PARTITIONS: i32 = 4;
-const STAGES: usize = 3;
 /// Characters of the payload's body; the first 20 are the produce time.
 const BODY: usize = 180;
 const PIPELINES: [&str; 4] = ["scribe", "handwritten", "handwritten_headers", "python"];
@@ -73,9 +73,14 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
     let only = arg("--only");
+    let stages: usize = arg("--stages")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3);
+    let bench = format!("pipeline{stages}");
     let topics = BenchBroker::from_env();
     println!(
-        "bench pipeline3 records={records} value_bytes~{} partitions={PARTITIONS} broker={}",
+        "bench {bench} records={records} value_bytes~{} partitions={PARTITIONS} broker={}",
         encode(&payload(0)).len(),
         topics.name()
     );
@@ -86,22 +91,22 @@ fn main() {
         }
         if pipeline == "python" && std::env::var_os("SCRIBE_PYTHON").is_none() {
             println!(
-                "bench pipeline3 python skipped: set SCRIBE_PYTHON to a Python with \
+                "bench {bench} python skipped: set SCRIBE_PYTHON to a Python with \
                  confluent-kafka and fastavro (.ci/run makes one)"
             );
             continue;
         }
-        let peak = run(&topics, pipeline, records, None);
+        let peak = run(&topics, pipeline, stages, records, None);
         let rate = arg("--rate")
             .and_then(|r| r.parse().ok())
             .unwrap_or(peak.per_second / 2.0);
-        let paced = run(&topics, pipeline, records / 2, Some(rate));
+        let paced = run(&topics, pipeline, stages, records / 2, Some(rate));
         let latency = paced
             .latency
             .as_ref()
             .expect("a paced run measures latency");
         println!(
-            "bench pipeline3 {pipeline:<19} records/s={:.0} cpu_us/record={:.2} peak_rss_mb={:.1} \
+            "bench {bench} {pipeline:<19} records/s={:.0} cpu_us/record={:.2} peak_rss_mb={:.1} \
              latency_ms at {rate:.0}/s: p50={:.2} p99={:.2} p999={:.2}",
             peak.per_second,
             peak.cpu_us,
@@ -118,15 +123,15 @@ fn main() {
     {
         let p99 = |r: &Run| ms(r.latency.as_ref().expect("paced").value_at_quantile(0.99));
         println!(
-            "bench ratio pipeline3 scribe/handwritten throughput={:.3} cpu={:.3} p99_added_ms={:.3}",
+            "bench ratio {bench} scribe/handwritten throughput={:.3} cpu={:.3} p99_added_ms={:.3}",
             scribe.per_second / hand.per_second,
             scribe.cpu_us / hand.cpu_us,
-            (p99(scribe_paced) - p99(hand_paced)) / STAGES as f64,
+            (p99(scribe_paced) - p99(hand_paced)) / stages as f64,
         );
     }
     if let (Some((_, scribe, _)), Some((_, python, _))) = (find("scribe"), find("python")) {
         println!(
-            "bench ratio pipeline3 scribe/python throughput={:.3} cpu={:.3}",
+            "bench ratio {bench} scribe/python throughput={:.3} cpu={:.3}",
             scribe.per_second / python.per_second,
             scribe.cpu_us / python.cpu_us,
         );
@@ -135,7 +140,7 @@ fn main() {
         (find("scribe"), find("handwritten_headers"))
     {
         println!(
-            "bench ratio pipeline3 scribe/handwritten_headers throughput={:.3} cpu={:.3}",
+            "bench ratio {bench} scribe/handwritten_headers throughput={:.3} cpu={:.3}",
             scribe.per_second / hand.per_second,
             scribe.cpu_us / hand.cpu_us,
         );
@@ -179,8 +184,14 @@ struct Run {
 /// Runs `pipeline` over `records` fresh records, produced once a warm-up
 /// record came through: as fast as they can be (`rate` none: throughput),
 /// or paced at `rate` per second (latency).
-fn run(topics: &BenchBroker, pipeline: &str, records: u64, rate: Option<f64>) -> Run {
-    let names: Vec<String> = (0..=STAGES)
+fn run(
+    topics: &BenchBroker,
+    pipeline: &str,
+    stages: usize,
+    records: u64,
+    rate: Option<f64>,
+) -> Run {
+    let names: Vec<String> = (0..=stages)
         .map(|i| topics.create_topic(&format!("bench3-{i}"), PARTITIONS))
         .collect();
     let producer: BaseProducer = ClientConfig::new()
@@ -220,7 +231,7 @@ fn run(topics: &BenchBroker, pipeline: &str, records: u64, rate: Option<f64>) ->
         .expect("child process");
     // The collector reads the last topic on a thread of its own, while
     // the input is produced.
-    let collector = Collector::new(&topics.bootstrap, &names[STAGES]);
+    let collector = Collector::new(&topics.bootstrap, &names[stages]);
     let (warm_tx, warm_rx) = std::sync::mpsc::channel();
     let collecting = std::thread::spawn(move || {
         collector.wait_for(1);
@@ -422,8 +433,9 @@ fn scribe_pipeline(
         .broker(Broker::bootstrap(bootstrap))
         .default_topic(TopicSpec::new(PARTITIONS, 1));
     let last = unique("stage");
-    for stage in 0..STAGES {
-        let name = if stage + 1 == STAGES {
+    let stages = topics.len() - 1;
+    for stage in 0..stages {
+        let name = if stage + 1 == stages {
             last.clone()
         } else {
             unique("stage")
@@ -478,7 +490,7 @@ fn handwritten_pipeline(
     headers: bool,
 ) {
     std::thread::scope(|s| {
-        for stage in 0..STAGES {
+        for stage in 0..topics.len() - 1 {
             let (input, output) = (&topics[stage], &topics[stage + 1]);
             s.spawn(move || {
                 handwritten_stage(bootstrap, input, output, records, started, headers);
@@ -557,7 +569,7 @@ fn python_pipeline(bootstrap: &str, topics: &[String], records: u64) {
     let python = std::env::var("SCRIBE_PYTHON").expect("SCRIBE_PYTHON");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pipeline_stage.py");
     let schema = Payload::get_schema().canonical_form();
-    let stages: Vec<_> = (0..STAGES)
+    let stages: Vec<_> = (0..topics.len() - 1)
         .map(|stage| {
             Command::new(&python)
                 .arg(script)

@@ -7,7 +7,12 @@
 //!
 //! `cargo bench -p scribe-tests --bench sim_hops [-- --records N] [--max-batch N]`
 //!
-//! The last line is `bench sim hops_per_sec=N`.
+//! Then, in the same run, the codec alone: the same records encoded and
+//! decoded (Avro single-object encoding, scribe's codec) on one thread,
+//! and the simulator's cost per hop in units of that encode-plus-decode.
+//!
+//! The last lines are `bench sim hops_per_sec=N`, `bench codec
+//! ns_per_encode_decode=N` and `bench ratio sim/codec cost_per_hop=X`.
 
 use std::time::Instant;
 
@@ -66,4 +71,39 @@ fn main() {
         wall.as_nanos() as f64 / hops as f64
     );
     println!("bench sim hops_per_sec={per_sec:.0}");
+
+    // The codec alone, over the same records.
+    let encoder = scribe::codec::Encoder::<Number>::new().expect("schema");
+    let mut registry = scribe::codec::SchemaRegistry::new();
+    registry.register_type::<Number>();
+    let decoder = scribe::codec::Decoder::<Number>::new(registry).expect("schema");
+    let numbers: Vec<Number> = (0..records)
+        .map(|seq| Number {
+            key: format!("key-{}", seq % KEYS),
+            seq: (seq / KEYS) as i64,
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(64);
+    let mut check = 0i64;
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    for number in &numbers {
+        buf.clear();
+        encoder.encode(number, &mut buf).expect("encodable");
+        check = check.wrapping_add(decoder.decode(&buf).expect("decodable").seq);
+    }
+    let codec_wall = started.elapsed();
+    let codec_cpu = cpu_time().saturating_sub(cpu_before);
+    assert_eq!(
+        check,
+        numbers.iter().map(|n| n.seq).sum::<i64>(),
+        "every record decoded as encoded"
+    );
+    let codec_ns = codec_wall.as_nanos() as f64 / records as f64;
+    println!("codec encode+decode: records={records} wall={codec_wall:?} cpu={codec_cpu:?}");
+    println!("bench codec ns_per_encode_decode={codec_ns:.0}");
+    println!(
+        "bench ratio sim/codec cost_per_hop={:.2}",
+        (wall.as_nanos() as f64 / hops as f64) / codec_ns
+    );
 }
