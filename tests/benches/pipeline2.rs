@@ -143,17 +143,10 @@ fn produce_input(bootstrap: &str, topic: &str, records: u64, body: &str) {
             )
             .unwrap();
         let key = (seq % 1000).to_string();
-        let mut record = BaseRecord::to(topic).key(&key).payload(&buf);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        scribe_tests::bench::produce_retrying(
+            &producer,
+            BaseRecord::to(topic).key(&key).payload(&buf),
+        );
     }
     producer.flush(Duration::from_secs(120)).unwrap();
 }

@@ -203,17 +203,10 @@ fn run(
     let produce = |seq: i64| {
         let value = encode(&payload(seq));
         let key = (seq % 1000).to_string();
-        let mut record = BaseRecord::to(&names[0]).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        scribe_tests::bench::produce_retrying(
+            &producer,
+            BaseRecord::to(&names[0]).key(&key).payload(&value),
+        );
     };
     // A warm-up record first: the clock starts once it came through, so
     // every stage has joined its group and fetches.

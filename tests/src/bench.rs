@@ -142,3 +142,24 @@ impl BenchBroker {
         }
     }
 }
+
+/// Sends `record` through a `BaseProducer`, serving its events while its
+/// queue is full, then serves what is ready.
+pub fn produce_retrying<K, P>(
+    producer: &rdkafka::producer::BaseProducer,
+    mut record: rdkafka::producer::BaseRecord<'_, K, P>,
+) where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((_, back)) => {
+                record = back;
+                producer.poll(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+    producer.poll(std::time::Duration::ZERO);
+}

@@ -424,7 +424,7 @@ impl Driver {
             }
         })
         .await;
-        self.sync().await;
+        self.sync();
         true
     }
 
@@ -554,7 +554,7 @@ impl Driver {
 
     /// Restarts, commits and releases that are due.
     async fn housekeeping(&mut self) {
-        self.sync().await;
+        self.sync();
         self.acknowledge_due();
         self.rewind();
         let now = Instant::now();

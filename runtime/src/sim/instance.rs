@@ -11,15 +11,12 @@ use std::time::Duration;
 use super::source::SimSource;
 use super::world::{Outlet, Slot, World, lock};
 use crate::codec::SchemaRegistry;
-use crate::consumed::Position;
 use crate::error::{Error, Result};
 use crate::failures::Failures;
 use crate::feed::{Boxed, Reading};
-use crate::headers::Headers;
-use crate::publisher::{DynSink, Sink};
+use crate::publisher::Sink;
 use crate::stats::ActorStats;
 use crate::supervisor::{ActorFactory, Instance, Launcher, Reads, Wiring};
-use crate::tracker::AckSlot;
 
 /// How a simulated actor's supervisor starts its instances: each one a
 /// new member of the actor's group in the world (or of its replay's
@@ -145,36 +142,5 @@ impl Launcher for SimLauncher {
             lock(&self.world).slots.remove(&id);
         }
         spawned
-    }
-}
-
-/// The simulated broker as an instance's producer.
-impl DynSink for Outlet {
-    fn send(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: Headers,
-        timestamp_ms: i64,
-        ack: Arc<AckSlot>,
-    ) -> Result<()> {
-        Outlet::send(self, topic, key, value, headers, timestamp_ms, ack)
-    }
-
-    fn flush(&self) {
-        Outlet::flush(self);
-    }
-
-    fn begin_txn(&self) {
-        Outlet::begin_txn(self);
-    }
-
-    fn commit_txn(&self, offsets: &[Position]) -> std::result::Result<(), String> {
-        Outlet::commit_txn(self, offsets)
-    }
-
-    fn abort_txn(&self) -> bool {
-        Outlet::abort_txn(self)
     }
 }

@@ -100,7 +100,7 @@ impl Driver {
                     source: "its supervisor ended before starting it".into(),
                 })
             });
-            self.sync().await;
+            self.sync();
             outcome?;
         }
         self.rebalance(actor);
@@ -114,7 +114,7 @@ impl Driver {
     /// replay); instances that ended leave it, committing what they stored,
     /// as a draining node does; a supervisor that stopped the node (its
     /// restart budget spent) stops every other.
-    pub(super) async fn sync(&mut self) {
+    pub(super) fn sync(&mut self) {
         let mut joined = Vec::new();
         let mut ended = Vec::new();
         {
@@ -251,7 +251,7 @@ impl Driver {
         let member = self.actors[actor].members.remove(index);
         let _ = member.control.stop.send(true);
         let _ = member.task.await;
-        self.sync().await;
+        self.sync();
     }
 
     pub(super) async fn scale(&mut self, actor: usize) -> Result<()> {

@@ -72,7 +72,7 @@ impl Driver {
                 self.run(None).await;
             }
             self.replaying = None;
-            self.sync().await;
+            self.sync();
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => return Err(error),

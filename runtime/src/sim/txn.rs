@@ -3,7 +3,7 @@
 //! transaction commits together with its input offsets, and are never
 //! seen if it aborts, as on Kafka.
 
-use super::world::{InFlight, Outlet, Stored, World, lock};
+use super::world::{InFlight, Stored, World};
 use crate::consumed::Position;
 
 /// An open transaction of one instance's producer: the records of it the
@@ -53,8 +53,17 @@ impl World {
         instance: u64,
         actor: usize,
         group: usize,
-        offsets: &[((usize, i32), i64)],
+        offsets: &[Position],
     ) -> std::result::Result<(), String> {
+        let mut indexed = Vec::with_capacity(offsets.len());
+        for at in offsets {
+            let topic = self
+                .index
+                .get(&*at.topic)
+                .copied()
+                .ok_or_else(|| format!("unknown topic `{}`", at.topic))?;
+            indexed.push(((topic, at.partition), at.offset));
+        }
         self.flush(instance);
         if self.broken.iter().any(|&(i, _, _)| i == instance) {
             return Err("a record of the transaction was not delivered".into());
@@ -66,7 +75,7 @@ impl World {
             self.close(instance, &txn);
         }
         let committed = self.committed.entry(group).or_default();
-        for &(tp, offset) in offsets {
+        for (tp, offset) in indexed {
             committed.insert(tp, offset);
         }
         self.changed();
@@ -140,33 +149,5 @@ impl World {
             .enumerate()
             .filter(|(_, r)| !r.aborted)
             .map(|(offset, r)| (offset as i64, r))
-    }
-}
-
-impl Outlet {
-    /// Opens a transaction unless one is open.
-    pub(crate) fn begin_txn(&self) {
-        lock(&self.world).begin_txn(self.instance);
-    }
-
-    /// Commits the open transaction with `offsets`; on an error it must be
-    /// aborted.
-    pub(crate) fn commit_txn(&self, offsets: &[Position]) -> Result<(), String> {
-        let mut world = lock(&self.world);
-        let mut indexed = Vec::with_capacity(offsets.len());
-        for at in offsets {
-            let topic = world
-                .index
-                .get(&*at.topic)
-                .copied()
-                .ok_or_else(|| format!("unknown topic `{}`", at.topic))?;
-            indexed.push(((topic, at.partition), at.offset));
-        }
-        world.commit_txn(self.instance, self.actor, self.group, &indexed)
-    }
-
-    /// Aborts the open transaction; returns whether one was open.
-    pub(crate) fn abort_txn(&self) -> bool {
-        lock(&self.world).abort_txn(self.instance)
     }
 }

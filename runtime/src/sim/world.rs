@@ -357,9 +357,9 @@ pub(crate) struct Outlet {
     pub(crate) transactional: bool,
 }
 
-impl Outlet {
-    /// Sends a record to `topic`; `slot` has already counted it.
-    pub(crate) fn send(
+/// The simulated broker as an instance's producer.
+impl crate::publisher::DynSink for Outlet {
+    fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
@@ -408,9 +408,20 @@ impl Outlet {
         Ok(())
     }
 
-    /// Waits until everything this instance sent is acknowledged: the
-    /// simulated broker answers at once, each record with its fate.
-    pub(crate) fn flush(&self) {
+    /// The simulated broker answers at once, each record with its fate.
+    fn flush(&self) {
         lock(&self.world).flush(self.instance);
+    }
+
+    fn begin_txn(&self) {
+        lock(&self.world).begin_txn(self.instance);
+    }
+
+    fn commit_txn(&self, offsets: &[crate::consumed::Position]) -> std::result::Result<(), String> {
+        lock(&self.world).commit_txn(self.instance, self.actor, self.group, offsets)
+    }
+
+    fn abort_txn(&self) -> bool {
+        lock(&self.world).abort_txn(self.instance)
     }
 }
