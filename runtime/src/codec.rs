@@ -91,6 +91,10 @@ pub enum DecodeError {
         /// Its position among the record's headers, from 0.
         index: usize,
     },
+    /// The record's `scribe_envelope` header has the envelope schema's
+    /// fingerprint but cannot be read; the dead letter keeps it as it came.
+    #[error("its scribe_envelope header cannot be read: {0}")]
+    Envelope(String),
     /// The record's topic matches none of the actor's subscriptions as
     /// scribe reads them, though the consumer fetched it.
     #[error("no subscription of the actor matches topic `{0}`")]

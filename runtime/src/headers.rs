@@ -1,20 +1,28 @@
-//! Kafka headers every record carries, after the CloudEvents Kafka binding.
+//! The metadata every record carries, and the other Kafka headers.
 //!
-//! | header | value |
-//! |---|---|
-//! | `ce_specversion` | `1.0` |
-//! | `ce_id` | a fresh UUID per record |
-//! | `ce_type` | the Avro full name of the value's schema |
-//! | `ce_source` | `<node>/<actor>` that published the record |
-//! | `ce_time` | RFC 3339 time of publication |
-//! | `content-type` | [`CONTENT_TYPE_AVRO`] |
-//! | `correlation_id` | carried unchanged along a chain of actors |
-//! | `causation_id` | the `ce_id` of the record being handled when this one was published |
+//! Each record says what it is and where it comes from:
+//!
+//! | value | CloudEvents header | compact envelope field |
+//! |---|---|---|
+//! | a fresh UUID per record | `ce_id` | `id` |
+//! | the Avro full name of the value's schema | `ce_type` | `type` |
+//! | `<node>/<actor>` that published the record | `ce_source` | `source` |
+//! | RFC 3339 time of publication | `ce_time` | `time` |
+//! | carried unchanged along a chain of actors | `correlation_id` | `correlation_id` |
+//! | the `ce_id` of the record being handled when this one was published | `causation_id` | `causation_id` |
+//! | W3C trace context, when present | `traceparent`, `tracestate` | `traceparent`, `tracestate` |
+//!
+//! An actor writes them in its [`Envelope`]: by default one
+//! `scribe_envelope` header (see [`crate::envelope`]); as CloudEvents
+//! headers (with `ce_specversion` `1.0` and `content-type`
+//! [`CONTENT_TYPE_AVRO`]) when configured so. Every reader takes both.
 
 // Over 400 lines with its unit tests (the last third); the code itself
 // does one job: the headers, read and written.
 
 use rdkafka::message::{BorrowedHeaders, Header, Headers as _, OwnedHeaders};
+
+use crate::envelope::{self, ENVELOPE, Envelope};
 
 /// Header carrying the CloudEvents spec version.
 pub const CE_SPECVERSION: &str = "ce_specversion";
@@ -56,8 +64,13 @@ pub const SPEC_VERSION: &str = "1.0";
 /// The content type of every value: Avro single-object encoding.
 pub const CONTENT_TYPE_AVRO: &str = "application/avro";
 
+/// Header carrying the W3C trace context, when a record has one.
+pub const TRACEPARENT: &str = "traceparent";
+/// Header carrying the W3C trace state, when a record has one.
+pub const TRACESTATE: &str = "tracestate";
+
 /// The well-known headers, in the order of [`Headers`]' slots.
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 10] = [
     CE_ID,
     CE_TYPE,
     CE_SOURCE,
@@ -66,7 +79,15 @@ const KNOWN: [&str; 8] = [
     CONTENT_TYPE,
     CORRELATION_ID,
     CAUSATION_ID,
+    TRACEPARENT,
+    TRACESTATE,
 ];
+
+/// The slots of the compact envelope's fields, in its schema's order.
+const ENVELOPE_SLOTS: [usize; envelope::FIELDS] = [0, 1, 2, 3, 6, 7, 8, 9];
+
+/// The slots in the order of the CloudEvents headers a record carries.
+const CLOUDEVENTS_ORDER: [usize; KNOWN.len()] = [4, 0, 1, 2, 3, 5, 6, 7, 8, 9];
 
 /// The slot of a well-known header in [`KNOWN`]: one comparison by
 /// length and bytes, not one per known key.
@@ -80,6 +101,8 @@ fn known_slot(key: &str) -> Option<usize> {
         CONTENT_TYPE => Some(5),
         CORRELATION_ID => Some(6),
         CAUSATION_ID => Some(7),
+        TRACEPARENT => Some(8),
+        TRACESTATE => Some(9),
         _ => None,
     }
 }
@@ -91,22 +114,37 @@ fn known_slot(key: &str) -> Option<usize> {
 /// rust-rdkafka's accessor panics on it. Each header is read under a guard
 /// (free unless it trips), so one bad key costs only its own header.
 pub fn kafka_pairs(headers: Option<&BorrowedHeaders>) -> (Vec<(&str, &[u8])>, Vec<usize>) {
-    let Some(headers) = headers else {
-        return (Vec::new(), Vec::new());
-    };
-    let mut pairs = Vec::with_capacity(headers.count());
+    let mut pairs = Vec::with_capacity(headers.map_or(0, |h| h.count()));
     let mut unreadable = Vec::new();
-    for index in 0..headers.count() {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| headers.try_get(index))) {
-            Ok(Some(header)) => pairs.push((header.key, header.value.unwrap_or_default())),
-            Ok(None) => {}
-            Err(_) => unreadable.push(index),
-        }
-    }
+    each_kafka_pair(
+        headers,
+        |pair| pairs.push(pair),
+        |index| unreadable.push(index),
+    );
     (pairs, unreadable)
 }
 
-/// The headers of an inbound record, with the well-known ones parsed out.
+/// [`kafka_pairs`], one at a time, without collecting them.
+fn each_kafka_pair<'a>(
+    headers: Option<&'a BorrowedHeaders>,
+    mut pair: impl FnMut((&'a str, &'a [u8])),
+    mut unreadable: impl FnMut(usize),
+) {
+    let Some(headers) = headers else {
+        return;
+    };
+    for index in 0..headers.count() {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| headers.try_get(index))) {
+            Ok(Some(header)) => pair((header.key, header.value.unwrap_or_default())),
+            Ok(None) => {}
+            Err(_) => unreadable(index),
+        }
+    }
+}
+
+/// The headers of an inbound record, with the well-known ones parsed out:
+/// the CloudEvents headers, or the fields of the compact envelope (see
+/// [`Envelope`]), whichever the record carries.
 ///
 /// Records from producers that are not scribe nodes may lack any of them.
 /// The well-known values share one buffer, so reading a record's headers
@@ -115,44 +153,91 @@ pub fn kafka_pairs(headers: Option<&BorrowedHeaders>) -> (Vec<(&str, &[u8])>, Ve
 pub struct Headers {
     text: String,
     known: [Option<(u32, u32)>; KNOWN.len()],
-    other: Vec<(String, Vec<u8>)>,
+    other: Vec<Other>,
+    /// The well-known values came in a compact envelope.
+    enveloped: bool,
+    /// Why the record's `scribe_envelope` header could not be read (it is
+    /// then kept among the others, as it came).
+    malformed: Option<String>,
 }
 
 impl Headers {
     /// A consumed record's headers, and the position of the first one
     /// dropped because its key is not UTF-8 (see [`kafka_pairs`]).
-    pub(crate) fn from_kafka(headers: Option<&BorrowedHeaders>) -> (Self, Option<usize>) {
-        let (pairs, unreadable) = kafka_pairs(headers);
-        (Headers::from_pairs(pairs), unreadable.first().copied())
+    pub fn from_kafka(headers: Option<&BorrowedHeaders>) -> (Self, Option<usize>) {
+        let mut out = Headers::default();
+        let mut first = None;
+        each_kafka_pair(
+            headers,
+            |(key, value)| out.add(key, value),
+            |index| {
+                first.get_or_insert(index);
+            },
+        );
+        (out, first)
     }
 
     /// Headers from key and value pairs, in order.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
         let mut out = Headers::default();
-        out.text.reserve(192);
         for (key, value) in pairs {
-            match known_slot(key) {
-                Some(slot) => {
-                    let start = out.text.len() as u32;
-                    match std::str::from_utf8(value) {
-                        Ok(text) => out.text.push_str(text),
-                        Err(_) => out.text.push_str(&String::from_utf8_lossy(value)),
-                    }
-                    out.known[slot] = Some((start, out.text.len() as u32));
-                }
-                None => out.other.push((key.to_owned(), value.to_vec())),
-            }
+            out.add(key, value);
         }
         out
     }
 
-    /// Every header as a key and value pair: the well-known ones first.
+    fn add(&mut self, key: &str, value: &[u8]) {
+        if self.text.capacity() == 0 {
+            self.text.reserve(192);
+        }
+        if let Some(slot) = known_slot(key) {
+            match std::str::from_utf8(value) {
+                Ok(text) => self.set(slot, text),
+                Err(_) => self.set(slot, &String::from_utf8_lossy(value)),
+            }
+            return;
+        }
+        if key == ENVELOPE {
+            match envelope::decode(value) {
+                envelope::Read::Fields(fields) => {
+                    self.enveloped = true;
+                    for (slot, field) in ENVELOPE_SLOTS.into_iter().zip(fields) {
+                        if let Some(text) = field {
+                            self.set(slot, text);
+                        }
+                    }
+                    return;
+                }
+                envelope::Read::Foreign => {}
+                envelope::Read::Malformed(why) => {
+                    self.malformed.get_or_insert(why);
+                }
+            }
+        }
+        self.other.push((key.to_owned(), value.to_vec()));
+    }
+
+    fn set(&mut self, slot: usize, value: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(value);
+        self.known[slot] = Some((start, self.text.len() as u32));
+    }
+
+    /// Every header as a key and value pair: the well-known ones first,
+    /// under their CloudEvents names, whether they came as CloudEvents
+    /// headers or in a compact envelope (which is then not listed itself).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         KNOWN
             .iter()
             .enumerate()
             .filter_map(|(slot, key)| self.known(slot).map(|v| (*key, v.as_bytes())))
-            .chain(self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .chain(self.others())
+    }
+
+    /// The headers that are not well-known ones.
+    fn others(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
     fn known(&self, slot: usize) -> Option<&str> {
@@ -175,11 +260,12 @@ impl Headers {
     pub fn time(&self) -> Option<&str> {
         self.known(3)
     }
-    /// `ce_specversion`.
+    /// `ce_specversion` (a record in a compact envelope has none).
     pub fn spec_version(&self) -> Option<&str> {
         self.known(4)
     }
-    /// `content-type`.
+    /// `content-type` (a record in a compact envelope has none: its
+    /// value is always Avro single-object encoding).
     pub fn content_type(&self) -> Option<&str> {
         self.known(5)
     }
@@ -190,6 +276,28 @@ impl Headers {
     /// `causation_id`: the `ce_id` of the record whose handling published this one.
     pub fn causation_id(&self) -> Option<&str> {
         self.known(7)
+    }
+    /// `traceparent`: the W3C trace context, if the record has one.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.known(8)
+    }
+    /// `tracestate`: the W3C trace state, if the record has one.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.known(9)
+    }
+    /// How the well-known values came: in a compact envelope, or as
+    /// CloudEvents headers (also when the record has none).
+    pub fn envelope(&self) -> Envelope {
+        if self.enveloped {
+            Envelope::Compact
+        } else {
+            Envelope::CloudEvents
+        }
+    }
+    /// Why the record's `scribe_envelope` header could not be read, if it
+    /// could not: the record is then dead-lettered, not handled.
+    pub fn malformed_envelope(&self) -> Option<&str> {
+        self.malformed.as_deref()
     }
     /// These headers without the `scribe_dlq_*` ones a dead letter
     /// carries: a record being replayed, as it was first written.
@@ -208,35 +316,16 @@ impl Headers {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_slice())
     }
-}
 
-impl Headers {
-    /// The headers a forwarded record carries: these, in the same order of
-    /// well-known ones, with the well-known ones they lack (but
-    /// `causation_id`) taken from `fresh`.
-    pub(crate) fn forwarded<'a>(
-        &'a self,
-        fresh: &'a Outbound<'a>,
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        let fallback = [
-            Some(fresh.id),
-            Some(fresh.ty),
-            Some(fresh.source),
-            Some(fresh.time),
-            Some(SPEC_VERSION),
-            Some(CONTENT_TYPE_AVRO),
-            Some(fresh.correlation_id),
-            None,
-        ];
-        let known = KNOWN
-            .iter()
-            .zip(fallback)
-            .enumerate()
-            .filter_map(|(slot, (key, fallback))| {
-                self.known(slot).or(fallback).map(|v| (*key, v.as_bytes()))
-            });
-        let other = self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
-        known.chain(other)
+    /// The well-known values of a record forwarded as `fresh`: these, with
+    /// the ones they lack (but `causation_id` and the trace context) taken
+    /// from `fresh`.
+    fn forwarded_known<'a>(&'a self, fresh: &'a Outbound<'a>) -> [Option<&'a str>; KNOWN.len()] {
+        let fallback = fresh.known();
+        std::array::from_fn(|slot| {
+            self.known(slot)
+                .or(if slot == 7 { None } else { fallback[slot] })
+        })
     }
 }
 
@@ -247,12 +336,16 @@ pub(crate) fn is_dead_letter(key: &str) -> bool {
 
 /// Kafka headers from key and value pairs.
 pub fn to_kafka<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> OwnedHeaders {
-    pairs.fold(OwnedHeaders::new_with_capacity(10), |h, (key, value)| {
-        h.insert(Header {
-            key,
-            value: Some(value),
-        })
-    })
+    let (low, _) = pairs.size_hint();
+    pairs.fold(
+        OwnedHeaders::new_with_capacity(low.max(1)),
+        |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
 }
 
 /// The values a publisher writes into the headers of one record: the
@@ -275,7 +368,7 @@ pub struct Outbound<'a> {
 }
 
 impl<'a> Outbound<'a> {
-    /// The headers of a freshly published record.
+    /// The headers of a freshly published record, in the CloudEvents form.
     pub fn pairs(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
         [
             (CE_SPECVERSION, Some(SPEC_VERSION)),
@@ -290,71 +383,158 @@ impl<'a> Outbound<'a> {
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v.as_bytes())))
     }
+
+    /// The Kafka headers of a freshly published record in `form`;
+    /// `buf` holds the compact envelope while it is copied.
+    pub fn to_kafka(&self, form: Envelope, buf: &mut Vec<u8>) -> OwnedHeaders {
+        Outgoing::Fresh(self).to_kafka(form, buf)
+    }
+
+    /// Its values in the slots of [`KNOWN`].
+    fn known(&self) -> [Option<&'a str>; KNOWN.len()] {
+        [
+            Some(self.id),
+            Some(self.ty),
+            Some(self.source),
+            Some(self.time),
+            Some(SPEC_VERSION),
+            Some(CONTENT_TYPE_AVRO),
+            Some(self.correlation_id),
+            self.causation_id,
+            None,
+            None,
+        ]
+    }
+}
+
+/// The compact envelope's fields from values in the slots of [`KNOWN`].
+fn envelope_fields<'a>(
+    known: &[Option<&'a str>; KNOWN.len()],
+) -> [Option<&'a str>; envelope::FIELDS] {
+    ENVELOPE_SLOTS.map(|slot| known[slot])
 }
 
 impl Headers {
-    /// The headers of a freshly published record: what
-    /// `Headers::from_pairs(outbound.pairs())` gives, without matching keys
-    /// or checking text that is text already. The simulator's sink stores
-    /// these.
+    /// The headers of a freshly published record: what reading its Kafka
+    /// headers in `form` gives, without writing and parsing them. The
+    /// simulator's sink stores these.
     #[cfg(feature = "testing")]
-    pub(crate) fn from_outbound(outbound: &Outbound<'_>) -> Self {
+    pub(crate) fn from_outbound(outbound: &Outbound<'_>, form: Envelope) -> Self {
         let mut out = Headers::default();
         out.text.reserve(192);
-        let fields = [
-            (4, Some(SPEC_VERSION)),
-            (0, Some(outbound.id)),
-            (1, Some(outbound.ty)),
-            (2, Some(outbound.source)),
-            (3, Some(outbound.time)),
-            (5, Some(CONTENT_TYPE_AVRO)),
-            (6, Some(outbound.correlation_id)),
-            (7, outbound.causation_id),
-        ];
-        for (slot, value) in fields {
-            if let Some(value) = value {
-                let start = out.text.len() as u32;
-                out.text.push_str(value);
-                out.known[slot] = Some((start, out.text.len() as u32));
+        out.enveloped = form == Envelope::Compact;
+        let known = outbound.known();
+        // In the order a consumer reads them.
+        let slots: &[usize] = match form {
+            Envelope::Compact => &ENVELOPE_SLOTS,
+            Envelope::CloudEvents => &CLOUDEVENTS_ORDER,
+        };
+        for &slot in slots {
+            if let Some(value) = known[slot] {
+                out.set(slot, value);
             }
         }
         out
     }
 }
 
+/// A header that is not a well-known one, as kept.
+type Other = (String, Vec<u8>);
+/// A header as key and value.
+type Pair<'a> = (&'a str, &'a [u8]);
+
 /// The headers of a record being sent, as each sink turns them into its
 /// own form: Kafka's header list, or the simulator's [`Headers`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Outgoing<'a> {
-    /// A published record's: its CloudEvents headers.
+    /// A published record's: its metadata, in the actor's envelope.
     Fresh(&'a Outbound<'a>),
-    /// A forwarded record's: the inbound record's, completed (see
-    /// [`Headers::forwarded`]).
+    /// A forwarded record's: the inbound record's metadata, completed
+    /// from the fresh one's (see [`Headers::forwarded_known`]), in the
+    /// actor's envelope; its other headers as they came.
     Forwarded(&'a Headers, &'a Outbound<'a>),
-    /// As given (a dead letter's).
-    Pairs(&'a [(&'a str, &'a [u8])]),
+    /// A dead letter's: the record's headers in the form they came in,
+    /// without any earlier dead letter's headers but its truncation mark,
+    /// then `extra`.
+    Kept(&'a Headers, &'a [(&'a str, &'a [u8])]),
 }
 
-impl Outgoing<'_> {
-    /// Kafka's form.
-    pub(crate) fn to_kafka(self) -> OwnedHeaders {
-        match self {
-            Outgoing::Fresh(outbound) => to_kafka(outbound.pairs()),
-            Outgoing::Forwarded(inbound, outbound) => to_kafka(inbound.forwarded(outbound)),
-            Outgoing::Pairs(pairs) => to_kafka(pairs.iter().copied()),
+impl<'a> Outgoing<'a> {
+    /// Calls `pair` with each Kafka header, in order; `buf` holds a
+    /// compact envelope while it is given.
+    fn each(self, form: Envelope, buf: &mut Vec<u8>, mut pair: impl FnMut(&str, &[u8])) {
+        let (known, form, others, extra): (_, _, &[Other], &[Pair<'_>]) = match self {
+            Outgoing::Fresh(outbound) => (outbound.known(), form, &[], &[]),
+            Outgoing::Forwarded(inbound, outbound) => {
+                (inbound.forwarded_known(outbound), form, &inbound.other, &[])
+            }
+            Outgoing::Kept(headers, extra) => (
+                std::array::from_fn(|slot| headers.known(slot)),
+                headers.envelope(),
+                &headers.other,
+                extra,
+            ),
+        };
+        let kept = matches!(self, Outgoing::Kept(..));
+        match form {
+            Envelope::Compact if known.iter().any(Option::is_some) => {
+                buf.clear();
+                envelope::encode(&envelope_fields(&known), buf);
+                pair(ENVELOPE, buf);
+            }
+            Envelope::Compact => {}
+            Envelope::CloudEvents => {
+                for slot in CLOUDEVENTS_ORDER {
+                    if let Some(value) = known[slot] {
+                        pair(KNOWN[slot], value.as_bytes());
+                    }
+                }
+            }
         }
+        for (key, value) in others {
+            let skip = if kept {
+                is_dead_letter(key) && key != DLQ_TRUNCATED
+            } else {
+                // A foreign envelope is not carried beside this one.
+                form == Envelope::Compact && key == ENVELOPE
+            };
+            if !skip {
+                pair(key, value);
+            }
+        }
+        for (key, value) in extra {
+            pair(key, value);
+        }
+    }
+
+    /// Kafka's form.
+    pub(crate) fn to_kafka(self, form: Envelope, buf: &mut Vec<u8>) -> OwnedHeaders {
+        let capacity = match (self, form) {
+            (Outgoing::Fresh(_), Envelope::Compact) => 1,
+            _ => 10,
+        };
+        let mut headers = Some(OwnedHeaders::new_with_capacity(capacity));
+        self.each(form, buf, |key, value| {
+            headers = headers.take().map(|h| {
+                h.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            });
+        });
+        headers.unwrap_or_default()
     }
 
     /// As a consumer reads them (the simulator's sink).
     #[cfg(feature = "testing")]
-    pub(crate) fn to_headers(self) -> Headers {
-        match self {
-            Outgoing::Fresh(outbound) => Headers::from_outbound(outbound),
-            Outgoing::Forwarded(inbound, outbound) => {
-                Headers::from_pairs(inbound.forwarded(outbound))
-            }
-            Outgoing::Pairs(pairs) => Headers::from_pairs(pairs.iter().copied()),
+    pub(crate) fn to_headers(self, form: Envelope) -> Headers {
+        if let Outgoing::Fresh(outbound) = self {
+            return Headers::from_outbound(outbound, form);
         }
+        let mut out = Headers::default();
+        let mut buf = Vec::new();
+        self.each(form, &mut buf, |key, value| out.add(key, value));
+        out
     }
 }
 
@@ -362,18 +542,89 @@ impl Outgoing<'_> {
 mod tests {
     use super::*;
 
+    /// The headers a consumer reads from what `outgoing` writes to Kafka.
+    fn through_kafka(outgoing: Outgoing<'_>, form: Envelope) -> Headers {
+        let mut buf = Vec::new();
+        let written = outgoing.to_kafka(form, &mut buf);
+        let pairs: Vec<(String, Vec<u8>)> = (0..written.count())
+            .map(|i| {
+                let h = written.get(i);
+                (h.key.to_owned(), h.value.unwrap_or_default().to_vec())
+            })
+            .collect();
+        Headers::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+
     #[test]
-    fn a_published_records_headers_are_built_as_from_its_pairs() {
+    fn a_published_records_headers_are_built_as_a_consumer_reads_them() {
         let mut fresh = outbound();
-        assert_eq!(
-            Headers::from_outbound(&fresh),
-            Headers::from_pairs(fresh.pairs())
-        );
-        fresh.causation_id = None;
-        assert_eq!(
-            Headers::from_outbound(&fresh),
-            Headers::from_pairs(fresh.pairs())
-        );
+        for form in [Envelope::Compact, Envelope::CloudEvents] {
+            for cause in [Some("id-1"), None] {
+                fresh.causation_id = cause;
+                assert_eq!(
+                    Headers::from_outbound(&fresh, form),
+                    through_kafka(Outgoing::Fresh(&fresh), form),
+                    "{form} {cause:?}"
+                );
+                assert_eq!(
+                    Outgoing::Fresh(&fresh).to_headers(form),
+                    through_kafka(Outgoing::Fresh(&fresh), form),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_compact_record_carries_one_header_and_reads_as_cloudevents_would() {
+        let fresh = outbound();
+        let mut buf = Vec::new();
+        let written = fresh.to_kafka(Envelope::Compact, &mut buf);
+        assert_eq!(written.count(), 1);
+        assert_eq!(written.get(0).key, ENVELOPE);
+        let compact = through_kafka(Outgoing::Fresh(&fresh), Envelope::Compact);
+        let events = Headers::from_pairs(fresh.pairs());
+        assert_eq!(compact.envelope(), Envelope::Compact);
+        assert_eq!(events.envelope(), Envelope::CloudEvents);
+        for read in [&compact, &events] {
+            assert_eq!(read.id(), Some("id-2"));
+            assert_eq!(read.ce_type(), Some("t.Fresh"));
+            assert_eq!(read.source(), Some("n/a"));
+            assert_eq!(read.time(), Some("2026-01-01T00:00:00.000Z"));
+            assert_eq!(read.correlation_id(), Some("corr-2"));
+            assert_eq!(read.causation_id(), Some("id-1"));
+        }
+        assert_eq!(compact.spec_version(), None);
+        assert_eq!(compact.get(ENVELOPE), None, "read, not kept");
+    }
+
+    #[test]
+    fn a_malformed_envelope_is_kept_as_it_came_and_named() {
+        let mut buf = Vec::new();
+        let fresh = outbound();
+        let written = fresh.to_kafka(Envelope::Compact, &mut buf);
+        let mut bytes = written.get(0).value.unwrap().to_vec();
+        bytes.truncate(bytes.len() - 4);
+        let read = Headers::from_pairs([(ENVELOPE, bytes.as_slice())]);
+        assert!(read.malformed_envelope().is_some());
+        assert_eq!(read.id(), None);
+        let letter = through_kafka(Outgoing::Kept(&read, &[]), Envelope::Compact);
+        assert_eq!(letter.get(ENVELOPE), Some(bytes.as_slice()), "verbatim");
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_form_its_record_came_in() {
+        let fresh = outbound();
+        let extra = [(DLQ_ERROR, &b"boom"[..])];
+        for form in [Envelope::Compact, Envelope::CloudEvents] {
+            let read = through_kafka(Outgoing::Fresh(&fresh), form);
+            // Whatever the dead-lettering actor itself writes.
+            for writer in [Envelope::Compact, Envelope::CloudEvents] {
+                let letter = through_kafka(Outgoing::Kept(&read, &extra), writer);
+                assert_eq!(letter.envelope(), form);
+                assert_eq!(letter.without_dead_letter(), read);
+                assert_eq!(letter.get(DLQ_ERROR), Some(&b"boom"[..]));
+            }
+        }
     }
 
     fn outbound() -> Outbound<'static> {
@@ -454,12 +705,20 @@ mod tests {
     fn a_forwarded_record_keeps_its_own_headers_and_fills_in_the_missing_ones() {
         let inbound = Headers::from_pairs([(CE_ID, &b"id-1"[..]), ("x-trace", b"t")]);
         let fresh = outbound();
-        let forwarded = Headers::from_pairs(inbound.forwarded(&fresh));
-        assert_eq!(forwarded.id(), Some("id-1"), "the original event's id");
-        assert_eq!(forwarded.ce_type(), Some("t.Fresh"), "filled in");
-        assert_eq!(forwarded.correlation_id(), Some("corr-2"));
-        assert_eq!(forwarded.causation_id(), None, "never invented");
-        assert_eq!(forwarded.get("x-trace"), Some(&b"t"[..]));
+        for form in [Envelope::Compact, Envelope::CloudEvents] {
+            let forwarded = through_kafka(Outgoing::Forwarded(&inbound, &fresh), form);
+            assert_eq!(forwarded.envelope(), form);
+            assert_eq!(forwarded.id(), Some("id-1"), "the original event's id");
+            assert_eq!(forwarded.ce_type(), Some("t.Fresh"), "filled in");
+            assert_eq!(forwarded.correlation_id(), Some("corr-2"));
+            assert_eq!(forwarded.causation_id(), None, "never invented");
+            assert_eq!(forwarded.get("x-trace"), Some(&b"t"[..]));
+            assert_eq!(
+                Outgoing::Forwarded(&inbound, &fresh).to_headers(form),
+                forwarded,
+                "the simulator's sink"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct ActorInfo {
     pub dead_letter_topic: Option<String>,
     /// What its outputs and offsets guarantee.
     pub delivery: Delivery,
+    /// How it writes its records' metadata.
+    pub envelope: crate::Envelope,
 }
 
 /// A subscription to a topic that no actor of the topology owns: its

@@ -1,9 +1,12 @@
 //! A pipeline of stages (3 by default; consume, decode, transform, encode,
 //! produce, commit after delivery; ~200-byte Avro records; 4 partitions)
-//! written four ways and measured side by side on one broker:
+//! written five ways and measured side by side on one broker:
 //!
 //! - `scribe`: three actors of one node, as users run it: through
-//!   `scribe run`'s own log subscriber at its default level;
+//!   `scribe run`'s own log subscriber at its default level, the metadata
+//!   in the default compact envelope (one header);
+//! - `scribe_cloudevents`: the same, the metadata as the eight CloudEvents
+//!   headers (`envelope = "cloudevents"`);
 //! - `handwritten`: three rust-rdkafka + apache-avro stages on threads of
 //!   one process, storing each input offset once its output is delivered
 //!   (the floor: no headers);
@@ -24,13 +27,19 @@
 //! `bench ratio pipeline3 scribe/handwritten throughput=X cpu=Y p99_added_ms=Z`
 //! `bench ratio pipeline3 scribe/python throughput=X cpu=Y`
 //!
-//! where `p99_added_ms` is scribe's p99 minus the hand-written one, per
-//! stage.
+//! then the envelopes against the hand-written pipelines
+//! (`scribe/handwritten_headers`, `scribe_cloudevents/handwritten_headers`,
+//! `scribe_cloudevents/handwritten`). `p99_added_ms` is scribe's p99 minus
+//! the hand-written one, per stage.
 //!
 //! `cargo bench -p scribe-tests --bench pipelines [-- --records N] [--only NAME] [--rate R] [--stages N]`
 //!
 //! `--rate` paces the latency runs at R records/s instead; `--stages 1`
 //! measures one hop (the lines then say `pipeline1`).
+//!
+//! `SCRIBE_BENCH_WRAP="perf record -e cpu-clock -g -o FILE --"` runs each
+//! throughput run's child under that command: a profile of the pipeline
+//! alone.
 //!
 //! The broker is `SCRIBE_TEST_BOOTSTRAP` when set, otherwise an embedded
 //! mock cluster in this (the parent) process.
@@ -50,7 +59,7 @@ use rdkafka::producer::{
 };
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use scribe::prelude::*;
-use scribe::{Broker, TopicSpec};
+use scribe::{Broker, Envelope, TopicSpec};
 use scribe_tests::bench::BenchBroker;
 use scribe_tests::load::cpu_time;
 use scribe_tests::records::Payload;
@@ -59,7 +68,13 @@ use scribe_tests::unique;
 const PARTITIONS: i32 = 4;
 /// Characters of the payload's body; the first 20 are the produce time.
 const BODY: usize = 180;
-const PIPELINES: [&str; 4] = ["scribe", "handwritten", "handwritten_headers", "python"];
+const PIPELINES: [&str; 5] = [
+    "scribe",
+    "scribe_cloudevents",
+    "handwritten",
+    "handwritten_headers",
+    "python",
+];
 
 fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
@@ -136,14 +151,18 @@ fn main() {
             scribe.cpu_us / python.cpu_us,
         );
     }
-    if let (Some((_, scribe, _)), Some((_, hand, _))) =
-        (find("scribe"), find("handwritten_headers"))
-    {
-        println!(
-            "bench ratio {bench} scribe/handwritten_headers throughput={:.3} cpu={:.3}",
-            scribe.per_second / hand.per_second,
-            scribe.cpu_us / hand.cpu_us,
-        );
+    for (ours, theirs) in [
+        ("scribe", "handwritten_headers"),
+        ("scribe_cloudevents", "handwritten_headers"),
+        ("scribe_cloudevents", "handwritten"),
+    ] {
+        if let (Some((_, ours_run, _)), Some((_, theirs_run, _))) = (find(ours), find(theirs)) {
+            println!(
+                "bench ratio {bench} {ours}/{theirs} throughput={:.3} cpu={:.3}",
+                ours_run.per_second / theirs_run.per_second,
+                ours_run.cpu_us / theirs_run.cpu_us,
+            );
+        }
     }
 }
 
@@ -211,7 +230,7 @@ fn run(
     // A warm-up record first: the clock starts once it came through, so
     // every stage has joined its group and fetches.
     let total = records + 1;
-    let mut child = Command::new(std::env::current_exe().expect("this benchmark"))
+    let mut child = child_command(rate.is_none())
         .args(["--child", pipeline, "--bootstrap", &topics.bootstrap])
         .args([
             "--records",
@@ -342,6 +361,24 @@ impl Collector {
 /// The child: runs one pipeline until its last stage has published
 /// `--records` records and the broker acknowledged them, then prints its
 /// CPU time since the first record and its peak RSS.
+/// This benchmark run as a child; a throughput run (`peak`) behind the
+/// command `SCRIBE_BENCH_WRAP` names when set, a profiler such as
+/// `perf record -e cpu-clock -g -o FILE --`.
+fn child_command(peak: bool) -> Command {
+    let exe = std::env::current_exe().expect("this benchmark");
+    let wrap = match std::env::var("SCRIBE_BENCH_WRAP") {
+        Ok(wrap) if peak => wrap,
+        _ => String::new(),
+    };
+    let mut words = wrap.split_whitespace();
+    let Some(program) = words.next() else {
+        return Command::new(exe);
+    };
+    let mut command = Command::new(program);
+    command.args(words).arg(exe);
+    command
+}
+
 fn child(pipeline: &str) {
     let bootstrap = arg("--bootstrap").expect("--bootstrap");
     let records: u64 = arg("--records")
@@ -357,7 +394,14 @@ fn child(pipeline: &str) {
     }
     let started = Arc::new(std::sync::OnceLock::new());
     match pipeline {
-        "scribe" => scribe_pipeline(&bootstrap, &topics, records, &started),
+        "scribe" => scribe_pipeline(&bootstrap, &topics, records, &started, Envelope::Compact),
+        "scribe_cloudevents" => scribe_pipeline(
+            &bootstrap,
+            &topics,
+            records,
+            &started,
+            Envelope::CloudEvents,
+        ),
         "handwritten" => handwritten_pipeline(&bootstrap, &topics, records, &started, false),
         "handwritten_headers" => handwritten_pipeline(&bootstrap, &topics, records, &started, true),
         other => panic!("unknown pipeline `{other}`"),
@@ -419,11 +463,13 @@ fn scribe_pipeline(
     topics: &[String],
     records: u64,
     started: &Arc<std::sync::OnceLock<Duration>>,
+    envelope: Envelope,
 ) {
     // As users run it: `scribe run`'s own log subscriber.
     scribe_cli::init_logging();
     let mut builder = Node::builder("bench3")
         .broker(Broker::bootstrap(bootstrap))
+        .default_envelope(envelope)
         .default_topic(TopicSpec::new(PARTITIONS, 1));
     let last = unique("stage");
     let stages = topics.len() - 1;

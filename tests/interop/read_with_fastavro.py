@@ -3,10 +3,15 @@
 confluent-kafka consumes the topic; fastavro checks and decodes each value
 as Avro single-object encoding: the C3 01 marker, the CRC-64-AVRO
 fingerprint fastavro computes itself from the .avsc file, then the datum.
-Prints one JSON line per record (key, CloudEvents headers, value) and exits
-non-zero, naming the offset, at the first record that does not conform.
+The record's metadata comes either in one `scribe_envelope` header (a
+`scribe.Envelope` record, single-object encoded the same way, schema in
+runtime/avro/envelope.avsc) or as CloudEvents headers; both are read here
+into the CloudEvents names. Prints one JSON line per record (key, the form
+the metadata came in, the metadata, value) and exits non-zero, naming the
+offset, at the first record that does not conform.
 
-    python read_with_fastavro.py --bootstrap HOST:PORT --topic T --schema F.avsc --count N
+    python read_with_fastavro.py --bootstrap HOST:PORT --topic T --schema F.avsc \
+        --envelope-schema runtime/avro/envelope.avsc --count N
 """
 
 import argparse
@@ -19,6 +24,37 @@ import fastavro
 from confluent_kafka import Consumer, TopicPartition
 
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "content-type")
+# The envelope's fields under the CloudEvents header names.
+ENVELOPE_NAMES = {
+    "id": "ce_id",
+    "type": "ce_type",
+    "source": "ce_source",
+    "time": "ce_time",
+    "correlation_id": "correlation_id",
+    "causation_id": "causation_id",
+    "traceparent": "traceparent",
+    "tracestate": "tracestate",
+}
+
+
+def single_object(value, schema, fingerprint, what):
+    """Decodes one single-object encoded datum, or raises ValueError naming what is wrong."""
+    if value[:2] != b"\xc3\x01":
+        raise ValueError(f"{what}: no single-object marker")
+    if value[2:10] != fingerprint:
+        raise ValueError(f"{what}: fingerprint {value[2:10].hex()} is not the schema's {fingerprint.hex()}")
+    datum = io.BytesIO(value[10:])
+    record = fastavro.schemaless_reader(datum, schema, schema)
+    if datum.read():
+        raise ValueError(f"{what}: bytes left over after the datum")
+    return record
+
+
+def load(path):
+    with open(path) as f:
+        schema = fastavro.parse_schema(json.load(f))
+    canonical = fastavro.schema.to_parsing_canonical_form(schema)
+    return schema, bytes.fromhex(fastavro.schema.fingerprint(canonical, "CRC-64-AVRO"))
 
 
 def main() -> int:
@@ -26,13 +62,13 @@ def main() -> int:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--schema", required=True, help="the writer's .avsc file")
+    parser.add_argument("--envelope-schema", required=True, help="runtime/avro/envelope.avsc")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
 
-    with open(args.schema) as f:
-        schema = fastavro.parse_schema(json.load(f))
-    fingerprint = bytes.fromhex(fastavro.schema.fingerprint(fastavro.schema.to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+    schema, fingerprint = load(args.schema)
+    envelope_schema, envelope_fingerprint = load(args.envelope_schema)
     full_name = schema["name"]
 
     consumer = Consumer({
@@ -54,28 +90,30 @@ def main() -> int:
             print(f"consumer error: {message.error()}", file=sys.stderr)
             continue
         where = f"{message.topic()}/{message.partition()}@{message.offset()}"
-        value = message.value()
-        if value[:2] != b"\xc3\x01":
-            print(f"{where}: no single-object marker", file=sys.stderr)
+        raw = dict(message.headers() or [])
+        try:
+            record = single_object(message.value(), schema, fingerprint, where)
+            if "scribe_envelope" in raw:
+                form = "compact"
+                fields = single_object(raw["scribe_envelope"], envelope_schema, envelope_fingerprint, f"{where} scribe_envelope")
+                headers = {ENVELOPE_NAMES[k]: v for k, v in fields.items() if v is not None}
+                required = [ENVELOPE_NAMES[k] for k in ("id", "type", "source", "time", "correlation_id")]
+            else:
+                form = "cloudevents"
+                headers = {k: v.decode() for k, v in raw.items()}
+                required = REQUIRED_HEADERS
+        except ValueError as e:
+            print(e, file=sys.stderr)
             return 1
-        if value[2:10] != fingerprint:
-            print(f"{where}: fingerprint {value[2:10].hex()} is not the schema's {fingerprint.hex()}", file=sys.stderr)
-            return 1
-        datum = io.BytesIO(value[10:])
-        record = fastavro.schemaless_reader(datum, schema, schema)
-        if datum.read():
-            print(f"{where}: bytes left over after the datum", file=sys.stderr)
-            return 1
-        headers = {k: v.decode() for k, v in (message.headers() or [])}
-        missing = [h for h in REQUIRED_HEADERS if h not in headers]
+        missing = [h for h in required if not headers.get(h)]
         if missing:
-            print(f"{where}: missing headers {missing}", file=sys.stderr)
+            print(f"{where}: missing {missing}", file=sys.stderr)
             return 1
         if headers["ce_type"] != full_name:
             print(f"{where}: ce_type {headers['ce_type']} is not {full_name}", file=sys.stderr)
             return 1
         key = message.key().decode() if message.key() is not None else None
-        print(json.dumps({"key": key, "headers": headers, "value": record}, sort_keys=True))
+        print(json.dumps({"key": key, "envelope": form, "headers": headers, "value": record}, sort_keys=True))
         seen += 1
     consumer.close()
     if seen < args.count:

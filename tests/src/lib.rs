@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use scribe::{Broker, EmbeddedBroker, Node, NodeBuilder};
@@ -56,8 +56,12 @@ pub struct RawRecord {
     pub key: Option<Vec<u8>>,
     /// Its value.
     pub value: Vec<u8>,
-    /// Its headers, as UTF-8 text.
+    /// Its headers as UTF-8 text, as scribe reads them: its metadata under
+    /// the CloudEvents names (`ce_id`, ...), whether it came in a compact
+    /// envelope or as CloudEvents headers, then the others.
     pub headers: HashMap<String, String>,
+    /// Which form its metadata came in.
+    pub envelope: scribe::Envelope,
 }
 
 impl RawRecord {
@@ -344,23 +348,21 @@ fn read_blocking(bootstrap: &str, topic: &str, count: usize, timeout: Duration) 
     let mut out = Vec::new();
     while out.len() < count && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            let value = String::from_utf8_lossy(h.value.unwrap_or_default());
-                            (h.key.to_owned(), value.into_owned())
-                        })
-                        .collect()
+            let (read, _) = scribe::Headers::from_kafka(m.headers());
+            let headers = read
+                .iter()
+                .map(|(key, value)| {
+                    let value = String::from_utf8_lossy(value);
+                    (key.to_owned(), value.into_owned())
                 })
-                .unwrap_or_default();
+                .collect();
             out.push(RawRecord {
                 partition: m.partition(),
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().unwrap_or_default().to_vec(),
                 headers,
+                envelope: read.envelope(),
             });
         }
     }

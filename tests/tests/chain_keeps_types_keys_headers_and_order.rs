@@ -1,13 +1,14 @@
 //! Records flow through a chain of three actors with their types, keys,
-//! CloudEvents headers (correlation carried, causation linked) and per-key
-//! order intact.
+//! metadata (correlation carried, causation linked) and per-key order
+//! intact; the first two write the compact envelope, the last CloudEvents
+//! headers, and the links hold across the two.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use scribe::codec::Decoder;
 use scribe::prelude::*;
-use scribe::{Record, SchemaRegistry};
+use scribe::{Envelope, Record, SchemaRegistry};
 use scribe_tests::records::{Doubled, Labeled, Number};
 use scribe_tests::{RawRecord, TestKafka, unique};
 
@@ -126,6 +127,7 @@ async fn chain_keeps_types_keys_headers_and_order() {
         .actor::<Numbers>(unique("numbers"), &numbers, ())
         .actor::<Doubler>(unique("doubler"), &doubled, numbers.clone())
         .actor::<Labeler>(&labeler, &labeled, doubled.clone())
+        .envelope(&labeler, Envelope::CloudEvents)
         .build()
         .expect("valid topology")
         .start()
@@ -159,7 +161,9 @@ async fn chain_keeps_types_keys_headers_and_order() {
         assert_eq!(value.label, format!("{}#{}", value.key, value.seq));
         assert_eq!(value.value, value.seq * 2);
         assert_eq!(raw.key_str(), value.key);
-        // CloudEvents headers.
+        // CloudEvents headers from the last actor, the compact envelope
+        // from the others.
+        assert_eq!(raw.envelope, Envelope::CloudEvents);
         assert_eq!(raw.header("ce_specversion"), "1.0");
         assert_eq!(raw.header("content-type"), "application/avro");
         assert_eq!(raw.header("ce_source"), format!("chain/{labeler}"));
@@ -173,6 +177,15 @@ async fn chain_keeps_types_keys_headers_and_order() {
         // correlation is the source record's id, carried along the chain.
         let middle = middles[&(value.key.clone(), value.seq)];
         let input = inputs[&(value.key.clone(), value.seq)];
+        assert_eq!(middle.envelope, Envelope::Compact);
+        assert_eq!(input.envelope, Envelope::Compact);
+        assert_eq!(
+            middle.header("ce_specversion"),
+            "",
+            "implied by the envelope"
+        );
+        assert!(middle.header("ce_source").starts_with("chain/doubler"));
+        assert!(uuid::Uuid::parse_str(middle.header("ce_id")).is_ok());
         assert_eq!(raw.header("causation_id"), middle.header("ce_id"));
         assert_eq!(middle.header("causation_id"), input.header("ce_id"));
         assert_eq!(

@@ -1,6 +1,8 @@
 //! Records on the bus are plain Avro single-object encoding that clients
 //! scribe did not write can read: Python's confluent-kafka consumes them and
-//! fastavro checks the marker and fingerprint and decodes the datum.
+//! fastavro checks the marker and fingerprint and decodes the datum, and
+//! the record's metadata in either envelope: the compact one (itself an
+//! Avro record, decoded the same way) and CloudEvents headers.
 //!
 //! Needs a Python with `fastavro` and `confluent-kafka`: `SCRIBE_PYTHON`
 //! names it (default `python3`). Without them the test says so and passes,
@@ -9,6 +11,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use scribe::Envelope;
 use scribe::prelude::*;
 use scribe_schemas::HostMetrics;
 use scribe_tests::{TestKafka, unique};
@@ -69,24 +72,49 @@ async fn python_fastavro_reads_what_scribe_writes() {
         return;
     }
     let kafka = TestKafka::from_env();
-    let topic = unique("interop");
+    // One actor in each envelope: the default compact one, and CloudEvents.
+    let (compact, events) = (unique("interop"), unique("interop-ce"));
+    let events_actor = unique("samples-ce");
     let node = kafka
         .node("interop")
-        .actor::<Samples>(unique("samples"), &topic, ())
+        .actor::<Samples>(unique("samples"), &compact, ())
+        .actor::<Samples>(&events_actor, &events, ())
+        .envelope(&events_actor, Envelope::CloudEvents)
         .build()
         .unwrap()
         .start()
         .await
         .unwrap();
-    assert_eq!(
-        kafka.read(&topic, 3, Duration::from_secs(30)).await.len(),
-        3
-    );
+    for (topic, form) in [(&compact, "compact"), (&events, "cloudevents")] {
+        assert_eq!(kafka.read(topic, 3, Duration::from_secs(30)).await.len(), 3);
+        let stdout = read_with_fastavro(kafka.bootstrap(), topic).await;
+        let mut hosts: Vec<&str> = stdout
+            .lines()
+            .map(|l| {
+                assert!(l.contains(&format!(r#""envelope": "{form}""#)), "{l}");
+                assert!(
+                    l.contains(r#""ce_type": "scribe.metrics.HostMetrics""#),
+                    "{l}"
+                );
+                assert!(l.contains(r#""ce_source": "interop/samples"#), "{l}");
+                assert!(l.contains(r#""mem_used_percent": 40.25"#), "{l}");
+                let start = l.find(r#""key": ""#).expect("a key") + 8;
+                &l[start..start + 6]
+            })
+            .collect();
+        hosts.sort();
+        assert_eq!(hosts, ["host-0", "host-1", "host-2"], "{stdout}");
+    }
+    node.shutdown().await.unwrap();
+}
 
+/// What `read_with_fastavro.py` prints for three records of `topic`;
+/// fails the test when it refuses one.
+async fn read_with_fastavro(bootstrap: &str, topic: &str) -> String {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let output = tokio::task::spawn_blocking({
-        let bootstrap = kafka.bootstrap().to_owned();
-        let topic = topic.clone();
+        let bootstrap = bootstrap.to_owned();
+        let topic = topic.to_owned();
         move || {
             Command::new(python())
                 .arg(format!("{root}/tests/interop/read_with_fastavro.py"))
@@ -94,6 +122,8 @@ async fn python_fastavro_reads_what_scribe_writes() {
                 .args([
                     "--schema",
                     &format!("{root}/schemas/avro/host_metrics.avsc"),
+                    "--envelope-schema",
+                    &format!("{root}/runtime/avro/envelope.avsc"),
                 ])
                 .output()
                 .expect("python runs")
@@ -101,26 +131,11 @@ async fn python_fastavro_reads_what_scribe_writes() {
     })
     .await
     .unwrap();
-    node.shutdown().await.unwrap();
-
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "fastavro refused a record: {}{stdout}",
+        "fastavro refused a record of {topic}: {}{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut hosts: Vec<&str> = stdout
-        .lines()
-        .map(|l| {
-            assert!(
-                l.contains(r#""ce_type": "scribe.metrics.HostMetrics""#),
-                "{l}"
-            );
-            assert!(l.contains(r#""mem_used_percent": 40.25"#), "{l}");
-            let start = l.find(r#""key": ""#).expect("a key") + 8;
-            &l[start..start + 6]
-        })
-        .collect();
-    hosts.sort();
-    assert_eq!(hosts, ["host-0", "host-1", "host-2"], "{stdout}");
+    stdout
 }

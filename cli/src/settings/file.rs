@@ -49,6 +49,10 @@ pub struct NodeSection {
     /// step before its outcome counts as unknown. The default is 10 s.
     #[serde(default, with = "humantime_serde")]
     pub transaction_timeout: Option<Duration>,
+    /// How the node's actors write their records' metadata (see
+    /// [`scribe::Envelope`]); `compact` when absent.
+    #[serde(default)]
+    pub envelope: Option<scribe::Envelope>,
 }
 
 /// `[kafka]`.
@@ -139,6 +143,10 @@ pub struct ActorSection {
     /// at-least-once when absent.
     #[serde(default)]
     pub delivery: Option<scribe::Delivery>,
+    /// How it writes its records' metadata (see [`scribe::Envelope`]); the
+    /// node's `envelope` when absent.
+    #[serde(default)]
+    pub envelope: Option<scribe::Envelope>,
 }
 
 impl NodeConfig {
@@ -195,6 +203,9 @@ impl NodeConfig {
         }
         if let Some(timeout) = self.node.transaction_timeout {
             builder = builder.transaction_timeout(timeout);
+        }
+        if let Some(envelope) = self.node.envelope {
+            builder = builder.default_envelope(envelope);
         }
         for (i, topic) in self.topics.iter().enumerate() {
             let name = topic

@@ -102,8 +102,12 @@ where
         Some(policy) => builder.failure_policy(&actor.name, policy.clone()),
         None => builder,
     };
-    Ok(match actor.delivery {
+    let builder = match actor.delivery {
         Some(delivery) => builder.delivery(&actor.name, delivery),
+        None => builder,
+    };
+    Ok(match actor.envelope {
+        Some(envelope) => builder.envelope(&actor.name, envelope),
         None => builder,
     })
 }

@@ -203,12 +203,17 @@ impl Tool {
                     continue;
                 }
             };
-            let (pairs, unreadable) = scribe::headers::kafka_pairs(message.headers());
-            if !unreadable.is_empty() {
-                eprintln!("{at}: headers {unreadable:?} left out: their keys are not UTF-8");
+            let (read, unreadable) = scribe::Headers::from_kafka(message.headers());
+            if let Some(index) = unreadable {
+                eprintln!("{at}: header {index} left out, as any other whose key is not UTF-8");
             }
-            let headers: serde_json::Map<String, serde_json::Value> = pairs
-                .into_iter()
+            if let Some(why) = read.malformed_envelope() {
+                eprintln!("{at}: its scribe_envelope header cannot be read: {why}");
+            }
+            // The metadata under its CloudEvents names, whichever envelope
+            // it came in.
+            let headers: serde_json::Map<String, serde_json::Value> = read
+                .iter()
                 .map(|(key, value)| {
                     let v = String::from_utf8_lossy(value).into_owned();
                     (key.to_owned(), serde_json::Value::String(v))

@@ -51,6 +51,7 @@ impl Tool {
         let ty = full_name(&owner.output_schema);
         let source = format!("{}/scribe-produce", self.node.name());
         let mut rejected = 0;
+        let mut envelope_buf = Vec::new();
         for (number, line) in input.lines().enumerate() {
             let number = number + 1;
             let line = line.map_err(|e| Error::Config {
@@ -87,7 +88,7 @@ impl Tool {
                 correlation_id: &id,
                 causation_id: None,
             };
-            let headers = scribe::headers::to_kafka(outbound.pairs());
+            let headers = outbound.to_kafka(owner.envelope, &mut envelope_buf);
             let mut record = BaseRecord::to(topic).payload(&bytes).headers(headers);
             if let Some(key) = &key {
                 record = record.key(key.as_str());

@@ -223,10 +223,12 @@ impl<A: TopicActor> Decoding<A> {
             body: Err(error),
         };
         // Never skipped: what cannot be routed or read is dead-lettered.
-        let arrival = match (route, unreadable) {
-            (None, _) => failed(unrouted.expect("no route")),
-            (Some(_), Some(index)) => failed(DecodeError::HeaderKey { index }),
-            (Some(_), None) => decode(&self.routes, at.clone(), &raw),
+        let malformed = raw.headers.malformed_envelope();
+        let arrival = match (route, unreadable, malformed) {
+            (None, _, _) => failed(unrouted.expect("no route")),
+            (Some(_), Some(index), _) => failed(DecodeError::HeaderKey { index }),
+            (Some(_), None, Some(why)) => failed(DecodeError::Envelope(why.to_owned())),
+            (Some(_), None, None) => decode(&self.routes, at.clone(), &raw),
         };
         Ok((arrival, raw, at))
     }
@@ -284,7 +286,13 @@ impl<A: TopicActor> Decoding<A> {
                     origin.topic
                 ),
             ),
-            (false, Some(_)) => decode(&self.routes, origin, &raw),
+            (false, Some(_)) => match raw.headers.malformed_envelope() {
+                Some(why) => Decoded {
+                    at: origin,
+                    body: Err(DecodeError::Envelope(why.to_owned())),
+                },
+                None => decode(&self.routes, origin, &raw),
+            },
         };
         (arrival, raw, read_at)
     }

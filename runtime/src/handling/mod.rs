@@ -203,7 +203,8 @@ impl<A: TopicActor> Dispatch<'_, A> {
     }
 }
 /// The log target of the per-record `handle` span (see
-/// `docs/semantics.md`): `RUST_LOG=info,scribe::handle=warn` turns it off.
+/// `docs/semantics.md`): a `debug` span, so `RUST_LOG=info,scribe::handle=debug`
+/// turns it on. At the default level nothing listens and it costs nothing.
 pub(crate) const HANDLE_TARGET: &str = "scribe::handle";
 
 /// Why a handler did not handle its record.
@@ -236,7 +237,9 @@ pub(crate) fn deliver<A: TopicActor>(
         .map(str::to_owned)
         .or_else(|| ce_id.clone());
     // A stable target, whatever module this lives in: users filter on it.
-    let span = tracing::info_span!(
+    // Debug, not info: a span per record that a subscriber at `info`
+    // formats costs more than the rest of the handling (docs/BENCHMARKS.md).
+    let span = tracing::debug_span!(
         target: HANDLE_TARGET,
         "handle",
         actor,
@@ -262,13 +265,19 @@ pub(crate) fn deliver<A: TopicActor>(
         Ok(Err(error)) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = error_chain(&*error);
-            tracing::error!(%reason, "handler failed");
+            tracing::error!(
+                actor, topic = &*at.topic, partition = at.partition, offset = at.offset, %reason,
+                "handler failed"
+            );
             Err(Failed::Error(reason))
         }
         Err(panic) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = panic_message(&*panic);
-            tracing::error!(%reason, "handler panicked; the actor restarts and the record is redelivered");
+            tracing::error!(
+                actor, topic = &*at.topic, partition = at.partition, offset = at.offset, %reason,
+                "handler panicked; the actor restarts and the record is redelivered"
+            );
             Err(Failed::Panic(reason))
         }
     }

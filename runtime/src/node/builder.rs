@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::actor::TopicActor;
 use crate::broker::Broker;
 use crate::codec::SchemaRegistry;
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::policy::{Delivery, FailurePolicy};
 use crate::stats::ActorStats;
@@ -35,6 +36,8 @@ pub struct NodeBuilder {
     pub(super) producer: Vec<(String, String)>,
     pub(super) policies: BTreeMap<String, FailurePolicy>,
     pub(super) deliveries: BTreeMap<String, Delivery>,
+    pub(super) envelopes: BTreeMap<String, Envelope>,
+    pub(super) default_envelope: Envelope,
     pub(super) security: crate::security::Security,
 }
 
@@ -108,6 +111,21 @@ impl NodeBuilder {
     /// [`Delivery::AtLeastOnce`].
     pub fn delivery(mut self, actor: impl Into<String>, delivery: Delivery) -> Self {
         self.deliveries.insert(actor.into(), delivery);
+        self
+    }
+
+    /// How `actor` writes its records' metadata. The default is the
+    /// node's ([`NodeBuilder::default_envelope`]).
+    pub fn envelope(mut self, actor: impl Into<String>, envelope: Envelope) -> Self {
+        self.envelopes.insert(actor.into(), envelope);
+        self
+    }
+
+    /// How the node's actors write their records' metadata, unless
+    /// [`NodeBuilder::envelope`] says otherwise for one. The default is
+    /// [`Envelope::Compact`].
+    pub fn default_envelope(mut self, envelope: Envelope) -> Self {
+        self.default_envelope = envelope;
         self
     }
 
@@ -207,7 +225,7 @@ impl NodeBuilder {
         for topic in self.topics.keys() {
             check_name("topic", topic)?;
         }
-        for actor in self.deliveries.keys() {
+        for actor in self.deliveries.keys().chain(self.envelopes.keys()) {
             if !self.actors.iter().any(|(a, _)| a.name() == actor) {
                 return Err(Error::UnknownActor {
                     actor: actor.clone(),

@@ -71,6 +71,8 @@ impl Node {
             producer: Vec::new(),
             policies: BTreeMap::new(),
             deliveries: BTreeMap::new(),
+            envelopes: BTreeMap::new(),
+            default_envelope: crate::Envelope::default(),
             security: crate::security::Security::default(),
         }
     }
@@ -94,6 +96,21 @@ impl Node {
 
     fn delivery_of(b: &NodeBuilder, actor: &str) -> Delivery {
         b.deliveries.get(actor).copied().unwrap_or_default()
+    }
+
+    fn envelope_of(b: &NodeBuilder, actor: &str) -> crate::Envelope {
+        b.envelopes
+            .get(actor)
+            .copied()
+            .unwrap_or(b.default_envelope)
+    }
+
+    /// Each actor's envelope, by name.
+    fn envelopes_of(b: &NodeBuilder) -> BTreeMap<String, crate::Envelope> {
+        b.actors
+            .iter()
+            .map(|(a, _)| (a.name().to_owned(), Node::envelope_of(b, a.name())))
+            .collect()
     }
 
     fn dead_letter_of(b: &NodeBuilder, actor: &dyn ActorFactory) -> Option<String> {
@@ -196,7 +213,13 @@ impl Node {
             .iter()
             .map(|(a, _)| Node::delivery_of(&b, a.name()))
             .collect();
+        let envelopes = b
+            .actors
+            .iter()
+            .map(|(a, _)| Node::envelope_of(&b, a.name()))
+            .collect();
         NodeParts {
+            envelopes,
             name: b.name,
             actors: b.actors,
             topics,
@@ -220,6 +243,7 @@ impl Node {
                 subscriptions: a.subscriptions().to_vec(),
                 dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
                 delivery: Node::delivery_of(&self.builder, a.name()),
+                envelope: Node::envelope_of(&self.builder, a.name()),
             })
             .collect()
     }
@@ -256,7 +280,11 @@ impl Node {
         // which, before any actor starts.
         crate::connect::first_contact_of(&settings).await?;
         ensure_topics(&settings, embedded.as_ref(), &topics).await?;
-        let env = Arc::new(Env { settings, registry });
+        let env = Arc::new(Env {
+            settings,
+            registry,
+            envelopes: Node::envelopes_of(&b),
+        });
         let (stop, stop_rx) = watch::channel(false);
         let control = Arc::new(NodeControl {
             stop,
@@ -326,4 +354,6 @@ pub(crate) struct NodeParts {
     pub(crate) policies: Vec<(Arc<crate::FailurePolicy>, Option<String>)>,
     /// Each actor's delivery guarantee, in actor order.
     pub(crate) deliveries: Vec<crate::Delivery>,
+    /// Each actor's envelope, in actor order.
+    pub(crate) envelopes: Vec<crate::Envelope>,
 }

@@ -73,6 +73,7 @@ impl Node {
             Broker::Bootstrap(servers) => servers.clone(),
         };
         let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
+        let envelopes = Node::envelopes_of(&b);
         crate::connect::first_contact_of(&settings).await?;
         let group = format!("{actor}.dlq-replay");
         let probe: rdkafka::consumer::BaseConsumer = settings
@@ -96,7 +97,11 @@ impl Node {
             });
             let supervision = Supervision {
                 factory,
-                launch: Launch::Node(Arc::new(Env { settings, registry })),
+                launch: Launch::Node(Arc::new(Env {
+                    settings,
+                    registry,
+                    envelopes,
+                })),
                 stats: stats.clone(),
                 dead_letter: Some(replay.topic.clone()),
                 policy: Arc::new(policy),

@@ -40,6 +40,8 @@ pub struct Publisher<T: Record> {
     core: Arc<PublisherCore>,
     encoder: Encoder<T>,
     buf: RefCell<Vec<u8>>,
+    /// The compact envelope of the record being sent.
+    envelope: RefCell<Vec<u8>>,
     clock: RefCell<Clock>,
 }
 
@@ -66,6 +68,7 @@ impl<T: Record> Publisher<T> {
             core,
             encoder: Encoder::new()?,
             buf: RefCell::new(Vec::with_capacity(256)),
+            envelope: RefCell::new(Vec::with_capacity(256)),
             clock: RefCell::new(Clock::default()),
         })
     }
@@ -146,9 +149,15 @@ impl<T: Record> Publisher<T> {
             None => Outgoing::Fresh(&outbound),
             Some(inbound) => Outgoing::Forwarded(inbound, &outbound),
         };
-        let sent = self
-            .core
-            .send(topic, key, &buf, headers, Some(millis), &slot);
+        let sent = self.core.send(
+            topic,
+            key,
+            &buf,
+            headers,
+            &mut self.envelope.borrow_mut(),
+            Some(millis),
+            &slot,
+        );
         drop(cause);
         // A refused publish fails the record that caused it, whatever the
         // handler does with the error: its offset never commits.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer as _};
 
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::headers::Outgoing;
 use crate::tracker::AckSlot;
@@ -61,14 +62,17 @@ pub(crate) trait DynSink: Send + Sync {
 }
 
 impl Sink {
-    /// Sends one record to `topic`. `ack` counts it already; on an error
-    /// the count is released.
+    /// Sends one record to `topic`, its metadata in `form` (`buf` holds
+    /// a compact envelope while it is copied). `ack` counts it already; on
+    /// an error the count is released.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         value: &[u8],
         headers: Outgoing<'_>,
+        (form, buf): (Envelope, &mut Vec<u8>),
         timestamp: Option<i64>,
         ack: Arc<AckSlot>,
     ) -> Result<()> {
@@ -76,7 +80,7 @@ impl Sink {
             Sink::Kafka(producer) => {
                 let mut record = BaseRecord::with_opaque_to(topic, ack)
                     .payload(value)
-                    .headers(headers.to_kafka());
+                    .headers(headers.to_kafka(form, buf));
                 if let Some(timestamp) = timestamp {
                     record = record.timestamp(timestamp);
                 }
@@ -90,7 +94,7 @@ impl Sink {
                 topic,
                 key,
                 value,
-                headers.to_headers(),
+                headers.to_headers(form),
                 timestamp.unwrap_or_else(crate::clock::now_ms),
                 ack,
             ),
@@ -103,6 +107,8 @@ pub(crate) struct PublisherCore {
     pub(crate) sink: Sink,
     pub(crate) topic: Arc<str>,
     pub(crate) source: String,
+    /// How its records carry their metadata.
+    pub(crate) envelope: Envelope,
     pub(super) cause: Mutex<Option<Cause>>,
     pub(super) detached: Arc<AckSlot>,
     /// Exactly-once: the producer's transaction state.
@@ -126,6 +132,7 @@ impl PublisherCore {
             sink,
             topic,
             source,
+            envelope: Envelope::default(),
             cause: Mutex::new(None),
             detached: AckSlot::detached(),
             txn: None,
@@ -133,6 +140,12 @@ impl PublisherCore {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             undelivered: Arc::default(),
         }
+    }
+
+    /// Its records carry their metadata in `envelope`.
+    pub(crate) fn envelope(mut self, envelope: Envelope) -> Self {
+        self.envelope = envelope;
+        self
     }
 
     /// The flag the sink's delivery reports set when a record was not
@@ -188,13 +201,16 @@ impl PublisherCore {
 
     /// Sends a record caused by the record of `cause_slot` (inside or
     /// outside a transaction): it counts on the slot until the broker
-    /// acknowledges it. The caller fails the slot on an error.
+    /// acknowledges it. The caller fails the slot on an error. `buf` holds
+    /// the record's compact envelope while it is copied.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         value: &[u8],
         headers: Outgoing<'_>,
+        buf: &mut Vec<u8>,
         timestamp: Option<i64>,
         cause_slot: &Arc<AckSlot>,
     ) -> Result<()> {
@@ -202,7 +218,15 @@ impl PublisherCore {
         let ack = self.ack_slot(cause_slot.clone());
         ack.add_pending();
         self.sent.fetch_add(1, Ordering::Relaxed);
-        self.sink.send(topic, key, value, headers, timestamp, ack)
+        self.sink.send(
+            topic,
+            key,
+            value,
+            headers,
+            (self.envelope, buf),
+            timestamp,
+            ack,
+        )
     }
 
     /// Writes a record the actor gives up on to its dead-letter topic: the
@@ -220,35 +244,24 @@ impl PublisherCore {
     ) -> Result<()> {
         // A dead letter dead-lettered again carries only the latest
         // failure's headers, and whether it is only part of its record.
-        let pairs: Vec<(&str, &[u8])> = raw
-            .headers
-            .iter()
-            .filter(|(key, _)| {
-                !crate::headers::is_dead_letter(key) || *key == crate::headers::DLQ_TRUNCATED
-            })
-            .chain(extra.iter().copied())
-            .collect();
-        let write = |key: Option<&[u8]>, value: &[u8], pairs: &[(&str, &[u8])]| {
-            self.send(
-                topic,
-                key,
-                value,
-                Outgoing::Pairs(pairs),
-                raw.timestamp,
-                slot,
-            )
+        let mut buf = Vec::new();
+        let mut write = |key: Option<&[u8]>, value: &[u8], extra: &[(&str, &[u8])]| {
+            let headers = Outgoing::Kept(&raw.headers, extra);
+            self.send(topic, key, value, headers, &mut buf, raw.timestamp, slot)
         };
-        let written = match write(raw.key.as_deref(), &raw.value, &pairs) {
+        let written = match write(raw.key.as_deref(), &raw.value, extra) {
             Err(Error::Publish {
                 source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
                 ..
             }) => {
+                let pairs: Vec<(&str, &[u8])> =
+                    raw.headers.iter().chain(extra.iter().copied()).collect();
                 let cut = Truncated::fit(self.max_message_bytes, raw, &pairs);
                 tracing::warn!(topic, truncated = %cut.note, "dead letter too large for the producer; writing what fits");
-                let mut pairs = pairs.clone();
-                pairs.push((crate::headers::DLQ_TRUNCATED, cut.note.as_bytes()));
+                let mut extra = extra.to_vec();
+                extra.push((crate::headers::DLQ_TRUNCATED, cut.note.as_bytes()));
                 let key = raw.key.as_deref().filter(|_| cut.keep_key);
-                write(key, &raw.value[..cut.value], &pairs)
+                write(key, &raw.value[..cut.value], &extra)
             }
             other => other,
         };

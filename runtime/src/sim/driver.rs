@@ -68,6 +68,8 @@ pub(super) struct SimActor {
     pub(super) policy: Arc<FailurePolicy>,
     pub(super) dead_letter: Option<String>,
     pub(super) delivery: Delivery,
+    /// How it writes its records' metadata.
+    pub(super) envelope: crate::Envelope,
 }
 
 impl SimActor {
@@ -143,8 +145,9 @@ impl Driver {
             .into_iter()
             .zip(parts.policies)
             .zip(parts.deliveries)
+            .zip(parts.envelopes)
             .map(
-                |(((factory, stats), (policy, dead_letter)), delivery)| SimActor {
+                |((((factory, stats), (policy, dead_letter)), delivery), envelope)| SimActor {
                     name: factory.name().to_owned(),
                     factory,
                     stats,
@@ -158,6 +161,7 @@ impl Driver {
                     policy,
                     dead_letter,
                     delivery,
+                    envelope,
                 },
             )
             .collect();

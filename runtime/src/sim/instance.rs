@@ -35,6 +35,8 @@ pub(crate) struct SimLauncher {
     pub(crate) member: u64,
     pub(crate) commit_interval: Duration,
     pub(crate) stats: Arc<ActorStats>,
+    /// How the actor writes its records' metadata.
+    pub(crate) envelope: crate::Envelope,
 }
 
 impl Launcher for SimLauncher {
@@ -130,6 +132,7 @@ impl Launcher for SimLauncher {
             ),
             registry: &self.registry,
             node: &self.node,
+            envelope: self.envelope,
         };
         {
             let mut world = lock(&self.world);

@@ -64,6 +64,7 @@ impl Driver {
             member: tag,
             commit_interval: self.commit_interval,
             stats: stats.clone(),
+            envelope: a.envelope,
         };
         let supervision = Supervision {
             factory: a.factory.clone(),

@@ -50,12 +50,17 @@ pub(crate) struct Wiring<'a> {
     pub(crate) store_interval: Duration,
     pub(crate) registry: &'a SchemaRegistry,
     pub(crate) node: &'a str,
+    /// How the instance writes its records' metadata.
+    pub(crate) envelope: crate::Envelope,
 }
 
 /// What every instance of every actor of a node shares.
 pub(crate) struct Env {
     pub(crate) settings: ClientSettings,
     pub(crate) registry: SchemaRegistry,
+    /// How each actor writes its records' metadata, by name (the default
+    /// for one not named).
+    pub(crate) envelopes: std::collections::BTreeMap<String, crate::Envelope>,
 }
 
 pub(crate) struct Factory<A: TopicActor> {
@@ -132,7 +137,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             self.output.as_str().into(),
             format!("{}/{}", wiring.node, self.name),
         )
-        .reporting_to(wiring.undelivered);
+        .reporting_to(wiring.undelivered)
+        .envelope(wiring.envelope);
         if let Some((id, timeout)) = wiring.transactional {
             core = core.transactional(id, timeout);
         }
@@ -206,7 +212,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             format!("{}/{}", env.settings.node, self.name),
         )
         .max_message_bytes(max_message_bytes)
-        .reporting_to(undelivered);
+        .reporting_to(undelivered)
+        .envelope(env.envelopes.get(&self.name).copied().unwrap_or_default());
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
         }

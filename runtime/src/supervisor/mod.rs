@@ -318,6 +318,7 @@ mod tests {
                     producer: vec![],
                 },
                 registry: SchemaRegistry::new(),
+                envelopes: Default::default(),
             })),
             stats: stats.clone(),
             policy: Arc::new(policy.clone()),
