@@ -7,7 +7,6 @@ use apache_avro::Schema;
 
 use crate::codec::{DecodeError, Decoder, SchemaRegistry, full_name};
 use crate::error::{ActorError, Result};
-use crate::headers::Headers;
 use crate::inbound::{Inbound, Meta};
 use crate::publisher::Publisher;
 use crate::record::Record;
@@ -243,7 +242,6 @@ where
 
 /// A decoded record ready to be handed to actor `A`.
 pub(crate) trait Deliver<A: TopicActor> {
-    fn headers(&self) -> &Headers;
     fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError>;
 }
 
@@ -252,10 +250,6 @@ where
     T: Record,
     A: TopicActor + Handler<Inbound<T>, Result = Result<(), ActorError>>,
 {
-    fn headers(&self) -> &Headers {
-        Inbound::headers(self)
-    }
-
     fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError> {
         <A as Handler<Inbound<T>>>::handle(act, *self, ctx)
     }

@@ -300,6 +300,9 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             handled += 1;
             this.retry(act, ctx, pending);
         }
+        // The broker's answers so far: which records were delivered, and
+        // whether one was not (`undelivered`, below).
+        this.core.serve_deliveries();
         // While a record waits for its retry, the records after it wait too.
         this.settle_revoked();
         while !this.stopping && this.pending.is_none() {
@@ -364,6 +367,7 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             this.commit_transaction();
         }
         if handled > 0 || ticked {
+            this.core.serve_deliveries();
             this.report_handled();
             this.store_completed();
             if this.failure.is_some() {

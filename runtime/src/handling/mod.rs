@@ -15,7 +15,7 @@ use crate::consumed::{Fetched, Position};
 use crate::error::chain as error_chain;
 use crate::failure::Failure;
 use crate::failures::Failures;
-use crate::headers;
+use crate::headers::{self, Headers};
 use crate::inbound::Meta;
 use crate::publisher::{Cause, PublisherCore};
 use crate::stats::ActorStats;
@@ -117,6 +117,7 @@ impl<A: TopicActor> Dispatch<'_, A> {
             ctx,
             &key,
             record,
+            raw.headers.clone(),
             slot.clone(),
         ) {
             Ok(()) => {
@@ -228,14 +229,9 @@ pub(crate) fn deliver<A: TopicActor>(
     ctx: &mut Context<A>,
     at: &Position,
     record: Box<dyn Deliver<A>>,
+    headers: Arc<Headers>,
     slot: Arc<AckSlot>,
 ) -> Result<(), Failed> {
-    let ce_id = record.headers().id().map(str::to_owned);
-    let correlation_id = record
-        .headers()
-        .correlation_id()
-        .map(str::to_owned)
-        .or_else(|| ce_id.clone());
     // A stable target, whatever module this lives in: users filter on it.
     // Debug, not info: a span per record that a subscriber at `info`
     // formats costs more than the rest of the handling (docs/BENCHMARKS.md).
@@ -246,12 +242,11 @@ pub(crate) fn deliver<A: TopicActor>(
         topic = &*at.topic,
         partition = at.partition,
         offset = at.offset,
-        ce_id = ce_id.as_deref().unwrap_or(""),
+        ce_id = headers.id().unwrap_or(""),
     );
     let _entered = span.enter();
     core.begin(Cause {
-        ce_id,
-        correlation_id,
+        headers,
         slot: slot.clone(),
     });
     let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));

@@ -128,8 +128,12 @@ impl<T: Record> Publisher<T> {
         let cause = self.core.cause();
         let (correlation_id, causation_id, slot) = match &*cause {
             Some(cause) => (
-                cause.correlation_id.as_deref().unwrap_or(id),
-                cause.ce_id.as_deref(),
+                cause
+                    .headers
+                    .correlation_id()
+                    .or(cause.headers.id())
+                    .unwrap_or(id),
+                cause.headers.id(),
                 cause.slot.clone(),
             ),
             None => (id, None, self.core.detached.clone()),

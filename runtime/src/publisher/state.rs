@@ -18,8 +18,10 @@ use super::txn::Transaction;
 /// The record being handled while a handler runs: what publishes inherit.
 #[derive(Debug)]
 pub(crate) struct Cause {
-    pub(crate) ce_id: Option<String>,
-    pub(crate) correlation_id: Option<String>,
+    /// Its headers, shared with the record: its id is the causation id
+    /// of what the handler publishes, its correlation id (or else its id)
+    /// their correlation id.
+    pub(crate) headers: Arc<crate::headers::Headers>,
     pub(crate) slot: Arc<AckSlot>,
 }
 
@@ -175,6 +177,15 @@ impl PublisherCore {
     /// Records sent so far.
     pub(crate) fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Serves the delivery reports that arrived, where the actor's thread
+    /// serves them (see [`ActorProducer`]). The feed calls it between
+    /// batches of records.
+    pub(crate) fn serve_deliveries(&self) {
+        if let Some(producer) = self.producer() {
+            producer.serve();
+        }
     }
 
     pub(super) fn producer(&self) -> Option<&ActorProducer> {

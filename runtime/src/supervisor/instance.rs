@@ -192,7 +192,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         let queue_full_limit =
             Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
         let undelivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let producer: ActorProducer = config
+        let producer = config
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
@@ -206,6 +206,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     e,
                 )
             })?;
+        let producer = ActorProducer::new(producer, transactional_id.is_some());
         let mut core = PublisherCore::new(
             Sink::Kafka(producer),
             self.output.as_str().into(),
