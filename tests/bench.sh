@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command (docs/BENCHMARKS.md): the simulator
 # and the codec, then one hop and a 3-stage pipeline written with scribe,
-# by hand and in Python,
-# on the embedded mock cluster and on Apache Kafka (one broker started by
+# by hand and in Python, and a produce-only and a fan-out workload, scribe
+# and by hand, on the embedded mock cluster and on Apache Kafka (one broker started by
 # tests/kafka/cluster.sh, stopped at the end). Prints figures, not a
 # verdict.
 #
@@ -31,12 +31,13 @@ export SCRIBE_PYTHON="$venv/bin/python"
 echo "== simulator and codec"
 cargo bench -p scribe-tests --bench sim_hops 2>&1 | grep '^bench\|^sim \|^codec '
 
-echo "== one hop and the 3-stage pipeline on the embedded mock cluster"
+echo "== one hop, the 3-stage pipeline, produce and fan-out on the embedded mock cluster"
 cargo bench -p scribe-tests --bench pipelines -- --records "$records" --stages 1 2>&1 | grep '^bench'
 cargo bench -p scribe-tests --bench pipelines -- --records "$records" 2>&1 | grep '^bench'
+cargo bench -p scribe-tests --bench workloads -- --records "$records" 2>&1 | grep '^bench'
 
 if [ "$kafka" = 1 ]; then
-  echo "== one hop and the 3-stage pipeline on Apache Kafka"
+  echo "== one hop, the 3-stage pipeline, produce and fan-out on Apache Kafka"
   dir=$(mktemp -d)/kafka
   trap 'bash tests/kafka/cluster.sh stop --dir "$dir" >/dev/null 2>&1 || true' EXIT
   bash tests/kafka/cluster.sh start --dir "$dir" >/dev/null
@@ -45,4 +46,7 @@ if [ "$kafka" = 1 ]; then
     SCRIBE_TEST_BOOTSTRAP="$bootstrap" cargo bench -p scribe-tests --bench pipelines -- \
       --records "$records" --stages "$stages" 2>&1 | grep '^bench'
   done
+  SCRIBE_TEST_BOOTSTRAP="$bootstrap" cargo bench -p scribe-tests --bench workloads -- \
+    --records "$records" 2>&1 | grep '^bench'
+
 fi

@@ -145,10 +145,11 @@ impl BenchBroker {
 
 /// Sends `record` through a `BaseProducer`, serving its events while its
 /// queue is full, then serves what is ready.
-pub fn produce_retrying<K, P>(
-    producer: &rdkafka::producer::BaseProducer,
-    mut record: rdkafka::producer::BaseRecord<'_, K, P>,
+pub fn produce_retrying<C, K, P>(
+    producer: &rdkafka::producer::BaseProducer<C>,
+    mut record: rdkafka::producer::BaseRecord<'_, K, P, C::DeliveryOpaque>,
 ) where
+    C: rdkafka::producer::ProducerContext,
     K: rdkafka::message::ToBytes + ?Sized,
     P: rdkafka::message::ToBytes + ?Sized,
 {

@@ -82,6 +82,12 @@ impl ActorProducer {
         }
     }
 
+    /// Whether records wait for delivery reports that the feed serves
+    /// (none when a thread of its own serves them).
+    pub(crate) fn awaiting(&self) -> bool {
+        self.poller.is_none() && self.producer.in_flight_count() > 0
+    }
+
     /// Waits up to `wait` for delivery reports and serves them (a thread
     /// of its own serving them: just waits).
     fn serve_for(&self, wait: Duration) {

@@ -188,6 +188,12 @@ impl PublisherCore {
         }
     }
 
+    /// Whether published records wait for reports the feed serves: it
+    /// then looks again soon, even with no record to handle.
+    pub(crate) fn awaiting_deliveries(&self) -> bool {
+        self.producer().is_some_and(ActorProducer::awaiting)
+    }
+
     pub(super) fn producer(&self) -> Option<&ActorProducer> {
         match &self.sink {
             Sink::Kafka(producer) => Some(producer),
