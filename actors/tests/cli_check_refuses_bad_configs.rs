@@ -454,6 +454,55 @@ fn an_unknown_delivery_mode_is_refused_naming_the_field() {
 }
 
 #[test]
+fn an_unknown_envelope_is_refused_naming_the_field() {
+    let actor = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\" }\nenvelope = \"json\"",
+    );
+    assert_refused(
+        "envelope.toml",
+        &node(&actor),
+        &[
+            "actors[0].envelope",
+            "unknown variant `json`",
+            "`compact` or `cloudevents`",
+        ],
+    );
+}
+
+#[test]
+fn a_cloudevents_envelope_is_accepted_per_actor_or_node_and_shown() {
+    let actor = AGGREGATOR.replace(
+        "params = { input = \"metrics.host\" }",
+        "params = { input = \"metrics.host\" }\nenvelope = \"cloudevents\"",
+    );
+    let path = write("cloudevents.toml", &node(&format!("{SAMPLER}{actor}")));
+    let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    let agg = summary
+        .lines()
+        .find(|l| l.contains("writes metrics.summary"))
+        .unwrap_or_default();
+    assert!(agg.ends_with("; cloudevents envelope"), "{summary}");
+    assert_eq!(
+        summary.matches("; cloudevents envelope").count(),
+        1,
+        "{summary}"
+    );
+    // The node's default, for every actor.
+    let text = node(&format!("{SAMPLER}{AGGREGATOR}")).replace(
+        "name = \"n\"\n",
+        "name = \"n\"\nenvelope = \"cloudevents\"\n",
+    );
+    let path = write("cloudevents-node.toml", &text);
+    let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    assert_eq!(
+        summary.matches("; cloudevents envelope").count(),
+        2,
+        "{summary}"
+    );
+}
+
+#[test]
 fn exactly_once_delivery_is_accepted_and_shown() {
     let actor = AGGREGATOR.replace(
         "params = { input = \"metrics.host\" }",

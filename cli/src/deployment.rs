@@ -99,10 +99,13 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
             } else {
                 reads.join(", ")
             };
-            let delivery = match actor.delivery {
+            let mut delivery = match actor.delivery {
                 scribe::Delivery::AtLeastOnce => String::new(),
                 other => format!("; {other}"),
             };
+            if actor.envelope != scribe::Envelope::default() {
+                let _ = write!(delivery, "; {} envelope", actor.envelope);
+            }
             let _ = writeln!(
                 out,
                 "  {} [{}] writes {} ({}); reads {}{delivery}",

@@ -406,12 +406,23 @@ fn child(pipeline: &str) {
         "handwritten_headers" => handwritten_pipeline(&bootstrap, &topics, records, &started, true),
         other => panic!("unknown pipeline `{other}`"),
     }
-    let cpu = cpu_time().saturating_sub(*started.get().expect("a record was handled"));
+    let ended = Duration::from_nanos(ENDED.load(Ordering::Acquire));
+    let cpu = ended.saturating_sub(*started.get().expect("a record was handled"));
     println!(
         "child cpu_s={:.6} maxrss_kb={}",
         cpu.as_secs_f64(),
         scribe_tests::load::peak_rss_kb()
     );
+}
+
+/// The process's CPU time when the last stage's last output was
+/// delivered, in nanoseconds: the figure ends there, before the clients
+/// are closed (each side closes its own way).
+static ENDED: AtomicU64 = AtomicU64::new(0);
+
+/// Notes that a stage delivered its last output.
+fn ended() {
+    ENDED.fetch_max(cpu_time().as_nanos() as u64, Ordering::AcqRel);
 }
 
 /// One stage of the scribe pipeline.
@@ -500,6 +511,7 @@ fn scribe_pipeline(
         while node.stats(&last).expect("known").published < records {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        ended();
         node.shutdown().await.expect("drains");
     });
 }
@@ -604,6 +616,7 @@ fn handwritten_stage(
     while delivered.load(Ordering::Relaxed) < records {
         std::thread::sleep(Duration::from_millis(2));
     }
+    ended();
 }
 
 /// The pipeline in Python: one process per stage (`pipeline_stage.py`);
