@@ -78,6 +78,11 @@ impl<T> Inbound<T> {
     pub fn into_value(self) -> T {
         self.value
     }
+    /// Takes the decoded value and the key out, the key not copied: what
+    /// a handler needs to publish a changed value under the same key.
+    pub fn into_value_and_key(self) -> (T, Option<Arc<[u8]>>) {
+        (self.value, self.key)
+    }
     /// The topic the record was read from.
     pub fn topic(&self) -> &str {
         &self.topic

@@ -60,7 +60,7 @@ use rdkafka::producer::{
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use scribe::prelude::*;
 use scribe::{Broker, Envelope, TopicSpec};
-use scribe_tests::bench::BenchBroker;
+use scribe_tests::bench::{BenchBroker, Hop, HopArgs};
 use scribe_tests::load::cpu_time;
 use scribe_tests::records::Payload;
 use scribe_tests::unique;
@@ -425,50 +425,6 @@ fn ended() {
     ENDED.fetch_max(cpu_time().as_nanos() as u64, Ordering::AcqRel);
 }
 
-/// One stage of the scribe pipeline.
-struct Stage {
-    out: Publisher<Payload>,
-    started: Arc<std::sync::OnceLock<Duration>>,
-}
-
-impl Actor for Stage {
-    type Context = Context<Self>;
-}
-
-/// A stage's input topic, and where it notes the CPU time of the first
-/// record.
-#[derive(Clone)]
-struct StageArgs {
-    input: String,
-    started: Arc<std::sync::OnceLock<Duration>>,
-}
-
-impl TopicActor for Stage {
-    type Output = Payload;
-    type Args = StageArgs;
-    fn subscriptions(args: &StageArgs, subs: &mut Subscriptions<Self>) {
-        subs.subscribe::<Payload>(args.input.as_str());
-    }
-    fn create(args: StageArgs, out: Publisher<Payload>) -> Result<Self, ActorError> {
-        Ok(Self {
-            out,
-            started: args.started,
-        })
-    }
-}
-
-impl Handler<Inbound<Payload>> for Stage {
-    type Result = Result<(), ActorError>;
-    fn handle(&mut self, m: Inbound<Payload>, _: &mut Context<Self>) -> Self::Result {
-        self.started.get_or_init(cpu_time);
-        let key = m.key().unwrap_or_default().to_vec();
-        let mut next = m.into_value();
-        next.hops += 1;
-        self.out.publish(&key, next)?;
-        Ok(())
-    }
-}
-
 fn scribe_pipeline(
     bootstrap: &str,
     topics: &[String],
@@ -494,11 +450,14 @@ fn scribe_pipeline(
         } else {
             unique("stage")
         };
-        let args = StageArgs {
+        let started = started.clone();
+        let args = HopArgs {
             input: topics[stage].clone(),
-            started: started.clone(),
+            seen: Arc::new(move |_| {
+                started.get_or_init(cpu_time);
+            }),
         };
-        builder = builder.actor::<Stage>(&name, &topics[stage + 1], args);
+        builder = builder.actor::<Hop>(&name, &topics[stage + 1], args);
     }
     actix::System::new().block_on(async {
         let node = builder

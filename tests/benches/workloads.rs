@@ -36,7 +36,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientConfig, ClientContext};
 use scribe::prelude::*;
 use scribe::{Broker, TopicSpec};
-use scribe_tests::bench::BenchBroker;
+use scribe_tests::bench::{BenchBroker, Hop, HopArgs};
 use scribe_tests::load::cpu_time;
 use scribe_tests::records::Payload;
 use scribe_tests::unique;
@@ -271,11 +271,12 @@ fn scribe_side(
     } else {
         for output in outputs {
             let name = unique("reader");
-            let args = ReaderArgs {
+            let clock = clock.clone();
+            let args = HopArgs {
                 input: input.to_owned(),
-                clock: clock.clone(),
+                seen: Arc::new(move |seq| clock.read(seq)),
             };
-            builder = builder.actor::<Reader>(&name, output, args);
+            builder = builder.actor::<Hop>(&name, output, args);
             names.push(name);
         }
     }
@@ -336,48 +337,6 @@ impl TopicActor for Writer {
     type Args = WriterArgs;
     fn create(args: WriterArgs, out: Publisher<Payload>) -> Result<Self, ActorError> {
         Ok(Self { out, args })
-    }
-}
-
-/// Reads the shared topic and writes each record on.
-struct Reader {
-    out: Publisher<Payload>,
-    clock: Arc<Clock>,
-}
-
-#[derive(Clone)]
-struct ReaderArgs {
-    input: String,
-    clock: Arc<Clock>,
-}
-
-impl Actor for Reader {
-    type Context = Context<Self>;
-}
-
-impl TopicActor for Reader {
-    type Output = Payload;
-    type Args = ReaderArgs;
-    fn subscriptions(args: &ReaderArgs, subs: &mut Subscriptions<Self>) {
-        subs.subscribe::<Payload>(args.input.as_str());
-    }
-    fn create(args: ReaderArgs, out: Publisher<Payload>) -> Result<Self, ActorError> {
-        Ok(Self {
-            out,
-            clock: args.clock,
-        })
-    }
-}
-
-impl Handler<Inbound<Payload>> for Reader {
-    type Result = Result<(), ActorError>;
-    fn handle(&mut self, m: Inbound<Payload>, _: &mut Context<Self>) -> Self::Result {
-        self.clock.read(m.seq);
-        let key = m.key().unwrap_or_default().to_vec();
-        let mut next = m.into_value();
-        next.hops += 1;
-        self.out.publish(&key, next)?;
-        Ok(())
     }
 }
 

@@ -164,3 +164,75 @@ pub fn produce_retrying<C, K, P>(
     }
     producer.poll(std::time::Duration::ZERO);
 }
+
+/// A stage of the benchmarks' scribe pipelines: reads `input`, adds one
+/// hop to each [`Payload`](crate::records::Payload) and publishes it under
+/// the same key, telling `seen` each record's sequence number first.
+pub struct Hop {
+    out: scribe::Publisher<crate::records::Payload>,
+    seen: Seen,
+}
+
+/// What a [`Hop`] tells of each record it reads.
+pub type Seen = std::sync::Arc<dyn Fn(i64) + Send + Sync>;
+
+impl std::fmt::Debug for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hop")
+            .field("out", &self.out)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for HopArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HopArgs")
+            .field("input", &self.input)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Hop`] reads, and whom it tells.
+#[derive(Clone)]
+pub struct HopArgs {
+    /// The topic it reads.
+    pub input: String,
+    /// Told each record's sequence number before it is handled.
+    pub seen: Seen,
+}
+
+impl actix::Actor for Hop {
+    type Context = actix::Context<Self>;
+}
+
+impl scribe::TopicActor for Hop {
+    type Output = crate::records::Payload;
+    type Args = HopArgs;
+    fn subscriptions(args: &HopArgs, subs: &mut scribe::Subscriptions<Self>) {
+        subs.subscribe::<crate::records::Payload>(args.input.as_str());
+    }
+    fn create(
+        args: HopArgs,
+        out: scribe::Publisher<crate::records::Payload>,
+    ) -> Result<Self, scribe::ActorError> {
+        Ok(Self {
+            out,
+            seen: args.seen,
+        })
+    }
+}
+
+impl actix::Handler<scribe::Inbound<crate::records::Payload>> for Hop {
+    type Result = Result<(), scribe::ActorError>;
+    fn handle(
+        &mut self,
+        m: scribe::Inbound<crate::records::Payload>,
+        _: &mut actix::Context<Self>,
+    ) -> Self::Result {
+        (self.seen)(m.seq);
+        let (mut next, key) = m.into_value_and_key();
+        next.hops += 1;
+        self.out.publish(key.as_deref().unwrap_or_default(), next)?;
+        Ok(())
+    }
+}
