@@ -37,10 +37,13 @@ struct Poller {
 
 impl ActorProducer {
     /// Wraps `producer`; `threaded` gives it a thread serving its
-    /// delivery reports.
-    pub(crate) fn new(producer: BaseProducer<DeliveryTracker>, threaded: bool) -> Self {
+    /// delivery reports (failing only when no thread can be started).
+    pub(crate) fn new(
+        producer: BaseProducer<DeliveryTracker>,
+        threaded: bool,
+    ) -> std::io::Result<Self> {
         let producer = Arc::new(producer);
-        let poller = threaded.then(|| {
+        let poller = if threaded {
             let stop = Arc::new(AtomicBool::new(false));
             let thread = std::thread::Builder::new()
                 .name("scribe-deliveries".into())
@@ -52,11 +55,15 @@ impl ActorProducer {
                             producer.poll(Duration::from_millis(100));
                         }
                     }
-                })
-                .ok();
-            Poller { stop, thread }
-        });
-        Self { producer, poller }
+                })?;
+            Some(Poller {
+                stop,
+                thread: Some(thread),
+            })
+        } else {
+            None
+        };
+        Ok(Self { producer, poller })
     }
 
     /// Serves the delivery reports that arrived, without waiting, unless a

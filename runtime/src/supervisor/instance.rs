@@ -206,7 +206,13 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     e,
                 )
             })?;
-        let producer = ActorProducer::new(producer, transactional_id.is_some());
+        let producer = ActorProducer::new(producer, transactional_id.is_some()).map_err(|e| {
+            Error::ActorStart {
+                actor: self.name.clone(),
+                source: format!("cannot start the thread serving its producer's reports: {e}")
+                    .into(),
+            }
+        })?;
         let mut core = PublisherCore::new(
             Sink::Kafka(producer),
             self.output.as_str().into(),
