@@ -50,10 +50,6 @@ const BUDGET: usize = 256;
 /// so slow handlers still store offsets and see stop requests promptly.
 const BUDGET_TIME: Duration = Duration::from_millis(20);
 
-/// How soon a feed serves delivery reports again while its producer
-/// awaits some and no record comes.
-const SERVE_AGAIN: Duration = Duration::from_millis(2);
-
 /// How often a feed stores completed offsets while idle: four times per
 /// commit interval; under exactly-once, where each commit is a
 /// transaction, once per interval.
@@ -107,8 +103,6 @@ pub(crate) struct Feed<A: TopicActor, S: Source> {
     stats: Arc<ActorStats>,
     tracker: OffsetTracker,
     tick: tokio::time::Interval,
-    /// When to serve delivery reports again, while some are awaited.
-    serve_again: Pin<Box<tokio::time::Sleep>>,
     /// The supervisor's stop request; `None` once it came or was abandoned.
     stop: Option<oneshot::Receiver<()>>,
     exit: Option<oneshot::Sender<Exit>>,
@@ -175,7 +169,6 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             stats,
             tracker: OffsetTracker::default(),
             tick,
-            serve_again: Box::pin(tokio::time::sleep(Duration::ZERO)),
             stop: Some(stop),
             exit: Some(exit),
             failure: None,
@@ -307,9 +300,6 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             handled += 1;
             this.retry(act, ctx, pending);
         }
-        // The broker's answers so far: which records were delivered, and
-        // whether one was not (`undelivered`, below).
-        this.core.serve_deliveries();
         // While a record waits for its retry, the records after it wait too.
         this.settle_revoked();
         while !this.stopping && this.pending.is_none() {
@@ -374,7 +364,6 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             this.commit_transaction();
         }
         if handled > 0 || ticked {
-            this.core.serve_deliveries();
             this.report_handled();
             this.store_completed();
             if this.failure.is_some() {
@@ -385,18 +374,6 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             this.drain();
             ctx.stop();
             return Poll::Ready(());
-        }
-        // Reports still due: look again soon, so that offsets and counts
-        // follow the broker's acknowledgements closely while no record
-        // comes (a busy feed serves them between batches anyway).
-        if this.core.awaiting_deliveries() {
-            let serve = this.serve_again.as_mut();
-            if serve.is_elapsed() {
-                serve.reset(tokio::time::Instant::now() + SERVE_AGAIN);
-            }
-            if this.serve_again.as_mut().poll(task).is_ready() {
-                exhausted = true;
-            }
         }
         // A retry just scheduled: its timer must know whom to wake.
         if let Some(pending) = &mut this.pending

@@ -3,124 +3,21 @@
 //! caused each publish.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 
 use crate::error::{Error, Result};
 use crate::stats::ActorStats;
 use crate::tracker::AckSlot;
 
-/// The Kafka producer of one actor instance, and who serves its delivery
-/// reports.
-///
-/// An at-least-once actor's feed serves them itself, on the actor's
-/// thread, between batches of records ([`ActorProducer::serve`]): no
-/// thread of its own waking per report, no hop. An exactly-once actor's
-/// producer has a thread that serves them, because librdkafka's
-/// transaction calls block until they are served.
-pub(crate) struct ActorProducer {
-    producer: Arc<BaseProducer<DeliveryTracker>>,
-    poller: Option<Poller>,
-}
-
-/// A thread serving a producer's delivery reports until dropped.
-struct Poller {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ActorProducer {
-    /// Wraps `producer`; `threaded` gives it a thread serving its
-    /// delivery reports (failing only when no thread can be started).
-    pub(crate) fn new(
-        producer: BaseProducer<DeliveryTracker>,
-        threaded: bool,
-    ) -> std::io::Result<Self> {
-        let producer = Arc::new(producer);
-        let poller = if threaded {
-            let stop = Arc::new(AtomicBool::new(false));
-            let thread = std::thread::Builder::new()
-                .name("scribe-deliveries".into())
-                .spawn({
-                    let producer = producer.clone();
-                    let stop = stop.clone();
-                    move || {
-                        while !stop.load(Ordering::Acquire) {
-                            producer.poll(Duration::from_millis(100));
-                        }
-                    }
-                })?;
-            Some(Poller {
-                stop,
-                thread: Some(thread),
-            })
-        } else {
-            None
-        };
-        Ok(Self { producer, poller })
-    }
-
-    /// Serves the delivery reports that arrived, without waiting, unless a
-    /// thread of its own does. Called by the feed between batches.
-    pub(crate) fn serve(&self) {
-        if self.poller.is_some() {
-            return;
-        }
-        // Each poll serves one event (a delivery report covers a batch of
-        // records); the out-queue count drops as reports are served, and
-        // stops dropping once none waits.
-        let mut waiting = self.producer.in_flight_count();
-        for _ in 0..1024 {
-            if waiting == 0 {
-                break;
-            }
-            self.producer.poll(Duration::ZERO);
-            let now = self.producer.in_flight_count();
-            if now >= waiting {
-                break;
-            }
-            waiting = now;
-        }
-    }
-
-    /// Whether records wait for delivery reports that the feed serves
-    /// (none when a thread of its own serves them).
-    pub(crate) fn awaiting(&self) -> bool {
-        self.poller.is_none() && self.producer.in_flight_count() > 0
-    }
-
-    /// Waits up to `wait` for delivery reports and serves them (a thread
-    /// of its own serving them: just waits).
-    fn serve_for(&self, wait: Duration) {
-        if self.poller.is_some() {
-            std::thread::sleep(wait);
-        } else {
-            self.producer.poll(wait);
-        }
-    }
-}
-
-impl std::ops::Deref for ActorProducer {
-    type Target = BaseProducer<DeliveryTracker>;
-    fn deref(&self) -> &Self::Target {
-        &self.producer
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+/// The Kafka producer of one actor instance.
+pub(crate) type ActorProducer = ThreadedProducer<DeliveryTracker>;
 
 /// Receives the broker's delivery reports and counts down the ack slots of
 /// the records that caused each publish.
@@ -261,8 +158,7 @@ pub(super) fn send(
                         "the producer's queue is full: the broker is not keeping up; the actor waits"
                     );
                 }
-                // Served here, the reports make the room.
-                producer.serve_for(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_millis(1));
             }
             Err((source, back)) => {
                 back.delivery_opaque.done();

@@ -179,21 +179,6 @@ impl PublisherCore {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Serves the delivery reports that arrived, where the actor's thread
-    /// serves them (see [`ActorProducer`]). The feed calls it between
-    /// batches of records.
-    pub(crate) fn serve_deliveries(&self) {
-        if let Some(producer) = self.producer() {
-            producer.serve();
-        }
-    }
-
-    /// Whether published records wait for reports the feed serves: it
-    /// then looks again soon, even with no record to handle.
-    pub(crate) fn awaiting_deliveries(&self) -> bool {
-        self.producer().is_some_and(ActorProducer::awaiting)
-    }
-
     pub(super) fn producer(&self) -> Option<&ActorProducer> {
         match &self.sink {
             Sink::Kafka(producer) => Some(producer),

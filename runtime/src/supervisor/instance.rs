@@ -192,7 +192,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         let queue_full_limit =
             Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
         let undelivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let producer = config
+        let producer: ActorProducer = config
             .create_with_context(DeliveryTracker {
                 actor: actor.clone(),
                 stats: self.stats.clone(),
@@ -206,13 +206,6 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                     e,
                 )
             })?;
-        let producer = ActorProducer::new(producer, transactional_id.is_some()).map_err(|e| {
-            Error::ActorStart {
-                actor: self.name.clone(),
-                source: format!("cannot start the thread serving its producer's reports: {e}")
-                    .into(),
-            }
-        })?;
         let mut core = PublisherCore::new(
             Sink::Kafka(producer),
             self.output.as_str().into(),
