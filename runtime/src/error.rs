@@ -245,6 +245,14 @@ pub enum Error {
         /// Why, as the client reported it.
         cause: ConnectFailure,
     },
+    /// The admin endpoint cannot listen where it was told to.
+    #[error("admin endpoint: cannot listen on {addr}: {reason}")]
+    Admin {
+        /// The address it was to bind.
+        addr: String,
+        /// Why, as the system said.
+        reason: String,
+    },
     /// The node's actors did not all stop cleanly.
     #[error("shutdown of actor `{actor}` failed: {reason}")]
     Shutdown {

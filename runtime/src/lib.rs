@@ -1,6 +1,7 @@
 #![doc = include_str!("../../README.md")]
 
 mod actor;
+mod admin;
 mod broker;
 pub mod clock;
 pub mod codec;
@@ -44,7 +45,7 @@ pub use publisher::Publisher;
 pub use record::Record;
 pub use secret::{Properties, Secret};
 pub use security::{Protocol, SaslMechanism, Security};
-pub use stats::StatsSnapshot;
+pub use stats::{ActorState, StatsSnapshot};
 pub use topic::TopicSpec;
 pub use topology::ActorInfo;
 

@@ -1,6 +1,6 @@
 //! Per-actor counters.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 
 /// Live counters of one actor, shared by its instances across restarts.
 #[derive(Debug, Default)]
@@ -22,9 +22,97 @@ pub(crate) struct ActorStats {
     pub(crate) unhealthy: std::sync::atomic::AtomicBool,
     /// Why the actor stopped for good, once it has.
     pub(crate) stopped_because: std::sync::Mutex<Option<String>>,
+    /// Where its supervisor is: an [`ActorState`] as a number.
+    pub(crate) state: AtomicU8,
+    /// Assignments its running instance's consumer has taken (none yet: it
+    /// has not joined its group).
+    pub(crate) assignments: AtomicU64,
+    /// Partitions assigned to its running instance now.
+    pub(crate) partitions: AtomicI64,
+}
+
+/// Where an actor's supervisor is, as the admin endpoint reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ActorState {
+    /// Its first instance is starting (or joining its group).
+    Starting,
+    /// An instance runs.
+    Running,
+    /// It failed and waits to be started again.
+    Restarting,
+    /// Stopped for good by its failure policy or restart budget.
+    Unhealthy,
+    /// Stopped by a shutdown.
+    Stopped,
+}
+
+impl ActorState {
+    const ALL: [ActorState; 5] = [
+        ActorState::Starting,
+        ActorState::Running,
+        ActorState::Restarting,
+        ActorState::Unhealthy,
+        ActorState::Stopped,
+    ];
+
+    /// Its lowercase name: `starting`, `running`, `restarting`,
+    /// `unhealthy`, `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorState::Starting => "starting",
+            ActorState::Running => "running",
+            ActorState::Restarting => "restarting",
+            ActorState::Unhealthy => "unhealthy",
+            ActorState::Stopped => "stopped",
+        }
+    }
+
+    /// Every state, in order.
+    pub(crate) fn all() -> [ActorState; 5] {
+        Self::ALL
+    }
+}
+
+impl std::fmt::Display for ActorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ActorStats {
+    /// Moves the actor to `state`; an unhealthy actor stays unhealthy.
+    pub(crate) fn set_state(&self, state: ActorState) {
+        let new = state as u8;
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                (old != ActorState::Unhealthy as u8).then_some(new)
+            });
+        if state != ActorState::Running {
+            self.assignments.store(0, Ordering::Release);
+            self.partitions.store(0, Ordering::Release);
+        }
+    }
+
+    /// Where the actor is now.
+    pub(crate) fn state(&self) -> ActorState {
+        let n = self.state.load(Ordering::Acquire);
+        ActorState::ALL
+            .into_iter()
+            .find(|s| *s as u8 == n)
+            .unwrap_or(ActorState::Starting)
+    }
+
+    /// Notes an assignment its consumer took: `partitions` assigned now.
+    pub(crate) fn assigned(&self, partitions: usize) {
+        self.assignments.fetch_add(1, Ordering::AcqRel);
+        self.partitions.store(
+            i64::try_from(partitions).unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

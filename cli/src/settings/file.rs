@@ -53,6 +53,13 @@ pub struct NodeSection {
     /// [`scribe::Envelope`]); `compact` when absent.
     #[serde(default)]
     pub envelope: Option<scribe::Envelope>,
+    /// Where the admin endpoint listens (`GET /health`, `/ready`,
+    /// `/metrics`), `HOST:PORT`; none when absent.
+    #[serde(default)]
+    pub admin: Option<std::net::SocketAddr>,
+    /// The bearer token the admin endpoint asks for; none when absent.
+    #[serde(default)]
+    pub admin_token: Option<scribe::Secret>,
 }
 
 /// `[kafka]`.
@@ -203,6 +210,12 @@ impl NodeConfig {
         }
         if let Some(timeout) = self.node.transaction_timeout {
             builder = builder.transaction_timeout(timeout);
+        }
+        if let Some(addr) = self.node.admin {
+            builder = builder.admin(addr);
+        }
+        if let Some(token) = &self.node.admin_token {
+            builder = builder.admin_token(token.clone());
         }
         if let Some(envelope) = self.node.envelope {
             builder = builder.default_envelope(envelope);

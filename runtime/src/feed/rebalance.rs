@@ -23,6 +23,19 @@ pub(crate) struct Rebalances {
     /// The feed is done with the consumer (drained, failed or dropped):
     /// a revocation now, as the consumer closes, is honoured at once.
     pub(super) done: std::sync::atomic::AtomicBool,
+    /// The actor's counters: each assignment taken, and its partitions
+    /// (what `/ready` and `/metrics` report).
+    stats: Option<std::sync::Arc<crate::stats::ActorStats>>,
+}
+
+impl Rebalances {
+    /// A context that also notes each assignment in the actor's counters.
+    pub(crate) fn reporting_to(stats: std::sync::Arc<crate::stats::ActorStats>) -> Self {
+        Self {
+            stats: Some(stats),
+            ..Self::default()
+        }
+    }
 }
 
 impl rdkafka::ClientContext for Rebalances {}
@@ -69,6 +82,10 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
         };
         if let Err(error) = outcome {
             tracing::error!(%error, "cannot take the rebalance's assignment");
+        } else if let (Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, Some(stats)) = (err, &self.stats)
+        {
+            let now = consumer.assignment().map_or(0, |list| list.count());
+            stats.assigned(now);
         }
     }
 }

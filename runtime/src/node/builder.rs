@@ -39,6 +39,8 @@ pub struct NodeBuilder {
     pub(super) envelopes: BTreeMap<String, Envelope>,
     pub(super) default_envelope: Envelope,
     pub(super) security: crate::security::Security,
+    pub(super) admin: Option<std::net::SocketAddr>,
+    pub(super) admin_token: Option<crate::Secret>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -126,6 +128,23 @@ impl NodeBuilder {
     /// [`Envelope::Compact`].
     pub fn default_envelope(mut self, envelope: Envelope) -> Self {
         self.default_envelope = envelope;
+        self
+    }
+
+    /// Serves the admin endpoint on `addr` while the node runs: `GET
+    /// /health`, `/ready` and `/metrics` (`docs/operations.md`). Port 0
+    /// picks a free port ([`RunningNode::admin_addr`](crate::RunningNode::admin_addr)
+    /// says which). Bind it to loopback unless the endpoint must be
+    /// reached from other hosts, and then with [`NodeBuilder::admin_token`].
+    pub fn admin(mut self, addr: std::net::SocketAddr) -> Self {
+        self.admin = Some(addr);
+        self
+    }
+
+    /// Makes the admin endpoint answer only requests that carry
+    /// `Authorization: Bearer TOKEN`.
+    pub fn admin_token(mut self, token: crate::Secret) -> Self {
+        self.admin_token = Some(token);
         self
     }
 

@@ -74,6 +74,8 @@ impl Node {
             envelopes: BTreeMap::new(),
             default_envelope: crate::Envelope::default(),
             security: crate::security::Security::default(),
+            admin: None,
+            admin_token: None,
         }
     }
 
@@ -275,11 +277,40 @@ impl Node {
             Broker::Bootstrap(servers) => (servers.clone(), None),
         };
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
+        // Before the cluster: an address it cannot bind stops the node
+        // before it touches Kafka.
+        let admin = match b.admin {
+            Some(addr) => Some(crate::admin::serve(
+                addr,
+                crate::admin::Admin {
+                    node: b.name.clone(),
+                    actors: b
+                        .actors
+                        .iter()
+                        .map(|(factory, stats)| crate::admin::AdminActor {
+                            name: factory.name().to_owned(),
+                            subscribes: !factory.subscriptions().is_empty(),
+                            stats: stats.clone(),
+                        })
+                        .collect(),
+                    token: b.admin_token.clone(),
+                },
+            )?),
+            None => None,
+        };
 
         // Wrong credentials or certificates stop the node here, saying
         // which, before any actor starts.
-        crate::connect::first_contact_of(&settings).await?;
-        ensure_topics(&settings, embedded.as_ref(), &topics).await?;
+        let contact = async {
+            crate::connect::first_contact_of(&settings).await?;
+            ensure_topics(&settings, embedded.as_ref(), &topics).await
+        };
+        if let Err(error) = contact.await {
+            if let Some(admin) = &admin {
+                admin.stop().await;
+            }
+            return Err(error);
+        }
         let env = Arc::new(Env {
             settings,
             registry,
@@ -297,6 +328,7 @@ impl Node {
             control: control.clone(),
             supervisors: Vec::new(),
             stats: HashMap::new(),
+            admin,
         };
         let mut starts = Vec::new();
         let actors = b.actors.into_iter().zip(policies).zip(deliveries);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::broker::EmbeddedBroker;
 use crate::error::{Error, Result};
-use crate::stats::{ActorStats, StatsSnapshot};
+use crate::stats::{ActorState, ActorStats, StatsSnapshot};
 use crate::supervisor::NodeControl;
 
 /// A started node. [`RunningNode::shutdown`] stops it gracefully; dropping
@@ -20,6 +20,7 @@ pub struct RunningNode {
     /// Each actor's name and supervisor task.
     pub(super) supervisors: Vec<(String, tokio::task::JoinHandle<()>)>,
     pub(super) stats: HashMap<String, Arc<ActorStats>>,
+    pub(super) admin: Option<crate::admin::AdminServer>,
 }
 
 impl fmt::Debug for RunningNode {
@@ -53,6 +54,17 @@ impl RunningNode {
         self.stats.get(actor).map(|s| s.snapshot())
     }
 
+    /// Where `actor`'s supervisor is: starting, running, restarting,
+    /// unhealthy or stopped.
+    pub fn state(&self, actor: &str) -> Option<ActorState> {
+        self.stats.get(actor).map(|s| s.state())
+    }
+
+    /// Where the admin endpoint listens, when the node serves one.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
+    }
+
     /// Why `actor` stopped for good (its failure policy, a spent restart
     /// budget, fenced transactions, writes the brokers refused), or `None`
     /// while it runs or restarts.
@@ -78,6 +90,9 @@ impl RunningNode {
                     reason: format!("its supervisor failed: {error}"),
                 });
             }
+        }
+        if let Some(admin) = self.admin.take() {
+            admin.stop().await;
         }
         tracing::info!(node = %self.name, "node stopped");
         failed.map_or(Ok(()), Err)

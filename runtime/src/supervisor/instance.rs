@@ -228,7 +228,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                 config.set("group.id", &replay.group);
             }
             let consumer: ActorConsumer = config
-                .create_with_context(Rebalances::default())
+                .create_with_context(Rebalances::reporting_to(self.stats.clone()))
                 .map_err(|e| {
                     Error::kafka(
                         format!("cannot create consumer of actor `{}`", self.name),

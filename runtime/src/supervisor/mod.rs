@@ -19,7 +19,7 @@ use crate::failure::Failure;
 use crate::failures::Failures;
 use crate::feed::Exit;
 use crate::policy::{Delivery, FailurePolicy};
-use crate::stats::ActorStats;
+use crate::stats::{ActorState, ActorStats};
 
 #[cfg(feature = "testing")]
 pub(crate) use instance::Wiring;
@@ -130,11 +130,11 @@ pub(crate) async fn supervise(
     };
     let name = factory.name().to_owned();
     let mut started = Some(started);
-    let mut restarter = Restarter::new(name.clone(), policy, stats);
+    let mut restarter = Restarter::new(name.clone(), policy, stats.clone());
     loop {
         let began = Instant::now();
         let exit = match launch.spawn(&*factory, &failures, &mode) {
-            Ok(instance) => match run(instance, &name, &mut started, &mut stop).await {
+            Ok(instance) => match run(instance, &name, &stats, &mut started, &mut stop).await {
                 Some(exit) => exit,
                 // The first start failed; `started` says why.
                 None => return,
@@ -155,12 +155,16 @@ pub(crate) async fn supervise(
         };
         let stopping = *stop.borrow();
         match restarter.after(exit, began.elapsed(), stopping, failures.refused.get()) {
-            Then::Done => return,
+            Then::Done => {
+                stats.set_state(ActorState::Stopped);
+                return;
+            }
             Then::StopNode(budget) => {
                 control.halt(budget);
                 return;
             }
             Then::Restart(backoff) => {
+                stats.set_state(ActorState::Restarting);
                 if sleep_or_stop(backoff, &mut stop).await {
                     return;
                 }
@@ -175,6 +179,7 @@ pub(crate) async fn supervise(
 async fn run(
     mut instance: Instance,
     name: &str,
+    stats: &ActorStats,
     started: &mut Option<oneshot::Sender<Result<()>>>,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Exit> {
@@ -190,6 +195,9 @@ async fn run(
                 source: "its thread ended before it started".into(),
             }),
         };
+        if outcome.is_ok() {
+            stats.set_state(ActorState::Running);
+        }
         match (outcome, started.take()) {
             (Ok(()), Some(started)) => {
                 let _ = started.send(Ok(()));

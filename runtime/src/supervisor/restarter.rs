@@ -106,6 +106,7 @@ impl Restarter {
     /// Reports the actor unhealthy, keeping the first reason.
     fn unhealthy(&self, why: String) {
         self.stats.unhealthy.store(true, Ordering::Relaxed);
+        self.stats.set_state(crate::stats::ActorState::Unhealthy);
         if let Ok(mut stopped) = self.stats.stopped_because.lock() {
             stopped.get_or_insert(why);
         }

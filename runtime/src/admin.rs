@@ -1,0 +1,463 @@
+//! The admin endpoint of a running node (`[node] admin`,
+//! [`NodeBuilder::admin`](crate::NodeBuilder::admin)): liveness,
+//! readiness and Prometheus metrics over HTTP, served by actix-web on the
+//! node's actix runtime.
+//!
+//! - `GET /health`: 200 while the process serves requests.
+//! - `GET /ready`: 200 when every actor runs and its consumer has taken an
+//!   assignment from its group; 503 otherwise, with a JSON body naming
+//!   each actor that is not, its state and why.
+//! - `GET /metrics`: the actors' counters and states in the
+//!   OpenMetrics/Prometheus text format, read from the counters the
+//!   actors keep anyway when scraped (nothing is added to the per-record
+//!   path).
+//!
+//! With a token configured, every request must carry
+//! `Authorization: Bearer TOKEN`; the token never appears in logs,
+//! errors or `Debug` output.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::stats::{ActorState, ActorStats, StatsSnapshot};
+
+/// One actor as the endpoint reports it.
+#[derive(Debug)]
+pub(crate) struct AdminActor {
+    pub(crate) name: String,
+    /// Whether it reads topics (an actor that only publishes has no group
+    /// to join).
+    pub(crate) subscribes: bool,
+    pub(crate) stats: Arc<ActorStats>,
+}
+
+impl AdminActor {
+    /// Why the actor is not ready, or `None` when it is.
+    fn not_ready(&self) -> Option<String> {
+        let state = self.stats.state();
+        match state {
+            ActorState::Running
+                if self.subscribes
+                    && self
+                        .stats
+                        .assignments
+                        .load(std::sync::atomic::Ordering::Acquire)
+                        == 0 =>
+            {
+                Some("its consumer has not been assigned partitions yet".into())
+            }
+            ActorState::Running => None,
+            ActorState::Starting => Some("its first instance is starting".into()),
+            ActorState::Restarting => Some("it failed and waits to be restarted".into()),
+            ActorState::Unhealthy => Some(
+                self.stats
+                    .stopped_because
+                    .lock()
+                    .ok()
+                    .and_then(|why| why.clone())
+                    .unwrap_or_else(|| "stopped by its failure policy".into()),
+            ),
+            ActorState::Stopped => Some("stopped by a shutdown".into()),
+        }
+    }
+}
+
+/// What the endpoint serves: the node's actors, and the token it asks
+/// for, if any.
+#[derive(Debug)]
+pub(crate) struct Admin {
+    pub(crate) node: String,
+    pub(crate) actors: Vec<AdminActor>,
+    pub(crate) token: Option<Secret>,
+}
+
+/// The running endpoint: where it listens, and how to stop it.
+#[derive(Debug)]
+pub(crate) struct AdminServer {
+    pub(crate) addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl AdminServer {
+    /// Stops taking requests and finishes those in hand.
+    pub(crate) async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Binds `addr` and serves `admin` there until stopped. Fails, naming the
+/// address, when it cannot bind.
+pub(crate) fn serve(addr: SocketAddr, admin: Admin) -> Result<AdminServer> {
+    let node = admin.node.clone();
+    if !addr.ip().is_loopback() && admin.token.is_none() {
+        tracing::warn!(
+            node = %node, %addr,
+            "the admin endpoint listens beyond loopback without a token: anyone who reaches it can read it"
+        );
+    }
+    let admin = web::Data::new(admin);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(admin.clone())
+            .service(resource("/health", health))
+            .service(resource("/ready", ready))
+            .service(resource("/metrics", metrics))
+            .default_service(web::to(not_found))
+    })
+    // One worker: the endpoint answers probes and scrapes, not traffic.
+    .workers(1)
+    // The node handles Ctrl-C and SIGTERM (it drains); the server must not.
+    .disable_signals()
+    .shutdown_timeout(2)
+    .bind(addr)
+    .map_err(|e| Error::Admin {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    let server = server.run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "the admin endpoint stopped");
+        }
+    });
+    tracing::info!(node = %node, addr = %bound, "admin endpoint listening");
+    Ok(AdminServer {
+        addr: bound,
+        handle,
+    })
+}
+
+/// A GET-only resource: any other method gets 405 saying which it allows.
+fn resource<F, Args>(path: &str, get: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(get))
+        .default_service(web::to(method_not_allowed))
+}
+
+fn error(status: StatusCode, message: String) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such endpoint: {} {} (there are GET /health, /ready and /metrics)",
+            req.method(),
+            req.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} takes GET, not {}", req.path(), req.method()),
+    );
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static("GET"),
+    );
+    response
+}
+
+/// `None` when the request may proceed, else the 401 to answer.
+fn refused(req: &HttpRequest, admin: &Admin) -> Option<HttpResponse> {
+    let token = admin.token.as_ref()?;
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) => None,
+        Some(_) => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "the bearer token is not this endpoint's".into(),
+        )),
+        None => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint requires `Authorization: Bearer TOKEN`".into(),
+        )),
+    }
+}
+
+/// Compares without returning early at the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
+    if let Some(refused) = refused(&req, &admin) {
+        return refused;
+    }
+    HttpResponse::Ok().json(json!({ "status": "alive", "node": admin.node }))
+}
+
+async fn ready(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
+    if let Some(refused) = refused(&req, &admin) {
+        return refused;
+    }
+    let not_ready: Vec<_> = admin
+        .actors
+        .iter()
+        .filter_map(|actor| {
+            actor.not_ready().map(|why| {
+                json!({
+                    "actor": actor.name,
+                    "state": actor.stats.state().as_str(),
+                    "why": why,
+                })
+            })
+        })
+        .collect();
+    if not_ready.is_empty() {
+        HttpResponse::Ok().json(json!({ "ready": true, "node": admin.node }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "ready": false,
+            "node": admin.node,
+            "not_ready": not_ready,
+        }))
+    }
+}
+
+async fn metrics(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
+    if let Some(refused) = refused(&req, &admin) {
+        return refused;
+    }
+    let mut registry = Registry::with_prefix("scribe");
+    registry.register_collector(Box::new(Snapshot::of(&admin)));
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {e}"),
+        );
+    }
+    HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ))
+        .body(body)
+}
+
+/// The actors' counters and states at one scrape.
+#[derive(Debug)]
+struct Snapshot {
+    actors: Vec<(String, StatsSnapshot, ActorState, i64)>,
+}
+
+impl Snapshot {
+    fn of(admin: &Admin) -> Self {
+        Self {
+            actors: admin
+                .actors
+                .iter()
+                .map(|a| {
+                    (
+                        a.name.clone(),
+                        a.stats.snapshot(),
+                        a.stats.state(),
+                        a.stats
+                            .partitions
+                            .load(std::sync::atomic::Ordering::Acquire),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A per-actor counter: its name (`scribe_` before it, `_total` after it
+/// in the exposition), its help, and where it is in a snapshot.
+type Counter = (&'static str, &'static str, fn(&StatsSnapshot) -> u64);
+
+/// Every per-actor counter.
+const COUNTERS: &[Counter] = &[
+    (
+        "records_handled",
+        "Records whose handler returned Ok.",
+        |s| s.handled,
+    ),
+    (
+        "records_published",
+        "Records the actor published that the broker acknowledged.",
+        |s| s.published,
+    ),
+    (
+        "records_undecodable",
+        "Records that could not be decoded.",
+        |s| s.undecodable,
+    ),
+    (
+        "records_dead_lettered",
+        "Records written to the actor's dead-letter topic.",
+        |s| s.dead_lettered,
+    ),
+    (
+        "handler_failures",
+        "Handler calls that returned an error or panicked.",
+        |s| s.handler_failures,
+    ),
+    (
+        "handler_retries",
+        "Handler calls repeated after the handler returned an error.",
+        |s| s.retried,
+    ),
+    (
+        "publish_failures",
+        "Records the actor published that the broker never acknowledged.",
+        |s| s.publish_failures,
+    ),
+    (
+        "publish_stalls",
+        "Publishes that found the producer's queue full and waited.",
+        |s| s.publish_stalls,
+    ),
+    (
+        "actor_restarts",
+        "Times the supervisor restarted the actor.",
+        |s| s.restarts,
+    ),
+    (
+        "transactions",
+        "Exactly-once transactions committed.",
+        |s| s.transactions,
+    ),
+    (
+        "transactions_aborted",
+        "Exactly-once transactions aborted (their records are handled again).",
+        |s| s.transactions_aborted,
+    ),
+];
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
+        for (name, help, value) in COUNTERS {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (actor, stats, _, _) in &self.actors {
+                let labels = [("actor", actor.as_str())];
+                ConstCounter::new(value(stats)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "actor_state",
+            "1 for the state the actor is in, 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (actor, _, now, _) in &self.actors {
+            for state in ActorState::all() {
+                let labels = [("actor", actor.as_str()), ("state", state.as_str())];
+                ConstGauge::new(i64::from(state == *now)).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "actor_assigned_partitions",
+            "Partitions assigned to the actor's consumer in this node.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (actor, _, _, partitions) in &self.actors {
+            let labels = [("actor", actor.as_str())];
+            ConstGauge::new(*partitions).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(state: ActorState, assignments: u64) -> Admin {
+        let stats = Arc::new(ActorStats::default());
+        stats.set_state(state);
+        for _ in 0..assignments {
+            stats.assigned(3);
+        }
+        ActorStats::add(&stats.handled, 7);
+        Admin {
+            node: "n".into(),
+            actors: vec![AdminActor {
+                name: "relay".into(),
+                subscribes: true,
+                stats,
+            }],
+            token: None,
+        }
+    }
+
+    #[test]
+    fn a_running_actor_is_not_ready_until_its_consumer_is_assigned() {
+        let waiting = admin(ActorState::Running, 0);
+        assert_eq!(
+            waiting.actors[0].not_ready().as_deref(),
+            Some("its consumer has not been assigned partitions yet")
+        );
+        assert_eq!(admin(ActorState::Running, 1).actors[0].not_ready(), None);
+    }
+
+    #[test]
+    fn metrics_name_each_counter_and_state_per_actor() {
+        let admin = admin(ActorState::Running, 1);
+        let mut registry = Registry::with_prefix("scribe");
+        registry.register_collector(Box::new(Snapshot::of(&admin)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("scribe_records_handled_total{actor=\"relay\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scribe_actor_state{actor=\"relay\",state=\"running\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scribe_actor_state{actor=\"relay\",state=\"unhealthy\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scribe_actor_assigned_partitions{actor=\"relay\"} 3"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn an_unhealthy_actor_stays_unhealthy() {
+        let stats = ActorStats::default();
+        stats.set_state(ActorState::Unhealthy);
+        stats.set_state(ActorState::Stopped);
+        assert_eq!(stats.state(), ActorState::Unhealthy);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}
