@@ -16,11 +16,13 @@
 //! `Authorization: Bearer TOKEN`; the token never appears in logs,
 //! errors or `Debug` output.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -38,9 +40,11 @@ use crate::stats::{ActorState, ActorStats, StatsSnapshot};
 #[derive(Debug)]
 pub(crate) struct AdminActor {
     pub(crate) name: String,
-    /// Whether it reads topics (an actor that only publishes has no group
-    /// to join).
-    pub(crate) subscribes: bool,
+    /// The topic it owns.
+    pub(crate) output: String,
+    /// What it reads: topics, and patterns as `/REGEX/`. None for an
+    /// actor that only publishes (it has no group to join).
+    pub(crate) subscriptions: Vec<String>,
     pub(crate) stats: Arc<ActorStats>,
 }
 
@@ -49,8 +53,11 @@ impl AdminActor {
     fn not_ready(&self) -> Option<String> {
         let state = self.stats.state();
         match state {
+            ActorState::Running if self.paused() => {
+                Some("paused through the admin endpoint".into())
+            }
             ActorState::Running
-                if self.subscribes
+                if !self.subscriptions.is_empty()
                     && self
                         .stats
                         .assignments
@@ -73,6 +80,18 @@ impl AdminActor {
             ActorState::Stopped => Some("stopped by a shutdown".into()),
         }
     }
+
+    fn paused(&self) -> bool {
+        self.stats.paused.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Its state as reported: `paused` for a running actor that is.
+    fn shown_state(&self) -> &'static str {
+        match self.stats.state() {
+            ActorState::Running if self.paused() => "paused",
+            state => state.as_str(),
+        }
+    }
 }
 
 /// What the endpoint serves: the node's actors, and the token it asks
@@ -82,6 +101,30 @@ pub(crate) struct Admin {
     pub(crate) node: String,
     pub(crate) actors: Vec<AdminActor>,
     pub(crate) token: Option<Secret>,
+    /// Each actor's counters at the previous `GET /actors` (or the
+    /// endpoint's start): what its rates are measured against.
+    pub(crate) rates: std::sync::Mutex<HashMap<String, (Instant, u64, u64)>>,
+}
+
+impl Admin {
+    /// The endpoint for `node`'s `actors`, asking for `token` if any.
+    pub(crate) fn new(node: String, actors: Vec<AdminActor>, token: Option<Secret>) -> Self {
+        let now = Instant::now();
+        let rates = actors
+            .iter()
+            .map(|a| (a.name.clone(), (now, 0, 0)))
+            .collect();
+        Self {
+            node,
+            actors,
+            token,
+            rates: std::sync::Mutex::new(rates),
+        }
+    }
+
+    fn actor(&self, name: &str) -> Option<&AdminActor> {
+        self.actors.iter().find(|a| a.name == name)
+    }
 }
 
 /// The running endpoint: where it listens, and how to stop it.
@@ -112,9 +155,12 @@ pub(crate) fn serve(addr: SocketAddr, admin: Admin) -> Result<AdminServer> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(admin.clone())
-            .service(resource("/health", health))
-            .service(resource("/ready", ready))
-            .service(resource("/metrics", metrics))
+            .service(resource("/health", Method::GET, health))
+            .service(resource("/ready", Method::GET, ready))
+            .service(resource("/metrics", Method::GET, metrics))
+            .service(resource("/actors", Method::GET, actors))
+            .service(resource("/actors/{name}/pause", Method::POST, pause))
+            .service(resource("/actors/{name}/resume", Method::POST, resume))
             .default_service(web::to(not_found))
     })
     // One worker: the endpoint answers probes and scrapes, not traffic.
@@ -142,16 +188,20 @@ pub(crate) fn serve(addr: SocketAddr, admin: Admin) -> Result<AdminServer> {
     })
 }
 
-/// A GET-only resource: any other method gets 405 saying which it allows.
-fn resource<F, Args>(path: &str, get: F) -> actix_web::Resource
+/// A resource taking one method: any other gets 405 saying which.
+fn resource<F, Args>(path: &str, method: Method, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
+    let allowed = method.clone();
     web::resource(path)
-        .route(web::get().to(get))
-        .default_service(web::to(method_not_allowed))
+        .route(web::method(method).to(handler))
+        .default_service(web::to(move |req: HttpRequest| {
+            let allowed = allowed.clone();
+            async move { method_not_allowed(&req, &allowed) }
+        }))
 }
 
 fn error(status: StatusCode, message: String) -> HttpResponse {
@@ -162,21 +212,23 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no such endpoint: {} {} (there are GET /health, /ready and /metrics)",
+            "no such endpoint: {} {} (there are GET /health, /ready, /metrics and \
+             /actors, and POST /actors/NAME/pause and /resume)",
             req.method(),
             req.path()
         ),
     )
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+fn method_not_allowed(req: &HttpRequest, allowed: &Method) -> HttpResponse {
     let mut response = error(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} takes GET, not {}", req.path(), req.method()),
+        format!("{} takes {allowed}, not {}", req.path(), req.method()),
     );
     response.headers_mut().insert(
         actix_web::http::header::ALLOW,
-        actix_web::http::header::HeaderValue::from_static("GET"),
+        actix_web::http::header::HeaderValue::from_str(allowed.as_str())
+            .unwrap_or_else(|_| actix_web::http::header::HeaderValue::from_static("GET")),
     );
     response
 }
@@ -225,7 +277,7 @@ async fn ready(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
             actor.not_ready().map(|why| {
                 json!({
                     "actor": actor.name,
-                    "state": actor.stats.state().as_str(),
+                    "state": actor.shown_state(),
                     "why": why,
                 })
             })
@@ -239,6 +291,93 @@ async fn ready(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
             "node": admin.node,
             "not_ready": not_ready,
         }))
+    }
+}
+
+async fn actors(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
+    if let Some(refused) = refused(&req, &admin) {
+        return refused;
+    }
+    let now = Instant::now();
+    let mut rates = admin.rates.lock().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<_> = admin
+        .actors
+        .iter()
+        .map(|actor| {
+            let s = actor.stats.snapshot();
+            let (since, handled, published) = rates
+                .insert(actor.name.clone(), (now, s.handled, s.published))
+                .unwrap_or((now, 0, 0));
+            let seconds = now.duration_since(since).max(Duration::from_millis(1)).as_secs_f64();
+            let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+            json!({
+                "name": actor.name,
+                "state": actor.shown_state(),
+                "paused": actor.paused(),
+                "output": actor.output,
+                "subscriptions": actor.subscriptions,
+                "assigned_partitions": actor.stats.partitions.load(std::sync::atomic::Ordering::Acquire),
+                "handled": s.handled,
+                "published": s.published,
+                "handler_failures": s.handler_failures,
+                "dead_lettered": s.dead_lettered,
+                "restarts": s.restarts,
+                "handled_per_second": rate(s.handled, handled),
+                "published_per_second": rate(s.published, published),
+                "rates_over_seconds": seconds,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "node": admin.node, "actors": list }))
+}
+
+async fn pause(req: HttpRequest, name: web::Path<String>, admin: web::Data<Admin>) -> HttpResponse {
+    set_paused(req, &name, &admin, true).await
+}
+
+async fn resume(
+    req: HttpRequest,
+    name: web::Path<String>,
+    admin: web::Data<Admin>,
+) -> HttpResponse {
+    set_paused(req, &name, &admin, false).await
+}
+
+/// How long a pause or resume request waits for the actor's feed to apply
+/// it before answering 202 (it applies when the actor runs again).
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+async fn set_paused(req: HttpRequest, name: &str, admin: &Admin, paused: bool) -> HttpResponse {
+    if let Some(refused) = refused(&req, admin) {
+        return refused;
+    }
+    let Some(actor) = admin.actor(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("node `{}` has no actor `{name}`", admin.node),
+        );
+    };
+    if actor.subscriptions.is_empty() {
+        return error(
+            StatusCode::CONFLICT,
+            format!("actor `{name}` reads no topic: there is nothing to pause"),
+        );
+    }
+    actor.stats.ask_paused(paused);
+    // The feed applies it between records; wait for it, so that once the
+    // answer says paused, no record is handled until resumed.
+    let deadline = Instant::now() + APPLY_WAIT;
+    while !actor.stats.pause_settled() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let applied = actor.stats.pause_settled();
+    tracing::info!(actor = %name, paused, applied, "pause asked through the admin endpoint");
+    let body = json!({ "actor": name, "paused": paused, "applied": applied });
+    if applied {
+        HttpResponse::Ok().json(body)
+    } else {
+        // Not running now (restarting, unhealthy): it applies on start.
+        HttpResponse::Accepted().json(body)
     }
 }
 
@@ -263,10 +402,20 @@ async fn metrics(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
         .body(body)
 }
 
+/// One actor at one scrape.
+#[derive(Debug)]
+struct Scraped {
+    name: String,
+    counters: StatsSnapshot,
+    state: ActorState,
+    paused: bool,
+    partitions: i64,
+}
+
 /// The actors' counters and states at one scrape.
 #[derive(Debug)]
 struct Snapshot {
-    actors: Vec<(String, StatsSnapshot, ActorState, i64)>,
+    actors: Vec<Scraped>,
 }
 
 impl Snapshot {
@@ -275,15 +424,15 @@ impl Snapshot {
             actors: admin
                 .actors
                 .iter()
-                .map(|a| {
-                    (
-                        a.name.clone(),
-                        a.stats.snapshot(),
-                        a.stats.state(),
-                        a.stats
-                            .partitions
-                            .load(std::sync::atomic::Ordering::Acquire),
-                    )
+                .map(|a| Scraped {
+                    name: a.name.clone(),
+                    counters: a.stats.snapshot(),
+                    state: a.stats.state(),
+                    paused: a.paused(),
+                    partitions: a
+                        .stats
+                        .partitions
+                        .load(std::sync::atomic::Ordering::Acquire),
                 })
                 .collect(),
         }
@@ -357,9 +506,9 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::result::Result<(), std::fmt::Error> {
         for (name, help, value) in COUNTERS {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (actor, stats, _, _) in &self.actors {
-                let labels = [("actor", actor.as_str())];
-                ConstCounter::new(value(stats)).encode(metric.encode_family(&labels)?)?;
+            for actor in &self.actors {
+                let labels = [("actor", actor.name.as_str())];
+                ConstCounter::new(value(&actor.counters)).encode(metric.encode_family(&labels)?)?;
             }
         }
         let mut metric = encoder.encode_descriptor(
@@ -368,11 +517,22 @@ impl Collector for Snapshot {
             None,
             MetricType::Gauge,
         )?;
-        for (actor, _, now, _) in &self.actors {
+        for actor in &self.actors {
             for state in ActorState::all() {
-                let labels = [("actor", actor.as_str()), ("state", state.as_str())];
-                ConstGauge::new(i64::from(state == *now)).encode(metric.encode_family(&labels)?)?;
+                let labels = [("actor", actor.name.as_str()), ("state", state.as_str())];
+                ConstGauge::new(i64::from(state == actor.state))
+                    .encode(metric.encode_family(&labels)?)?;
             }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "actor_paused",
+            "1 while the actor is paused through the admin endpoint.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for actor in &self.actors {
+            let labels = [("actor", actor.name.as_str())];
+            ConstGauge::new(i64::from(actor.paused)).encode(metric.encode_family(&labels)?)?;
         }
         let mut metric = encoder.encode_descriptor(
             "actor_assigned_partitions",
@@ -380,9 +540,9 @@ impl Collector for Snapshot {
             None,
             MetricType::Gauge,
         )?;
-        for (actor, _, _, partitions) in &self.actors {
-            let labels = [("actor", actor.as_str())];
-            ConstGauge::new(*partitions).encode(metric.encode_family(&labels)?)?;
+        for actor in &self.actors {
+            let labels = [("actor", actor.name.as_str())];
+            ConstGauge::new(actor.partitions).encode(metric.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -399,15 +559,16 @@ mod tests {
             stats.assigned(3);
         }
         ActorStats::add(&stats.handled, 7);
-        Admin {
-            node: "n".into(),
-            actors: vec![AdminActor {
+        Admin::new(
+            "n".into(),
+            vec![AdminActor {
                 name: "relay".into(),
-                subscribes: true,
+                output: "out".into(),
+                subscriptions: vec!["in".into()],
                 stats,
             }],
-            token: None,
-        }
+            None,
+        )
     }
 
     #[test]

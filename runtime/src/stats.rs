@@ -29,6 +29,13 @@ pub(crate) struct ActorStats {
     pub(crate) assignments: AtomicU64,
     /// Partitions assigned to its running instance now.
     pub(crate) partitions: AtomicI64,
+    /// Whether the actor is to take no records (the admin endpoint's
+    /// pause); it outlives restarts and rebalances.
+    pub(crate) paused: std::sync::atomic::AtomicBool,
+    /// Whether its running instance's consumer is paused as `paused` asks.
+    pub(crate) pause_applied: std::sync::atomic::AtomicBool,
+    /// Wakes the running instance's feed to apply a pause or resume.
+    pub(crate) feed: futures::task::AtomicWaker,
 }
 
 /// Where an actor's supervisor is, as the admin endpoint reports it.
@@ -102,6 +109,18 @@ impl ActorStats {
             .into_iter()
             .find(|s| *s as u8 == n)
             .unwrap_or(ActorState::Starting)
+    }
+
+    /// Asks the actor to pause (or resume), waking its feed to do it.
+    pub(crate) fn ask_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+        self.feed.wake();
+    }
+
+    /// Whether the running instance applied what [`ActorStats::ask_paused`]
+    /// asked last.
+    pub(crate) fn pause_settled(&self) -> bool {
+        self.pause_applied.load(Ordering::Acquire) == self.paused.load(Ordering::Acquire)
     }
 
     /// Notes an assignment its consumer took: `partitions` assigned now.

@@ -87,6 +87,24 @@ impl Source for ActorConsumer {
         rdkafka::consumer::Consumer::pause(self, &list)
     }
 
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        rdkafka::consumer::Consumer::resume(self, &list)
+    }
+
+    fn set_paused(&self, paused: bool) -> KafkaResult<()> {
+        // One call for the whole assignment; librdkafka drops what it
+        // fetched ahead and, on resuming, fetches from the record after
+        // the last it handed over.
+        let assigned = rdkafka::consumer::Consumer::assignment(self)?;
+        if paused {
+            rdkafka::consumer::Consumer::pause(self, &assigned)
+        } else {
+            rdkafka::consumer::Consumer::resume(self, &assigned)
+        }
+    }
+
     fn positions(&self) -> KafkaResult<Vec<Position>> {
         Ok(self
             .position()?

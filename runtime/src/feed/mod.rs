@@ -117,6 +117,8 @@ pub(crate) struct Feed<A: TopicActor, S: Source> {
     /// Records handled since the source last heard of them (only when it
     /// counts them, [`Source::COUNTS_HANDLED`]).
     handled: Vec<Position>,
+    /// Whether the consumer is paused (by the admin endpoint).
+    paused: bool,
 }
 
 /// What a feed is made of.
@@ -176,6 +178,36 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             settled: false,
             rebalances: 0,
             handled: Vec::new(),
+            paused: false,
+        }
+    }
+
+    /// Pauses or resumes the consumer as the admin endpoint asked, once
+    /// per change (a load per poll otherwise).
+    fn apply_pause(&mut self, task: &std::task::Context<'_>) {
+        self.stats.feed.register(task.waker());
+        let wanted = self.stats.paused.load(std::sync::atomic::Ordering::Acquire);
+        if wanted == self.paused {
+            return;
+        }
+        let Some(consumer) = &self.consumer else {
+            return;
+        };
+        match consumer.set_paused(wanted) {
+            Ok(()) => {
+                self.paused = wanted;
+                self.stats
+                    .pause_applied
+                    .store(wanted, std::sync::atomic::Ordering::Release);
+                tracing::info!(
+                    actor = %self.actor,
+                    "{}",
+                    if wanted { "paused: taking no records" } else { "resumed" }
+                );
+            }
+            Err(error) => {
+                tracing::warn!(actor = %self.actor, %error, paused = wanted, "cannot pause or resume the consumer");
+            }
         }
     }
 
@@ -289,6 +321,7 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
                 Poll::Pending => {}
             }
         }
+        this.apply_pause(task);
         let mut handled = 0;
         let started = Instant::now();
         let mut exhausted = false;

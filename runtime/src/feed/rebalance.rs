@@ -84,6 +84,13 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
             tracing::error!(%error, "cannot take the rebalance's assignment");
         } else if let (Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, Some(stats)) = (err, &self.stats)
         {
+            // A pause outlives rebalances: what the group hands a paused
+            // actor is paused before a record of it is fetched.
+            if stats.paused.load(Ordering::Acquire)
+                && let Err(error) = consumer.pause(partitions)
+            {
+                tracing::error!(%error, "cannot pause the newly assigned partitions");
+            }
             let now = consumer.assignment().map_or(0, |list| list.count());
             stats.assigned(now);
         }

@@ -68,6 +68,24 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// Stops fetching `topic`/`partition`.
     fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()>;
 
+    /// Fetches `topic`/`partition` again, from the record after the last
+    /// one handed over.
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+
+    /// Pauses (or resumes) every assigned partition: records fetched
+    /// ahead and not handed over yet are dropped, and fetched again on
+    /// resuming, so none is lost or handed over twice.
+    fn set_paused(&self, paused: bool) -> KafkaResult<()> {
+        for (topic, partition) in self.assignment()? {
+            if paused {
+                self.pause(&topic, partition)?;
+            } else {
+                self.resume(&topic, partition)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The next offset to fetch of each assigned partition that has one.
     fn positions(&self) -> KafkaResult<Vec<Position>>;
 
@@ -155,6 +173,7 @@ pub(crate) trait DynSource: Send + Sync + 'static {
     fn commit_stored(&self) -> KafkaResult<()>;
     fn rewind(&self) -> KafkaResult<()>;
     fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()>;
     fn positions(&self) -> KafkaResult<Vec<Position>>;
     fn rebalances(&self) -> u64;
     fn handled(&self, handled: &mut Vec<Position>);
@@ -194,6 +213,10 @@ impl Source for Boxed {
 
     fn pause(&self, topic: &str, partition: i32) -> KafkaResult<()> {
         self.0.pause(topic, partition)
+    }
+
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        self.0.resume(topic, partition)
     }
 
     fn positions(&self) -> KafkaResult<Vec<Position>> {

@@ -282,19 +282,29 @@ impl Node {
         let admin = match b.admin {
             Some(addr) => Some(crate::admin::serve(
                 addr,
-                crate::admin::Admin {
-                    node: b.name.clone(),
-                    actors: b
-                        .actors
+                crate::admin::Admin::new(
+                    b.name.clone(),
+                    b.actors
                         .iter()
                         .map(|(factory, stats)| crate::admin::AdminActor {
                             name: factory.name().to_owned(),
-                            subscribes: !factory.subscriptions().is_empty(),
+                            output: factory.output().to_owned(),
+                            subscriptions: factory
+                                .subscriptions()
+                                .iter()
+                                .map(|s| {
+                                    if s.pattern {
+                                        format!("/{}/", s.topic)
+                                    } else {
+                                        s.topic.clone()
+                                    }
+                                })
+                                .collect(),
                             stats: stats.clone(),
                         })
                         .collect(),
-                    token: b.admin_token.clone(),
-                },
+                    b.admin_token.clone(),
+                ),
             )?),
             None => None,
         };

@@ -201,6 +201,18 @@ impl DynSource for SimSource {
         Ok(())
     }
 
+    fn resume(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        let mut world = lock(&self.world);
+        let Some(topic) = world.index.get(topic).copied() else {
+            return Ok(());
+        };
+        if let Some(slot) = world.slots.get_mut(&self.id) {
+            slot.paused.retain(|tp| *tp != (topic, partition));
+        }
+        world.changed();
+        Ok(())
+    }
+
     fn positions(&self) -> KafkaResult<Vec<Position>> {
         let local = self.local();
         let world = lock(&self.world);
