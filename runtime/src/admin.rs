@@ -25,7 +25,7 @@ use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -34,7 +34,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::stats::{ActorState, ActorStats, StatsSnapshot};
+use crate::stats::{ActorState, ActorStats, BrokerStats, KafkaStats, StatsSnapshot};
 
 /// One actor as the endpoint reports it.
 #[derive(Debug)]
@@ -410,6 +410,11 @@ struct Scraped {
     state: ActorState,
     paused: bool,
     partitions: i64,
+    in_flight: u64,
+    kafka: KafkaStats,
+    /// (buckets, sum, count) of the handling and end-to-end histograms.
+    handling: (Vec<(f64, u64)>, f64, u64),
+    end_to_end: (Vec<(f64, u64)>, f64, u64),
 }
 
 /// The actors' counters and states at one scrape.
@@ -433,6 +438,10 @@ impl Snapshot {
                         .stats
                         .partitions
                         .load(std::sync::atomic::Ordering::Acquire),
+                    in_flight: a.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+                    kafka: a.stats.kafka.lock().map(|k| k.clone()).unwrap_or_default(),
+                    handling: a.stats.handling.read(),
+                    end_to_end: a.stats.end_to_end.read(),
                 })
                 .collect(),
         }
@@ -543,6 +552,136 @@ impl Collector for Snapshot {
         for actor in &self.actors {
             let labels = [("actor", actor.name.as_str())];
             ConstGauge::new(actor.partitions).encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "records_in_flight",
+            "Records taken from the consumer whose offsets cannot be committed yet.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for actor in &self.actors {
+            let labels = [("actor", actor.name.as_str())];
+            ConstGauge::new(i64::try_from(actor.in_flight).unwrap_or(i64::MAX))
+                .encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "consumer_lag",
+            "Records between the consumer's position and the partition's end (librdkafka's statistics).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for actor in &self.actors {
+            for ((topic, partition), lag) in &actor.kafka.lag {
+                let partition = partition.to_string();
+                let labels = [
+                    ("actor", actor.name.as_str()),
+                    ("topic", topic.as_str()),
+                    ("partition", partition.as_str()),
+                ];
+                ConstGauge::new(*lag).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "producer_queue_records",
+            "Records in the producer's queue not yet acknowledged by a broker (librdkafka's statistics).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for actor in &self.actors {
+            let labels = [("actor", actor.name.as_str())];
+            ConstGauge::new(i64::try_from(actor.kafka.producer_queue).unwrap_or(i64::MAX))
+                .encode(metric.encode_family(&labels)?)?;
+        }
+        for (name, help, which) in [
+            (
+                "handling_seconds",
+                "How long the handler took per record.",
+                (|a: &Scraped| &a.handling) as fn(&Scraped) -> &(Vec<(f64, u64)>, f64, u64),
+            ),
+            (
+                "end_to_end_seconds",
+                "From a record's timestamp to the end of its handling.",
+                |a: &Scraped| &a.end_to_end,
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for actor in &self.actors {
+                let (buckets, sum, count) = which(actor);
+                let labels = [("actor", actor.name.as_str())];
+                metric
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+            }
+        }
+        self.encode_brokers(&mut encoder)
+    }
+}
+
+/// A per-broker figure: its name, help, type, and where it is.
+type BrokerFigure = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&BrokerStats) -> f64,
+);
+
+/// What each client measured of each broker (librdkafka's statistics).
+const BROKER_FIGURES: &[BrokerFigure] = &[
+    (
+        "kafka_rtt_avg_seconds",
+        "Average request round trip to the broker.",
+        MetricType::Gauge,
+        |b| b.rtt_avg_us as f64 / 1e6,
+    ),
+    (
+        "kafka_rtt_p99_seconds",
+        "99th percentile of the request round trip to the broker.",
+        MetricType::Gauge,
+        |b| b.rtt_p99_us as f64 / 1e6,
+    ),
+    (
+        "kafka_request_errors",
+        "Requests to the broker that failed to go out or come back, or timed out.",
+        MetricType::Counter,
+        |b| b.request_errors as f64,
+    ),
+    (
+        "kafka_connects",
+        "Connections made to the broker.",
+        MetricType::Counter,
+        |b| b.connects as f64,
+    ),
+    (
+        "kafka_disconnects",
+        "Connections to the broker lost.",
+        MetricType::Counter,
+        |b| b.disconnects as f64,
+    ),
+];
+
+impl Snapshot {
+    fn encode_brokers(
+        &self,
+        encoder: &mut DescriptorEncoder,
+    ) -> std::result::Result<(), std::fmt::Error> {
+        for (name, help, kind, value) in BROKER_FIGURES {
+            let mut metric = encoder.encode_descriptor(name, help, None, *kind)?;
+            for actor in &self.actors {
+                for ((client, broker), figures) in &actor.kafka.brokers {
+                    let labels = [
+                        ("actor", actor.name.as_str()),
+                        ("client", client),
+                        ("broker", broker.as_str()),
+                    ];
+                    let family = metric.encode_family(&labels)?;
+                    match kind {
+                        MetricType::Counter => {
+                            ConstCounter::new(value(figures) as u64).encode(family)?
+                        }
+                        _ => ConstGauge::new(value(figures)).encode(family)?,
+                    }
+                }
+            }
         }
         Ok(())
     }

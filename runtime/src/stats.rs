@@ -36,6 +36,112 @@ pub(crate) struct ActorStats {
     pub(crate) pause_applied: std::sync::atomic::AtomicBool,
     /// Wakes the running instance's feed to apply a pause or resume.
     pub(crate) feed: futures::task::AtomicWaker,
+    /// Records taken from the consumer whose offsets cannot be committed
+    /// yet (handling, retrying, or their publishes unacknowledged).
+    pub(crate) in_flight: AtomicU64,
+    /// What librdkafka's statistics said last, when they are on.
+    pub(crate) kafka: std::sync::Mutex<KafkaStats>,
+    /// Whether handling times are measured (the admin endpoint is on):
+    /// off, a record costs one load of this flag.
+    pub(crate) timed: std::sync::atomic::AtomicBool,
+    /// How long the handler took, per record handled.
+    pub(crate) handling: Histogram,
+    /// From the record's timestamp to the end of its handling.
+    pub(crate) end_to_end: Histogram,
+}
+
+/// Upper bounds of the latency histograms' buckets, in microseconds
+/// (100 µs to 10 s; the last bucket takes the rest).
+pub(crate) const LATENCY_BOUNDS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A latency histogram of fixed buckets, filled without a lock.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    /// Per bucket of [`LATENCY_BOUNDS_US`], and one past the last.
+    counts: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Counts one observation of `micros`.
+    pub(crate) fn observe(&self, micros: u64) {
+        let bucket = LATENCY_BOUNDS_US
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Its buckets as (upper bound in seconds, count in it), the last
+    /// bound `f64::MAX`; the sum in seconds; the count.
+    pub(crate) fn read(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut buckets = Vec::with_capacity(self.counts.len());
+        let mut count = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            count += n;
+            let bound = LATENCY_BOUNDS_US
+                .get(i)
+                .map_or(f64::MAX, |us| *us as f64 / 1e6);
+            buckets.push((bound, n));
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        (buckets, sum, count)
+    }
+}
+
+/// One actor's clients as librdkafka's statistics (`statistics.interval.ms`)
+/// last described them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KafkaStats {
+    /// Consumer lag per assigned (topic, partition): records between the
+    /// consumer's position and the partition's end.
+    pub(crate) lag: std::collections::BTreeMap<(String, i32), i64>,
+    /// Records in the producer's queue, not yet acknowledged by a broker.
+    pub(crate) producer_queue: u64,
+    /// Per (client, broker): what the client measured talking to it.
+    pub(crate) brokers: std::collections::BTreeMap<(&'static str, String), BrokerStats>,
+}
+
+/// What a client measured of one broker.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct BrokerStats {
+    /// Request round trip, average and 99th percentile, in microseconds.
+    pub(crate) rtt_avg_us: i64,
+    pub(crate) rtt_p99_us: i64,
+    /// Requests that failed to go out or to come back, and timed out.
+    pub(crate) request_errors: u64,
+    /// Connections made and lost.
+    pub(crate) connects: i64,
+    pub(crate) disconnects: i64,
+}
+
+impl KafkaStats {
+    fn brokers(&mut self, client: &'static str, statistics: &rdkafka::Statistics) {
+        self.brokers.retain(|(c, _), _| *c != client);
+        for broker in statistics.brokers.values() {
+            // The bootstrap entries (no id) stand for brokers listed again
+            // under their ids.
+            if broker.nodeid < 0 {
+                continue;
+            }
+            let rtt = broker.rtt.as_ref();
+            self.brokers.insert(
+                (client, broker.name.clone()),
+                BrokerStats {
+                    rtt_avg_us: rtt.map_or(0, |w| w.avg),
+                    rtt_p99_us: rtt.map_or(0, |w| w.p99),
+                    request_errors: broker.txerrs + broker.rxerrs + broker.req_timeouts,
+                    connects: broker.connects.unwrap_or(0),
+                    disconnects: broker.disconnects.unwrap_or(0),
+                },
+            );
+        }
+    }
 }
 
 /// Where an actor's supervisor is, as the admin endpoint reports it.
@@ -121,6 +227,51 @@ impl ActorStats {
     /// asked last.
     pub(crate) fn pause_settled(&self) -> bool {
         self.pause_applied.load(Ordering::Acquire) == self.paused.load(Ordering::Acquire)
+    }
+
+    /// Keeps what the consumer's statistics say: lag per assigned
+    /// partition, and its brokers.
+    pub(crate) fn consumer_statistics(&self, statistics: &rdkafka::Statistics) {
+        let Ok(mut kafka) = self.kafka.lock() else {
+            return;
+        };
+        kafka.lag.clear();
+        for topic in statistics.topics.values() {
+            for partition in topic.partitions.values() {
+                // librdkafka reports -1 for partitions it does not fetch
+                // (not assigned, or its internal unassigned partition).
+                if partition.partition >= 0 && partition.consumer_lag >= 0 {
+                    kafka.lag.insert(
+                        (topic.topic.clone(), partition.partition),
+                        partition.consumer_lag,
+                    );
+                }
+            }
+        }
+        kafka.brokers("consumer", statistics);
+    }
+
+    /// Keeps what the producer's statistics say: its queue, its brokers.
+    pub(crate) fn producer_statistics(&self, statistics: &rdkafka::Statistics) {
+        let Ok(mut kafka) = self.kafka.lock() else {
+            return;
+        };
+        kafka.producer_queue = statistics.msg_cnt;
+        kafka.brokers("producer", statistics);
+    }
+
+    /// Notes one handling that began at `started`, of a record stamped
+    /// `timestamp` (milliseconds since the epoch).
+    pub(crate) fn time(&self, started: std::time::Instant, timestamp: Option<i64>) {
+        self.handling
+            .observe(started.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
+        if let Some(stamped) = timestamp.and_then(|ms| u64::try_from(ms).ok()) {
+            let now = crate::clock::millis_of(crate::clock::now());
+            if let Ok(now) = u64::try_from(now) {
+                self.end_to_end
+                    .observe(now.saturating_sub(stamped).saturating_mul(1000));
+            }
+        }
     }
 
     /// Notes an assignment its consumer took: `partitions` assigned now.

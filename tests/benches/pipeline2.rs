@@ -13,6 +13,9 @@
 //! transaction commits.
 //!
 //! `--only` runs one pipeline (for profiling) and prints no ratio.
+//! `--admin` runs the scribe pipelines with the admin endpoint on: handling
+//! and end-to-end latencies measured per record, librdkafka's statistics
+//! every 5 s (what `/metrics` costs when nobody scrapes it).
 //! `--log LEVEL` installs a formatting subscriber at that level writing to
 //! a sink, as `scribe run` does, to count what logging and spans cost.
 //! The last line is `bench pipeline2 ratio scribe/handwritten throughput=X cpu=Y`.
@@ -244,18 +247,17 @@ fn run_scribe(
     let (first, second) = (unique("hop1"), unique("hop2"));
     measure(|marks| {
         actix::System::new().block_on(async {
-            let node = Node::builder("bench")
+            let mut node = Node::builder("bench")
                 .broker(broker)
                 .default_topic(TopicSpec::new(PARTITIONS, 1))
                 .actor::<Hop>(&first, &mid, input.to_owned())
                 .actor::<Hop>(&second, &out, mid.clone())
                 .delivery(&first, delivery)
-                .delivery(&second, delivery)
-                .build()
-                .unwrap()
-                .start()
-                .await
-                .unwrap();
+                .delivery(&second, delivery);
+            if std::env::args().any(|a| a == "--admin") {
+                node = node.admin("127.0.0.1:0".parse().expect("an address"));
+            }
+            let node = node.build().unwrap().start().await.unwrap();
             while node.stats(&first).unwrap().handled == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }

@@ -93,6 +93,8 @@ async fn a_running_node_is_healthy_ready_and_counts_its_records_in_metrics() {
     let node = kafka
         .node("admin")
         .admin(loopback())
+        // librdkafka's statistics every half second, not every 5 s.
+        .kafka_property("statistics.interval.ms", "500")
         .actor::<Relay>(&actor, &unique("out"), RelayArgs::reading(&input))
         .build()
         .expect("valid topology")
@@ -129,6 +131,48 @@ async fn a_running_node_is_healthy_ready_and_counts_its_records_in_metrics() {
     ] {
         assert!(metrics.body.lines().any(|l| l == line), "missing `{line}`");
     }
+
+    // librdkafka's statistics: the lag of both input partitions once
+    // everything is handled, and what each client measured of its broker.
+    let caught_up = [
+        format!("scribe_consumer_lag{{actor=\"{actor}\",topic=\"{input}\",partition=\"0\"}} 0"),
+        format!("scribe_consumer_lag{{actor=\"{actor}\",topic=\"{input}\",partition=\"1\"}} 0"),
+        format!("scribe_producer_queue_records{{actor=\"{actor}\"}} 0"),
+        format!("scribe_records_in_flight{{actor=\"{actor}\"}} 0"),
+        format!("scribe_handling_seconds_count{{actor=\"{actor}\"}} 50"),
+        format!("scribe_end_to_end_seconds_count{{actor=\"{actor}\"}} 50"),
+        format!("scribe_end_to_end_seconds_bucket{{le=\"+Inf\",actor=\"{actor}\"}} 50"),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let metrics = request("GET", url(&node, "/metrics"), None).await;
+        let all = caught_up
+            .iter()
+            .all(|want| metrics.body.lines().any(|l| l == want))
+            && metrics.body.contains(&format!(
+                "scribe_kafka_rtt_avg_seconds{{actor=\"{actor}\",client=\"consumer\""
+            ))
+            && metrics.body.contains(&format!(
+                "scribe_kafka_connects_total{{actor=\"{actor}\",client=\"producer\""
+            ));
+        if all || tokio::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for want in &caught_up {
+        assert!(
+            metrics.body.lines().any(|l| l == want),
+            "missing `{want}`:\n{}",
+            metrics.body
+        );
+    }
+    assert!(
+        metrics.body.contains("scribe_kafka_rtt_avg_seconds{")
+            && metrics.body.contains("scribe_kafka_connects_total{"),
+        "{}",
+        metrics.body
+    );
 
     let unknown = request("GET", url(&node, "/nope"), None).await;
     assert_eq!(unknown.status, 404, "{unknown:?}");

@@ -68,6 +68,10 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             return;
         };
         let collected = self.tracker.collect();
+        self.stats.in_flight.store(
+            self.tracker.outstanding() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if !collected.offsets.is_empty()
             && let Err(error) = consumer.store(&collected.offsets)
         {

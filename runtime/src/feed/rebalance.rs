@@ -38,7 +38,13 @@ impl Rebalances {
     }
 }
 
-impl rdkafka::ClientContext for Rebalances {}
+impl rdkafka::ClientContext for Rebalances {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(stats) = &self.stats {
+            stats.consumer_statistics(&statistics);
+        }
+    }
+}
 
 impl rdkafka::consumer::ConsumerContext for Rebalances {
     fn rebalance(

@@ -109,7 +109,12 @@ impl<A: TopicActor> Dispatch<'_, A> {
             }
         };
         let sent = self.core.sent();
-        match deliver(
+        let timed = self
+            .stats
+            .timed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(std::time::Instant::now);
+        let outcome = deliver(
             self.actor,
             self.core,
             self.stats,
@@ -119,7 +124,11 @@ impl<A: TopicActor> Dispatch<'_, A> {
             record,
             raw.headers.clone(),
             slot.clone(),
-        ) {
+        );
+        if let Some(started) = timed {
+            self.stats.time(started, raw.timestamp);
+        }
+        match outcome {
             Ok(()) => {
                 self.failures.attempts.forget(&key);
                 Next::Done

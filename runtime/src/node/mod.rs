@@ -195,6 +195,15 @@ impl Node {
                 .properties()
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
+                // With the admin endpoint: librdkafka's statistics (lag,
+                // queue depth, round trips) every few seconds, for
+                // `/metrics`; `[kafka.properties]` may change the interval.
+                .chain(b.admin.map(|_| {
+                    (
+                        "statistics.interval.ms".to_owned(),
+                        STATISTICS_MS.to_owned(),
+                    )
+                }))
                 .chain(b.common.iter().cloned())
                 .collect(),
             consumer: b.consumer.clone(),
@@ -279,6 +288,13 @@ impl Node {
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
         // Before the cluster: an address it cannot bind stops the node
         // before it touches Kafka.
+        if b.admin.is_some() {
+            for (_, stats) in &b.actors {
+                stats
+                    .timed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let admin = match b.admin {
             Some(addr) => Some(crate::admin::serve(
                 addr,
@@ -383,6 +399,10 @@ impl Node {
         Ok(running)
     }
 }
+
+/// How often, with the admin endpoint on, each client's librdkafka
+/// statistics are taken (milliseconds).
+const STATISTICS_MS: &str = "5000";
 
 /// What the simulator takes from a node.
 #[cfg(feature = "testing")]

@@ -41,7 +41,11 @@ pub(crate) struct DeliveryTracker {
 /// A publish waiting this long for room in the producer's queue is logged.
 const STALL_WARNING: Duration = Duration::from_secs(1);
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.stats.producer_statistics(&statistics);
+    }
+}
 
 impl DeliveryTracker {
     /// Keeps why the brokers refused a write to `topic` for good, when
