@@ -527,7 +527,7 @@ impl Collector for Snapshot {
             MetricType::Gauge,
         )?;
         for actor in &self.actors {
-            for state in ActorState::all() {
+            for state in ActorState::ALL {
                 let labels = [("actor", actor.name.as_str()), ("state", state.as_str())];
                 ConstGauge::new(i64::from(state == actor.state))
                     .encode(metric.encode_family(&labels)?)?;

@@ -161,7 +161,8 @@ pub enum ActorState {
 }
 
 impl ActorState {
-    const ALL: [ActorState; 5] = [
+    /// Every state, in order.
+    pub(crate) const ALL: [ActorState; 5] = [
         ActorState::Starting,
         ActorState::Running,
         ActorState::Restarting,
@@ -179,11 +180,6 @@ impl ActorState {
             ActorState::Unhealthy => "unhealthy",
             ActorState::Stopped => "stopped",
         }
-    }
-
-    /// Every state, in order.
-    pub(crate) fn all() -> [ActorState; 5] {
-        Self::ALL
     }
 }
 

@@ -48,6 +48,16 @@ async fn request(method: &str, url: String, token: Option<&str>) -> Answer {
     .expect("the request ran")
 }
 
+/// Builds and starts a node.
+async fn start(builder: scribe::NodeBuilder) -> RunningNode {
+    builder
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect("node starts")
+}
+
 fn url(node: &RunningNode, path: &str) -> String {
     let addr = node
         .admin_addr()
@@ -90,17 +100,15 @@ async fn a_running_node_is_healthy_ready_and_counts_its_records_in_metrics() {
     let kafka = TestKafka::from_env();
     let input = input_with(&kafka, 50).await;
     let actor = unique("relay");
-    let node = kafka
-        .node("admin")
-        .admin(loopback())
-        // librdkafka's statistics every half second, not every 5 s.
-        .kafka_property("statistics.interval.ms", "500")
-        .actor::<Relay>(&actor, &unique("out"), RelayArgs::reading(&input))
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect("node starts");
+    let node = start(
+        kafka
+            .node("admin")
+            .admin(loopback())
+            // librdkafka's statistics every half second, not every 5 s.
+            .kafka_property("statistics.interval.ms", "500")
+            .actor::<Relay>(&actor, &unique("out"), RelayArgs::reading(&input)),
+    )
+    .await;
 
     let health = request("GET", url(&node, "/health"), None).await;
     assert_eq!(health.status, 200, "{health:?}");
@@ -205,25 +213,23 @@ async fn ready_answers_503_naming_an_actor_its_policy_stopped() {
         failures: Arc::new(AtomicU32::new(0)),
         ..RelayArgs::reading(&input)
     };
-    let node = kafka
-        .node("admin")
-        .admin(loopback())
-        .actor::<Relay>(&healthy, &unique("out"), RelayArgs::reading(&input))
-        .actor::<Relay>(&broken, &unique("out"), args)
-        .failure_policy(
-            &broken,
-            FailurePolicy {
-                retries: 100,
-                max_restarts: 1,
-                backoff: Duration::from_millis(20),
-                ..FailurePolicy::default()
-            },
-        )
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect("node starts");
+    let node = start(
+        kafka
+            .node("admin")
+            .admin(loopback())
+            .actor::<Relay>(&healthy, &unique("out"), RelayArgs::reading(&input))
+            .actor::<Relay>(&broken, &unique("out"), args)
+            .failure_policy(
+                &broken,
+                FailurePolicy {
+                    retries: 100,
+                    max_restarts: 1,
+                    backoff: Duration::from_millis(20),
+                    ..FailurePolicy::default()
+                },
+            ),
+    )
+    .await;
 
     assert!(
         TestKafka::eventually(Duration::from_secs(60), || node
@@ -269,12 +275,7 @@ async fn a_configured_token_is_required_on_every_endpoint() {
         .admin_token(Secret::new(token))
         .actor::<Relay>(&unique("relay"), &unique("out"), RelayArgs::reading(&input));
     assert!(!format!("{builder:?}").contains(token));
-    let node = builder
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect("node starts");
+    let node = start(builder).await;
     for path in ["/health", "/ready", "/metrics"] {
         let none = request("GET", url(&node, path), None).await;
         assert_eq!(none.status, 401, "{path}: {none:?}");
@@ -413,15 +414,12 @@ async fn a_real_prometheus_scrapes_the_node_and_answers_a_query() {
     let kafka = TestKafka::from_env();
     let input = input_with(&kafka, 30).await;
     let actor = unique("relay");
-    let node = kafka
-        .node("admin")
-        .admin(loopback())
-        .actor::<Relay>(&actor, &unique("out"), RelayArgs::reading(&input))
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect("node starts");
+    let node = start(kafka.node("admin").admin(loopback()).actor::<Relay>(
+        &actor,
+        &unique("out"),
+        RelayArgs::reading(&input),
+    ))
+    .await;
     let prometheus = start_prometheus(&binary, node.admin_addr().unwrap()).await;
     let query = format!("scribe_records_handled_total{{actor=\"{actor}\"}}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
@@ -553,15 +551,12 @@ async fn a_paused_actor_handles_nothing_through_a_rebalance_and_resumes_where_it
         delay: Duration::from_millis(2),
         ..RelayArgs::reading(&input)
     };
-    let node = kafka
-        .node("pause-a")
-        .admin(loopback())
-        .actor::<Relay>(&actor, &output, slow())
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect("node starts");
+    let node = start(kafka.node("pause-a").admin(loopback()).actor::<Relay>(
+        &actor,
+        &output,
+        slow(),
+    ))
+    .await;
     assert!(
         TestKafka::eventually(Duration::from_secs(60), || node
             .stats(&actor)
@@ -577,14 +572,12 @@ async fn a_paused_actor_handles_nothing_through_a_rebalance_and_resumes_where_it
 
     // A second member of the group takes a partition, handles it, and
     // leaves: two rebalances while the actor is paused.
-    let other = kafka
-        .node("pause-b")
-        .actor::<Relay>(&actor, &output, RelayArgs::reading(&input))
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect("node starts");
+    let other = start(kafka.node("pause-b").actor::<Relay>(
+        &actor,
+        &output,
+        RelayArgs::reading(&input),
+    ))
+    .await;
     let shared = until_assigned(&node, &actor, 1).await;
     assert_eq!(shared["assigned_partitions"], 1, "{shared}");
     assert!(
