@@ -666,3 +666,35 @@ fn two_files_with_one_node_name_are_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn unusable_tracing_settings_are_refused_by_check_and_run() {
+    for (file, section, expected) in [
+        (
+            "tracing-https.toml",
+            "[node.tracing]\notlp = \"https://collector:4318\"\n",
+            "node.tracing: `otlp` is `https://collector:4318`: scribe posts spans over plain HTTP only",
+        ),
+        (
+            "tracing-bare.toml",
+            "[node.tracing]\notlp = \"collector:4318\"\n",
+            "node.tracing: `otlp` is `collector:4318`: expected the collector's OTLP/HTTP address",
+        ),
+        (
+            "tracing-ratio.toml",
+            "[node.tracing]\notlp = \"http://collector:4318\"\nsampling = 2.0\n",
+            "node.tracing: `sampling` is 2: it must be between 0 and 1",
+        ),
+    ] {
+        let text = node(SAMPLER)
+            .replacen("[kafka]", &format!("{section}[kafka]"), 1)
+            .replace(NOWHERE, "embedded");
+        run_refuses_like_check(file, &text, &[expected]);
+    }
+    let unknown = node(SAMPLER).replacen(
+        "[kafka]",
+        "[node.tracing]\notlp = \"http://c:4318\"\nratio = 0.5\n[kafka]",
+        1,
+    );
+    assert_refused("tracing-unknown.toml", &unknown, &["unknown field `ratio`"]);
+}

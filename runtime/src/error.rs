@@ -108,6 +108,12 @@ pub enum Error {
         #[source]
         source: DecodeError,
     },
+    /// The tracing settings cannot be used.
+    #[error("tracing: {reason}")]
+    Tracing {
+        /// What is wrong.
+        reason: String,
+    },
     /// The embedded broker could not be started or commanded.
     #[error("embedded broker: {0}")]
     Embedded(String),

@@ -318,13 +318,14 @@ impl Headers {
     }
 
     /// The well-known values of a record forwarded as `fresh`: these, with
-    /// the ones they lack (but `causation_id` and the trace context) taken
-    /// from `fresh`.
+    /// the ones they lack (but `causation_id`) taken from `fresh`; and
+    /// `fresh`'s trace context when it has one (the forwarding span's).
     fn forwarded_known<'a>(&'a self, fresh: &'a Outbound<'a>) -> [Option<&'a str>; KNOWN.len()] {
         let fallback = fresh.known();
-        std::array::from_fn(|slot| {
-            self.known(slot)
-                .or(if slot == 7 { None } else { fallback[slot] })
+        std::array::from_fn(|slot| match slot {
+            7 => self.known(slot),
+            8 | 9 if fallback[8].is_some() => fallback[slot],
+            _ => self.known(slot).or(fallback[slot]),
         })
     }
 }
@@ -365,6 +366,10 @@ pub struct Outbound<'a> {
     pub correlation_id: &'a str,
     /// `causation_id`: the `ce_id` of the record that caused it, if any.
     pub causation_id: Option<&'a str>,
+    /// `traceparent`: the W3C trace context, if it has one.
+    pub traceparent: Option<&'a str>,
+    /// `tracestate`: the W3C trace state, if it has one.
+    pub tracestate: Option<&'a str>,
 }
 
 impl<'a> Outbound<'a> {
@@ -379,6 +384,8 @@ impl<'a> Outbound<'a> {
             (CONTENT_TYPE, Some(CONTENT_TYPE_AVRO)),
             (CORRELATION_ID, Some(self.correlation_id)),
             (CAUSATION_ID, self.causation_id),
+            (TRACEPARENT, self.traceparent),
+            (TRACESTATE, self.tracestate),
         ]
         .into_iter()
         .filter_map(|(key, value)| value.map(|v| (key, v.as_bytes())))
@@ -401,8 +408,8 @@ impl<'a> Outbound<'a> {
             Some(CONTENT_TYPE_AVRO),
             Some(self.correlation_id),
             self.causation_id,
-            None,
-            None,
+            self.traceparent,
+            self.tracestate,
         ]
     }
 }
@@ -635,6 +642,8 @@ mod tests {
             time: "2026-01-01T00:00:00.000Z",
             correlation_id: "corr-2",
             causation_id: Some("id-1"),
+            traceparent: None,
+            tracestate: None,
         }
     }
 
@@ -696,6 +705,8 @@ mod tests {
         );
         let no_cause = Outbound {
             causation_id: None,
+            traceparent: None,
+            tracestate: None,
             ..fresh
         };
         assert!(!no_cause.pairs().any(|(k, _)| k == CAUSATION_ID));

@@ -29,6 +29,7 @@ mod stats;
 mod supervisor;
 mod topic;
 pub mod topology;
+pub mod trace;
 mod tracker;
 
 pub use actor::{SubscriptionInfo, Subscriptions, TopicActor};

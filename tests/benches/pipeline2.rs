@@ -16,6 +16,10 @@
 //! `--admin` runs the scribe pipelines with the admin endpoint on: handling
 //! and end-to-end latencies measured per record, librdkafka's statistics
 //! every 5 s (what `/metrics` costs when nobody scrapes it).
+//! `--tracing` runs the scribe pipelines with tracing on: a span per
+//! record per hop, every trace sampled, through the OpenTelemetry SDK's
+//! batch processor to an exporter that drops them (what tracing costs
+//! scribe and the SDK, without a collector's network and CPU).
 //! `--log LEVEL` installs a formatting subscriber at that level writing to
 //! a sink, as `scribe run` does, to count what logging and spans cost.
 //! The last line is `bench pipeline2 ratio scribe/handwritten throughput=X cpu=Y`.
@@ -257,6 +261,16 @@ fn run_scribe(
             if std::env::args().any(|a| a == "--admin") {
                 node = node.admin("127.0.0.1:0".parse().expect("an address"));
             }
+            let traced = std::env::args().any(|a| a == "--tracing").then(|| {
+                let exported = Arc::new(AtomicU64::new(0));
+                let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(Dropped(exported.clone()))
+                    .build();
+                (provider, exported)
+            });
+            if let Some((provider, _)) = &traced {
+                node = node.tracer_provider(provider.clone());
+            }
             let node = node.build().unwrap().start().await.unwrap();
             while node.stats(&first).unwrap().handled == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -274,8 +288,29 @@ fn run_scribe(
             }
             mark(&marks.end);
             node.shutdown().await.unwrap();
+            if let Some((provider, exported)) = traced {
+                provider.shutdown().expect("tracing shut down");
+                println!(
+                    "bench pipeline2 tracing spans_exported={} (the SDK's queue drops the rest)",
+                    exported.load(Ordering::Relaxed)
+                );
+            }
         })
     })
+}
+
+/// A span exporter that counts spans and drops them.
+#[derive(Debug)]
+struct Dropped(Arc<AtomicU64>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Dropped {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 struct Count(Arc<AtomicU64>);

@@ -60,6 +60,10 @@ pub struct NodeSection {
     /// The bearer token the admin endpoint asks for; none when absent.
     #[serde(default)]
     pub admin_token: Option<scribe::Secret>,
+    /// `[node.tracing]`: OpenTelemetry spans per record, exported over
+    /// OTLP; off when absent.
+    #[serde(default)]
+    pub tracing: Option<scribe::trace::Tracing>,
 }
 
 /// `[kafka]`.
@@ -216,6 +220,12 @@ impl NodeConfig {
         }
         if let Some(token) = &self.node.admin_token {
             builder = builder.admin_token(token.clone());
+        }
+        if let Some(tracing) = &self.node.tracing {
+            tracing
+                .check()
+                .map_err(|reason| fail(format!("node.tracing: {reason}")))?;
+            builder = builder.tracing(tracing.clone());
         }
         if let Some(envelope) = self.node.envelope {
             builder = builder.default_envelope(envelope);

@@ -225,6 +225,8 @@ impl Tool {
                 "offset": message.offset(),
                 "key": message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                 "headers": headers,
+                // The trace it belongs to, to look up in a tracing UI.
+                "trace_id": read.traceparent().and_then(scribe::trace::trace_id),
                 "type": ty,
                 "value": value,
             });

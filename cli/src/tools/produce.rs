@@ -87,6 +87,8 @@ impl Tool {
                 time: &time,
                 correlation_id: &id,
                 causation_id: None,
+                traceparent: None,
+                tracestate: None,
             };
             let headers = outbound.to_kafka(owner.envelope, &mut envelope_buf);
             let mut record = BaseRecord::to(topic).payload(&bytes).headers(headers);

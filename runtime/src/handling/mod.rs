@@ -254,9 +254,16 @@ pub(crate) fn deliver<A: TopicActor>(
         ce_id = headers.id().unwrap_or(""),
     );
     let _entered = span.enter();
+    // With tracing on, the OpenTelemetry span of this handling: the parent
+    // of everything the handler publishes. Ended when dropped, at return.
+    let mut traced = core
+        .tracer
+        .as_ref()
+        .map(|tracer| tracer.handle(actor, at, &headers));
     core.begin(Cause {
         headers,
         slot: slot.clone(),
+        trace: traced.as_ref().map(|span| span.parent),
     });
     let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
     core.end();
@@ -269,6 +276,9 @@ pub(crate) fn deliver<A: TopicActor>(
         Ok(Err(error)) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = error_chain(&*error);
+            if let Some(span) = &mut traced {
+                span.failed(&reason);
+            }
             tracing::error!(
                 actor, topic = &*at.topic, partition = at.partition, offset = at.offset, %reason,
                 "handler failed"
@@ -278,6 +288,9 @@ pub(crate) fn deliver<A: TopicActor>(
         Err(panic) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = panic_message(&*panic);
+            if let Some(span) = &mut traced {
+                span.failed(&reason);
+            }
             tracing::error!(
                 actor, topic = &*at.topic, partition = at.partition, offset = at.offset, %reason,
                 "handler panicked; the actor restarts and the record is redelivered"

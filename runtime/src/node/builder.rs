@@ -41,6 +41,8 @@ pub struct NodeBuilder {
     pub(super) security: crate::security::Security,
     pub(super) admin: Option<std::net::SocketAddr>,
     pub(super) admin_token: Option<crate::Secret>,
+    pub(super) tracing: Option<crate::trace::Tracing>,
+    pub(super) tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -138,6 +140,25 @@ impl NodeBuilder {
     /// reached from other hosts, and then with [`NodeBuilder::admin_token`].
     pub fn admin(mut self, addr: std::net::SocketAddr) -> Self {
         self.admin = Some(addr);
+        self
+    }
+
+    /// Traces every record the node handles and publishes, exporting the
+    /// spans over OTLP (see [`crate::trace`]). Off by default.
+    pub fn tracing(mut self, tracing: crate::trace::Tracing) -> Self {
+        self.tracing = Some(tracing);
+        self
+    }
+
+    /// Traces every record the node handles and publishes into `provider`,
+    /// which the caller built (its exporter, sampler and resource) and
+    /// shuts down: the node only flushes it when it stops. Takes the place
+    /// of [`NodeBuilder::tracing`].
+    pub fn tracer_provider(
+        mut self,
+        provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    ) -> Self {
+        self.tracer_provider = Some(provider);
         self
     }
 

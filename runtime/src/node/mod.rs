@@ -76,6 +76,8 @@ impl Node {
             security: crate::security::Security::default(),
             admin: None,
             admin_token: None,
+            tracing: None,
+            tracer_provider: None,
         }
     }
 
@@ -286,6 +288,17 @@ impl Node {
             Broker::Bootstrap(servers) => (servers.clone(), None),
         };
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
+        let tracer = match (&b.tracer_provider, &b.tracing) {
+            (Some(provider), _) => Some(Traced {
+                provider: provider.clone(),
+                owned: false,
+            }),
+            (None, Some(tracing)) => Some(Traced {
+                provider: tracing.provider(&b.name)?,
+                owned: true,
+            }),
+            (None, None) => None,
+        };
         // Before the cluster: an address it cannot bind stops the node
         // before it touches Kafka.
         if b.admin.is_some() {
@@ -341,6 +354,9 @@ impl Node {
             settings,
             registry,
             envelopes: Node::envelopes_of(&b),
+            tracer: tracer
+                .as_ref()
+                .map(|t| crate::trace::Tracer::new(&t.provider)),
         });
         let (stop, stop_rx) = watch::channel(false);
         let control = Arc::new(NodeControl {
@@ -355,6 +371,7 @@ impl Node {
             supervisors: Vec::new(),
             stats: HashMap::new(),
             admin,
+            tracer,
         };
         let mut starts = Vec::new();
         let actors = b.actors.into_iter().zip(policies).zip(deliveries);
@@ -418,4 +435,31 @@ pub(crate) struct NodeParts {
     pub(crate) deliveries: Vec<crate::Delivery>,
     /// Each actor's envelope, in actor order.
     pub(crate) envelopes: Vec<crate::Envelope>,
+}
+
+/// The tracer provider of a traced node, and whether the node built it
+/// (and so shuts it down) or only flushes it when it stops.
+pub(crate) struct Traced {
+    pub(crate) provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    pub(crate) owned: bool,
+}
+
+impl Traced {
+    /// Exports the spans still buffered; shuts the provider down if the
+    /// node built it. Off the actix thread: the export blocks.
+    pub(crate) async fn close(self) {
+        let closed = tokio::task::spawn_blocking(move || {
+            if self.owned {
+                self.provider.shutdown()
+            } else {
+                self.provider.force_flush()
+            }
+        })
+        .await;
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "spans not all exported at shutdown"),
+            Err(error) => tracing::warn!(%error, "spans not all exported at shutdown"),
+        }
+    }
 }

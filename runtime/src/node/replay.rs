@@ -98,6 +98,7 @@ impl Node {
             let supervision = Supervision {
                 factory,
                 launch: Launch::Node(Arc::new(Env {
+                    tracer: None,
                     settings,
                     registry,
                     envelopes,

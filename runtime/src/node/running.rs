@@ -21,6 +21,7 @@ pub struct RunningNode {
     pub(super) supervisors: Vec<(String, tokio::task::JoinHandle<()>)>,
     pub(super) stats: HashMap<String, Arc<ActorStats>>,
     pub(super) admin: Option<crate::admin::AdminServer>,
+    pub(super) tracer: Option<super::Traced>,
 }
 
 impl fmt::Debug for RunningNode {
@@ -93,6 +94,9 @@ impl RunningNode {
         }
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
+        }
+        if let Some(tracer) = self.tracer.take() {
+            tracer.close().await;
         }
         tracing::info!(node = %self.name, "node stopped");
         failed.map_or(Ok(()), Err)

@@ -126,7 +126,12 @@ impl<T: Record> Publisher<T> {
             let _ = write!(clock.text, "{}", humantime::format_rfc3339_millis(now));
         }
         let cause = self.core.cause();
-        let (correlation_id, causation_id, slot) = match &*cause {
+        // Outside handling, with tracing on: a span of its own.
+        let published = match (&*cause, &self.core.tracer) {
+            (None, Some(tracer)) => Some(tracer.publish(&self.core.source, &self.core.topic, id)),
+            _ => None,
+        };
+        let (correlation_id, causation_id, slot, traceparent, tracestate) = match &*cause {
             Some(cause) => (
                 cause
                     .headers
@@ -135,8 +140,22 @@ impl<T: Record> Publisher<T> {
                     .unwrap_or(id),
                 cause.headers.id(),
                 cause.slot.clone(),
+                // The handling span when traced; else the trace context
+                // the record came with, passed on unchanged.
+                cause
+                    .trace
+                    .as_ref()
+                    .map(|t| t.as_str())
+                    .or(cause.headers.traceparent()),
+                cause.headers.tracestate(),
             ),
-            None => (id, None, self.core.detached.clone()),
+            None => (
+                id,
+                None,
+                self.core.detached.clone(),
+                published.as_ref().map(|t| t.as_str()),
+                None,
+            ),
         };
         let outbound = Outbound {
             id,
@@ -145,6 +164,8 @@ impl<T: Record> Publisher<T> {
             time: &clock.text,
             correlation_id,
             causation_id,
+            traceparent,
+            tracestate,
         };
         // The cause stays locked while its headers are read: only this
         // thread takes the lock.

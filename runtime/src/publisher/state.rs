@@ -23,6 +23,8 @@ pub(crate) struct Cause {
     /// their correlation id.
     pub(crate) headers: Arc<crate::headers::Headers>,
     pub(crate) slot: Arc<AckSlot>,
+    /// With tracing on: the handling span, the parent of what it publishes.
+    pub(crate) trace: Option<crate::trace::TraceParent>,
 }
 
 /// Where an actor's records go: the seam under the publisher. Either way
@@ -123,6 +125,8 @@ pub(crate) struct PublisherCore {
     /// stops taking records at once, so nothing it handles after the
     /// failure is published before the failed record is handled again.
     pub(super) undelivered: Arc<AtomicBool>,
+    /// With tracing on: the node's tracer.
+    pub(crate) tracer: Option<crate::trace::Tracer>,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -141,7 +145,14 @@ impl PublisherCore {
             sent: AtomicU64::new(0),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             undelivered: Arc::default(),
+            tracer: None,
         }
+    }
+
+    /// Its records are traced by `tracer`, if any.
+    pub(crate) fn traced(mut self, tracer: Option<crate::trace::Tracer>) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Its records carry their metadata in `envelope`.

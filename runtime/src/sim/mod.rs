@@ -429,6 +429,8 @@ impl Simulation {
                 time: &time,
                 correlation_id: &id,
                 causation_id: None,
+                traceparent: None,
+                tracestate: None,
             };
             let given: Vec<&str> = record.headers.iter().map(|(k, _)| k.as_str()).collect();
             let headers = Headers::from_pairs(

@@ -61,6 +61,8 @@ pub(crate) struct Env {
     /// How each actor writes its records' metadata, by name (the default
     /// for one not named).
     pub(crate) envelopes: std::collections::BTreeMap<String, crate::Envelope>,
+    /// The node's tracer, when it traces.
+    pub(crate) tracer: Option<crate::trace::Tracer>,
 }
 
 pub(crate) struct Factory<A: TopicActor> {
@@ -213,7 +215,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         )
         .max_message_bytes(max_message_bytes)
         .reporting_to(undelivered)
-        .envelope(env.envelopes.get(&self.name).copied().unwrap_or_default());
+        .envelope(env.envelopes.get(&self.name).copied().unwrap_or_default())
+        .traced(env.tracer.clone());
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
         }

@@ -315,6 +315,7 @@ mod tests {
         let supervision = Supervision {
             factory: factory.clone(),
             launch: Launch::Node(Arc::new(Env {
+                tracer: None,
                 settings: crate::kafka::ClientSettings {
                     bootstrap: "127.0.0.1:9".into(),
                     node: "n".into(),
