@@ -7,6 +7,7 @@
 pub mod acls;
 mod deployment;
 pub mod settings;
+mod status;
 mod tools;
 
 pub use deployment::{Deployment, Format, Loaded, check, graph, load};
@@ -109,6 +110,25 @@ enum Command {
         #[arg(long)]
         bootstrap: Option<String>,
     },
+    /// Show a running node's actors, one line each: state, records/s in
+    /// and out, lag, records handled, handler failures and the last error.
+    ///
+    /// Reads the node's admin endpoint (`GET /actors`): the file's
+    /// `node.admin` and `admin_token`, or `--admin`. Exit codes: 0 when
+    /// every actor runs (a paused one included), 3 when one is starting,
+    /// restarting, unhealthy or stopped, 1 when the endpoint does not
+    /// answer.
+    Status {
+        /// The node's configuration file.
+        config: PathBuf,
+        /// The admin endpoint, `http://HOST:PORT` or `HOST:PORT`,
+        /// overriding the file's `node.admin`.
+        #[arg(long)]
+        admin: Option<String>,
+        /// Refresh every interval (2 s unless given) until interrupted.
+        #[arg(long, num_args = 0..=1, default_missing_value = "2s", value_parser = humantime::parse_duration)]
+        watch: Option<std::time::Duration>,
+    },
     /// Inspect an actor's dead-letter topic.
     Dlq {
         #[command(subcommand)]
@@ -200,6 +220,19 @@ pub fn main(registry: Registry) -> ExitCode {
             bootstrap,
         } => tools::Tool::new(&registry, &config, bootstrap.as_deref())
             .and_then(|t| t.tail(&topic, from_beginning, count.map(|n| (n, timeout)))),
+        Command::Status {
+            config,
+            admin,
+            watch,
+        } => NodeConfig::load(&config)
+            .and_then(|config| status::Status::new(&config, admin.as_deref()))
+            .and_then(|status| match watch {
+                Some(interval) => status.watch(interval),
+                None => match status.once()? {
+                    status::Health::Running => Ok(()),
+                    status::Health::NotRunning => std::process::exit(3),
+                },
+            }),
         Command::Dlq {
             command:
                 DlqCommand::List {

@@ -3,6 +3,7 @@
 //! readiness and Prometheus metrics over HTTP, served by actix-web on the
 //! node's actix runtime.
 //!
+//! - `GET /`: a page drawing the node's actors and topics, live.
 //! - `GET /health`: 200 while the process serves requests.
 //! - `GET /ready`: 200 when every actor runs and its consumer has taken an
 //!   assignment from its group; 503 otherwise, with a JSON body naming
@@ -101,9 +102,43 @@ pub(crate) struct Admin {
     pub(crate) node: String,
     pub(crate) actors: Vec<AdminActor>,
     pub(crate) token: Option<Secret>,
-    /// Each actor's counters at the previous `GET /actors` (or the
-    /// endpoint's start): what its rates are measured against.
-    pub(crate) rates: std::sync::Mutex<HashMap<String, (Instant, u64, u64)>>,
+    /// Each actor's counters sampled at most once a second by `GET
+    /// /actors`: what its rates are measured against, whoever asks.
+    pub(crate) rates: std::sync::Mutex<HashMap<String, Rates>>,
+}
+
+/// Two samples of an actor's (handled, published) counters, at least a
+/// second apart: rates are measured from the older, so two clients asking
+/// in turn both get rates over a second or more.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rates {
+    older: (Instant, u64, u64),
+    newer: (Instant, u64, u64),
+}
+
+impl Rates {
+    fn new(now: Instant) -> Self {
+        Self {
+            older: (now, 0, 0),
+            newer: (now, 0, 0),
+        }
+    }
+
+    /// Records per second handled and published, and over how many
+    /// seconds, with the counters at `now`.
+    fn at(&mut self, now: Instant, handled: u64, published: u64) -> (f64, f64, f64) {
+        if now.duration_since(self.newer.0) >= Duration::from_secs(1) {
+            self.older = self.newer;
+            self.newer = (now, handled, published);
+        }
+        let (since, h, p) = self.older;
+        let seconds = now
+            .duration_since(since)
+            .max(Duration::from_millis(1))
+            .as_secs_f64();
+        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+        (rate(handled, h), rate(published, p), seconds)
+    }
 }
 
 impl Admin {
@@ -112,7 +147,7 @@ impl Admin {
         let now = Instant::now();
         let rates = actors
             .iter()
-            .map(|a| (a.name.clone(), (now, 0, 0)))
+            .map(|a| (a.name.clone(), Rates::new(now)))
             .collect();
         Self {
             node,
@@ -155,6 +190,7 @@ pub(crate) fn serve(addr: SocketAddr, admin: Admin) -> Result<AdminServer> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(admin.clone())
+            .service(resource("/", Method::GET, page))
             .service(resource("/health", Method::GET, health))
             .service(resource("/ready", Method::GET, ready))
             .service(resource("/metrics", Method::GET, metrics))
@@ -212,7 +248,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no such endpoint: {} {} (there are GET /health, /ready, /metrics and \
+            "no such endpoint: {} {} (there are GET /, /health, /ready, /metrics and \
              /actors, and POST /actors/NAME/pause and /resume)",
             req.method(),
             req.path()
@@ -266,6 +302,25 @@ async fn health(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "alive", "node": admin.node }))
 }
 
+/// The live page: the node's actors and topics as a graph, annotated
+/// with state, rates and lag from `GET /actors` every second. One
+/// self-contained document (no script, style or font from elsewhere). It
+/// holds no data of the node, so it is served without the token; the
+/// page asks for the token when `/actors` does.
+const PAGE: &str = include_str!("admin_page.html");
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        // Nothing it loads may come from elsewhere.
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self'",
+        ))
+        .body(PAGE)
+}
+
 async fn ready(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
     if let Some(refused) = refused(&req, &admin) {
         return refused;
@@ -305,11 +360,18 @@ async fn actors(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
         .iter()
         .map(|actor| {
             let s = actor.stats.snapshot();
-            let (since, handled, published) = rates
-                .insert(actor.name.clone(), (now, s.handled, s.published))
-                .unwrap_or((now, 0, 0));
-            let seconds = now.duration_since(since).max(Duration::from_millis(1)).as_secs_f64();
-            let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+            let (handled, published, seconds) = rates
+                .entry(actor.name.clone())
+                .or_insert_with(|| Rates::new(now))
+                .at(now, s.handled, s.published);
+            // Lag per topic read, from librdkafka's last statistics (none
+            // before the first, nor when they are off).
+            let mut lag: std::collections::BTreeMap<String, i64> = Default::default();
+            if let Ok(kafka) = actor.stats.kafka.lock() {
+                for ((topic, _), records) in &kafka.lag {
+                    *lag.entry(topic.clone()).or_default() += records.max(&0);
+                }
+            }
             json!({
                 "name": actor.name,
                 "state": actor.shown_state(),
@@ -322,9 +384,11 @@ async fn actors(req: HttpRequest, admin: web::Data<Admin>) -> HttpResponse {
                 "handler_failures": s.handler_failures,
                 "dead_lettered": s.dead_lettered,
                 "restarts": s.restarts,
-                "handled_per_second": rate(s.handled, handled),
-                "published_per_second": rate(s.published, published),
+                "handled_per_second": handled,
+                "published_per_second": published,
                 "rates_over_seconds": seconds,
+                "lag": lag,
+                "last_error": actor.stats.last_error(),
             })
         })
         .collect();

@@ -259,6 +259,14 @@ pub enum Error {
         /// Why, as the system said.
         reason: String,
     },
+    /// A node's admin endpoint could not be read (`scribe status`).
+    #[error("cannot read the admin endpoint at {url}: {reason}")]
+    AdminUnreachable {
+        /// The address asked.
+        url: String,
+        /// Why: no answer, or what the endpoint said.
+        reason: String,
+    },
     /// The node's actors did not all stop cleanly.
     #[error("shutdown of actor `{actor}` failed: {reason}")]
     Shutdown {

@@ -22,6 +22,9 @@ pub(crate) struct ActorStats {
     pub(crate) unhealthy: std::sync::atomic::AtomicBool,
     /// Why the actor stopped for good, once it has.
     pub(crate) stopped_because: std::sync::Mutex<Option<String>>,
+    /// Why its handler last failed, if it ever did (for `GET /actors` and
+    /// `scribe status`; written on failures only).
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
     /// Where its supervisor is: an [`ActorState`] as a number.
     pub(crate) state: AtomicU8,
     /// Assignments its running instance's consumer has taken (none yet: it
@@ -281,6 +284,19 @@ impl ActorStats {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Notes why handling last failed.
+    pub(crate) fn failed_with(&self, reason: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(reason.to_owned());
+        }
+    }
+
+    /// Why the actor stopped for good, else why its handler last failed.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        let stopped = self.stopped_because.lock().ok().and_then(|w| w.clone());
+        stopped.or_else(|| self.last_error.lock().ok().and_then(|w| w.clone()))
     }
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {

@@ -276,6 +276,7 @@ pub(crate) fn deliver<A: TopicActor>(
         Ok(Err(error)) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = error_chain(&*error);
+            stats.failed_with(&reason);
             if let Some(span) = &mut traced {
                 span.failed(&reason);
             }
@@ -288,6 +289,7 @@ pub(crate) fn deliver<A: TopicActor>(
         Err(panic) => {
             ActorStats::add(&stats.handler_failures, 1);
             let reason = panic_message(&*panic);
+            stats.failed_with(&reason);
             if let Some(span) = &mut traced {
                 span.failed(&reason);
             }
