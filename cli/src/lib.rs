@@ -5,6 +5,7 @@
 //! standard actors.
 
 pub mod acls;
+pub mod asyncapi;
 mod deployment;
 pub mod settings;
 mod status;
@@ -58,6 +59,16 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Mermaid)]
         format: Format,
+    },
+    /// Print the deployment as an AsyncAPI 3.0 document (JSON): a channel
+    /// per topic with its owner, each record type's Avro schema, and each
+    /// actor's send and receive operations.
+    ///
+    /// Validates the files as `check` does first; touches no network.
+    Asyncapi {
+        /// The deployment's configuration files.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
     },
     /// Print the ACL bindings each node of the deployment needs, and
     /// nothing more, as `kafka-acls` command lines: its principal may write
@@ -207,6 +218,13 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Graph { configs, format } => {
             load(&registry, &configs).map(|deployment| print!("{}", graph(&deployment, format)))
         }
+        Command::Asyncapi { configs } => load(&registry, &configs).map(|deployment| {
+            let document = asyncapi::document(&deployment);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).expect("JSON values serialize")
+            );
+        }),
         Command::Acls { configs, bootstrap } => acls(&registry, &configs, bootstrap),
         Command::Topics { config, bootstrap } => {
             tools::Tool::new(&registry, &config, bootstrap.as_deref()).and_then(|t| t.topics())

@@ -1,0 +1,209 @@
+//! `scribe asyncapi` writes an AsyncAPI 3.0 document that the official
+//! parser (`@asyncapi/parser` with `@asyncapi/avro-schema-parser`, run by
+//! Node) accepts without an error or a warning, and what the parser reads
+//! back is the deployment: every actor's send and receive operations,
+//! every topic as a channel with its one owner, every record type with its
+//! Avro fields, topics owned by no actor as outside, pattern
+//! subscriptions as channels without a fixed address.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The directory holding `node_modules` with the parser
+/// (`SCRIBE_ASYNCAPI_PARSER_DIR`, else `~/.cache/scribe/asyncapi`, where
+/// `.ci/run` installs it), or `None` to skip; with
+/// `SCRIBE_REQUIRE_ASYNCAPI=1` (CI sets it) a missing parser fails.
+fn parser_dir() -> Option<PathBuf> {
+    let dir = std::env::var("SCRIBE_ASYNCAPI_PARSER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/scribe/asyncapi")
+        });
+    let found = dir.join("node_modules/@asyncapi/parser").is_dir()
+        && dir
+            .join("node_modules/@asyncapi/avro-schema-parser")
+            .is_dir();
+    let required = std::env::var("SCRIBE_REQUIRE_ASYNCAPI").is_ok_and(|v| v == "1");
+    assert!(
+        found || !required,
+        "SCRIBE_REQUIRE_ASYNCAPI=1 but {} has no @asyncapi/parser (.ci/run installs it)",
+        dir.display()
+    );
+    found.then_some(dir)
+}
+
+const EDGE: &str = r#"
+[node]
+name = "edge"
+
+[[actors]]
+name = "gatherer"
+kind = "relay.host-metrics"
+output = "metrics.gathered"
+params = { pattern = "metrics\\.host.*" }
+
+[[actors]]
+name = "outside-alarm"
+kind = "threshold-alarm"
+output = "alarms.outside"
+params = { input = "summaries.from-elsewhere", metric = "cpu_percent", high = 90.0, low = 70.0 }
+"#;
+
+#[test]
+fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
+    let Some(parser) = parser_dir() else {
+        println!("skipped: no @asyncapi/parser (set SCRIBE_REQUIRE_ASYNCAPI=1 to fail)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scribe-asyncapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let edge = dir.join("edge.toml");
+    std::fs::write(&edge, EDGE).unwrap();
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/host-monitor.toml");
+    let files = [example, edge];
+
+    let out = Command::new(env!("CARGO_BIN_EXE_scribe"))
+        .arg("asyncapi")
+        .args(&files)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document = dir.join("asyncapi.json");
+    std::fs::write(&document, &out.stdout).unwrap();
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/asyncapi/validate.mjs");
+    // The script runs from the parser's directory, where Node finds its
+    // packages.
+    let local = parser.join("validate.mjs");
+    std::fs::copy(&script, &local).unwrap();
+    let parsed = Command::new("node")
+        .arg(&local)
+        .arg(&document)
+        .current_dir(&parser)
+        .output()
+        .expect("node runs");
+    assert!(
+        parsed.status.success(),
+        "the parser refused the document: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let read: Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    assert_eq!(read["version"], "3.0.0");
+    assert_eq!(
+        read["warnings"],
+        serde_json::json!([]),
+        "no warnings either"
+    );
+
+    let deployment =
+        scribe_cli::load(&scribe_actors::registry(), &files).expect("valid deployment");
+    let channels = read["channels"].as_array().unwrap();
+    let operations = read["operations"].as_array().unwrap();
+    let channel = |address: &str| {
+        channels
+            .iter()
+            .find(|c| c["address"] == address)
+            .unwrap_or_else(|| panic!("a channel for `{address}`"))
+    };
+    let operation = |id: &str| {
+        operations
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap_or_else(|| panic!("operation `{id}`"))
+    };
+    let (mut actors, mut subscriptions, mut types) = (0, 0, BTreeSet::new());
+    for loaded in &deployment.nodes {
+        for actor in loaded.node.actors() {
+            actors += 1;
+            types.insert(actor.output_type.clone());
+            // Its topic: one owner, this actor, carrying its type.
+            let owned = channel(&actor.output);
+            assert_eq!(owned["owner"]["actor"], actor.name.as_str());
+            assert_eq!(owned["owner"]["node"], loaded.node.name());
+            assert_eq!(owned["messages"], serde_json::json!([actor.output_type]));
+            let fields = owned["fields"][0].as_array().unwrap();
+            let apache_avro::Schema::Record(record) = &actor.output_schema else {
+                panic!("records are Avro records")
+            };
+            assert_eq!(
+                fields
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect::<Vec<_>>(),
+                record
+                    .fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>(),
+                "{}: the Avro fields, as the parser read them",
+                actor.output_type
+            );
+            let send = operation(&format!("{}.send", actor.name));
+            assert_eq!(send["action"], "send");
+            assert_eq!(send["channels"], serde_json::json!([actor.output]));
+            assert_eq!(send["actor"], actor.name.as_str());
+            // Each subscription: a receive operation on its channel.
+            for sub in &actor.subscriptions {
+                subscriptions += 1;
+                let receive = operation(&format!("{}.receive.{}", actor.name, sub.topic).replace(
+                    |c: char| !c.is_ascii_alphanumeric() && !".-_".contains(c),
+                    "_",
+                ));
+                assert_eq!(receive["action"], "receive");
+                assert_eq!(receive["actor"], actor.name.as_str());
+                if sub.pattern {
+                    let patterned = channels
+                        .iter()
+                        .find(|c| c["pattern"] == sub.topic.as_str())
+                        .expect("a channel for the pattern");
+                    assert!(patterned["address"].is_null(), "no fixed address");
+                } else {
+                    assert_eq!(receive["channels"], serde_json::json!([sub.topic]));
+                    let read_from = channel(&sub.topic);
+                    let carried = read_from["messages"].as_array().unwrap();
+                    assert_eq!(receive["messages"].as_array().unwrap().len(), 1);
+                    assert!(carried.contains(&receive["messages"][0]));
+                    types.insert(receive["messages"][0].as_str().unwrap().to_owned());
+                }
+            }
+            if let Some(dlq) = &actor.dead_letter_topic {
+                assert_eq!(channel(dlq)["owner"]["actor"], actor.name.as_str());
+                assert_eq!(
+                    operation(&format!("{}.dead-letter", actor.name))["action"],
+                    "send"
+                );
+            }
+        }
+    }
+    // The topic no actor here owns is outside: no owner.
+    let outside = channel("summaries.from-elsewhere");
+    assert!(outside["owner"].is_null());
+    assert_eq!(
+        outside["messages"],
+        serde_json::json!(["scribe.metrics.MetricSummary"])
+    );
+    // Every message name the parser saw is a type of the deployment (or
+    // the dead letter).
+    let seen: BTreeSet<String> = channels
+        .iter()
+        .flat_map(|c| c["messages"].as_array().unwrap().iter())
+        .map(|m| m.as_str().unwrap().to_owned())
+        .filter(|m| m != "scribe.DeadLetter")
+        .collect();
+    assert!(seen.is_subset(&types), "{seen:?} within {types:?}");
+    println!(
+        "asyncapi: {actors} actors, {subscriptions} subscriptions, {} channels, {} operations, {} record types; the parser read them all back",
+        channels.len(),
+        operations.len(),
+        types.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

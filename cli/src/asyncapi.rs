@@ -1,0 +1,282 @@
+//! `scribe asyncapi`: a deployment as an AsyncAPI 3.0 document.
+//!
+//! - A channel per topic: its address, its messages (the owner's record
+//!   type; for a topic no actor here owns, the types its readers expect),
+//!   and who owns it (`x-scribe-owner`), with the Kafka binding's
+//!   partitions and replicas where the node file declares them.
+//! - A channel per dead-letter topic, whose messages are the records the
+//!   actor gave up on, as they came, with the `scribe_dlq_*` headers.
+//! - Per actor, a `send` operation on the channel it owns and a `receive`
+//!   operation per subscription (its consumer group in the Kafka
+//!   binding). A pattern subscription's channel has no fixed address: the
+//!   pattern is in `x-scribe-pattern`.
+//! - Each record type once under `components.messages`, its payload the
+//!   Avro schema (`application/vnd.apache.avro;version=1.9.0`), with the
+//!   metadata headers and `correlation_id` as its correlation id.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::deployment::Deployment;
+
+/// The schema format of every payload: Avro, as AsyncAPI names it.
+const AVRO: &str = "application/vnd.apache.avro;version=1.9.0";
+/// The Kafka bindings' version.
+const KAFKA_BINDING: &str = "0.5.0";
+
+/// A name usable as an AsyncAPI component or channel id (letters, digits,
+/// `.`, `-`, `_`).
+fn id(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A JSON pointer segment (`/` and `~` escaped).
+fn pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// The headers every record carries: the compact envelope, or the
+/// CloudEvents ones (see `docs/envelope.md`).
+fn headers() -> Value {
+    json!({
+        "type": "object",
+        "description": "Every record's metadata: in one `scribe_envelope` header (an Avro `scribe.Envelope`, the default), or as CloudEvents Kafka headers (`envelope = \"cloudevents\"`). See docs/envelope.md.",
+        "properties": {
+            "scribe_envelope": {"type": "string", "contentEncoding": "binary", "description": "The compact envelope: id, type, source, time, correlation and causation ids, trace context."},
+            "ce_id": {"type": "string", "description": "The record's unique id."},
+            "ce_type": {"type": "string", "description": "The Avro full name of its value's schema."},
+            "ce_source": {"type": "string", "description": "node/actor that published it."},
+            "ce_time": {"type": "string", "format": "date-time"},
+            "correlation_id": {"type": "string", "description": "Shared by a whole chain of records."},
+            "causation_id": {"type": "string", "description": "The ce_id of the record whose handling published this one."},
+            "traceparent": {"type": "string", "description": "W3C trace context."}
+        }
+    })
+}
+
+/// Adds record type `name` to `messages` once; returns its key there.
+fn message(
+    messages: &mut serde_json::Map<String, Value>,
+    name: &str,
+    schema: &apache_avro::Schema,
+) -> String {
+    let key = id(name);
+    messages.entry(key.clone()).or_insert_with(|| {
+        // The full schema, as the writer declares it (docs included).
+        let schema = serde_json::to_value(schema).unwrap_or_else(|_| json!(schema.canonical_form()));
+        json!({
+            "name": name,
+            "title": name,
+            "contentType": "application/avro",
+            "summary": format!("`{name}` in Avro single-object encoding (2-byte marker, 8-byte schema fingerprint, datum)."),
+            "headers": headers(),
+            "correlationId": {"location": "$message.header#/correlation_id"},
+            "payload": {"schemaFormat": AVRO, "schema": schema},
+        })
+    });
+    key
+}
+
+/// The AsyncAPI document of `deployment`, titled from its nodes.
+pub fn document(deployment: &Deployment) -> Value {
+    let mut messages = serde_json::Map::new();
+    let mut channels = serde_json::Map::new();
+    let mut operations = serde_json::Map::new();
+    let mut servers = serde_json::Map::new();
+
+    // Who owns each topic, and how the node file creates it.
+    let mut owners: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut specs = BTreeMap::new();
+    for loaded in &deployment.nodes {
+        for actor in loaded.node.actors() {
+            owners.insert(
+                actor.output.clone(),
+                (actor.name.clone(), loaded.node.name().to_owned()),
+            );
+        }
+        specs.extend(loaded.node.topics());
+    }
+    // Each channel's messages, by topic (or pattern).
+    let mut channel_messages: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+
+    for loaded in &deployment.nodes {
+        let node = loaded.node.name();
+        servers.insert(
+            id(node),
+            json!({
+                "host": loaded.config.kafka.bootstrap_servers,
+                "protocol": "kafka",
+                "description": format!("The Kafka cluster node `{node}` uses (`embedded`: a broker in its own process)."),
+            }),
+        );
+        for actor in loaded.node.actors() {
+            let out = message(&mut messages, &actor.output_type, &actor.output_schema);
+            channel_messages
+                .entry(actor.output.clone())
+                .or_default()
+                .insert(out.clone(), actor.output_type.clone());
+            operations.insert(
+                id(&format!("{}.send", actor.name)),
+                json!({
+                    "action": "send",
+                    "title": format!("{} publishes {}", actor.name, actor.output_type),
+                    "channel": {"$ref": format!("#/channels/{}", pointer(&id(&actor.output)))},
+                    "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&id(&actor.output)), pointer(&out))}],
+                    "x-scribe-actor": actor.name,
+                    "x-scribe-node": node,
+                    "x-scribe-delivery": actor.delivery.to_string(),
+                }),
+            );
+            for sub in &actor.subscriptions {
+                // What the channel carries: the owner's type when there
+                // is an owner here, else the type this reader expects.
+                let owned = !sub.pattern && owners.contains_key(&sub.topic);
+                let carried = if owned {
+                    None
+                } else {
+                    let key = message(&mut messages, &sub.record_type, &sub.schema);
+                    channel_messages
+                        .entry(sub.topic.clone())
+                        .or_default()
+                        .insert(key.clone(), sub.record_type.clone());
+                    Some(key)
+                };
+                let channel = id(&sub.topic);
+                let reads = match carried {
+                    Some(key) => key,
+                    None => id(&owner_type(deployment, &sub.topic)),
+                };
+                operations.insert(
+                    id(&format!("{}.receive.{}", actor.name, sub.topic)),
+                    json!({
+                        "action": "receive",
+                        "title": format!("{} reads {} as {}", actor.name, sub.topic, sub.record_type),
+                        "channel": {"$ref": format!("#/channels/{}", pointer(&channel))},
+                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&channel), pointer(&reads))}],
+                        "bindings": {"kafka": {
+                            "groupId": {"type": "string", "enum": [actor.name]},
+                            "bindingVersion": KAFKA_BINDING,
+                        }},
+                        "x-scribe-actor": actor.name,
+                        "x-scribe-node": node,
+                        "x-scribe-reads-as": sub.record_type,
+                    }),
+                );
+                if sub.pattern {
+                    channel_messages.entry(sub.topic.clone()).or_default();
+                }
+            }
+            if let Some(dlq) = &actor.dead_letter_topic {
+                let key = "scribe.DeadLetter".to_owned();
+                messages.entry(key.clone()).or_insert_with(|| {
+                    json!({
+                        "name": "scribe.DeadLetter",
+                        "title": "A dead letter",
+                        "summary": "A record an actor gave up on, key, value and headers as they came, with scribe_dlq_error, scribe_dlq_attempts, scribe_dlq_actor, scribe_dlq_topic, scribe_dlq_partition and scribe_dlq_offset headers saying why and from where.",
+                        "contentType": "application/octet-stream",
+                    })
+                });
+                channel_messages
+                    .entry(dlq.clone())
+                    .or_default()
+                    .insert(key.clone(), key.clone());
+                owners.insert(dlq.clone(), (actor.name.clone(), node.to_owned()));
+                operations.insert(
+                    id(&format!("{}.dead-letter", actor.name)),
+                    json!({
+                        "action": "send",
+                        "title": format!("{} dead-letters what it gives up on", actor.name),
+                        "channel": {"$ref": format!("#/channels/{}", pointer(&id(dlq)))},
+                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&id(dlq)), pointer(&key))}],
+                        "x-scribe-actor": actor.name,
+                        "x-scribe-node": node,
+                    }),
+                );
+            }
+        }
+    }
+
+    let patterns: Vec<String> = deployment
+        .nodes
+        .iter()
+        .flat_map(|l| l.node.actors())
+        .flat_map(|a| a.subscriptions)
+        .filter(|s| s.pattern)
+        .map(|s| s.topic)
+        .collect();
+    for (topic, carried) in channel_messages {
+        let pattern = patterns.contains(&topic);
+        let mut channel = json!({
+            "messages": carried
+                .keys()
+                .map(|key| (key.clone(), json!({"$ref": format!("#/components/messages/{}", pointer(key))})))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        if pattern {
+            channel["address"] = Value::Null;
+            channel["description"] = json!(format!(
+                "Every topic whose name matches `{topic}` from its start."
+            ));
+            channel["x-scribe-pattern"] = json!(topic);
+        } else {
+            channel["address"] = json!(topic);
+            match owners.get(&topic) {
+                Some((actor, node)) => {
+                    channel["description"] = json!(format!(
+                        "Owned by actor `{actor}` of node `{node}`: the only writer."
+                    ));
+                    channel["x-scribe-owner"] = json!({"actor": actor, "node": node});
+                }
+                None => {
+                    channel["description"] =
+                        json!("Outside: no actor of this deployment writes it.");
+                    channel["x-scribe-outside"] = json!(true);
+                }
+            }
+            if let Some(spec) = specs.get(&topic) {
+                channel["bindings"] = json!({"kafka": {
+                    "topic": topic,
+                    "partitions": spec.partitions,
+                    "replicas": spec.replication,
+                    "bindingVersion": KAFKA_BINDING,
+                }});
+            }
+        }
+        channels.insert(id(&topic), channel);
+    }
+
+    let names: Vec<&str> = deployment.nodes.iter().map(|l| l.node.name()).collect();
+    json!({
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": format!("scribe deployment: {}", names.join(", ")),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Generated by `scribe asyncapi` from the deployment's node files. Each topic has one owner, the only actor that writes it.",
+        },
+        "defaultContentType": "application/avro",
+        "servers": servers,
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    })
+}
+
+/// The record type the owner of `topic` writes (the topic is owned here).
+fn owner_type(deployment: &Deployment, topic: &str) -> String {
+    deployment
+        .nodes
+        .iter()
+        .flat_map(|l| l.node.actors())
+        .find(|a| a.output == topic)
+        .map(|a| a.output_type)
+        .unwrap_or_default()
+}
