@@ -1,5 +1,7 @@
 //! Runnable scribe systems.
 //!
+//! [`ask`] asks an actor from an HTTP handler through a gateway.
+//!
 //! [`host_monitor`] wires the example control-and-measurement system: a
 //! sampler reads this host's CPU, memory and load every second, an
 //! aggregator summarises each metric over tumbling windows, an alarm watches
@@ -14,6 +16,8 @@
 //!                                               ▼
 //!                                  journal ──journal.lines
 //! ```
+
+pub mod ask;
 
 use std::time::Duration;
 

@@ -259,6 +259,46 @@ pub enum Error {
         /// Why, as the system said.
         reason: String,
     },
+    /// A gateway's request got no reply in time.
+    #[error(
+        "gateway `{gateway}`: no answer to a request on `{topic}` within {after:?}: waited {waiting}"
+    )]
+    AskTimedOut {
+        /// The gateway.
+        gateway: String,
+        /// Its request topic.
+        topic: String,
+        /// The timeout.
+        after: std::time::Duration,
+        /// What it was waiting for.
+        waiting: String,
+    },
+    /// A gateway's reply could not be read as the reply type.
+    #[error("gateway `{gateway}`: bad reply on `{topic}`: {reason}")]
+    BadReply {
+        /// The gateway.
+        gateway: String,
+        /// The reply topic.
+        topic: String,
+        /// What was wrong, and where.
+        reason: String,
+    },
+    /// A gateway was closed while a request waited.
+    #[error("gateway `{gateway}` is closed")]
+    GatewayClosed {
+        /// The gateway.
+        gateway: String,
+    },
+    /// A gateway would write a topic it does not own.
+    #[error("gateway `{gateway}` cannot publish to `{topic}`: {reason}")]
+    GatewayTopic {
+        /// The gateway.
+        gateway: String,
+        /// The topic.
+        topic: String,
+        /// Why not.
+        reason: String,
+    },
     /// A node's admin endpoint could not be read (`scribe status`).
     #[error("cannot read the admin endpoint at {url}: {reason}")]
     AdminUnreachable {

@@ -358,6 +358,11 @@ impl Node {
                 .as_ref()
                 .map(|t| crate::trace::Tracer::new(&t.provider)),
         });
+        let owners = b
+            .actors
+            .iter()
+            .map(|(a, _)| (a.output().to_owned(), a.name().to_owned()))
+            .collect();
         let (stop, stop_rx) = watch::channel(false);
         let control = Arc::new(NodeControl {
             stop,
@@ -372,6 +377,8 @@ impl Node {
             stats: HashMap::new(),
             admin,
             tracer,
+            settings: env.settings.clone(),
+            owners,
         };
         let mut starts = Vec::new();
         let actors = b.actors.into_iter().zip(policies).zip(deliveries);

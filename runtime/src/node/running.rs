@@ -22,6 +22,10 @@ pub struct RunningNode {
     pub(super) stats: HashMap<String, Arc<ActorStats>>,
     pub(super) admin: Option<crate::admin::AdminServer>,
     pub(super) tracer: Option<super::Traced>,
+    /// Its client settings, for gateways.
+    pub(super) settings: crate::kafka::ClientSettings,
+    /// The topics its actors own, and by which actor.
+    pub(super) owners: HashMap<String, String>,
 }
 
 impl fmt::Debug for RunningNode {
@@ -59,6 +63,33 @@ impl RunningNode {
     /// unhealthy or stopped.
     pub fn state(&self, actor: &str) -> Option<ActorState> {
         self.stats.get(actor).map(|s| s.state())
+    }
+
+    /// A [`Gateway`](crate::Gateway) asking the responder that owns
+    /// `options.replies`, publishing to `options.requests` (which no actor
+    /// of this node may own), with this node's client settings.
+    pub async fn gateway<Q: crate::Record, R: crate::Record>(
+        &self,
+        options: crate::GatewayOptions,
+    ) -> Result<crate::Gateway<Q, R>> {
+        let refuse = |topic: &str, reason: String| Error::GatewayTopic {
+            gateway: options.name.clone(),
+            topic: topic.to_owned(),
+            reason,
+        };
+        if let Some(owner) = self.owners.get(&options.requests) {
+            return Err(refuse(
+                &options.requests,
+                format!("actor `{owner}` owns it (one writer per topic)"),
+            ));
+        }
+        if options.requests == options.replies {
+            return Err(refuse(
+                &options.requests,
+                "it is also the reply topic: the responder writes that one".into(),
+            ));
+        }
+        crate::gateway::Gateway::start(&self.settings, options).await
     }
 
     /// Where the admin endpoint listens, when the node serves one.

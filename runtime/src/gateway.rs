@@ -1,0 +1,430 @@
+//! Ask and answer over Kafka from code that is not an actor: a
+//! [`Gateway`] publishes typed requests on a topic it owns and resolves
+//! each with the typed reply that a responder actor publishes on the topic
+//! *it* owns. Nobody writes a topic they do not own.
+//!
+//! How a reply finds its request: the responder is an ordinary actor. What
+//! it publishes while handling a request carries the request's `ce_id` as
+//! its `causation_id` (see `docs/semantics.md`), so the gateway matches
+//! replies by `causation_id`, with no change to the responder.
+//!
+//! How a reply finds its gateway when several run (one per process of a
+//! web tier, say): each gateway reads **every** partition of the reply
+//! topic, without a consumer group, from where the topic ended when it
+//! started, and its request ids start with its own instance id. A reply
+//! whose `causation_id` is another gateway's is skipped (counted in
+//! [`GatewayStats::others`]); one of this gateway's that nobody waits for
+//! any more (it came after its request's timeout) is counted as late and
+//! dropped. Every gateway reads every reply: the price of needing neither a
+//! partition per instance nor a topic per instance.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::codec::{Decoder, Encoder, SchemaRegistry};
+use crate::error::{Error, Result};
+use crate::headers::{Headers, Outbound};
+use crate::kafka::ClientSettings;
+use crate::record::Record;
+
+/// How long a metadata or watermark request waits for the broker.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a [`Gateway`] is: its name, the topic it owns and the topic its
+/// replies come on, and its bounds.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Its name: the `ce_source` of its requests is `node/name`.
+    pub name: String,
+    /// The topic it publishes requests to, which it owns.
+    pub requests: String,
+    /// The topic the responder owns and publishes replies to.
+    pub replies: String,
+    /// Requests awaiting their reply at most; a further [`Gateway::ask`]
+    /// waits for a slot (within its timeout). Default 10 000.
+    pub max_pending: usize,
+    /// How long [`Gateway::ask`] waits for a reply. Default 30 s.
+    pub timeout: Duration,
+}
+
+impl GatewayOptions {
+    /// Gateway `name` publishing requests to `requests` and reading
+    /// replies from `replies`, with the default bounds.
+    pub fn new(
+        name: impl Into<String>,
+        requests: impl Into<String>,
+        replies: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            requests: requests.into(),
+            replies: replies.into(),
+            max_pending: 10_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// At most `max_pending` requests await replies at once.
+    pub fn max_pending(mut self, max_pending: usize) -> Self {
+        self.max_pending = max_pending.max(1);
+        self
+    }
+
+    /// [`Gateway::ask`] gives up after `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// What a gateway counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayStats {
+    /// Requests published.
+    pub sent: u64,
+    /// Requests answered.
+    pub answered: u64,
+    /// Requests given up on: no reply within their timeout.
+    pub timed_out: u64,
+    /// Replies to this gateway's requests that came after their timeout,
+    /// or twice (a responder redelivered its request): dropped.
+    pub late: u64,
+    /// Replies to other gateways' requests, skipped.
+    pub others: u64,
+    /// Replies to this gateway's requests that could not be decoded as
+    /// the reply type: their requests fail with the reason.
+    pub undecodable: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    timed_out: AtomicU64,
+    late: AtomicU64,
+    others: AtomicU64,
+    undecodable: AtomicU64,
+}
+
+type Waiting<R> = Mutex<HashMap<String, oneshot::Sender<std::result::Result<R, String>>>>;
+
+struct Shared<R> {
+    waiting: Waiting<R>,
+    counters: Counters,
+    stop: AtomicBool,
+}
+
+/// Asks a responder over Kafka and awaits its typed reply (see the
+/// module's documentation). Cheap to share behind an `Arc`; usable from
+/// any tokio code (an HTTP handler, a job) and from actors.
+pub struct Gateway<Q: Record, R: Record> {
+    options: GatewayOptions,
+    /// This gateway's instance id: the start of its requests' ids.
+    instance: String,
+    next: AtomicU64,
+    source: String,
+    producer: FutureProducer,
+    encoder: Encoder<Q>,
+    slots: Arc<Semaphore>,
+    shared: Arc<Shared<R>>,
+    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl<Q: Record, R: Record> std::fmt::Debug for Gateway<Q, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("options", &self.options)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Q: Record, R: Record> Gateway<Q, R> {
+    /// Connects with the node's client settings: positions its reader at
+    /// the end of every partition of the reply topic (so every reply to a
+    /// request it sends from now on is seen), then returns.
+    pub(crate) async fn start(settings: &ClientSettings, options: GatewayOptions) -> Result<Self> {
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let mut config = settings.producer(&options.name, None);
+        // A request waits for no batch: it goes out at once.
+        config.set("linger.ms", "0");
+        let producer: FutureProducer = config.create().map_err(|e| {
+            Error::kafka(
+                format!("cannot create producer of gateway `{}`", options.name),
+                e,
+            )
+        })?;
+        let mut config = settings.consumer(&format!("{}.{instance}", options.name), false);
+        // No group: it reads every partition, and never commits.
+        config
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "latest");
+        if settings.embedded {
+            // The embedded mock cluster answers a fetch only when its wait
+            // is over, even when a record came meanwhile (a broker answers
+            // at once): a reply would wait out up to the whole wait.
+            config.set("fetch.wait.max.ms", "1");
+        }
+        let consumer: BaseConsumer = config.create().map_err(|e| {
+            Error::kafka(
+                format!("cannot create reply reader of gateway `{}`", options.name),
+                e,
+            )
+        })?;
+        let replies = options.replies.clone();
+        let consumer = tokio::task::spawn_blocking(move || -> Result<BaseConsumer> {
+            let partitions = crate::client::partition_count(&consumer, &replies, METADATA_TIMEOUT)?;
+            let mut list = TopicPartitionList::new();
+            for partition in 0..partitions {
+                let (_, high) = consumer
+                    .fetch_watermarks(&replies, partition, METADATA_TIMEOUT)
+                    .map_err(|e| {
+                        Error::kafka(format!("cannot read the end of `{replies}`/{partition}"), e)
+                    })?;
+                list.add_partition_offset(&replies, partition, Offset::Offset(high))
+                    .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
+            }
+            consumer
+                .assign(&list)
+                .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
+            Ok(consumer)
+        })
+        .await
+        .map_err(|e| Error::Embedded(format!("gateway reader setup: {e}")))??;
+        let shared = Arc::new(Shared {
+            waiting: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+        });
+        let reader = {
+            let shared = shared.clone();
+            let prefix = format!("{instance}.");
+            let decoder = Decoder::<R>::new(SchemaRegistry::new())?;
+            std::thread::Builder::new()
+                .name(format!("gateway-{}", options.name))
+                .spawn(move || read_replies(&consumer, &decoder, &prefix, &shared))
+                .map_err(|e| Error::Embedded(format!("cannot start the gateway's reader: {e}")))?
+        };
+        Ok(Self {
+            source: format!("{}/{}", settings.node, options.name),
+            encoder: Encoder::<Q>::new()?,
+            slots: Arc::new(Semaphore::new(options.max_pending)),
+            options,
+            instance,
+            next: AtomicU64::new(0),
+            producer,
+            shared,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    /// Publishes `request` under `key` and waits for its reply, within the
+    /// gateway's timeout (waiting for a pending slot included).
+    pub async fn ask(&self, key: &str, request: &Q) -> Result<R> {
+        self.ask_within(key, request, self.options.timeout).await
+    }
+
+    /// [`Gateway::ask`] with a timeout of its own.
+    pub async fn ask_within(&self, key: &str, request: &Q, timeout: Duration) -> Result<R> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = |waiting: &str| Error::AskTimedOut {
+            gateway: self.options.name.clone(),
+            topic: self.options.requests.clone(),
+            after: timeout,
+            waiting: waiting.to_owned(),
+        };
+        // Backpressure: a slot among `max_pending`, within the timeout.
+        let _slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                self.shared
+                    .counters
+                    .timed_out
+                    .fetch_add(1, Ordering::Relaxed);
+                timed_out("for one of its pending slots")
+            })?
+            .map_err(|_| Error::GatewayClosed {
+                gateway: self.options.name.clone(),
+            })?;
+        let mut value = Vec::new();
+        self.encoder
+            .encode(request, &mut value)
+            .map_err(|source| Error::Encode {
+                topic: self.options.requests.clone(),
+                source,
+            })?;
+        let id = format!(
+            "{}.{}",
+            self.instance,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id.clone(), tx);
+        let now = std::time::SystemTime::now();
+        let time = humantime::format_rfc3339_millis(now).to_string();
+        let outbound = Outbound {
+            id: &id,
+            ty: self.encoder.full_name(),
+            source: &self.source,
+            time: &time,
+            correlation_id: &id,
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+        };
+        let headers = outbound.to_kafka(crate::Envelope::default(), &mut Vec::new());
+        let record = FutureRecord::to(&self.options.requests)
+            .key(key)
+            .payload(&value)
+            .headers(headers);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Err((error, _)) = self.producer.send(record, left).await {
+            self.lock().remove(&id);
+            return Err(Error::kafka(
+                format!(
+                    "gateway `{}` cannot publish to `{}`",
+                    self.options.name, self.options.requests
+                ),
+                error,
+            ));
+        }
+        self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(reply))) => {
+                self.shared
+                    .counters
+                    .answered
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(reply)
+            }
+            Ok(Ok(Err(reason))) => Err(Error::BadReply {
+                gateway: self.options.name.clone(),
+                topic: self.options.replies.clone(),
+                reason,
+            }),
+            Ok(Err(_)) => Err(Error::GatewayClosed {
+                gateway: self.options.name.clone(),
+            }),
+            Err(_) => {
+                // A reply that comes now is late: nobody waits for it.
+                self.lock().remove(&id);
+                self.shared
+                    .counters
+                    .timed_out
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(timed_out(&format!(
+                    "for the reply on `{}`",
+                    self.options.replies
+                )))
+            }
+        }
+    }
+
+    /// What it counted so far.
+    pub fn stats(&self) -> GatewayStats {
+        let c = &self.shared.counters;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        GatewayStats {
+            sent: get(&c.sent),
+            answered: get(&c.answered),
+            timed_out: get(&c.timed_out),
+            late: get(&c.late),
+            others: get(&c.others),
+            undecodable: get(&c.undecodable),
+        }
+    }
+
+    /// Requests awaiting their reply now.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Its options.
+    pub fn options(&self) -> &GatewayOptions {
+        &self.options
+    }
+
+    /// Stops reading replies; requests still waiting fail as closed.
+    pub async fn close(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.slots.close();
+        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reader) = reader {
+            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        }
+        self.lock().clear();
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<std::result::Result<R, String>>>>
+    {
+        self.shared
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<Q: Record, R: Record> Drop for Gateway<Q, R> {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The reader's loop: each reply of this gateway's (its `causation_id`
+/// starts with `prefix`) resolves the request waiting for it.
+fn read_replies<R: Record>(
+    consumer: &BaseConsumer,
+    decoder: &Decoder<R>,
+    prefix: &str,
+    shared: &Shared<R>,
+) {
+    while !shared.stop.load(Ordering::Acquire) {
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "gateway reply reader");
+                continue;
+            }
+        };
+        let (headers, _) = Headers::from_kafka(message.headers());
+        let Some(cause) = headers.causation_id().filter(|c| c.starts_with(prefix)) else {
+            shared.counters.others.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let waiting = shared
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cause);
+        let Some(waiting) = waiting else {
+            shared.counters.late.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let reply = decoder
+            .decode(message.payload().unwrap_or_default())
+            .map_err(|e| {
+                shared.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+                format!(
+                    "the reply at {}/{}@{} cannot be decoded: {}",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    crate::error_chain(&e)
+                )
+            });
+        let _ = waiting.send(reply);
+    }
+}
