@@ -8,14 +8,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message as _;
 use scribe::codec::Encoder;
 use scribe_schemas::HostMetrics;
-use scribe_tests::{TestKafka, unique};
+use scribe_tests::{TestKafka, terminate, unique};
 
 const RECORDS: usize = 10;
 const OUTSIDE_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -86,23 +86,6 @@ fn start(config: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("scribe starts")
-}
-
-/// Sends SIGTERM and waits for the exit; true when it exited 0.
-fn terminate(mut child: Child) -> bool {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -TERM failed");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.success();
-        }
-        assert!(Instant::now() < deadline, "scribe did not exit within 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

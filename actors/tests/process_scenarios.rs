@@ -10,7 +10,7 @@ use std::time::Duration;
 use scribe::SchemaRegistry;
 use scribe::codec::{Decoder, Encoder};
 use scribe_schemas::MetricSummary;
-use scribe_tests::{RawRecord, TestKafka, unique};
+use scribe_tests::{RawRecord, TestKafka, terminate, unique};
 
 const KEYS: i64 = 12;
 
@@ -233,14 +233,6 @@ fn kill(child: &mut Child) {
         .unwrap();
     assert!(status.success());
     let _ = child.wait();
-}
-
-/// Sends SIGTERM and waits; true when the node exited 0.
-fn terminate(mut child: Child) -> bool {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    child.wait().is_ok_and(|s| s.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

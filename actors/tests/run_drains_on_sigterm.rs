@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scribe::SchemaRegistry;
 use scribe::codec::{Decoder, Encoder};
 use scribe_schemas::{JournalEntry, MetricSummary};
-use scribe_tests::{TestKafka, unique};
+use scribe_tests::{TestKafka, terminate, unique};
 
 /// Enough that the first run is still going when SIGTERM comes.
 const RECORDS: usize = 50_000;
@@ -21,26 +21,6 @@ fn start(config: &std::path::Path, bootstrap: &str) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("scribe starts")
-}
-
-/// Sends SIGTERM and waits for the exit; true when it exited 0.
-fn terminate(mut child: Child) -> bool {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -TERM failed");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.success();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "scribe did not exit within 60 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -396,3 +396,24 @@ async fn create_external(bootstrap: &str, topic: &str, partitions: i32) {
         result.expect("topic created");
     }
 }
+
+/// Sends SIGTERM to a node process and waits for it to exit (at most 60 s,
+/// so a broken build cannot hang CI); true when it exited 0.
+pub fn terminate(mut child: std::process::Child) -> bool {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM failed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return status.success();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not exit within 60 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

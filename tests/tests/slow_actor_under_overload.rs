@@ -11,7 +11,7 @@ use scribe::SchemaRegistry;
 use scribe::codec::Decoder;
 use scribe_tests::load::feed_payloads;
 use scribe_tests::records::Payload;
-use scribe_tests::{TestKafka, unique};
+use scribe_tests::{TestKafka, terminate, unique};
 
 /// The slow handler's time per record: about 200 records a second.
 const DELAY_US: u64 = 5000;
@@ -36,13 +36,6 @@ fn node(kafka: &TestKafka, input: &str, output: &str, delay_us: u64) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("slow_node starts")
-}
-
-fn terminate(mut child: Child) -> bool {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    child.wait().is_ok_and(|s| s.success())
 }
 
 #[actix::test]
