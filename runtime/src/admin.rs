@@ -539,6 +539,16 @@ const COUNTERS: &[Counter] = &[
         |s| s.dead_lettered,
     ),
     (
+        "records_skipped",
+        "Records passed over on purpose: error replies meant for a gateway.",
+        |s| s.skipped,
+    ),
+    (
+        "error_replies",
+        "Gateway requests the actor could not handle, answered with an error reply.",
+        |s| s.error_replies,
+    ),
+    (
         "handler_failures",
         "Handler calls that returned an error or panicked.",
         |s| s.handler_failures,

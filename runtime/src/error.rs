@@ -283,6 +283,18 @@ pub enum Error {
         /// What was wrong, and where.
         reason: String,
     },
+    /// A responder could not handle a gateway's request, and said why.
+    #[error(
+        "gateway `{gateway}`: the responder could not answer (error reply on `{topic}`): {reason}"
+    )]
+    Refused {
+        /// The gateway.
+        gateway: String,
+        /// The reply topic.
+        topic: String,
+        /// The responder's reason.
+        reason: String,
+    },
     /// A gateway was closed while a request waited.
     #[error("gateway `{gateway}` is closed")]
     GatewayClosed {

@@ -8,6 +8,11 @@
 //! its `causation_id` (see `docs/semantics.md`), so the gateway matches
 //! replies by `causation_id`, with no change to the responder.
 //!
+//! When the responder gives up on a request (past its retries, or it
+//! cannot decode it), it answers with an error reply saying why (see
+//! `docs/semantics.md`), and [`Gateway::ask`] returns
+//! [`Error::Refused`](crate::Error::Refused) at once.
+//!
 //! How a reply finds its gateway when several run (one per process of a
 //! web tier, say): each gateway reads **every** partition of the reply
 //! topic, without a consumer group, from where the topic ended when it
@@ -99,6 +104,9 @@ pub struct GatewayStats {
     pub late: u64,
     /// Replies to other gateways' requests, skipped.
     pub others: u64,
+    /// Requests the responder could not handle, answered with an error
+    /// reply saying why.
+    pub refused: u64,
     /// Replies to this gateway's requests that could not be decoded as
     /// the reply type: their requests fail with the reason.
     pub undecodable: u64,
@@ -111,10 +119,20 @@ struct Counters {
     timed_out: AtomicU64,
     late: AtomicU64,
     others: AtomicU64,
+    refused: AtomicU64,
     undecodable: AtomicU64,
 }
 
-type Waiting<R> = Mutex<HashMap<String, oneshot::Sender<std::result::Result<R, String>>>>;
+/// Why a request got no reply value.
+#[derive(Debug)]
+enum NoReply {
+    /// The responder could not handle it and said why (an error reply).
+    Refused(String),
+    /// The reply could not be decoded as the reply type.
+    Undecodable(String),
+}
+
+type Waiting<R> = Mutex<HashMap<String, oneshot::Sender<std::result::Result<R, NoReply>>>>;
 
 struct Shared<R> {
     waiting: Waiting<R>,
@@ -280,7 +298,13 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             traceparent: None,
             tracestate: None,
         };
-        let headers = outbound.to_kafka(crate::Envelope::default(), &mut Vec::new());
+        let headers = outbound
+            .to_kafka(crate::Envelope::default(), &mut Vec::new())
+            // A responder that cannot answer answers with the reason.
+            .insert(rdkafka::message::Header {
+                key: crate::headers::EXPECTS_REPLY,
+                value: Some("1"),
+            });
         let record = FutureRecord::to(&self.options.requests)
             .key(key)
             .payload(&value)
@@ -305,11 +329,19 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(reply)
             }
-            Ok(Ok(Err(reason))) => Err(Error::BadReply {
+            Ok(Ok(Err(NoReply::Undecodable(reason)))) => Err(Error::BadReply {
                 gateway: self.options.name.clone(),
                 topic: self.options.replies.clone(),
                 reason,
             }),
+            Ok(Ok(Err(NoReply::Refused(reason)))) => {
+                self.shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Refused {
+                    gateway: self.options.name.clone(),
+                    topic: self.options.replies.clone(),
+                    reason,
+                })
+            }
             Ok(Err(_)) => Err(Error::GatewayClosed {
                 gateway: self.options.name.clone(),
             }),
@@ -338,6 +370,7 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             timed_out: get(&c.timed_out),
             late: get(&c.late),
             others: get(&c.others),
+            refused: get(&c.refused),
             undecodable: get(&c.undecodable),
         }
     }
@@ -365,7 +398,7 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<std::result::Result<R, String>>>>
+    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<std::result::Result<R, NoReply>>>>
     {
         self.shared
             .waiting
@@ -413,17 +446,22 @@ fn read_replies<R: Record>(
             shared.counters.late.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        if let Some(reason) = headers.get(crate::headers::REPLY_ERROR) {
+            let reason = String::from_utf8_lossy(reason).into_owned();
+            let _ = waiting.send(Err(NoReply::Refused(reason)));
+            continue;
+        }
         let reply = decoder
             .decode(message.payload().unwrap_or_default())
             .map_err(|e| {
                 shared.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                format!(
+                NoReply::Undecodable(format!(
                     "the reply at {}/{}@{} cannot be decoded: {}",
                     message.topic(),
                     message.partition(),
                     message.offset(),
                     crate::error_chain(&e)
-                )
+                ))
             });
         let _ = waiting.send(reply);
     }

@@ -64,6 +64,15 @@ pub const SPEC_VERSION: &str = "1.0";
 /// The content type of every value: Avro single-object encoding.
 pub const CONTENT_TYPE_AVRO: &str = "application/avro";
 
+/// On a request from a [`Gateway`](crate::Gateway): a reply is awaited,
+/// so a responder that cannot answer sends an error reply.
+pub const EXPECTS_REPLY: &str = "scribe_expects_reply";
+/// On an error reply: why the responder could not answer. The record has
+/// no value; readers other than the asking gateway pass it over.
+pub const REPLY_ERROR: &str = "scribe_reply_error";
+/// The `ce_type` of an error reply.
+pub const REPLY_ERROR_TYPE: &str = "scribe.ReplyError";
+
 /// Header carrying the W3C trace context, when a record has one.
 pub const TRACEPARENT: &str = "traceparent";
 /// Header carrying the W3C trace state, when a record has one.
@@ -464,6 +473,8 @@ pub(crate) enum Outgoing<'a> {
     /// without any earlier dead letter's headers but its truncation mark,
     /// then `extra`.
     Kept(&'a Headers, &'a [(&'a str, &'a [u8])]),
+    /// An error reply's: fresh metadata, then `extra`.
+    Answer(&'a Outbound<'a>, &'a [(&'a str, &'a [u8])]),
 }
 
 impl<'a> Outgoing<'a> {
@@ -475,6 +486,7 @@ impl<'a> Outgoing<'a> {
             Outgoing::Forwarded(inbound, outbound) => {
                 (inbound.forwarded_known(outbound), form, &inbound.other, &[])
             }
+            Outgoing::Answer(outbound, extra) => (outbound.known(), form, &[], extra),
             Outgoing::Kept(headers, extra) => (
                 std::array::from_fn(|slot| headers.known(slot)),
                 headers.envelope(),

@@ -13,6 +13,10 @@ pub(crate) struct ActorStats {
     pub(crate) restarts: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    /// Error replies read and passed over (see [`StatsSnapshot::skipped`]).
+    pub(crate) skipped: AtomicU64,
+    /// Error replies sent for requests it could not answer.
+    pub(crate) error_replies: AtomicU64,
     pub(crate) transactions: AtomicU64,
     pub(crate) transactions_aborted: AtomicU64,
     pub(crate) commit_retries: AtomicU64,
@@ -310,6 +314,8 @@ impl ActorStats {
             restarts: get(&self.restarts),
             retried: get(&self.retried),
             dead_lettered: get(&self.dead_lettered),
+            skipped: get(&self.skipped),
+            error_replies: get(&self.error_replies),
             transactions: get(&self.transactions),
             transactions_aborted: get(&self.transactions_aborted),
             commit_retries: get(&self.commit_retries),
@@ -341,6 +347,13 @@ pub struct StatsSnapshot {
     pub retried: u64,
     /// Records written to the actor's dead-letter topic.
     pub dead_lettered: u64,
+    /// Records read and passed over on purpose: error replies a responder
+    /// wrote on its topic for a [`Gateway`](crate::Gateway), which carry
+    /// no record for other readers.
+    pub skipped: u64,
+    /// Error replies it sent: requests from a gateway it could not answer
+    /// (dead-lettered), answered with the reason instead of silence.
+    pub error_replies: u64,
     /// Exactly-once: transactions committed.
     pub transactions: u64,
     /// Exactly-once: transactions aborted (their records are handled again).

@@ -5,7 +5,9 @@
 //! two gateways on the same topics each get their own replies; with the
 //! responder stopped requests time out, the pending bound holds, and once
 //! it is back requests are answered again while the replies to the timed
-//! out ones are counted late and dropped.
+//! out ones are counted late and dropped. A responder that cannot handle a
+//! request answers with an error reply, which the gateway returns at once
+//! and every other reader of the topic passes over.
 
 use std::time::{Duration, Instant};
 
@@ -158,11 +160,16 @@ async fn two_gateways_on_the_same_topics_each_get_their_own_replies() {
             .count()
     };
     let (right_a, right_b) = (right(from_a), right(from_b));
+    // Each reads the other's replies too, and skips them: the last of
+    // them may still be on their way once its own are all in.
+    let all_seen = TestKafka::eventually(Duration::from_secs(60), || {
+        a.stats().others == EACH as u64 && b.stats().others == EACH as u64
+    })
+    .await;
     let (sa, sb) = (a.stats(), b.stats());
     println!("a: {right_a} of {EACH} right, {sa:?}; b: {right_b} of {EACH} right, {sb:?}");
     assert_eq!((right_a, right_b), (EACH as usize, EACH as usize));
-    // Each read the other's replies too, and skipped them.
-    assert_eq!((sa.others, sb.others), (EACH as u64, EACH as u64));
+    assert!(all_seen, "each skipped the other's {EACH} replies");
     assert_eq!((sa.late, sb.late), (0, 0));
     a.close().await;
     b.close().await;
@@ -239,4 +246,95 @@ async fn without_a_responder_requests_time_out_and_are_answered_once_it_is_back(
     gateway.close().await;
     front.shutdown().await.unwrap();
     responder.shutdown().await.unwrap();
+}
+
+#[actix::test]
+async fn a_failing_responder_answers_with_an_error_reply_that_other_readers_pass_over() {
+    const REQUESTS: i64 = 10;
+    const FAILS_AT: i64 = 7;
+    let kafka = TestKafka::from_env();
+    let (requests, replies, watched) = (unique("ask"), unique("answer"), unique("watched"));
+    for topic in [&requests, &replies, &watched] {
+        kafka.create_topic(topic, 2).await;
+        kafka.create_topic(&format!("{topic}.dlq"), 1).await;
+    }
+    let (echo, watcher) = (unique("echo"), unique("watcher"));
+    // The responder fails every time it handles FAILS_AT; a second actor
+    // reads the reply topic, as any subscriber of it may.
+    let node = kafka
+        .node(&unique("responder"))
+        .actor::<Relay>(
+            &echo,
+            &replies,
+            RelayArgs {
+                fail_at: Some((FAILS_AT, u32::MAX)),
+                ..RelayArgs::reading(&requests)
+            },
+        )
+        .actor::<Relay>(&watcher, &watched, RelayArgs::reading(&replies))
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect("responder starts");
+    let front = front(&kafka).await;
+    let gateway = front
+        .gateway::<Number, Number>(
+            GatewayOptions::new("web", &requests, &replies).timeout(Duration::from_secs(120)),
+        )
+        .await
+        .unwrap();
+    let answers = join_all((0..REQUESTS).map(|seq| {
+        let gateway = &gateway;
+        async move {
+            let request = number(seq);
+            (seq, gateway.ask(&request.key, &request).await)
+        }
+    }))
+    .await;
+    let mut refused = Vec::new();
+    for (seq, answer) in &answers {
+        match answer {
+            Ok(reply) => assert_eq!(reply.seq, *seq),
+            Err(error @ Error::Refused { .. }) => refused.push((*seq, error.to_string())),
+            Err(other) => panic!("request {seq}: {other}"),
+        }
+    }
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let (seq, reason) = &refused[0];
+    assert_eq!(*seq, FAILS_AT);
+    assert!(
+        reason.contains(&format!("injected error at seq {FAILS_AT}")),
+        "the responder's reason: {reason}"
+    );
+    // The watcher passes the error reply over: it handles the nine
+    // replies, skips one, dead-letters nothing.
+    let watched_all = TestKafka::eventually(Duration::from_secs(60), || {
+        node.stats(&watcher)
+            .is_some_and(|s| s.handled == (REQUESTS - 1) as u64 && s.skipped == 1)
+    })
+    .await;
+    let (responder, reader) = (node.stats(&echo).unwrap(), node.stats(&watcher).unwrap());
+    println!(
+        "sent {REQUESTS}, answered {}, refused {}; responder: dead-lettered {}, error replies {}; \
+         watcher: handled {}, skipped {}, dead-lettered {}; {:?}",
+        REQUESTS as usize - refused.len(),
+        refused.len(),
+        responder.dead_lettered,
+        responder.error_replies,
+        reader.handled,
+        reader.skipped,
+        reader.dead_lettered,
+        gateway.stats()
+    );
+    assert!(
+        watched_all,
+        "the watcher handled 9 and skipped 1: {reader:?}"
+    );
+    assert_eq!((responder.dead_lettered, responder.error_replies), (1, 1));
+    assert_eq!((reader.dead_lettered, reader.undecodable), (0, 0));
+    assert_eq!(gateway.stats().refused, 1);
+    gateway.close().await;
+    front.shutdown().await.unwrap();
+    node.shutdown().await.unwrap();
 }

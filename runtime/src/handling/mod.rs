@@ -85,6 +85,13 @@ impl<A: TopicActor> Dispatch<'_, A> {
         slot: &Arc<AckSlot>,
     ) -> Next {
         let key = arrival.at;
+        // An error reply a responder wrote for a gateway: no record for
+        // anyone else. Passed over, counted.
+        if raw.headers.get(headers::REPLY_ERROR).is_some() {
+            ActorStats::add(&self.stats.skipped, 1);
+            slot.done();
+            return Next::Done;
+        }
         let (topic, partition, offset) = (key.topic.clone(), key.partition, key.offset);
         let policy = &self.failures.policy;
         if attempt == 1
@@ -192,7 +199,11 @@ impl<A: TopicActor> Dispatch<'_, A> {
             (headers::DLQ_PARTITION, partition_text.as_bytes()),
             (headers::DLQ_OFFSET, offset_text.as_bytes()),
         ];
-        match self.core.dead_letter(dead_letter, raw, &extra, slot) {
+        let written = self
+            .core
+            .dead_letter(dead_letter, raw, &extra, slot)
+            .and_then(|()| self.answer_failure(raw, reason, slot));
+        match written {
             Ok(()) => {
                 ActorStats::add(&self.stats.dead_lettered, 1);
                 tracing::warn!(
@@ -210,6 +221,56 @@ impl<A: TopicActor> Dispatch<'_, A> {
                 reason: error_chain(&error),
             }),
         }
+    }
+
+    /// When `raw` is a gateway's request, answers it on the actor's own
+    /// topic with an error reply saying `reason`: a record with no value,
+    /// whose `causation_id` is the request's id and whose
+    /// [`REPLY_ERROR`](headers::REPLY_ERROR) header says why. `slot`
+    /// completes once it is acknowledged, as with the dead letter.
+    fn answer_failure(
+        &self,
+        raw: &Fetched,
+        reason: &str,
+        slot: &Arc<AckSlot>,
+    ) -> crate::Result<()> {
+        if raw.headers.get(headers::EXPECTS_REPLY).is_none() {
+            return Ok(());
+        }
+        let mut id_buf = [0u8; 36];
+        let id: &str = crate::clock::new_id()
+            .hyphenated()
+            .encode_lower(&mut id_buf);
+        let now = crate::clock::now();
+        let time = humantime::format_rfc3339_millis(now).to_string();
+        let outbound = headers::Outbound {
+            id,
+            ty: headers::REPLY_ERROR_TYPE,
+            source: &self.core.source,
+            time: &time,
+            correlation_id: raw
+                .headers
+                .correlation_id()
+                .or(raw.headers.id())
+                .unwrap_or(id),
+            causation_id: raw.headers.id(),
+            traceparent: raw.headers.traceparent(),
+            tracestate: raw.headers.tracestate(),
+        };
+        let extra = [(headers::REPLY_ERROR, reason.as_bytes())];
+        self.core
+            .send(
+                &self.core.topic,
+                raw.key.as_deref(),
+                &[],
+                headers::Outgoing::Answer(&outbound, &extra),
+                &mut Vec::new(),
+                Some(crate::clock::millis_of(now)),
+                slot,
+            )
+            .inspect_err(|_| slot.fail())?;
+        ActorStats::add(&self.stats.error_replies, 1);
+        Ok(())
     }
 }
 /// The log target of the per-record `handle` span (see
