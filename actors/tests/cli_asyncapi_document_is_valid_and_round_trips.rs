@@ -50,6 +50,19 @@ name = "outside-alarm"
 kind = "threshold-alarm"
 output = "alarms.outside"
 params = { input = "summaries.from-elsewhere", metric = "cpu_percent", high = 90.0, low = 70.0 }
+
+# Asked by the `ops` gateway: it reads the gateway's requests and answers
+# on its own topic.
+[[actors]]
+name = "asked-alarm"
+kind = "threshold-alarm"
+output = "alarms.asked"
+params = { input = "summaries.asked", metric = "cpu_percent", high = 90.0, low = 70.0 }
+
+[[gateways]]
+name = "ops"
+requests = "summaries.asked"
+replies = "alarms.asked"
 "#;
 
 #[test]
@@ -183,6 +196,21 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
             }
         }
     }
+    // The gateway: its request topic is its own, and its operation's
+    // reply comes on the responder's topic, in the responder's type.
+    assert_eq!(channel("summaries.asked")["owner"]["gateway"], "ops");
+    let ask = operation("ops.ask");
+    assert_eq!(ask["action"], "send");
+    assert_eq!(ask["channels"], serde_json::json!(["summaries.asked"]));
+    assert_eq!(
+        ask["messages"],
+        serde_json::json!(["scribe.metrics.MetricSummary"])
+    );
+    assert_eq!(ask["reply"]["channel"], "alarms.asked");
+    assert_eq!(
+        ask["reply"]["messages"],
+        serde_json::json!(["scribe.control.Alarm"])
+    );
     // The topic no actor here owns is outside: no owner.
     let outside = channel("summaries.from-elsewhere");
     assert!(outside["owner"].is_null());

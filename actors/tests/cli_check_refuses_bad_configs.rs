@@ -698,3 +698,75 @@ fn unusable_tracing_settings_are_refused_by_check_and_run() {
     );
     assert_refused("tracing-unknown.toml", &unknown, &["unknown field `ratio`"]);
 }
+
+const ASKED: &str = r#"
+[[actors]]
+name = "asked"
+kind = "threshold-alarm"
+output = "alarms.asked"
+params = { input = "summaries.asked", metric = "cpu_percent", high = 90.0, low = 70.0 }
+"#;
+
+#[test]
+fn a_gateway_is_checked_as_the_one_writer_of_its_requests_and_paired_with_its_responder() {
+    let gateway = |requests: &str, replies: &str| {
+        format!(
+            "\n[[gateways]]\nname = \"ops\"\nrequests = \"{requests}\"\nreplies = \"{replies}\"\n"
+        )
+    };
+    // Paired: the responder reads the requests and owns the replies.
+    let path = write(
+        "gateway-ok.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            gateway("summaries.asked", "alarms.asked")
+        )),
+    );
+    let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    assert!(
+        summary.contains(
+            "gateway ops (node `n`) asks on summaries.asked, answered by asked on alarms.asked"
+        ),
+        "{summary}"
+    );
+    let graph = succeeded(&scribe(&["graph", path.to_str().unwrap()], &[]));
+    assert!(
+        graph.contains("g_ops{{\"ops<br/><i>gateway</i>\"}}"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("g_ops -- \"request\" --> t_summaries_asked"),
+        "{graph}"
+    );
+    assert!(
+        graph.contains("t_alarms_asked -- \"reply\" --> g_ops"),
+        "{graph}"
+    );
+
+    assert_refused(
+        "gateway-second-writer.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            gateway("alarms.asked", "summaries.asked")
+        )),
+        &[
+            "gateway `ops` cannot publish to `alarms.asked`: actor `asked` writes it (one writer per topic)",
+        ],
+    );
+    assert_refused(
+        "gateway-nobody-answers.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            gateway("summaries.asked", "alarms.elsewhere")
+        )),
+        &["no actor owns its reply topic `alarms.elsewhere`, so nothing answers"],
+    );
+    assert_refused(
+        "gateway-responder-deaf.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            gateway("summaries.other", "alarms.asked")
+        )),
+        &["actor `asked` owns its reply topic `alarms.asked` but does not read `summaries.other`"],
+    );
+}

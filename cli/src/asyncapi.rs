@@ -205,6 +205,58 @@ pub fn document(deployment: &Deployment) -> Value {
         }
     }
 
+    // Gateways: a send operation on the topic each owns, whose reply comes
+    // on its responder's topic (AsyncAPI's request/reply).
+    let mut gateway_owned: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for loaded in &deployment.nodes {
+        let node = loaded.node.name();
+        for gateway in loaded.node.gateways() {
+            let Some(responder) = deployment
+                .nodes
+                .iter()
+                .flat_map(|l| l.node.actors())
+                .find(|a| a.output == gateway.replies)
+            else {
+                continue;
+            };
+            let Some(sub) = responder
+                .subscriptions
+                .iter()
+                .find(|s| !s.pattern && s.topic == gateway.requests)
+                .or_else(|| responder.subscriptions.iter().find(|s| s.pattern))
+            else {
+                continue;
+            };
+            let asked = message(&mut messages, &sub.record_type, &sub.schema);
+            channel_messages
+                .entry(gateway.requests.clone())
+                .or_default()
+                .insert(asked.clone(), sub.record_type.clone());
+            gateway_owned.insert(
+                gateway.requests.clone(),
+                (gateway.name.clone(), node.to_owned()),
+            );
+            let (requests, replies) = (id(&gateway.requests), id(&gateway.replies));
+            let answer = id(&responder.output_type);
+            operations.insert(
+                id(&format!("{}.ask", gateway.name)),
+                json!({
+                    "action": "send",
+                    "title": format!("gateway {} asks {} and awaits its reply", gateway.name, responder.name),
+                    "channel": {"$ref": format!("#/channels/{}", pointer(&requests))},
+                    "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&requests), pointer(&asked))}],
+                    "reply": {
+                        "channel": {"$ref": format!("#/channels/{}", pointer(&replies))},
+                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&replies), pointer(&answer))}],
+                    },
+                    "x-scribe-gateway": gateway.name,
+                    "x-scribe-node": node,
+                    "x-scribe-responder": responder.name,
+                }),
+            );
+        }
+    }
+
     let patterns: Vec<String> = deployment
         .nodes
         .iter()
@@ -230,6 +282,13 @@ pub fn document(deployment: &Deployment) -> Value {
         } else {
             channel["address"] = json!(topic);
             match owners.get(&topic) {
+                None if gateway_owned.contains_key(&topic) => {
+                    let (gateway, node) = &gateway_owned[&topic];
+                    channel["description"] = json!(format!(
+                        "Owned by gateway `{gateway}` of node `{node}`: the only writer; its requests."
+                    ));
+                    channel["x-scribe-owner"] = json!({"gateway": gateway, "node": node});
+                }
                 Some((actor, node)) => {
                     channel["description"] = json!(format!(
                         "Owned by actor `{actor}` of node `{node}`: the only writer."

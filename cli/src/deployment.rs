@@ -62,12 +62,23 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
         nodes.push(Loaded { config, node });
     }
     let actors: Vec<ActorInfo> = nodes.iter().flat_map(|l| l.node.actors()).collect();
-    let external = topology::check(&actors).map_err(|e| Error::Config {
-        file: files
+    let gateways: Vec<_> = nodes
+        .iter()
+        .flat_map(|l| l.node.gateways().iter().cloned())
+        .collect();
+    let all = || {
+        files
             .iter()
             .map(|f| f.display().to_string())
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(", ")
+    };
+    let external = topology::check(&actors).map_err(|e| Error::Config {
+        file: all(),
+        message: e.to_string(),
+    })?;
+    topology::check_gateways(&actors, &gateways, true).map_err(|e| Error::Config {
+        file: all(),
         message: e.to_string(),
     })?;
     Ok(Deployment { nodes, external })
@@ -113,6 +124,26 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
             );
         }
     }
+    for loaded in &deployment.nodes {
+        for gateway in loaded.node.gateways() {
+            let responder = deployment
+                .nodes
+                .iter()
+                .flat_map(|l| l.node.actors())
+                .find(|a| a.output == gateway.replies)
+                .map(|a| a.name)
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  gateway {} (node `{}`) asks on {}, answered by {} on {}",
+                gateway.name,
+                loaded.node.name(),
+                gateway.requests,
+                responder,
+                gateway.replies
+            );
+        }
+    }
     for ExternalTopic {
         topic,
         reader,
@@ -142,6 +173,7 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
     let mut actors = Vec::new();
     let mut topics = BTreeSet::new();
     let mut edges = Vec::new();
+    let mut gateways = BTreeSet::new();
     for loaded in &deployment.nodes {
         for (section, actor) in loaded.config.actors.iter().zip(loaded.node.actors()) {
             let me = id("a", &actor.name);
@@ -157,6 +189,14 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
             }
             actors.push((me, actor.name.clone(), section.kind.clone()));
         }
+        for gateway in loaded.node.gateways() {
+            let me = id("g", &gateway.name);
+            edges.push((me.clone(), id("t", &gateway.requests), "request".into()));
+            edges.push((id("t", &gateway.replies), me.clone(), "reply".into()));
+            topics.insert(gateway.requests.clone());
+            topics.insert(gateway.replies.clone());
+            gateways.insert((me, gateway.name.clone()));
+        }
     }
     let mut out = String::new();
     match format {
@@ -164,6 +204,9 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
             out.push_str("flowchart LR\n");
             for (me, name, kind) in &actors {
                 let _ = writeln!(out, "  {me}[\"{name}<br/><i>{kind}</i>\"]");
+            }
+            for (me, name) in &gateways {
+                let _ = writeln!(out, "  {me}{{{{\"{name}<br/><i>gateway</i>\"}}}}");
             }
             for topic in &topics {
                 let _ = writeln!(out, "  {}[(\"{topic}\")]", id("t", topic));
@@ -176,6 +219,12 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
             out.push_str("digraph scribe {\n  rankdir=LR;\n");
             for (me, name, kind) in &actors {
                 let _ = writeln!(out, "  \"{me}\" [shape=box, label=\"{name}\\n{kind}\"];");
+            }
+            for (me, name) in &gateways {
+                let _ = writeln!(
+                    out,
+                    "  \"{me}\" [shape=hexagon, label=\"{name}\\ngateway\"];"
+                );
             }
             for topic in &topics {
                 let _ = writeln!(

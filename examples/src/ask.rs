@@ -72,9 +72,11 @@ impl Handler<Inbound<DoubleRequest>> for Doubler {
     }
 }
 
-/// Adds the doubler to `node`.
+/// Adds the doubler to `node`, and declares the gateway that asks it (so
+/// the one-writer check covers the request topic).
 pub fn doubler(node: NodeBuilder) -> NodeBuilder {
     node.actor::<Doubler>("doubler", REPLIES, ())
+        .gateway("http", REQUESTS, REPLIES)
 }
 
 /// The gateway the HTTP endpoint asks through, on `node`.

@@ -175,3 +175,140 @@ pub fn check(actors: &[ActorInfo]) -> Result<Vec<ExternalTopic>> {
     }
     Ok(external)
 }
+
+/// A gateway a node declares (`[[gateways]]`,
+/// [`NodeBuilder::gateway`](crate::NodeBuilder::gateway)): it writes
+/// `requests`, which it owns, and reads the replies the owner of `replies`
+/// publishes (see [`Gateway`](crate::Gateway)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayInfo {
+    /// Its name.
+    pub name: String,
+    /// The topic it owns and asks on.
+    pub requests: String,
+    /// The topic the responder owns and answers on.
+    pub replies: String,
+}
+
+/// The one-writer rule for gateways: a gateway's request topic is written
+/// by no actor (nor as a dead-letter topic) and by no other gateway, and
+/// is not its reply topic. With `whole` (every node of the deployment is
+/// in `actors`), also the pairing: the reply topic has an owner, and that
+/// owner reads the request topic (by name or pattern), so something
+/// answers; the owner's name is the gateway's responder.
+pub fn check_gateways(actors: &[ActorInfo], gateways: &[GatewayInfo], whole: bool) -> Result<()> {
+    let refuse = |gateway: &GatewayInfo, topic: &str, reason: String| Error::GatewayTopic {
+        gateway: gateway.name.clone(),
+        topic: topic.to_owned(),
+        reason,
+    };
+    for (i, gateway) in gateways.iter().enumerate() {
+        if gateway.requests == gateway.replies {
+            return Err(refuse(
+                gateway,
+                &gateway.requests,
+                "it is also the reply topic: the responder writes that one".into(),
+            ));
+        }
+        if let Some(actor) = actors.iter().find(|a| {
+            a.output == gateway.requests
+                || a.dead_letter_topic.as_deref() == Some(&gateway.requests)
+        }) {
+            return Err(refuse(
+                gateway,
+                &gateway.requests,
+                format!("actor `{}` writes it (one writer per topic)", actor.name),
+            ));
+        }
+        if let Some(other) = gateways[..i]
+            .iter()
+            .find(|g| g.requests == gateway.requests && g.name != gateway.name)
+        {
+            return Err(refuse(
+                gateway,
+                &gateway.requests,
+                format!(
+                    "gateway `{}` writes it too (one writer per topic)",
+                    other.name
+                ),
+            ));
+        }
+        if !whole {
+            continue;
+        }
+        let Some(responder) = actors.iter().find(|a| a.output == gateway.replies) else {
+            return Err(refuse(
+                gateway,
+                &gateway.requests,
+                format!(
+                    "no actor owns its reply topic `{}`, so nothing answers",
+                    gateway.replies
+                ),
+            ));
+        };
+        let reads = responder.subscriptions.iter().any(|s| {
+            if s.pattern {
+                crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(&gateway.requests))
+            } else {
+                s.topic == gateway.requests
+            }
+        });
+        if !reads {
+            return Err(refuse(
+                gateway,
+                &gateway.requests,
+                format!(
+                    "actor `{}` owns its reply topic `{}` but does not read `{}`, so nothing answers",
+                    responder.name, gateway.replies, gateway.requests
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a gateway asking with `request` and expecting `reply` fits
+/// `responder` (the owner of its reply topic) on `requests`: the
+/// responder's subscription there can read `request`, and `reply` can read
+/// what the responder writes. Says what does not fit.
+pub fn check_gateway_types(
+    responder: &ActorInfo,
+    requests: &str,
+    request: &apache_avro::Schema,
+    reply: &apache_avro::Schema,
+) -> std::result::Result<(), String> {
+    let name = |schema: &apache_avro::Schema| crate::codec::full_name(schema);
+    let sub = responder
+        .subscriptions
+        .iter()
+        .find(|s| {
+            if s.pattern {
+                crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(requests))
+            } else {
+                s.topic == requests
+            }
+        })
+        .ok_or_else(|| {
+            format!(
+                "actor `{}` owns the reply topic but does not read `{requests}`",
+                responder.name
+            )
+        })?;
+    SchemaCompatibility::can_read(request, &sub.schema).map_err(|e| {
+        format!(
+            "actor `{}` reads `{requests}` as `{}`, which cannot read the request type `{}`: {e}",
+            responder.name,
+            sub.record_type,
+            name(request)
+        )
+    })?;
+    SchemaCompatibility::can_read(&responder.output_schema, reply).map_err(|e| {
+        format!(
+            "the reply type `{}` cannot read what actor `{}` writes, `{}`: {e}",
+            name(reply),
+            responder.name,
+            responder.output_type
+        )
+    })?;
+    Ok(())
+}

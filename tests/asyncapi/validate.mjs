@@ -1,7 +1,7 @@
 // Validates an AsyncAPI document with the official parser (and its Avro
 // schema parser), then prints what the parser read back, as JSON: the
 // channels (address, messages, owner) and the operations (action,
-// channel, messages, actor). Exit 1 with the diagnostics on any error.
+// channel, messages, actor, and a gateway's reply). Exit 1 with the diagnostics on any error.
 //
 //   node validate.mjs DOCUMENT.json
 import { readFileSync } from "node:fs";
@@ -37,6 +37,8 @@ const summary = {
     channels: o.channels().all().map((c) => c.address() ?? c.id()),
     messages: names(o.messages()),
     actor: o.extensions().get("x-scribe-actor")?.value() ?? null,
+    gateway: o.extensions().get("x-scribe-gateway")?.value() ?? null,
+    reply: o.reply() ? { channel: o.reply().channel()?.address() ?? null, messages: names(o.reply().messages()) } : null,
   })),
 };
 console.log(JSON.stringify(summary, null, 2));

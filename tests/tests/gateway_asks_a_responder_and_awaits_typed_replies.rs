@@ -242,7 +242,23 @@ async fn without_a_responder_requests_time_out_and_are_answered_once_it_is_back(
         .gateway::<Number, Number>(GatewayOptions::new("web", &replies, &requests))
         .await
         .expect_err("the responder owns it");
-    assert!(owned.to_string().contains("owns it"), "{owned}");
+    assert!(
+        owned
+            .to_string()
+            .contains("writes it (one writer per topic)"),
+        "{owned}"
+    );
+    // Nor ask an actor of its node in types that do not fit.
+    let mistyped = responder
+        .gateway::<Number, scribe_tests::records::Labeled>(GatewayOptions::new(
+            "web", &requests, &replies,
+        ))
+        .await
+        .expect_err("the responder writes numbers");
+    assert!(
+        mistyped.to_string().contains("cannot read what actor"),
+        "{mistyped}"
+    );
     gateway.close().await;
     front.shutdown().await.unwrap();
     responder.shutdown().await.unwrap();

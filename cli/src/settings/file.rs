@@ -31,6 +31,10 @@ pub struct NodeConfig {
     /// `[[actors]]`: the actors this node runs.
     #[serde(default)]
     pub actors: Vec<ActorSection>,
+    /// `[[gateways]]`: the gateways a program running this node starts
+    /// (`RunningNode::gateway`), declared so the checks see them.
+    #[serde(default)]
+    pub gateways: Vec<GatewaySection>,
     /// The file it was read from (not a key of the file).
     #[serde(skip)]
     pub file: String,
@@ -64,6 +68,19 @@ pub struct NodeSection {
     /// OTLP; off when absent.
     #[serde(default)]
     pub tracing: Option<scribe::trace::Tracing>,
+}
+
+/// A `[[gateways]]` entry: a gateway that asks on `requests`, a topic it
+/// owns, and awaits replies on `replies`, its responder's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// Its name.
+    pub name: String,
+    /// The topic it owns and asks on.
+    pub requests: String,
+    /// The topic its responder owns and answers on.
+    pub replies: String,
 }
 
 /// `[kafka]`.
@@ -246,6 +263,9 @@ impl NodeConfig {
         }
         for (key, value) in &self.kafka.producer.0 {
             builder = builder.producer_property(key, value);
+        }
+        for gateway in &self.gateways {
+            builder = builder.gateway(&gateway.name, &gateway.requests, &gateway.replies);
         }
         for actor in &self.actors {
             builder = registry

@@ -43,6 +43,7 @@ pub struct NodeBuilder {
     pub(super) admin_token: Option<crate::Secret>,
     pub(super) tracing: Option<crate::trace::Tracing>,
     pub(super) tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    pub(super) gateways: Vec<crate::topology::GatewayInfo>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -140,6 +141,25 @@ impl NodeBuilder {
     /// reached from other hosts, and then with [`NodeBuilder::admin_token`].
     pub fn admin(mut self, addr: std::net::SocketAddr) -> Self {
         self.admin = Some(addr);
+        self
+    }
+
+    /// Declares gateway `name`, which asks on `requests` (a topic it owns)
+    /// and awaits replies on `replies` (the responder's): the one-writer
+    /// check then covers `requests`, and `scribe check`, `graph` and
+    /// `asyncapi` show the pairing. Start it with
+    /// [`RunningNode::gateway`](crate::RunningNode::gateway).
+    pub fn gateway(
+        mut self,
+        name: impl Into<String>,
+        requests: impl Into<String>,
+        replies: impl Into<String>,
+    ) -> Self {
+        self.gateways.push(crate::topology::GatewayInfo {
+            name: name.into(),
+            requests: requests.into(),
+            replies: replies.into(),
+        });
         self
     }
 
@@ -308,8 +328,14 @@ impl NodeBuilder {
                 }
             }
         }
+        for gateway in &self.gateways {
+            check_name("gateway", &gateway.name)?;
+            check_name("topic", &gateway.requests)?;
+            check_name("topic", &gateway.replies)?;
+        }
         let node = Node { builder: self };
         crate::topology::check(&node.actors())?;
+        crate::topology::check_gateways(&node.actors(), &node.builder.gateways, false)?;
         for actor in node.actors() {
             let Some(dead_letters) = &actor.dead_letter_topic else {
                 continue;

@@ -78,6 +78,7 @@ impl Node {
             admin_token: None,
             tracing: None,
             tracer_provider: None,
+            gateways: Vec::new(),
         }
     }
 
@@ -243,6 +244,11 @@ impl Node {
         }
     }
 
+    /// The gateways the node declares.
+    pub fn gateways(&self) -> &[crate::topology::GatewayInfo] {
+        &self.builder.gateways
+    }
+
     /// The node's actors.
     pub fn actors(&self) -> Vec<ActorInfo> {
         self.builder
@@ -268,6 +274,7 @@ impl Node {
     /// `#[actix::test]`). Returns once every actor is constructed; fails if
     /// any constructor fails, after stopping the others.
     pub async fn start(self) -> Result<RunningNode> {
+        let infos = self.actors();
         let registry = self.schema_registry();
         let topics: Vec<_> = self.topics().into_iter().collect();
         let b = self.builder;
@@ -358,11 +365,6 @@ impl Node {
                 .as_ref()
                 .map(|t| crate::trace::Tracer::new(&t.provider)),
         });
-        let owners = b
-            .actors
-            .iter()
-            .map(|(a, _)| (a.output().to_owned(), a.name().to_owned()))
-            .collect();
         let (stop, stop_rx) = watch::channel(false);
         let control = Arc::new(NodeControl {
             stop,
@@ -378,7 +380,7 @@ impl Node {
             admin,
             tracer,
             settings: env.settings.clone(),
-            owners,
+            actors: infos,
         };
         let mut starts = Vec::new();
         let actors = b.actors.into_iter().zip(policies).zip(deliveries);

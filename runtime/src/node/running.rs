@@ -24,8 +24,8 @@ pub struct RunningNode {
     pub(super) tracer: Option<super::Traced>,
     /// Its client settings, for gateways.
     pub(super) settings: crate::kafka::ClientSettings,
-    /// The topics its actors own, and by which actor.
-    pub(super) owners: HashMap<String, String>,
+    /// Its actors: who owns what, for gateways.
+    pub(super) actors: Vec<crate::ActorInfo>,
 }
 
 impl fmt::Debug for RunningNode {
@@ -67,7 +67,9 @@ impl RunningNode {
 
     /// A [`Gateway`](crate::Gateway) asking the responder that owns
     /// `options.replies`, publishing to `options.requests` (which no actor
-    /// of this node may own), with this node's client settings.
+    /// of this node may own), with this node's client settings. When the
+    /// responder is one of this node's actors, it must read `requests` in
+    /// a type that can read `Q`, and `R` must read what it writes.
     pub async fn gateway<Q: crate::Record, R: crate::Record>(
         &self,
         options: crate::GatewayOptions,
@@ -77,17 +79,20 @@ impl RunningNode {
             topic: topic.to_owned(),
             reason,
         };
-        if let Some(owner) = self.owners.get(&options.requests) {
-            return Err(refuse(
+        let declared = crate::topology::GatewayInfo {
+            name: options.name.clone(),
+            requests: options.requests.clone(),
+            replies: options.replies.clone(),
+        };
+        crate::topology::check_gateways(&self.actors, &[declared], false)?;
+        if let Some(responder) = self.actors.iter().find(|a| a.output == options.replies) {
+            crate::topology::check_gateway_types(
+                responder,
                 &options.requests,
-                format!("actor `{owner}` owns it (one writer per topic)"),
-            ));
-        }
-        if options.requests == options.replies {
-            return Err(refuse(
-                &options.requests,
-                "it is also the reply topic: the responder writes that one".into(),
-            ));
+                &<Q as apache_avro::AvroSchema>::get_schema(),
+                &<R as apache_avro::AvroSchema>::get_schema(),
+            )
+            .map_err(|reason| refuse(&options.requests, reason))?;
         }
         crate::gateway::Gateway::start(&self.settings, options).await
     }
