@@ -355,6 +355,9 @@ impl Node {
             if let Some(admin) = &admin {
                 admin.stop().await;
             }
+            if let Some(tracer) = tracer {
+                tracer.close().await;
+            }
             return Err(error);
         }
         let env = Arc::new(Env {
