@@ -295,6 +295,14 @@ pub enum Error {
         /// The responder's reason.
         reason: String,
     },
+    /// A gateway could not start.
+    #[error("gateway `{gateway}`: {reason}")]
+    Gateway {
+        /// The gateway.
+        gateway: String,
+        /// Why.
+        reason: String,
+    },
     /// A gateway was closed while a request waited.
     #[error("gateway `{gateway}` is closed")]
     GatewayClosed {

@@ -216,7 +216,10 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             Ok(consumer)
         })
         .await
-        .map_err(|e| Error::Embedded(format!("gateway reader setup: {e}")))??;
+        .map_err(|e| Error::Gateway {
+            gateway: options.name.clone(),
+            reason: format!("its reply reader's setup failed: {e}"),
+        })??;
         let shared = Arc::new(Shared {
             waiting: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -229,7 +232,10 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             std::thread::Builder::new()
                 .name(format!("gateway-{}", options.name))
                 .spawn(move || read_replies(&consumer, &decoder, &prefix, &shared))
-                .map_err(|e| Error::Embedded(format!("cannot start the gateway's reader: {e}")))?
+                .map_err(|e| Error::Gateway {
+                    gateway: options.name.clone(),
+                    reason: format!("cannot start its reply reader: {e}"),
+                })?
         };
         Ok(Self {
             source: format!("{}/{}", settings.node, options.name),
