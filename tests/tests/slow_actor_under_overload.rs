@@ -16,6 +16,10 @@ use scribe_tests::{TestKafka, terminate, unique};
 /// The slow handler's time per record: about 200 records a second.
 const DELAY_US: u64 = 5000;
 
+/// The sequence number of the record that shows the node is consuming,
+/// outside the count.
+const WARM_UP: i64 = -1;
+
 fn node(kafka: &TestKafka, input: &str, output: &str, delay_us: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_slow_node"))
         .args([
@@ -48,7 +52,23 @@ async fn an_actor_ten_times_slower_than_its_input_keeps_memory_bounded_and_loses
         kafka.create_topic(topic, 16).await;
     }
     let slow = node(&kafka, &input, &output, DELAY_US);
-    tokio::time::sleep(Duration::from_secs(4)).await; // the group forms
+    // The node has joined its group and handles records once a first one,
+    // outside the count (sequence number -1), comes out the other side.
+    let mut warm_up = Vec::new();
+    scribe::codec::Encoder::<Payload>::new()
+        .unwrap()
+        .encode(
+            &Payload {
+                seq: WARM_UP,
+                hops: 0,
+                body: String::new(),
+            },
+            &mut warm_up,
+        )
+        .unwrap();
+    kafka.produce_raw(&input, &[(Some("warm-up"), warm_up, vec![])]);
+    let first = kafka.read(&output, 1, Duration::from_secs(120)).await;
+    assert_eq!(first.len(), 1, "the slow node handles records");
     let rate = 10 * 1_000_000 / DELAY_US;
     let bootstrap = kafka.bootstrap().to_owned();
     let (input_for_feed, pid) = (input.clone(), slow.id());
@@ -63,22 +83,25 @@ async fn an_actor_ten_times_slower_than_its_input_keeps_memory_bounded_and_loses
     })
     .await
     .expect("feeder");
+    // The warm-up record is one of them.
     let during = kafka
         .read(&output, usize::MAX, Duration::from_secs(2))
         .await
-        .len();
+        .len()
+        - 1;
     assert!(terminate(slow), "the slow node drains and exits 0");
 
     let fast = node(&kafka, &input, &output, 0);
     let decoder = Decoder::<Payload>::new(SchemaRegistry::new()).unwrap();
-    let out = kafka
-        .read(&output, sent as usize, Duration::from_secs(180))
-        .await;
-    assert!(terminate(fast), "the fast node exits 0");
-    let seqs: HashSet<i64> = out
+    let out: Vec<i64> = kafka
+        .read(&output, sent as usize + 1, Duration::from_secs(180))
+        .await
         .iter()
         .map(|r| decoder.decode(&r.value).unwrap().seq)
+        .filter(|seq| *seq != WARM_UP)
         .collect();
+    assert!(terminate(fast), "the fast node exits 0");
+    let seqs: HashSet<i64> = out.iter().copied().collect();
     let lost = sent as usize - seqs.len();
     let duplicates = out.len() - seqs.len();
     let peak_mb = peak_kb as f64 / 1024.0;
