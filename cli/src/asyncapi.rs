@@ -153,7 +153,7 @@ pub fn document(deployment: &Deployment) -> Value {
                 let channel = id(&sub.topic);
                 let reads = match carried {
                     Some(key) => key,
-                    None => id(&owner_type(deployment, &sub.topic)),
+                    None => id(deployment.owner(&sub.topic).map_or("", |a| &a.output_type)),
                 };
                 operations.insert(
                     id(&format!("{}.receive.{}", actor.name, sub.topic)),
@@ -211,19 +211,13 @@ pub fn document(deployment: &Deployment) -> Value {
     for loaded in &deployment.nodes {
         let node = loaded.node.name();
         for gateway in loaded.node.gateways() {
-            let Some(responder) = deployment
-                .nodes
-                .iter()
-                .flat_map(|l| l.node.actors())
-                .find(|a| a.output == gateway.replies)
-            else {
+            let Some(responder) = deployment.owner(&gateway.replies) else {
                 continue;
             };
             let Some(sub) = responder
                 .subscriptions
                 .iter()
-                .find(|s| !s.pattern && s.topic == gateway.requests)
-                .or_else(|| responder.subscriptions.iter().find(|s| s.pattern))
+                .find(|s| s.reads(&gateway.requests))
             else {
                 continue;
             };
@@ -257,16 +251,12 @@ pub fn document(deployment: &Deployment) -> Value {
         }
     }
 
-    let patterns: Vec<String> = deployment
-        .nodes
-        .iter()
-        .flat_map(|l| l.node.actors())
-        .flat_map(|a| a.subscriptions)
-        .filter(|s| s.pattern)
-        .map(|s| s.topic)
-        .collect();
     for (topic, carried) in channel_messages {
-        let pattern = patterns.contains(&topic);
+        let pattern = deployment
+            .actors
+            .iter()
+            .flat_map(|a| &a.subscriptions)
+            .any(|s| s.pattern && s.topic == topic);
         let mut channel = json!({
             "messages": carried
                 .keys()
@@ -327,15 +317,4 @@ pub fn document(deployment: &Deployment) -> Value {
         "operations": operations,
         "components": {"messages": messages},
     })
-}
-
-/// The record type the owner of `topic` writes (the topic is owned here).
-fn owner_type(deployment: &Deployment, topic: &str) -> String {
-    deployment
-        .nodes
-        .iter()
-        .flat_map(|l| l.node.actors())
-        .find(|a| a.output == topic)
-        .map(|a| a.output_type)
-        .unwrap_or_default()
 }

@@ -37,6 +37,15 @@ pub struct Deployment {
     pub nodes: Vec<Loaded>,
     /// Subscriptions to topics no actor of the deployment owns.
     pub external: Vec<ExternalTopic>,
+    /// Every actor of every node, in file order.
+    pub actors: Vec<ActorInfo>,
+}
+
+impl Deployment {
+    /// The actor that owns `topic` (writes it as its output), if any.
+    pub fn owner(&self, topic: &str) -> Option<&ActorInfo> {
+        self.actors.iter().find(|a| a.output == topic)
+    }
 }
 
 /// Loads and validates every file, then checks them together as one
@@ -81,7 +90,11 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
         file: all(),
         message: e.to_string(),
     })?;
-    Ok(Deployment { nodes, external })
+    Ok(Deployment {
+        nodes,
+        external,
+        actors,
+    })
 }
 
 /// `scribe check`: the summary printed for a valid deployment.
@@ -127,11 +140,8 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
     for loaded in &deployment.nodes {
         for gateway in loaded.node.gateways() {
             let responder = deployment
-                .nodes
-                .iter()
-                .flat_map(|l| l.node.actors())
-                .find(|a| a.output == gateway.replies)
-                .map(|a| a.name)
+                .owner(&gateway.replies)
+                .map(|a| a.name.as_str())
                 .unwrap_or_default();
             let _ = writeln!(
                 out,

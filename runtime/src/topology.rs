@@ -120,32 +120,21 @@ pub fn check(actors: &[ActorInfo]) -> Result<Vec<ExternalTopic>> {
             }
             // The owners of what this subscription reads: one topic's, or
             // those of every topic matching its pattern.
-            let read: Vec<&ActorInfo> = if sub.pattern {
-                let regex = crate::actor::pattern_regex(&sub.topic)?;
-                if regex.is_match(&actor.output) {
-                    return Err(Error::SubscribesToOwnOutput {
-                        actor: actor.name.clone(),
-                        topic: sub.topic.clone(),
-                    });
-                }
-                owners
-                    .iter()
-                    .filter(|(topic, _)| regex.is_match(topic))
-                    .map(|(_, owner)| *owner)
-                    .collect()
-            } else {
-                if sub.topic == actor.output {
-                    return Err(Error::SubscribesToOwnOutput {
-                        actor: actor.name.clone(),
-                        topic: sub.topic.clone(),
-                    });
-                }
-                owners
-                    .get(sub.topic.as_str())
-                    .copied()
-                    .into_iter()
-                    .collect()
-            };
+            if sub.pattern {
+                // Refused with the reason, not read as matching nothing.
+                crate::actor::pattern_regex(&sub.topic)?;
+            }
+            if sub.reads(&actor.output) {
+                return Err(Error::SubscribesToOwnOutput {
+                    actor: actor.name.clone(),
+                    topic: sub.topic.clone(),
+                });
+            }
+            let read: Vec<&ActorInfo> = owners
+                .iter()
+                .filter(|(topic, _)| sub.reads(topic))
+                .map(|(_, owner)| *owner)
+                .collect();
             if read.is_empty()
                 && !external
                     .iter()
@@ -246,14 +235,11 @@ pub fn check_gateways(actors: &[ActorInfo], gateways: &[GatewayInfo], whole: boo
                 ),
             ));
         };
-        let reads = responder.subscriptions.iter().any(|s| {
-            if s.pattern {
-                crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(&gateway.requests))
-            } else {
-                s.topic == gateway.requests
-            }
-        });
-        if !reads {
+        if !responder
+            .subscriptions
+            .iter()
+            .any(|s| s.reads(&gateway.requests))
+        {
             return Err(refuse(
                 gateway,
                 &gateway.requests,
@@ -281,13 +267,7 @@ pub fn check_gateway_types(
     let sub = responder
         .subscriptions
         .iter()
-        .find(|s| {
-            if s.pattern {
-                crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(requests))
-            } else {
-                s.topic == requests
-            }
-        })
+        .find(|s| s.reads(requests))
         .ok_or_else(|| {
             format!(
                 "actor `{}` owns the reply topic but does not read `{requests}`",

@@ -105,6 +105,19 @@ pub struct SubscriptionInfo {
     pub schema: Schema,
 }
 
+impl SubscriptionInfo {
+    /// Whether this subscription reads `topic`: the same name, or a name
+    /// its pattern matches (a pattern that does not compile reads nothing;
+    /// [`NodeBuilder::build`](crate::NodeBuilder::build) refuses it).
+    pub fn reads(&self, topic: &str) -> bool {
+        if self.pattern {
+            pattern_regex(&self.topic).is_ok_and(|re| re.is_match(topic))
+        } else {
+            self.topic == topic
+        }
+    }
+}
+
 type MakeRoute<A> = fn(&SchemaRegistry) -> Result<Box<dyn Route<A>>>;
 
 pub(crate) struct Subscription<A> {

@@ -342,13 +342,7 @@ impl NodeBuilder {
             };
             let why = if *dead_letters == actor.output {
                 "it is the actor's own output, so undecodable records would reach its readers"
-            } else if actor.subscriptions.iter().any(|s| {
-                if s.pattern {
-                    crate::actor::pattern_regex(&s.topic).is_ok_and(|re| re.is_match(dead_letters))
-                } else {
-                    s.topic == *dead_letters
-                }
-            }) {
+            } else if actor.subscriptions.iter().any(|s| s.reads(dead_letters)) {
                 "the actor reads it, so a dead letter would come back to it at once"
             } else {
                 continue;
