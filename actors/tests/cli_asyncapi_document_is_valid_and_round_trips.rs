@@ -136,29 +136,48 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
     for loaded in &deployment.nodes {
         for actor in loaded.node.actors() {
             actors += 1;
-            types.insert(actor.output_type.clone());
-            // Its topic: one owner, this actor, carrying its type.
+            // Its topic: one owner, this actor, carrying its types.
             let owned = channel(&actor.output);
             assert_eq!(owned["owner"]["actor"], actor.name.as_str());
             assert_eq!(owned["owner"]["node"], loaded.node.name());
-            assert_eq!(owned["messages"], serde_json::json!([actor.output_type]));
-            let fields = owned["fields"][0].as_array().unwrap();
-            let apache_avro::Schema::Record(record) = &actor.output_schema else {
-                panic!("records are Avro records")
-            };
-            assert_eq!(
-                fields
+            let written: Vec<String> = actor
+                .output_schemas
+                .iter()
+                .map(scribe::codec::full_name)
+                .collect();
+            let carried: BTreeSet<&str> = owned["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            assert_eq!(carried, written.iter().map(String::as_str).collect());
+            for (at, schema) in actor.output_schemas.iter().enumerate() {
+                types.insert(written[at].clone());
+                let index = owned["messages"]
+                    .as_array()
+                    .unwrap()
                     .iter()
-                    .map(|f| f.as_str().unwrap())
-                    .collect::<Vec<_>>(),
-                record
-                    .fields
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>(),
-                "{}: the Avro fields, as the parser read them",
-                actor.output_type
-            );
+                    .position(|m| *m == written[at].as_str())
+                    .unwrap();
+                let fields = owned["fields"][index].as_array().unwrap();
+                let apache_avro::Schema::Record(record) = schema else {
+                    panic!("records are Avro records")
+                };
+                assert_eq!(
+                    fields
+                        .iter()
+                        .map(|f| f.as_str().unwrap())
+                        .collect::<Vec<_>>(),
+                    record
+                        .fields
+                        .iter()
+                        .map(|f| f.name.as_str())
+                        .collect::<Vec<_>>(),
+                    "{}: the Avro fields, as the parser read them",
+                    written[at]
+                );
+            }
             let send = operation(&format!("{}.send", actor.name));
             assert_eq!(send["action"], "send");
             assert_eq!(send["channels"], serde_json::json!([actor.output]));

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::deployment::Deployment;
+use scribe::Binding;
 
 /// The schema format of every payload: Avro, as AsyncAPI names it.
 const AVRO: &str = "application/vnd.apache.avro;version=1.9.0";
@@ -119,18 +120,24 @@ pub fn document(deployment: &Deployment) -> Value {
             }),
         );
         for actor in loaded.node.actors() {
-            let out = message(&mut messages, &actor.output_type, &actor.output_schema);
-            channel_messages
-                .entry(actor.output.clone())
-                .or_default()
-                .insert(out.clone(), actor.output_type.clone());
+            // One message per type it writes.
+            let mut sent = Vec::new();
+            for schema in &actor.output_schemas {
+                let name = scribe::codec::full_name(schema);
+                let out = message(&mut messages, &name, schema);
+                channel_messages
+                    .entry(actor.output.clone())
+                    .or_default()
+                    .insert(out.clone(), name);
+                sent.push(json!({"$ref": format!("#/channels/{}/messages/{}", pointer(&id(&actor.output)), pointer(&out))}));
+            }
             operations.insert(
                 id(&format!("{}.send", actor.name)),
                 json!({
                     "action": "send",
                     "title": format!("{} publishes {}", actor.name, actor.output_type),
                     "channel": {"$ref": format!("#/channels/{}", pointer(&id(&actor.output)))},
-                    "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&id(&actor.output)), pointer(&out))}],
+                    "messages": sent,
                     "x-scribe-actor": actor.name,
                     "x-scribe-node": node,
                     "x-scribe-delivery": actor.delivery.to_string(),
@@ -139,29 +146,48 @@ pub fn document(deployment: &Deployment) -> Value {
             for sub in &actor.subscriptions {
                 // What the channel carries: the owner's type when there
                 // is an owner here, else the type this reader expects.
-                let owned = !sub.pattern && owners.contains_key(&sub.topic);
-                let carried = if owned {
-                    None
-                } else {
-                    let key = message(&mut messages, &sub.record_type, &sub.schema);
-                    channel_messages
-                        .entry(sub.topic.clone())
-                        .or_default()
-                        .insert(key.clone(), sub.record_type.clone());
-                    Some(key)
-                };
+                let owner = deployment.owner(&sub.topic).filter(|_| !sub.pattern);
                 let channel = id(&sub.topic);
-                let reads = match carried {
-                    Some(key) => key,
-                    None => id(deployment.owner(&sub.topic).map_or("", |a| &a.output_type)),
+                // The messages it takes: of the owner's types, those its
+                // binding takes; else (an outside topic) the type it expects.
+                let reads: Vec<String> = match (owner, &sub.binding) {
+                    (Some(owner), binding) => owner
+                        .output_schemas
+                        .iter()
+                        .map(scribe::codec::full_name)
+                        .filter(|name| match binding {
+                            Binding::Every => true,
+                            Binding::Type => *name == sub.record_type,
+                            Binding::Prefix(prefix) => name.starts_with(prefix.as_str()),
+                        })
+                        .map(|name| id(&name))
+                        .collect(),
+                    // Any type, read as JSON: nothing to declare.
+                    (None, Binding::Prefix(_)) => Vec::new(),
+                    (None, _) => {
+                        let key = message(&mut messages, &sub.record_type, &sub.schema);
+                        channel_messages
+                            .entry(sub.topic.clone())
+                            .or_default()
+                            .insert(key.clone(), sub.record_type.clone());
+                        vec![key]
+                    }
+                };
+                let reads: Vec<Value> = reads
+                    .iter()
+                    .map(|key| json!({"$ref": format!("#/channels/{}/messages/{}", pointer(&channel), pointer(key))}))
+                    .collect();
+                let operation = match sub.binding {
+                    Binding::Every => format!("{}.receive.{}", actor.name, sub.topic),
+                    _ => format!("{}.receive.{}.{}", actor.name, sub.topic, sub.record_type),
                 };
                 operations.insert(
-                    id(&format!("{}.receive.{}", actor.name, sub.topic)),
+                    id(&operation),
                     json!({
                         "action": "receive",
                         "title": format!("{} reads {} as {}", actor.name, sub.topic, sub.record_type),
                         "channel": {"$ref": format!("#/channels/{}", pointer(&channel))},
-                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&channel), pointer(&reads))}],
+                        "messages": reads,
                         "bindings": {"kafka": {
                             "groupId": {"type": "string", "enum": [actor.name]},
                             "bindingVersion": KAFKA_BINDING,

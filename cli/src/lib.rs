@@ -149,7 +149,9 @@ enum Command {
     /// schema of the topic's owner.
     ///
     /// Each line is `{"key": "...", "value": {...}}` (the shape `tail`
-    /// prints; `key` is optional). A line that is not JSON or does not fit
+    /// prints; `key` is optional). When the owner writes several record
+    /// types, `"type"` names each line's (`tail` prints it too). A line
+    /// that is not JSON or does not fit
     /// the schema is reported with its line number and not sent; the exit
     /// code is then 1.
     ///

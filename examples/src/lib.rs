@@ -2,6 +2,9 @@
 //!
 //! [`ask`] asks an actor from an HTTP handler through a gateway.
 //!
+//! [`test_events`] writes two record types on one topic and routes them by
+//! type and by name.
+//!
 //! [`host_monitor`] wires the example control-and-measurement system: a
 //! sampler reads this host's CPU, memory and load every second, an
 //! aggregator summarises each metric over tumbling windows, an alarm watches
@@ -18,6 +21,7 @@
 //! ```
 
 pub mod ask;
+pub mod test_events;
 
 use std::time::Duration;
 

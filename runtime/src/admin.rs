@@ -540,7 +540,7 @@ const COUNTERS: &[Counter] = &[
     ),
     (
         "records_skipped",
-        "Records passed over on purpose: error replies meant for a gateway.",
+        "Records passed over on purpose: types the actor does not handle, and error replies meant for a gateway.",
         |s| s.skipped,
     ),
     (

@@ -99,6 +99,11 @@ pub enum DecodeError {
     /// scribe reads them, though the consumer fetched it.
     #[error("no subscription of the actor matches topic `{0}`")]
     Unrouted(String),
+    /// The record's type is one no binding of the actor takes, on a topic
+    /// whose unhandled types the actor dead-letters
+    /// ([`Subscriptions::dead_letter_unhandled`](crate::Subscriptions::dead_letter_unhandled)).
+    #[error("no handler of the actor takes records of type `{0}`")]
+    Unhandled(String),
     /// A dead letter that cannot be replayed to its actor.
     #[error("cannot replay the dead letter: {0}")]
     Unreplayable(String),
@@ -246,9 +251,86 @@ impl<T: Record> Encoder<T> {
     }
 }
 
+/// One [`Encoder`] per record type of a [`Records`](crate::Records) set, in
+/// its order: what a [`Publisher`](crate::Publisher) encodes with.
+#[derive(Default)]
+pub struct Encoders {
+    /// Each type's `Encoder<V>`, and its full name.
+    slots: Vec<(Box<dyn std::any::Any + Send>, Arc<str>, Fingerprint)>,
+}
+
+impl fmt::Debug for Encoders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.slots.iter().map(|(_, name, _)| name))
+            .finish()
+    }
+}
+
+impl Encoders {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an encoder for `V`, as the next index.
+    pub fn push<V: Record>(&mut self) -> Result<()> {
+        let encoder = Encoder::<V>::new()?;
+        let (name, fingerprint) = (encoder.full_name().clone(), encoder.fingerprint());
+        self.slots.push((Box::new(encoder), name, fingerprint));
+        Ok(())
+    }
+
+    /// Appends the single-object encoding of `value` to `out` with the
+    /// encoder at `index`, and returns `index`.
+    ///
+    /// # Panics
+    ///
+    /// When the encoder at `index` is not `V`'s: a
+    /// [`Records`](crate::Records) implementation that encodes with
+    /// another order than it built its encoders in.
+    pub fn encode<V: Record>(
+        &self,
+        index: usize,
+        value: &V,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, apache_avro::Error> {
+        let encoder = self.slots[index]
+            .0
+            .downcast_ref::<Encoder<V>>()
+            .expect("a Records set encodes in the order it built its encoders");
+        encoder.encode(value, out).map(|()| index)
+    }
+
+    /// The Avro full name of the type at `index`.
+    pub fn full_name(&self, index: usize) -> &Arc<str> {
+        &self.slots[index].1
+    }
+
+    /// The full names of every type, in order.
+    pub fn full_names(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|(_, name, _)| &**name)
+    }
+
+    /// The fingerprint of the type at `index`.
+    pub fn fingerprint(&self, index: usize) -> Fingerprint {
+        self.slots[index].2
+    }
+
+    /// The number of types.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether there is no type.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
 /// Splits a single-object encoded value into its writer's fingerprint and
 /// the datum.
-fn split_header(bytes: &[u8]) -> std::result::Result<(Fingerprint, &[u8]), DecodeError> {
+pub(crate) fn split_header(bytes: &[u8]) -> std::result::Result<(Fingerprint, &[u8]), DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::Truncated { len: bytes.len() });
     }

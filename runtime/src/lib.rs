@@ -33,7 +33,7 @@ pub mod topology;
 pub mod trace;
 mod tracker;
 
-pub use actor::{SubscriptionInfo, Subscriptions, TopicActor};
+pub use actor::{Binding, SubscriptionInfo, Subscriptions, TopicActor};
 pub use broker::{Broker, EmbeddedBroker};
 pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
 pub use envelope::Envelope;
@@ -45,7 +45,7 @@ pub use node::{Node, NodeBuilder, Replayed, RunningNode};
 pub use partitioner::partition_for_key;
 pub use policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
 pub use publisher::Publisher;
-pub use record::Record;
+pub use record::{AnyRecord, Record, Records};
 pub use secret::{Properties, Secret};
 pub use security::{Protocol, SaslMechanism, Security};
 pub use stats::{ActorState, StatsSnapshot};
@@ -63,11 +63,17 @@ pub mod client {
 pub use error::chain as error_chain;
 pub use node::wait_for_signal;
 
+#[doc(hidden)]
+/// What [`records!`] expands to refers to; not an API.
+pub mod __private {
+    pub use apache_avro;
+}
+
 /// What an actor's file needs: `use scribe::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActorError, Broker, Inbound, Node, NodeBuilder, Publisher, Record, Subscriptions,
-        TopicActor, TopicSpec,
+        ActorError, AnyRecord, Broker, Inbound, Node, NodeBuilder, Publisher, Record, Records,
+        Subscriptions, TopicActor, TopicSpec,
     };
     pub use actix::{Actor, AsyncContext, Context, Handler};
 }

@@ -13,7 +13,7 @@ pub(crate) struct ActorStats {
     pub(crate) restarts: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
-    /// Error replies read and passed over (see [`StatsSnapshot::skipped`]).
+    /// Records passed over on purpose (see [`StatsSnapshot::skipped`]).
     pub(crate) skipped: AtomicU64,
     /// Error replies sent for requests it could not answer.
     pub(crate) error_replies: AtomicU64,
@@ -347,9 +347,11 @@ pub struct StatsSnapshot {
     pub retried: u64,
     /// Records written to the actor's dead-letter topic.
     pub dead_lettered: u64,
-    /// Records read and passed over on purpose: error replies a responder
-    /// wrote on its topic for a [`Gateway`](crate::Gateway), which carry
-    /// no record for other readers.
+    /// Records read and passed over on purpose: records of a type no
+    /// binding of the actor takes, on a topic of several types
+    /// ([`Subscriptions::on`](crate::Subscriptions::on)), and error replies
+    /// a responder wrote on its topic for a [`Gateway`](crate::Gateway),
+    /// which carry no record for other readers.
     pub skipped: u64,
     /// Error replies it sent: requests from a gateway it could not answer
     /// (dead-lettered), answered with the reason instead of silence.

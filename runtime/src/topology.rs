@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use apache_avro::schema_compatibility::SchemaCompatibility;
 
-use crate::actor::SubscriptionInfo;
+use crate::actor::{Binding, SubscriptionInfo};
 use crate::error::{Error, Result};
 use crate::policy::Delivery;
 
@@ -16,10 +16,12 @@ pub struct ActorInfo {
     pub name: String,
     /// The topic it owns.
     pub output: String,
-    /// Avro full name of the record type it writes.
+    /// Avro full name of the record type it writes; for a set of types
+    /// ([`records!`](crate::records)), their names joined by ` | `.
     pub output_type: String,
-    /// The schema it writes with.
-    pub output_schema: apache_avro::Schema,
+    /// The schema of each type it writes, in the set's order (one for a
+    /// single [`Record`](crate::Record) type).
+    pub output_schemas: Vec<apache_avro::Schema>,
     /// What it subscribes to.
     pub subscriptions: Vec<SubscriptionInfo>,
     /// Where it writes the records it gives up on (`None` for an actor
@@ -147,22 +149,74 @@ pub fn check(actors: &[ActorInfo]) -> Result<Vec<ExternalTopic>> {
                 });
             }
             for owner in read {
-                if let Err(reason) =
-                    SchemaCompatibility::can_read(&owner.output_schema, &sub.schema)
-                {
+                if let Err(reason) = fits(owner, sub) {
                     return Err(Error::SchemaMismatch(Box::new(SchemaMismatch {
                         topic: owner.output.clone(),
                         writer: owner.name.clone(),
                         writer_type: owner.output_type.clone(),
                         reader: actor.name.clone(),
                         reader_type: sub.record_type.clone(),
-                        reason: reason.to_string(),
+                        reason,
                     })));
                 }
             }
         }
     }
     Ok(external)
+}
+
+/// Whether `sub` can take what `owner` writes: every type it writes, for a
+/// subscription to every record; its own type among them, readable, for a
+/// binding by type; some type whose name starts with it, for a prefix.
+/// Says why not.
+fn fits(owner: &ActorInfo, sub: &SubscriptionInfo) -> std::result::Result<(), String> {
+    let names = || {
+        owner
+            .output_schemas
+            .iter()
+            .map(|s| format!("`{}`", crate::codec::full_name(s)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &sub.binding {
+        Binding::Every => match owner.output_schemas.as_slice() {
+            [writer] => SchemaCompatibility::can_read(writer, &sub.schema)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            several => Err(format!(
+                "the topic carries {} record types ({}); take each with `Subscriptions::on` \
+                 or `on_prefix`",
+                several.len(),
+                names()
+            )),
+        },
+        Binding::Type => {
+            let writer = owner
+                .output_schemas
+                .iter()
+                .find(|w| crate::codec::full_name(w) == sub.record_type)
+                .ok_or_else(|| {
+                    format!("no type it writes has that name (it writes {})", names())
+                })?;
+            SchemaCompatibility::can_read(writer, &sub.schema)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Binding::Prefix(prefix) => {
+            if owner
+                .output_schemas
+                .iter()
+                .any(|w| crate::codec::full_name(w).starts_with(prefix.as_str()))
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no type it writes has a name that starts with `{prefix}` (it writes {})",
+                    names()
+                ))
+            }
+        }
+    }
 }
 
 /// A gateway a node declares (`[[gateways]]`,
@@ -267,22 +321,46 @@ pub fn check_gateway_types(
     let sub = responder
         .subscriptions
         .iter()
-        .find(|s| s.reads(requests))
+        .filter(|s| s.reads(requests))
+        .find(|s| match &s.binding {
+            Binding::Every => true,
+            Binding::Type => s.record_type == name(request),
+            Binding::Prefix(prefix) => name(request).starts_with(prefix.as_str()),
+        })
         .ok_or_else(|| {
             format!(
-                "actor `{}` owns the reply topic but does not read `{requests}`",
-                responder.name
+                "actor `{}` owns the reply topic but takes no `{}` from `{requests}`",
+                responder.name,
+                name(request)
             )
         })?;
-    SchemaCompatibility::can_read(request, &sub.schema).map_err(|e| {
-        format!(
-            "actor `{}` reads `{requests}` as `{}`, which cannot read the request type `{}`: {e}",
-            responder.name,
-            sub.record_type,
-            name(request)
-        )
-    })?;
-    SchemaCompatibility::can_read(&responder.output_schema, reply).map_err(|e| {
+    if let Binding::Prefix(_) = sub.binding {
+        // Read as JSON with the writer's schema: any request type fits.
+    } else {
+        SchemaCompatibility::can_read(request, &sub.schema).map_err(|e| {
+            format!(
+                "actor `{}` reads `{requests}` as `{}`, which cannot read the request type `{}`: {e}",
+                responder.name,
+                sub.record_type,
+                name(request)
+            )
+        })?;
+    }
+    let written = match responder.output_schemas.as_slice() {
+        [one] => one,
+        several => several
+            .iter()
+            .find(|w| name(w) == name(reply))
+            .ok_or_else(|| {
+                format!(
+                    "actor `{}` writes no record of the reply type `{}` (it writes {})",
+                    responder.name,
+                    name(reply),
+                    responder.output_type
+                )
+            })?,
+    };
+    SchemaCompatibility::can_read(written, reply).map_err(|e| {
         format!(
             "the reply type `{}` cannot read what actor `{}` writes, `{}`: {e}",
             name(reply),

@@ -48,7 +48,6 @@ impl Tool {
             .set("partitioner", "murmur2_random")
             .create_with_context(Deliveries::default())
             .map_err(|e| Error::kafka("cannot create producer", e))?;
-        let ty = full_name(&owner.output_schema);
         let source = format!("{}/scribe-produce", self.node.name());
         let mut rejected = 0;
         let mut envelope_buf = Vec::new();
@@ -64,12 +63,14 @@ impl Tool {
             let encoded = serde_json::from_str::<serde_json::Value>(&line)
                 .map_err(|e| format!("not JSON: {e}"))
                 .and_then(envelope)
-                .and_then(|(key, value)| {
-                    encode_json(&owner.output_schema, value)
-                        .map(|bytes| (key, bytes))
+                .and_then(|(key, ty, value)| {
+                    let schema = schema_of(&owner.output_schemas, ty.as_deref())?;
+                    let ty = full_name(schema);
+                    encode_json(schema, value)
+                        .map(|bytes| (key, ty.clone(), bytes))
                         .map_err(|e| format!("does not fit `{ty}`: {}", scribe::error_chain(&e)))
                 });
-            let (key, bytes) = match encoded {
+            let (key, ty, bytes) = match encoded {
                 Ok(encoded) => encoded,
                 Err(reason) => {
                     eprintln!("line {number}: {reason}");
@@ -143,10 +144,36 @@ impl Tool {
     }
 }
 
-/// Splits `{"key": ..., "value": ...}` into its parts.
+/// The schema a line's value is encoded with: the one its `type` names
+/// among those the owner writes, or the owner's only one.
+fn schema_of<'a>(
+    written: &'a [apache_avro::Schema],
+    ty: Option<&str>,
+) -> std::result::Result<&'a apache_avro::Schema, String> {
+    let names = || {
+        written
+            .iter()
+            .map(|s| format!("`{}`", full_name(s)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (written, ty) {
+        ([only], None) => Ok(only),
+        (_, None) => Err(format!(
+            "the topic carries several types ({}): say which with \"type\"",
+            names()
+        )),
+        (_, Some(ty)) => written
+            .iter()
+            .find(|s| full_name(s) == ty)
+            .ok_or_else(|| format!("type `{ty}` is not one the owner writes ({})", names())),
+    }
+}
+
+/// Splits `{"key": ..., "type": ..., "value": ...}` into its parts.
 fn envelope(
     json: serde_json::Value,
-) -> std::result::Result<(Option<String>, serde_json::Value), String> {
+) -> std::result::Result<(Option<String>, Option<String>, serde_json::Value), String> {
     let serde_json::Value::Object(mut fields) = json else {
         return Err("expected an object {\"key\": ..., \"value\": {...}}".into());
     };
@@ -158,7 +185,12 @@ fn envelope(
         Some(serde_json::Value::String(key)) => Some(key),
         Some(other) => Some(other.to_string()),
     };
-    Ok((key, value))
+    let ty = match fields.remove("type") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(ty)) => Some(ty),
+        Some(other) => return Err(format!("`type` must be a string, not {other}")),
+    };
+    Ok((key, ty, value))
 }
 
 /// Counts the records `scribe produce` sent that the brokers did not take,
@@ -178,5 +210,58 @@ impl rdkafka::producer::ProducerContext for Deliveries {
             failures.0 += 1;
             failures.1.get_or_insert_with(|| error.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::Schema;
+
+    fn record(name: &str) -> Schema {
+        Schema::parse_str(&format!(
+            r#"{{"type":"record","name":"{name}","namespace":"module.test","fields":[{{"name":"run","type":"string"}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_line_names_its_type_when_the_owner_writes_several() {
+        let written = [record("Started"), record("Returned")];
+        let line = serde_json::json!({"key": "r1", "type": "module.test.Returned", "value": {"run": "r1"}});
+        let (key, ty, value) = envelope(line).unwrap();
+        assert_eq!(
+            (key.as_deref(), ty.as_deref()),
+            (Some("r1"), Some("module.test.Returned"))
+        );
+        assert_eq!(
+            full_name(schema_of(&written, ty.as_deref()).unwrap()),
+            "module.test.Returned"
+        );
+        assert_eq!(value["run"], "r1");
+        assert_eq!(
+            schema_of(&written, None).unwrap_err(),
+            "the topic carries several types (`module.test.Started`, `module.test.Returned`): \
+             say which with \"type\""
+        );
+        assert_eq!(
+            schema_of(&written, Some("module.test.Skipped")).unwrap_err(),
+            "type `module.test.Skipped` is not one the owner writes (`module.test.Started`, \
+             `module.test.Returned`)"
+        );
+    }
+
+    #[test]
+    fn a_line_may_leave_out_the_type_of_a_topic_of_one_type() {
+        let written = [record("Started")];
+        assert_eq!(
+            full_name(schema_of(&written, None).unwrap()),
+            "module.test.Started"
+        );
+        let line = serde_json::json!({"type": 3, "value": {}});
+        assert_eq!(
+            envelope(line).unwrap_err(),
+            "`type` must be a string, not 3"
+        );
     }
 }

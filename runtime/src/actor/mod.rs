@@ -5,11 +5,11 @@ use std::fmt;
 use actix::{Actor, Context, Handler};
 use apache_avro::Schema;
 
-use crate::codec::{DecodeError, Decoder, SchemaRegistry, full_name};
+use crate::codec::{DecodeError, Decoder, Fingerprint, SchemaRegistry, full_name, split_header};
 use crate::error::{ActorError, Result};
 use crate::inbound::{Inbound, Meta};
 use crate::publisher::Publisher;
-use crate::record::Record;
+use crate::record::{AnyRecord, Record, Records};
 
 mod pattern;
 mod routes;
@@ -65,8 +65,9 @@ pub(crate) use routes::Routes;
 /// }
 /// ```
 pub trait TopicActor: Actor<Context = Context<Self>> {
-    /// The one record type this actor writes to its topic.
-    type Output: Record;
+    /// What this actor writes to its topic: one [`Record`] type, or a
+    /// closed set of them made with [`records!`](crate::records).
+    type Output: Records;
     /// What the actor is built from; cloned for every (re)start.
     type Args: Clone + Send + Sync + 'static;
 
@@ -101,8 +102,25 @@ pub struct SubscriptionInfo {
     pub pattern: bool,
     /// Avro full name of the record type the actor reads it as.
     pub record_type: String,
-    /// The schema the actor reads it with.
+    /// The schema the actor reads it with (`null` for a
+    /// [`Binding::Prefix`], which reads any type as JSON).
     pub schema: Schema,
+    /// Which of the topic's records it takes.
+    pub binding: Binding,
+}
+
+/// Which of a topic's records a subscription takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// Every record ([`Subscriptions::subscribe`]): the topic carries one
+    /// type, and a record that cannot be read as it is dead-lettered.
+    Every,
+    /// The records of the subscription's type ([`Subscriptions::on`]), on
+    /// a topic that may carry several.
+    Type,
+    /// The records whose type's full name starts with this prefix
+    /// ([`Subscriptions::on_prefix`]), read as [`AnyRecord`]s.
+    Prefix(String),
 }
 
 impl SubscriptionInfo {
@@ -128,6 +146,9 @@ pub(crate) struct Subscription<A> {
 /// The subscriptions an actor declares in [`TopicActor::subscriptions`].
 pub struct Subscriptions<A> {
     pub(crate) entries: Vec<Subscription<A>>,
+    /// Topics whose records of unhandled types are dead-lettered rather
+    /// than skipped.
+    pub(crate) dead_letter_unhandled: Vec<String>,
 }
 
 impl<A> fmt::Debug for Subscriptions<A> {
@@ -142,6 +163,7 @@ impl<A: TopicActor> Subscriptions<A> {
     pub(crate) fn of(args: &A::Args) -> Self {
         let mut subs = Self {
             entries: Vec::new(),
+            dead_letter_unhandled: Vec::new(),
         };
         A::subscriptions(args, &mut subs);
         subs
@@ -177,7 +199,58 @@ impl<A: TopicActor> Subscriptions<A> {
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
-        self.push::<T>(topic.into(), false)
+        self.push::<T>(topic.into(), false, Binding::Every)
+    }
+
+    /// Handles the records of type `T` on `topic`, a topic that may carry
+    /// several types (its owner's output is a [`records!`](crate::records)
+    /// set). Call it once per type the actor cares about; records are told
+    /// apart by their writer's schema (its fingerprint, then its full name,
+    /// then the `ce_type` header), so an older or newer version of `T` is
+    /// resolved as with [`subscribe`](Self::subscribe). Records of a type
+    /// no binding of the actor takes are skipped and counted
+    /// ([`StatsSnapshot::skipped`](crate::StatsSnapshot::skipped)), unless
+    /// [`dead_letter_unhandled`](Self::dead_letter_unhandled) says
+    /// otherwise. `scribe check` refuses a `T` the owner does not write.
+    pub fn on<T: Record>(&mut self, topic: impl Into<String>) -> &mut Self
+    where
+        A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
+    {
+        self.push::<T>(topic.into(), false, Binding::Type)
+    }
+
+    /// Handles the records on `topic` whose type's full name starts with
+    /// `prefix` (`module.test.` takes `module.test.Started` and
+    /// `module.test.Returned`), as [`AnyRecord`]s: the type's name and the
+    /// value as JSON, read with the writer's schema, which the node must
+    /// know (a type one of its actors reads or writes, or one given to
+    /// [`NodeBuilder::schema`](crate::NodeBuilder::schema)). A binding by type
+    /// ([`on`](Self::on)) wins over a prefix; a longer prefix wins over a
+    /// shorter one.
+    pub fn on_prefix(&mut self, topic: impl Into<String>, prefix: impl Into<String>) -> &mut Self
+    where
+        A: Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
+    {
+        let prefix = prefix.into();
+        self.entries.push(Subscription {
+            info: SubscriptionInfo {
+                topic: topic.into(),
+                pattern: false,
+                record_type: format!("{prefix}*"),
+                schema: Schema::Null,
+                binding: Binding::Prefix(prefix),
+            },
+            make_route: make_any_route::<A>,
+        });
+        self
+    }
+
+    /// Dead-letters the records on `topic` of a type no binding of the
+    /// actor takes ([`on`](Self::on), [`on_prefix`](Self::on_prefix)),
+    /// with the reason, instead of skipping them.
+    pub fn dead_letter_unhandled(&mut self, topic: impl Into<String>) -> &mut Self {
+        self.dead_letter_unhandled.push(topic.into());
+        self
     }
 
     /// Subscribes to every topic whose name matches `pattern`, a regular
@@ -189,10 +262,10 @@ impl<A: TopicActor> Subscriptions<A> {
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
-        self.push::<T>(pattern.into(), true)
+        self.push::<T>(pattern.into(), true, Binding::Every)
     }
 
-    fn push<T: Record>(&mut self, topic: String, pattern: bool) -> &mut Self
+    fn push<T: Record>(&mut self, topic: String, pattern: bool, binding: Binding) -> &mut Self
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
@@ -203,6 +276,7 @@ impl<A: TopicActor> Subscriptions<A> {
                 pattern,
                 record_type: full_name(&schema),
                 schema,
+                binding,
             },
             make_route: make_route::<A, T>,
         });
@@ -222,6 +296,15 @@ where
 {
     Ok(Box::new(TypedRoute::<T> {
         decoder: Decoder::new(registry.clone())?,
+    }))
+}
+
+fn make_any_route<A>(registry: &SchemaRegistry) -> Result<Box<dyn Route<A>>>
+where
+    A: TopicActor + Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
+{
+    Ok(Box::new(AnyRoute {
+        registry: registry.clone(),
     }))
 }
 
@@ -253,9 +336,133 @@ where
     }
 }
 
+/// Reads any record whose writer schema the node knows as JSON.
+struct AnyRoute {
+    registry: SchemaRegistry,
+}
+
+impl<A> Route<A> for AnyRoute
+where
+    A: TopicActor + Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
+{
+    fn decode(
+        &self,
+        payload: &[u8],
+        meta: Meta,
+    ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
+        let (record_type, value) = crate::codec::decode_json(&self.registry, payload)?;
+        Ok(Box::new(Inbound::shared(
+            AnyRecord { record_type, value },
+            meta,
+        )))
+    }
+}
+
+/// The routes of one topic that carries several record types: a record
+/// goes to the binding of its type, else to the longest prefix of its
+/// type's name, else it is skipped (or dead-lettered, when the actor asked).
+pub(crate) struct SwitchRoute<A: TopicActor> {
+    registry: SchemaRegistry,
+    /// Each type binding: its reader's fingerprint, full name and route.
+    typed: Vec<(Fingerprint, String, Box<dyn Route<A>>)>,
+    /// Each prefix binding, longest first.
+    prefixes: Vec<(String, Box<dyn Route<A>>)>,
+    dead_letter_unhandled: bool,
+}
+
+impl<A: TopicActor> SwitchRoute<A> {
+    pub(crate) fn new(registry: &SchemaRegistry, dead_letter_unhandled: bool) -> Self {
+        Self {
+            registry: registry.clone(),
+            typed: Vec::new(),
+            prefixes: Vec::new(),
+            dead_letter_unhandled,
+        }
+    }
+
+    /// Adds the route of one binding.
+    pub(crate) fn add(&mut self, info: &SubscriptionInfo, route: Box<dyn Route<A>>) {
+        match &info.binding {
+            Binding::Prefix(prefix) => {
+                let at = self
+                    .prefixes
+                    .iter()
+                    .position(|(p, _)| p.len() < prefix.len())
+                    .unwrap_or(self.prefixes.len());
+                self.prefixes.insert(at, (prefix.clone(), route));
+            }
+            Binding::Type | Binding::Every => self.typed.push((
+                Fingerprint::of(&info.schema),
+                info.record_type.clone(),
+                route,
+            )),
+        }
+    }
+
+    /// The route of records of type `name`.
+    fn named(&self, name: &str) -> Option<&dyn Route<A>> {
+        let typed = self.typed.iter().find(|(_, n, _)| n == name);
+        match typed {
+            Some((_, _, route)) => Some(&**route),
+            None => self
+                .prefixes
+                .iter()
+                .find(|(prefix, _)| name.starts_with(prefix.as_str()))
+                .map(|(_, route)| &**route),
+        }
+    }
+}
+
+impl<A: TopicActor> Route<A> for SwitchRoute<A> {
+    fn decode(
+        &self,
+        payload: &[u8],
+        meta: Meta,
+    ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
+        let (fingerprint, _) = split_header(payload)?;
+        // The common case: written with the very schema a binding reads.
+        if let Some((_, _, route)) = self.typed.iter().find(|(fp, _, _)| *fp == fingerprint) {
+            return route.decode(payload, meta);
+        }
+        // Another version, or another type: its name by the writer's
+        // schema, else by what the writer says it is.
+        let known = self.registry.get(&fingerprint).map(full_name);
+        let name = match (&known, meta.headers.ce_type()) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(said)) => said,
+            (None, None) => return Err(DecodeError::UnknownFingerprint(fingerprint)),
+        };
+        if let Some(route) = self.named(name) {
+            return route.decode(payload, meta);
+        }
+        if self.dead_letter_unhandled {
+            return Err(DecodeError::Unhandled(name.to_owned()));
+        }
+        Ok(Box::new(Skipped))
+    }
+}
+
+/// A record of a type the actor does not handle, passed over on purpose.
+struct Skipped;
+
+impl<A: TopicActor> Deliver<A> for Skipped {
+    fn deliver(self: Box<Self>, _: &mut A, _: &mut Context<A>) -> Result<(), ActorError> {
+        Ok(())
+    }
+
+    fn skipped(&self) -> bool {
+        true
+    }
+}
+
 /// A decoded record ready to be handed to actor `A`.
 pub(crate) trait Deliver<A: TopicActor> {
     fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError>;
+
+    /// Whether the record is passed over rather than handled.
+    fn skipped(&self) -> bool {
+        false
+    }
 }
 
 impl<A, T> Deliver<A> for Inbound<T>
@@ -265,5 +472,14 @@ where
 {
     fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError> {
         <A as Handler<Inbound<T>>>::handle(act, *self, ctx)
+    }
+}
+
+impl<A> Deliver<A> for Inbound<AnyRecord>
+where
+    A: TopicActor + Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
+{
+    fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError> {
+        <A as Handler<Inbound<AnyRecord>>>::handle(act, *self, ctx)
     }
 }

@@ -115,6 +115,13 @@ impl<A: TopicActor> Dispatch<'_, A> {
                 return self.exhausted(&key, raw, &reason, 0, slot);
             }
         };
+        // A type the actor does not handle, on a topic of several types.
+        if record.skipped() {
+            ActorStats::add(&self.stats.skipped, 1);
+            self.failures.attempts.forget(&key);
+            slot.done();
+            return Next::Done;
+        }
         let sent = self.core.sent();
         let timed = self
             .stats

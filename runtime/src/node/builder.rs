@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actor::TopicActor;
+use crate::actor::{Binding, TopicActor};
 use crate::broker::Broker;
 use crate::codec::SchemaRegistry;
 use crate::envelope::Envelope;
@@ -313,18 +313,38 @@ impl NodeBuilder {
             }
         }
         for (actor, _) in &self.actors {
-            let mut seen = HashMap::new();
+            let mut seen: Vec<&crate::SubscriptionInfo> = Vec::new();
             for sub in actor.subscriptions() {
                 if sub.pattern {
                     crate::actor::pattern_regex(&sub.topic)?;
                 } else {
                     check_name("topic", &sub.topic)?;
                 }
-                if seen.insert(sub.topic.as_str(), ()).is_some() {
+                // One topic: taken whole once, or by distinct types and
+                // prefixes.
+                let twice = seen.iter().filter(|s| s.topic == sub.topic).any(|s| {
+                    s.binding == Binding::Every
+                        || sub.binding == Binding::Every
+                        || (s.binding == sub.binding && s.record_type == sub.record_type)
+                });
+                if twice {
                     return Err(Error::DuplicateSubscription {
                         actor: actor.name().to_owned(),
                         topic: sub.topic.clone(),
                     });
+                }
+                seen.push(sub);
+            }
+            let mut written = std::collections::BTreeSet::new();
+            for schema in actor.output_schemas() {
+                let name = crate::codec::full_name(&schema);
+                if !written.insert(name.clone()) {
+                    return Err(invalid(
+                        format!("actor `{}`: output", actor.name()),
+                        format!(
+                            "its record types name `{name}` twice; readers tell them apart by name"
+                        ),
+                    ));
                 }
             }
         }

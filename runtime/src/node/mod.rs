@@ -258,7 +258,7 @@ impl Node {
                 name: a.name().to_owned(),
                 output: a.output().to_owned(),
                 output_type: a.output_type().to_owned(),
-                output_schema: a.output_schema(),
+                output_schemas: a.output_schemas(),
                 subscriptions: a.subscriptions().to_vec(),
                 dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
                 delivery: Node::delivery_of(&self.builder, a.name()),

@@ -15,8 +15,8 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::Record;
-use crate::codec::Encoder;
+use crate::Records;
+use crate::codec::Encoders;
 use crate::error::{Error, Result};
 use crate::headers::{Headers, Outbound, Outgoing};
 use crate::inbound::Inbound;
@@ -27,7 +27,9 @@ pub(crate) use state::DynSink;
 pub(crate) use state::{Cause, DEFAULT_MAX_MESSAGE_BYTES, PublisherCore, Sink};
 pub(crate) use txn::TxnFailure;
 
-/// Writes records of type `T` to the one topic its actor owns.
+/// Writes records of type `T` (one [`Record`](crate::Record) type, or a
+/// closed set of them made with [`records!`](crate::records)) to the one
+/// topic its actor owns.
 ///
 /// The runtime hands each actor exactly one publisher, bound to its output
 /// topic; there is no other way for an actor to write, which is how the
@@ -36,9 +38,10 @@ pub(crate) use txn::TxnFailure;
 /// While a handler runs, each published record is linked to the record being
 /// handled (`causation_id`, `correlation_id`), and the inbound offset is not
 /// committed until every such record is acknowledged.
-pub struct Publisher<T: Record> {
+pub struct Publisher<T: Records> {
     core: Arc<PublisherCore>,
-    encoder: Encoder<T>,
+    encoders: Encoders,
+    _type: std::marker::PhantomData<fn(T)>,
     buf: RefCell<Vec<u8>>,
     /// The compact envelope of the record being sent.
     envelope: RefCell<Vec<u8>>,
@@ -53,20 +56,21 @@ struct Clock {
     text: String,
 }
 
-impl<T: Record> fmt::Debug for Publisher<T> {
+impl<T: Records> fmt::Debug for Publisher<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Publisher")
             .field("topic", &self.core.topic)
-            .field("type", self.encoder.full_name())
+            .field("types", &self.encoders)
             .finish()
     }
 }
 
-impl<T: Record> Publisher<T> {
+impl<T: Records> Publisher<T> {
     pub(crate) fn new(core: Arc<PublisherCore>) -> Result<Self> {
         Ok(Self {
             core,
-            encoder: Encoder::new()?,
+            encoders: T::encoders()?,
+            _type: std::marker::PhantomData,
             buf: RefCell::new(Vec::with_capacity(256)),
             envelope: RefCell::new(Vec::with_capacity(256)),
             clock: RefCell::new(Clock::default()),
@@ -107,8 +111,8 @@ impl<T: Record> Publisher<T> {
     fn send(&self, key: Option<&[u8]>, value: &T, keep: Option<&Headers>) -> Result<()> {
         let mut buf = self.buf.borrow_mut();
         buf.clear();
-        self.encoder
-            .encode(value, &mut buf)
+        let index = value
+            .encode(&self.encoders, &mut buf)
             .map_err(|source| Error::Encode {
                 topic: self.core.topic.to_string(),
                 source,
@@ -159,7 +163,7 @@ impl<T: Record> Publisher<T> {
         };
         let outbound = Outbound {
             id,
-            ty: self.encoder.full_name(),
+            ty: self.encoders.full_name(index),
             source: &self.core.source,
             time: &clock.text,
             correlation_id,

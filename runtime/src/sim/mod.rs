@@ -473,6 +473,18 @@ impl Simulation {
     /// an aborted or still open transaction), decoded as `T`, in partition
     /// then offset order.
     pub fn records<T: Record>(&self, topic: &str) -> Result<Vec<Inbound<T>>> {
+        self.read::<T>(topic, false)
+    }
+
+    /// The records of type `T` on `topic`, a topic of several record types
+    /// ([`records!`](crate::records)), as [`records`](Self::records) reads
+    /// them; records of other types (by `ce_type`) are passed over.
+    pub fn records_of<T: Record>(&self, topic: &str) -> Result<Vec<Inbound<T>>> {
+        self.read::<T>(topic, true)
+    }
+
+    fn read<T: Record>(&self, topic: &str, only_t: bool) -> Result<Vec<Inbound<T>>> {
+        let name = crate::codec::full_name(&T::get_schema());
         let index = self.driver.topic(topic)?;
         let decoder = Decoder::<T>::new(self.driver.registry.clone())?;
         let world = lock(&self.driver.world);
@@ -480,6 +492,9 @@ impl Simulation {
         let mut out = Vec::new();
         for partition in 0..log.partitions.len() {
             for (offset, stored) in world.readable(index, partition as i32) {
+                if only_t && stored.headers.ce_type().is_some_and(|t| t != name) {
+                    continue;
+                }
                 let value = decoder
                     .decode(&stored.value)
                     .map_err(|source| Error::Decode {

@@ -10,7 +10,7 @@ use futures::channel::oneshot;
 use rdkafka::consumer::Consumer as _;
 
 use super::Reads;
-use crate::actor::{Routes, SubscriptionInfo, Subscriptions, TopicActor};
+use crate::actor::{Binding, Routes, SubscriptionInfo, Subscriptions, SwitchRoute, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
 use crate::failure::Failure;
@@ -25,7 +25,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn name(&self) -> &str;
     fn output(&self) -> &str;
     fn output_type(&self) -> &str;
-    fn output_schema(&self) -> apache_avro::Schema;
+    fn output_schemas(&self) -> Vec<apache_avro::Schema>;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
@@ -82,7 +82,11 @@ impl<A: TopicActor> Factory<A> {
         Self {
             name,
             output,
-            output_type: full_name(&<A::Output as apache_avro::AvroSchema>::get_schema()),
+            output_type: <A::Output as crate::Records>::schemas()
+                .iter()
+                .map(full_name)
+                .collect::<Vec<_>>()
+                .join(" | "),
             args,
             subscriptions,
             infos,
@@ -95,8 +99,30 @@ impl<A: TopicActor> Factory<A> {
     /// The decoders of the actor's subscriptions, by topic.
     pub(crate) fn routes(&self, registry: &SchemaRegistry) -> Result<Routes<A>> {
         let mut routes: Routes<A> = Routes::new();
+        // The bindings by type or prefix of each topic, gathered into one
+        // route that tells its records apart.
+        let mut switches: Vec<(&SubscriptionInfo, SwitchRoute<A>)> = Vec::new();
         for sub in &self.subscriptions.entries {
-            routes.add(&sub.info, (sub.make_route)(registry)?)?;
+            let route = (sub.make_route)(registry)?;
+            if sub.info.binding == Binding::Every {
+                routes.add(&sub.info, route)?;
+                continue;
+            }
+            let at = match switches.iter().position(|(i, _)| i.topic == sub.info.topic) {
+                Some(at) => at,
+                None => {
+                    let strict = self
+                        .subscriptions
+                        .dead_letter_unhandled
+                        .contains(&sub.info.topic);
+                    switches.push((&sub.info, SwitchRoute::new(registry, strict)));
+                    switches.len() - 1
+                }
+            };
+            switches[at].1.add(&sub.info, route);
+        }
+        for (info, switch) in switches {
+            routes.add(info, Box::new(switch))?;
         }
         Ok(routes)
     }
@@ -115,8 +141,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         &self.output_type
     }
 
-    fn output_schema(&self) -> apache_avro::Schema {
-        <A::Output as apache_avro::AvroSchema>::get_schema()
+    fn output_schemas(&self) -> Vec<apache_avro::Schema> {
+        <A::Output as crate::Records>::schemas()
     }
 
     fn subscriptions(&self) -> &[SubscriptionInfo] {
@@ -124,7 +150,9 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     fn register_schemas(&self, registry: &mut SchemaRegistry) {
-        registry.register_type::<A::Output>();
+        for schema in <A::Output as crate::Records>::schemas() {
+            registry.insert(schema);
+        }
         for sub in &self.subscriptions.entries {
             // A subscription's own type is a writer schema too: its upstream
             // may be built with the same version.

@@ -269,8 +269,8 @@ mod tests {
         fn output_type(&self) -> &str {
             "t"
         }
-        fn output_schema(&self) -> apache_avro::Schema {
-            apache_avro::Schema::Null
+        fn output_schemas(&self) -> Vec<apache_avro::Schema> {
+            vec![apache_avro::Schema::Null]
         }
         fn subscriptions(&self) -> &[SubscriptionInfo] {
             &[]
