@@ -7,6 +7,7 @@ mod aggregator;
 mod controller;
 mod host_sampler;
 mod journal;
+mod json_bridge;
 mod relay;
 mod threshold_alarm;
 
@@ -14,14 +15,17 @@ pub use aggregator::{WindowedAggregator, WindowedAggregatorArgs};
 pub use controller::{Controller, ControllerArgs};
 pub use host_sampler::{HostSampler, HostSamplerArgs};
 pub use journal::{Journal, JournalArgs};
+pub use json_bridge::{JsonIn, JsonInArgs, JsonOut, JsonOutArgs};
 pub use relay::{Relay, RelayArgs};
 pub use threshold_alarm::{Statistic, ThresholdAlarm, ThresholdAlarmArgs};
 
 /// A registry of the standard actor kinds: `host-sampler`,
-/// `windowed-aggregator`, `threshold-alarm`, `controller`, `journal`, and a
-/// relay per standard record type: `relay.host-metrics`,
-/// `relay.metric-summary`, `relay.alarm`, `relay.command` and
-/// `relay.journal-entry`.
+/// `windowed-aggregator`, `threshold-alarm`, `controller`, `journal`; per
+/// standard record type a relay (`relay.host-metrics`,
+/// `relay.metric-summary`, `relay.alarm`, `relay.command`,
+/// `relay.journal-entry`) and a JSON bridge in (`json-in.host-metrics`, ...);
+/// and the JSON mirror `json-out`. Every node built with it knows every
+/// schema of `scribe-schemas`, older versions included.
 pub fn registry() -> scribe_cli::settings::Registry {
     use scribe_schemas::{Alarm, Command, HostMetrics, JournalEntry, MetricSummary};
     let mut registry = scribe_cli::settings::Registry::new();
@@ -35,7 +39,18 @@ pub fn registry() -> scribe_cli::settings::Registry {
         .register::<Relay<MetricSummary>>("relay.metric-summary")
         .register::<Relay<Alarm>>("relay.alarm")
         .register::<Relay<Command>>("relay.command")
-        .register::<Relay<JournalEntry>>("relay.journal-entry");
+        .register::<Relay<JournalEntry>>("relay.journal-entry")
+        .register::<JsonIn<HostMetrics>>("json-in.host-metrics")
+        .register::<JsonIn<MetricSummary>>("json-in.metric-summary")
+        .register::<JsonIn<Alarm>>("json-in.alarm")
+        .register::<JsonIn<Command>>("json-in.command")
+        .register::<JsonIn<JournalEntry>>("json-in.journal-entry")
+        .register::<JsonOut>("json-out");
+    for (file, avsc) in scribe_schemas::AVSC {
+        registry
+            .schema(file, avsc)
+            .expect("the schemas crate's files parse (its tests say so)");
+    }
     registry
 }
 

@@ -59,6 +59,19 @@ kind = "threshold-alarm"
 output = "alarms.asked"
 params = { input = "summaries.asked", metric = "cpu_percent", high = 90.0, low = 70.0 }
 
+# Bridges at the edge: outside JSON in, an owned topic out as JSON.
+[[actors]]
+name = "acapy-in"
+kind = "json-in.host-metrics"
+output = "metrics.bridged"
+params = { pattern = "acapy-inbound-.*", fields = { cpu_percent = "cpu" } }
+
+[[actors]]
+name = "mirror"
+kind = "json-out"
+output = "metrics.bridged.json"
+params = { topic = "metrics.bridged" }
+
 [[gateways]]
 name = "ops"
 requests = "summaries.asked"
@@ -140,11 +153,20 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
             let owned = channel(&actor.output);
             assert_eq!(owned["owner"]["actor"], actor.name.as_str());
             assert_eq!(owned["owner"]["node"], loaded.node.name());
-            let written: Vec<String> = actor
+            let mut written: Vec<String> = actor
                 .output_schemas
                 .iter()
                 .map(scribe::codec::full_name)
                 .collect();
+            if written.is_empty() {
+                // JSON text: one message saying so.
+                written.push(format!("{}.json", actor.name));
+                assert_eq!(
+                    owned["contentTypes"],
+                    serde_json::json!(["application/json"])
+                );
+                types.insert(written[0].clone());
+            }
             let carried: BTreeSet<&str> = owned["messages"]
                 .as_array()
                 .unwrap()
@@ -185,7 +207,13 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
             // Each subscription: a receive operation on its channel.
             for sub in &actor.subscriptions {
                 subscriptions += 1;
-                let receive = operation(&format!("{}.receive.{}", actor.name, sub.topic).replace(
+                let id = match sub.binding {
+                    scribe::Binding::Every | scribe::Binding::Foreign => {
+                        format!("{}.receive.{}", actor.name, sub.topic)
+                    }
+                    _ => format!("{}.receive.{}.{}", actor.name, sub.topic, sub.record_type),
+                };
+                let receive = operation(&id.replace(
                     |c: char| !c.is_ascii_alphanumeric() && !".-_".contains(c),
                     "_",
                 ));
@@ -197,6 +225,16 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
                         .find(|c| c["pattern"] == sub.topic.as_str())
                         .expect("a channel for the pattern");
                     assert!(patterned["address"].is_null(), "no fixed address");
+                    if sub.binding == scribe::Binding::Foreign {
+                        // Outside bytes, read by the actor's own function.
+                        let message = &patterned["messages"][0];
+                        types.insert(message.as_str().unwrap().to_owned());
+                        assert_eq!(receive["messages"], serde_json::json!([message]));
+                        assert_eq!(
+                            patterned["contentTypes"],
+                            serde_json::json!(["application/octet-stream"])
+                        );
+                    }
                 } else {
                     assert_eq!(receive["channels"], serde_json::json!([sub.topic]));
                     let read_from = channel(&sub.topic);

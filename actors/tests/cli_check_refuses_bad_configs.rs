@@ -770,3 +770,78 @@ fn a_gateway_is_checked_as_the_one_writer_of_its_requests_and_paired_with_its_re
         &["actor `asked` owns its reply topic `alarms.asked` but does not read `summaries.other`"],
     );
 }
+
+const BRIDGE_IN: &str = r#"
+[[actors]]
+name = "acapy-in"
+kind = "json-in.host-metrics"
+output = "metrics.bridged"
+params = { pattern = "acapy-inbound-.*", fields = { cpu_percent = "cpu", load1 = "/load/one" } }
+"#;
+
+const BRIDGE_OUT: &str = r#"
+[[actors]]
+name = "mirror"
+kind = "json-out"
+output = "metrics.bridged.json"
+envelope = "cloudevents"
+params = { topic = "metrics.bridged" }
+"#;
+
+#[test]
+fn json_bridges_read_and_write_outside_topics_without_schema_checks() {
+    let path = write("bridges.toml", &node(&format!("{BRIDGE_IN}{BRIDGE_OUT}")));
+    let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    assert!(
+        summary.contains("mirror [json-out] writes metrics.bridged.json (json)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "external: `acapy-inbound-.*` (scribe.metrics.HostMetrics), read by `acapy-in`"
+        ),
+        "{summary}"
+    );
+    // The outside pattern is drawn at the edge; owned topics are not.
+    let graph = succeeded(&scribe(&["graph", path.to_str().unwrap()], &[]));
+    assert!(graph.contains("<i>outside</i>"), "{graph}");
+    assert_eq!(graph.matches("<i>outside</i>").count(), 1, "{graph}");
+    assert!(
+        graph.contains("t_metrics_bridged[(\"metrics.bridged\")]"),
+        "{graph}"
+    );
+
+    // An Avro reader of the mirror's JSON is refused, naming the way out.
+    let relay = r#"
+[[actors]]
+name = "gather"
+kind = "relay.host-metrics"
+output = "metrics.gathered"
+params = { pattern = "metrics[.]bridged[.]json" }
+"#;
+    assert_refused(
+        "bridges-avro-reader.toml",
+        &node(&format!("{BRIDGE_IN}{BRIDGE_OUT}{relay}")),
+        &[
+            "actor `gather` reads topic `metrics.bridged.json`",
+            "it writes json there, not Avro; read it with `Subscriptions::subscribe_foreign`",
+        ],
+    );
+    // Mistakes in the bridge's parameters, named.
+    assert_refused(
+        "bridges-no-such-field.toml",
+        &node(&BRIDGE_IN.replace("cpu_percent = \"cpu\"", "cpu = \"cpu\"")),
+        &[
+            "actor `acapy-in`",
+            "fields.cpu: `scribe.metrics.HostMetrics` has no field `cpu`",
+        ],
+    );
+    assert_refused(
+        "bridges-nothing-to-read.toml",
+        &node(&BRIDGE_IN.replace("pattern = \"acapy-inbound-.*\", ", "")),
+        &[
+            "actor `acapy-in`",
+            "give `topic` or `pattern`: what to read",
+        ],
+    );
+}

@@ -87,6 +87,27 @@ fn message(
     key
 }
 
+/// Adds a message for values that are not Avro once (JSON a mirror
+/// writes, or what an outside producer writes to a topic read with the
+/// reader's own function); returns its key there.
+fn outside_message(
+    messages: &mut serde_json::Map<String, Value>,
+    name: &str,
+    content_type: &str,
+    summary: String,
+) -> String {
+    let key = id(name);
+    messages.entry(key.clone()).or_insert_with(|| {
+        json!({
+            "name": name,
+            "title": name,
+            "contentType": content_type,
+            "summary": summary,
+        })
+    });
+    key
+}
+
 /// The AsyncAPI document of `deployment`, titled from its nodes.
 pub fn document(deployment: &Deployment) -> Value {
     let mut messages = serde_json::Map::new();
@@ -131,6 +152,24 @@ pub fn document(deployment: &Deployment) -> Value {
                     .insert(out.clone(), name);
                 sent.push(json!({"$ref": format!("#/channels/{}/messages/{}", pointer(&id(&actor.output)), pointer(&out))}));
             }
+            if actor.output_schemas.is_empty() {
+                // JSON for readers outside scribe, typed by `ce_type`.
+                let name = format!("{}.json", actor.name);
+                let out = outside_message(
+                    &mut messages,
+                    &name,
+                    "application/json",
+                    format!(
+                        "A record as JSON text, its type in `ce_type`, written by `{}`.",
+                        actor.name
+                    ),
+                );
+                channel_messages
+                    .entry(actor.output.clone())
+                    .or_default()
+                    .insert(out.clone(), name);
+                sent.push(json!({"$ref": format!("#/channels/{}/messages/{}", pointer(&id(&actor.output)), pointer(&out))}));
+            }
             operations.insert(
                 id(&format!("{}.send", actor.name)),
                 json!({
@@ -151,12 +190,33 @@ pub fn document(deployment: &Deployment) -> Value {
                 // The messages it takes: of the owner's types, those its
                 // binding takes; else (an outside topic) the type it expects.
                 let reads: Vec<String> = match (owner, &sub.binding) {
+                    // Written outside scribe, read by the actor's own function.
+                    (None, Binding::Foreign) => {
+                        let name = format!("{}.outside", sub.topic);
+                        let key = outside_message(
+                            &mut messages,
+                            &name,
+                            "application/octet-stream",
+                            format!(
+                                "Written by a client outside scribe (JSON, bytes); `{}` reads it into `{}`.",
+                                actor.name, sub.record_type
+                            ),
+                        );
+                        channel_messages
+                            .entry(sub.topic.clone())
+                            .or_default()
+                            .insert(key.clone(), name);
+                        vec![key]
+                    }
+                    (Some(owner), _) if owner.output_schemas.is_empty() => {
+                        vec![id(&format!("{}.json", owner.name))]
+                    }
                     (Some(owner), binding) => owner
                         .output_schemas
                         .iter()
                         .map(scribe::codec::full_name)
                         .filter(|name| match binding {
-                            Binding::Every => true,
+                            Binding::Every | Binding::Foreign => true,
                             Binding::Type => *name == sub.record_type,
                             Binding::Prefix(prefix) => name.starts_with(prefix.as_str()),
                         })
@@ -178,7 +238,9 @@ pub fn document(deployment: &Deployment) -> Value {
                     .map(|key| json!({"$ref": format!("#/channels/{}/messages/{}", pointer(&channel), pointer(key))}))
                     .collect();
                 let operation = match sub.binding {
-                    Binding::Every => format!("{}.receive.{}", actor.name, sub.topic),
+                    Binding::Every | Binding::Foreign => {
+                        format!("{}.receive.{}", actor.name, sub.topic)
+                    }
                     _ => format!("{}.receive.{}.{}", actor.name, sub.topic, sub.record_type),
                 };
                 operations.insert(

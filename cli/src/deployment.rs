@@ -208,6 +208,32 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
             gateways.insert((me, gateway.name.clone()));
         }
     }
+    // Topics written outside the deployment (no actor or gateway owns
+    // them), drawn at the edge.
+    let owned: BTreeSet<&str> = deployment
+        .actors
+        .iter()
+        .map(|a| a.output.as_str())
+        .chain(
+            deployment
+                .nodes
+                .iter()
+                .flat_map(|l| l.node.gateways())
+                .map(|g| g.requests.as_str()),
+        )
+        .collect();
+    let outside = |topic: &str| {
+        let pattern = deployment
+            .actors
+            .iter()
+            .flat_map(|a| &a.subscriptions)
+            .find(|s| s.pattern && s.topic == topic);
+        match pattern {
+            // A pattern reads outside topics when it matches none owned here.
+            Some(sub) => !owned.iter().any(|t| sub.reads(t)),
+            None => !owned.contains(topic),
+        }
+    };
     let mut out = String::new();
     match format {
         Format::Mermaid => {
@@ -219,7 +245,15 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
                 let _ = writeln!(out, "  {me}{{{{\"{name}<br/><i>gateway</i>\"}}}}");
             }
             for topic in &topics {
-                let _ = writeln!(out, "  {}[(\"{topic}\")]", id("t", topic));
+                if outside(topic) {
+                    let _ = writeln!(
+                        out,
+                        "  {}[/\"{topic}<br/><i>outside</i>\"/]",
+                        id("t", topic)
+                    );
+                } else {
+                    let _ = writeln!(out, "  {}[(\"{topic}\")]", id("t", topic));
+                }
             }
             for (from, to, label) in &edges {
                 let _ = writeln!(out, "  {from} -- \"{label}\" --> {to}");
@@ -237,9 +271,14 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
                 );
             }
             for topic in &topics {
+                let (style, note) = if outside(topic) {
+                    (", style=dashed", "\\noutside")
+                } else {
+                    ("", "")
+                };
                 let _ = writeln!(
                     out,
-                    "  \"{}\" [shape=cylinder, label=\"{topic}\"];",
+                    "  \"{}\" [shape=cylinder{style}, label=\"{topic}{note}\"];",
                     id("t", topic)
                 );
             }

@@ -104,6 +104,11 @@ pub enum DecodeError {
     /// ([`Subscriptions::dead_letter_unhandled`](crate::Subscriptions::dead_letter_unhandled)).
     #[error("no handler of the actor takes records of type `{0}`")]
     Unhandled(String),
+    /// A value written outside scribe that the actor's own reader
+    /// ([`Subscriptions::subscribe_foreign`](crate::Subscriptions::subscribe_foreign))
+    /// refused, with its reason.
+    #[error("{0}")]
+    Foreign(String),
     /// A dead letter that cannot be replayed to its actor.
     #[error("cannot replay the dead letter: {0}")]
     Unreplayable(String),

@@ -55,6 +55,13 @@ pub trait Records: Send + 'static {
         encoders: &crate::codec::Encoders,
         out: &mut Vec<u8>,
     ) -> Result<usize, apache_avro::Error>;
+
+    /// The record's type, when the value names it rather than its schema
+    /// ([`AnyRecord`]); `None` (the default) takes the full name of the
+    /// schema [`Records::encode`] used.
+    fn record_type(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<T: Record> Records for T {
@@ -165,13 +172,45 @@ macro_rules! records {
     };
 }
 
-/// A record of any type, read as JSON with its writer's schema: what a
-/// handler bound to a name prefix gets
-/// ([`Subscriptions::on_prefix`](crate::Subscriptions::on_prefix)).
+/// A record of any type as JSON, with its type's name.
+///
+/// What a handler bound to a name prefix gets
+/// ([`Subscriptions::on_prefix`](crate::Subscriptions::on_prefix)), read
+/// with the writer's schema. As an actor's output it is written as JSON
+/// text, not Avro, with `record_type` as `ce_type`: the standard
+/// `json-out` actor mirrors an owned topic this way for readers outside
+/// scribe. Readers in scribe take such a topic with
+/// [`Subscriptions::subscribe_foreign`](crate::Subscriptions::subscribe_foreign);
+/// `scribe check` refuses an Avro subscription to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnyRecord {
     /// The Avro full name of its type (`module.test.Returned`).
     pub record_type: String,
     /// Its value, as JSON.
     pub value: serde_json::Value,
+}
+
+impl Records for AnyRecord {
+    /// None: the values are JSON.
+    fn schemas() -> Vec<apache_avro::Schema> {
+        Vec::new()
+    }
+
+    fn encoders() -> crate::Result<crate::codec::Encoders> {
+        Ok(crate::codec::Encoders::new())
+    }
+
+    fn encode(
+        &self,
+        _: &crate::codec::Encoders,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, apache_avro::Error> {
+        // Writing a JSON value to memory cannot fail.
+        serde_json::to_writer(&mut *out, &self.value).expect("a JSON value is written to memory");
+        Ok(0)
+    }
+
+    fn record_type(&self) -> Option<&str> {
+        Some(&self.record_type)
+    }
 }

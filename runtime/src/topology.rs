@@ -17,10 +17,11 @@ pub struct ActorInfo {
     /// The topic it owns.
     pub output: String,
     /// Avro full name of the record type it writes; for a set of types
-    /// ([`records!`](crate::records)), their names joined by ` | `.
+    /// ([`records!`](crate::records)), their names joined by ` | `; `json`
+    /// for an actor that writes JSON ([`AnyRecord`](crate::AnyRecord)).
     pub output_type: String,
     /// The schema of each type it writes, in the set's order (one for a
-    /// single [`Record`](crate::Record) type).
+    /// single [`Record`](crate::Record) type; none for JSON).
     pub output_schemas: Vec<apache_avro::Schema>,
     /// What it subscribes to.
     pub subscriptions: Vec<SubscriptionInfo>,
@@ -178,7 +179,18 @@ fn fits(owner: &ActorInfo, sub: &SubscriptionInfo) -> std::result::Result<(), St
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if sub.binding == Binding::Foreign {
+        // Read with the actor's own function: nothing to check.
+        return Ok(());
+    }
+    if owner.output_schemas.is_empty() {
+        return Err(format!(
+            "it writes {} there, not Avro; read it with `Subscriptions::subscribe_foreign`",
+            owner.output_type
+        ));
+    }
     match &sub.binding {
+        Binding::Foreign => Ok(()),
         Binding::Every => match owner.output_schemas.as_slice() {
             [writer] => SchemaCompatibility::can_read(writer, &sub.schema)
                 .map(|_| ())
@@ -323,7 +335,7 @@ pub fn check_gateway_types(
         .iter()
         .filter(|s| s.reads(requests))
         .find(|s| match &s.binding {
-            Binding::Every => true,
+            Binding::Every | Binding::Foreign => true,
             Binding::Type => s.record_type == name(request),
             Binding::Prefix(prefix) => name(request).starts_with(prefix.as_str()),
         })
@@ -334,8 +346,8 @@ pub fn check_gateway_types(
                 name(request)
             )
         })?;
-    if let Binding::Prefix(_) = sub.binding {
-        // Read as JSON with the writer's schema: any request type fits.
+    if let Binding::Prefix(_) | Binding::Foreign = sub.binding {
+        // Read as JSON, or by the actor's own function: nothing to check.
     } else {
         SchemaCompatibility::can_read(request, &sub.schema).map_err(|e| {
             format!(

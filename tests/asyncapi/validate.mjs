@@ -28,6 +28,8 @@ const summary = {
     messages: names(c.messages()),
     owner: c.extensions().get("x-scribe-owner")?.value() ?? null,
     pattern: c.extensions().get("x-scribe-pattern")?.value() ?? null,
+    // How each message is written (Avro, JSON, outside bytes).
+    contentTypes: c.messages().all().map((m) => m.contentType() ?? null),
     // What the Avro schema parser made of each payload: its fields.
     fields: c.messages().all().map((m) => (m.hasPayload() ? Object.keys(m.payload().properties() ?? {}) : [])),
   })),

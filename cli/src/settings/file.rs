@@ -225,7 +225,8 @@ impl NodeConfig {
         let base = self.topic_defaults.over(TopicSpec::default());
         let mut builder = Node::builder(&self.node.name)
             .broker(broker)
-            .default_topic(base);
+            .default_topic(base)
+            .schemas(registry.schemas());
         if let Some(interval) = self.node.commit_interval {
             builder = builder.commit_interval(interval);
         }

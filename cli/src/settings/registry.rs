@@ -32,6 +32,8 @@ type Add = fn(NodeBuilder, &ActorSection) -> Result<NodeBuilder, String>;
 #[derive(Default, Clone)]
 pub struct Registry {
     kinds: BTreeMap<String, Add>,
+    /// Writer schemas every node knows besides its actors' own types.
+    schemas: scribe::SchemaRegistry,
 }
 
 impl fmt::Debug for Registry {
@@ -55,6 +57,21 @@ impl Registry {
     {
         self.kinds.insert(kind.to_owned(), add::<A>);
         self
+    }
+
+    /// Makes a writer schema (an `.avsc` file's text; `origin` names it in
+    /// errors) known to every node built from a file: records of it can
+    /// then be read by a node none of whose actors has that type (by a
+    /// `json-out` mirror, an `on_prefix` binding), and older versions
+    /// resolved.
+    pub fn schema(&mut self, origin: &str, avsc: &str) -> scribe::Result<&mut Self> {
+        self.schemas.register(origin, avsc)?;
+        Ok(self)
+    }
+
+    /// The schemas given with [`Registry::schema`].
+    pub fn schemas(&self) -> &scribe::SchemaRegistry {
+        &self.schemas
     }
 
     /// The registered kinds, in order.

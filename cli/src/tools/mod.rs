@@ -196,14 +196,20 @@ impl Tool {
                 message.partition(),
                 message.offset()
             );
-            let (ty, value) = match decode_json(&registry, message.payload().unwrap_or_default()) {
-                Ok(decoded) => decoded,
-                Err(e) => {
-                    eprintln!("{at}: cannot decode: {}", scribe::error_chain(&e));
-                    continue;
-                }
-            };
             let (read, unreadable) = scribe::Headers::from_kafka(message.headers());
+            let payload = message.payload().unwrap_or_default();
+            let (ty, value) = match decode_json(&registry, payload) {
+                Ok(decoded) => decoded,
+                // JSON text (a `json-out` mirror's topic): as it is, typed
+                // by its `ce_type`.
+                Err(e) => match serde_json::from_slice::<serde_json::Value>(payload) {
+                    Ok(json) => (read.ce_type().unwrap_or("json").to_owned(), json),
+                    Err(_) => {
+                        eprintln!("{at}: cannot decode: {}", scribe::error_chain(&e));
+                        continue;
+                    }
+                },
+            };
             if let Some(index) = unreadable {
                 eprintln!("{at}: header {index} left out, as any other whose key is not UTF-8");
             }

@@ -1,6 +1,7 @@
 //! [`TopicActor`]: an actix actor that owns one topic and declares its subscriptions.
 
 use std::fmt;
+use std::sync::Arc;
 
 use actix::{Actor, Context, Handler};
 use apache_avro::Schema;
@@ -121,6 +122,19 @@ pub enum Binding {
     /// The records whose type's full name starts with this prefix
     /// ([`Subscriptions::on_prefix`]), read as [`AnyRecord`]s.
     Prefix(String),
+    /// Every record, written by a client that is not scribe (JSON, raw
+    /// bytes), turned into the subscription's type by the actor's own
+    /// function ([`Subscriptions::subscribe_foreign`]). No schema is
+    /// checked against the topic.
+    Foreign,
+}
+
+impl Binding {
+    /// Whether it takes every record of its topic, so that no other
+    /// binding of the actor may share the topic.
+    pub fn is_whole(&self) -> bool {
+        matches!(self, Binding::Every | Binding::Foreign)
+    }
 }
 
 impl SubscriptionInfo {
@@ -136,7 +150,7 @@ impl SubscriptionInfo {
     }
 }
 
-type MakeRoute<A> = fn(&SchemaRegistry) -> Result<Box<dyn Route<A>>>;
+type MakeRoute<A> = Box<dyn Fn(&SchemaRegistry) -> Result<Box<dyn Route<A>>> + Send + Sync>;
 
 pub(crate) struct Subscription<A> {
     pub(crate) info: SubscriptionInfo,
@@ -202,6 +216,64 @@ impl<A: TopicActor> Subscriptions<A> {
         self.push::<T>(topic.into(), false, Binding::Every)
     }
 
+    /// Reads `topic`, written by a client that is not scribe (the JSON
+    /// events of another system, a legacy producer's bytes), turning each
+    /// value into `T` with `decode`. A value `decode` refuses is
+    /// dead-lettered at once, with the reason it gives, without retries
+    /// (as an undecodable Avro record is). `scribe check` checks no schema
+    /// against the topic: its writer is outside.
+    ///
+    /// The standard `json-in.<record>` actors are built on it.
+    pub fn subscribe_foreign<T, F>(&mut self, topic: impl Into<String>, decode: F) -> &mut Self
+    where
+        T: Record,
+        F: Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync + 'static,
+        A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
+    {
+        self.push_foreign(topic.into(), false, decode)
+    }
+
+    /// [`subscribe_foreign`](Self::subscribe_foreign) for every topic whose
+    /// name matches `pattern` (see
+    /// [`subscribe_matching`](Self::subscribe_matching)).
+    pub fn subscribe_foreign_matching<T, F>(
+        &mut self,
+        pattern: impl Into<String>,
+        decode: F,
+    ) -> &mut Self
+    where
+        T: Record,
+        F: Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync + 'static,
+        A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
+    {
+        self.push_foreign(pattern.into(), true, decode)
+    }
+
+    fn push_foreign<T, F>(&mut self, topic: String, pattern: bool, decode: F) -> &mut Self
+    where
+        T: Record,
+        F: Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync + 'static,
+        A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
+    {
+        let schema = T::get_schema();
+        let decode: Arc<Foreign<T>> = Arc::new(decode);
+        self.entries.push(Subscription {
+            info: SubscriptionInfo {
+                topic,
+                pattern,
+                record_type: full_name(&schema),
+                schema,
+                binding: Binding::Foreign,
+            },
+            make_route: Box::new(move |_| {
+                Ok(Box::new(ForeignRoute {
+                    decode: decode.clone(),
+                }))
+            }),
+        });
+        self
+    }
+
     /// Handles the records of type `T` on `topic`, a topic that may carry
     /// several types (its owner's output is a [`records!`](crate::records)
     /// set). Call it once per type the actor cares about; records are told
@@ -240,7 +312,7 @@ impl<A: TopicActor> Subscriptions<A> {
                 schema: Schema::Null,
                 binding: Binding::Prefix(prefix),
             },
-            make_route: make_any_route::<A>,
+            make_route: Box::new(make_any_route::<A>),
         });
         self
     }
@@ -278,7 +350,7 @@ impl<A: TopicActor> Subscriptions<A> {
                 schema,
                 binding,
             },
-            make_route: make_route::<A, T>,
+            make_route: Box::new(make_route::<A, T>),
         });
         self
     }
@@ -332,6 +404,29 @@ where
         meta: Meta,
     ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
         let value = self.decoder.decode(payload)?;
+        Ok(Box::new(Inbound::shared(value, meta)))
+    }
+}
+
+/// Turns a value written outside scribe into a `T`, or says why not.
+type Foreign<T> = dyn Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync;
+
+/// Reads a topic written outside scribe with the actor's own function.
+struct ForeignRoute<T> {
+    decode: Arc<Foreign<T>>,
+}
+
+impl<A, T> Route<A> for ForeignRoute<T>
+where
+    T: Record,
+    A: TopicActor + Handler<Inbound<T>, Result = Result<(), ActorError>>,
+{
+    fn decode(
+        &self,
+        payload: &[u8],
+        meta: Meta,
+    ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
+        let value = (self.decode)(payload).map_err(DecodeError::Foreign)?;
         Ok(Box::new(Inbound::shared(value, meta)))
     }
 }
@@ -391,7 +486,8 @@ impl<A: TopicActor> SwitchRoute<A> {
                     .unwrap_or(self.prefixes.len());
                 self.prefixes.insert(at, (prefix.clone(), route));
             }
-            Binding::Type | Binding::Every => self.typed.push((
+            // Bindings of a whole topic never share it with others.
+            Binding::Type | Binding::Every | Binding::Foreign => self.typed.push((
                 Fingerprint::of(&info.schema),
                 info.record_type.clone(),
                 route,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actor::{Binding, TopicActor};
+use crate::actor::TopicActor;
 use crate::broker::Broker;
 use crate::codec::SchemaRegistry;
 use crate::envelope::Envelope;
@@ -323,8 +323,8 @@ impl NodeBuilder {
                 // One topic: taken whole once, or by distinct types and
                 // prefixes.
                 let twice = seen.iter().filter(|s| s.topic == sub.topic).any(|s| {
-                    s.binding == Binding::Every
-                        || sub.binding == Binding::Every
+                    s.binding.is_whole()
+                        || sub.binding.is_whole()
                         || (s.binding == sub.binding && s.record_type == sub.record_type)
                 });
                 if twice {

@@ -163,7 +163,10 @@ impl<T: Records> Publisher<T> {
         };
         let outbound = Outbound {
             id,
-            ty: self.encoders.full_name(index),
+            ty: match value.record_type() {
+                Some(named) => named,
+                None => self.encoders.full_name(index),
+            },
             source: &self.core.source,
             time: &clock.text,
             correlation_id,

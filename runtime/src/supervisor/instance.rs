@@ -10,7 +10,7 @@ use futures::channel::oneshot;
 use rdkafka::consumer::Consumer as _;
 
 use super::Reads;
-use crate::actor::{Binding, Routes, SubscriptionInfo, Subscriptions, SwitchRoute, TopicActor};
+use crate::actor::{Routes, SubscriptionInfo, Subscriptions, SwitchRoute, TopicActor};
 use crate::codec::{SchemaRegistry, full_name};
 use crate::error::{Error, Result};
 use crate::failure::Failure;
@@ -82,17 +82,26 @@ impl<A: TopicActor> Factory<A> {
         Self {
             name,
             output,
-            output_type: <A::Output as crate::Records>::schemas()
-                .iter()
-                .map(full_name)
-                .collect::<Vec<_>>()
-                .join(" | "),
+            output_type: output_type(&<A::Output as crate::Records>::schemas()),
             args,
             subscriptions,
             infos,
             stats,
         }
     }
+}
+
+/// The name of what an actor writes: its one type's full name, its types'
+/// joined by ` | `, or `json` for values written as JSON.
+fn output_type(schemas: &[apache_avro::Schema]) -> String {
+    if schemas.is_empty() {
+        return "json".to_owned();
+    }
+    schemas
+        .iter()
+        .map(full_name)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 impl<A: TopicActor> Factory<A> {
@@ -104,7 +113,7 @@ impl<A: TopicActor> Factory<A> {
         let mut switches: Vec<(&SubscriptionInfo, SwitchRoute<A>)> = Vec::new();
         for sub in &self.subscriptions.entries {
             let route = (sub.make_route)(registry)?;
-            if sub.info.binding == Binding::Every {
+            if sub.info.binding.is_whole() {
                 routes.add(&sub.info, route)?;
                 continue;
             }
