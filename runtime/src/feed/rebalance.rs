@@ -26,16 +26,42 @@ pub(crate) struct Rebalances {
     /// The actor's counters: each assignment taken, and its partitions
     /// (what `/ready` and `/metrics` report).
     stats: Option<std::sync::Arc<crate::stats::ActorStats>>,
+    /// Whether the group's protocol is cooperative (incremental), as the
+    /// consumer's `partition.assignment.strategy` makes it. Known from the
+    /// configuration because asking librdkafka in the callback
+    /// (`rd_kafka_rebalance_protocol`) can block forever when the callback
+    /// runs as the consumer closes (librdkafka issue 4041): a node that
+    /// got SIGTERM during a rebalance then never exited.
+    cooperative: bool,
 }
 
 impl Rebalances {
-    /// A context that also notes each assignment in the actor's counters.
-    pub(crate) fn reporting_to(stats: std::sync::Arc<crate::stats::ActorStats>) -> Self {
+    /// A context for a consumer built from `config`, that also notes each
+    /// assignment in the actor's counters.
+    pub(crate) fn reporting_to(
+        stats: std::sync::Arc<crate::stats::ActorStats>,
+        config: &rdkafka::ClientConfig,
+    ) -> Self {
         Self {
             stats: Some(stats),
+            cooperative: cooperative(config),
             ..Self::default()
         }
     }
+}
+
+/// Whether a consumer built from `config` rebalances cooperatively:
+/// librdkafka does when every strategy of `partition.assignment.strategy`
+/// is cooperative (only `cooperative-sticky` is); its default
+/// (`range,roundrobin`) is eager.
+fn cooperative(config: &rdkafka::ClientConfig) -> bool {
+    config
+        .get("partition.assignment.strategy")
+        .is_some_and(|strategies| {
+            strategies
+                .split(',')
+                .all(|s| s.trim().eq_ignore_ascii_case("cooperative-sticky"))
+        })
 }
 
 impl rdkafka::ClientContext for Rebalances {
@@ -55,10 +81,7 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
     ) {
         use rdkafka::types::RDKafkaRespErr as Why;
         self.count.fetch_add(1, Ordering::AcqRel);
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            rdkafka::consumer::RebalanceProtocol::Cooperative
-        );
+        let cooperative = self.cooperative;
         let outcome = match err {
             Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS if cooperative => {
                 consumer.incremental_assign(partitions)
@@ -100,5 +123,25 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
             let now = consumer.assignment().map_or(0, |list| list.count());
             stats.assigned(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cooperative;
+
+    #[test]
+    fn the_protocol_is_cooperative_only_when_every_strategy_is() {
+        let mut config = rdkafka::ClientConfig::new();
+        assert!(!cooperative(&config), "librdkafka's default is eager");
+        config.set("partition.assignment.strategy", "cooperative-sticky");
+        assert!(cooperative(&config));
+        config.set("partition.assignment.strategy", "range, roundrobin");
+        assert!(!cooperative(&config));
+        config.set("partition.assignment.strategy", "range,cooperative-sticky");
+        assert!(
+            !cooperative(&config),
+            "librdkafka refuses a mix; never cooperative"
+        );
     }
 }

@@ -268,7 +268,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                 config.set("group.id", &replay.group);
             }
             let consumer: ActorConsumer = config
-                .create_with_context(Rebalances::reporting_to(self.stats.clone()))
+                .create_with_context(Rebalances::reporting_to(self.stats.clone(), &config))
                 .map_err(|e| {
                     Error::kafka(
                         format!("cannot create consumer of actor `{}`", self.name),
