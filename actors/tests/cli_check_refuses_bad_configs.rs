@@ -769,6 +769,51 @@ fn a_gateway_is_checked_as_the_one_writer_of_its_requests_and_paired_with_its_re
         )),
         &["actor `asked` owns its reply topic `alarms.asked` but does not read `summaries.other`"],
     );
+
+    // Declared types are checked against the responder, by name.
+    let typed = |request: &str, reply: &str| {
+        format!(
+            "{}request_type = \"{request}\"\nreply_type = \"{reply}\"\n",
+            gateway("summaries.asked", "alarms.asked")
+        )
+    };
+    let path = write(
+        "gateway-typed.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            typed("scribe.metrics.MetricSummary", "scribe.control.Alarm")
+        )),
+    );
+    succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    assert_refused(
+        "gateway-wrong-request-type.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            typed("scribe.metrics.HostMetrics", "scribe.control.Alarm")
+        )),
+        &[
+            "gateway `ops`",
+            "its request type `scribe.metrics.HostMetrics` is not what actor `asked` reads there (`scribe.metrics.MetricSummary`)",
+        ],
+    );
+    assert_refused(
+        "gateway-wrong-reply-type.toml",
+        &node(&format!(
+            "{ASKED}{}",
+            typed("scribe.metrics.MetricSummary", "scribe.control.Command")
+        )),
+        &[
+            "its reply type `scribe.control.Command` is not what actor `asked` writes (`scribe.control.Alarm`)",
+        ],
+    );
+    assert_refused(
+        "gateway-half-typed.toml",
+        &node(&format!(
+            "{ASKED}{}request_type = \"scribe.metrics.MetricSummary\"\n",
+            gateway("summaries.asked", "alarms.asked")
+        )),
+        &["gateway `ops`: give request_type and reply_type together"],
+    );
 }
 
 const BRIDGE_IN: &str = r#"

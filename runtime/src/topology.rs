@@ -243,6 +243,56 @@ pub struct GatewayInfo {
     pub requests: String,
     /// The topic the responder owns and answers on.
     pub replies: String,
+    /// The Avro full name of the record type it asks with, when declared
+    /// ([`NodeBuilder::gateway_types`](crate::NodeBuilder::gateway_types)).
+    pub request_type: Option<String>,
+    /// The Avro full name of the record type it expects back, when declared.
+    pub reply_type: Option<String>,
+}
+
+/// Whether the types `gateway` declares fit `responder`, by name: its
+/// subscription to the request topic takes the request type, and the reply
+/// type is one it writes. The schemas themselves are checked when a program
+/// opens the gateway ([`RunningNode::gateway`](crate::RunningNode::gateway)).
+fn check_declared_types(
+    responder: &ActorInfo,
+    gateway: &GatewayInfo,
+) -> std::result::Result<(), String> {
+    if let Some(request) = &gateway.request_type
+        && let Some(sub) = responder
+            .subscriptions
+            .iter()
+            .find(|s| s.reads(&gateway.requests))
+    {
+        let takes = match &sub.binding {
+            Binding::Every => sub.record_type == *request,
+            Binding::Type => responder
+                .subscriptions
+                .iter()
+                .any(|s| s.reads(&gateway.requests) && s.record_type == *request),
+            Binding::Prefix(prefix) => request.starts_with(prefix.as_str()),
+            // Read with the actor's own function: nothing to compare.
+            Binding::Foreign => true,
+        };
+        if !takes {
+            return Err(format!(
+                "its request type `{request}` is not what actor `{}` reads there (`{}`)",
+                responder.name, sub.record_type
+            ));
+        }
+    }
+    if let Some(reply) = &gateway.reply_type
+        && !responder
+            .output_schemas
+            .iter()
+            .any(|w| crate::codec::full_name(w) == *reply)
+    {
+        return Err(format!(
+            "its reply type `{reply}` is not what actor `{}` writes (`{}`)",
+            responder.name, responder.output_type
+        ));
+    }
+    Ok(())
 }
 
 /// The one-writer rule for gateways: a gateway's request topic is written
@@ -287,6 +337,10 @@ pub fn check_gateways(actors: &[ActorInfo], gateways: &[GatewayInfo], whole: boo
                     other.name
                 ),
             ));
+        }
+        if let Some(responder) = actors.iter().find(|a| a.output == gateway.replies) {
+            check_declared_types(responder, gateway)
+                .map_err(|reason| refuse(gateway, &gateway.requests, reason))?;
         }
         if !whole {
             continue;

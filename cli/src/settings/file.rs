@@ -81,6 +81,14 @@ pub struct GatewaySection {
     pub requests: String,
     /// The topic its responder owns and answers on.
     pub replies: String,
+    /// The Avro full name of the type it asks with: `check` refuses a
+    /// responder that does not read it on `requests`. Give both or neither.
+    #[serde(default)]
+    pub request_type: Option<String>,
+    /// The Avro full name of the type it expects back: `check` refuses a
+    /// responder that does not write it.
+    #[serde(default)]
+    pub reply_type: Option<String>,
 }
 
 /// `[kafka]`.
@@ -267,6 +275,18 @@ impl NodeConfig {
         }
         for gateway in &self.gateways {
             builder = builder.gateway(&gateway.name, &gateway.requests, &gateway.replies);
+            match (&gateway.request_type, &gateway.reply_type) {
+                (Some(request), Some(reply)) => {
+                    builder = builder.gateway_types(&gateway.name, request, reply);
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(fail(format!(
+                        "gateway `{}`: give request_type and reply_type together",
+                        gateway.name
+                    )));
+                }
+            }
         }
         for actor in &self.actors {
             builder = registry

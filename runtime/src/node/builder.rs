@@ -159,7 +159,34 @@ impl NodeBuilder {
             name: name.into(),
             requests: requests.into(),
             replies: replies.into(),
+            request_type: None,
+            reply_type: None,
         });
+        self
+    }
+
+    /// Declares the record types the gateway `name` (declared with
+    /// [`gateway`](Self::gateway)) asks with and expects back, as Avro full
+    /// names (`[[gateways]] request_type`, `reply_type`): `build` and
+    /// `scribe check` then refuse a responder that does not read the
+    /// request type on the request topic or does not write the reply type.
+    /// `build` refuses a name no gateway has.
+    pub fn gateway_types(
+        mut self,
+        name: &str,
+        request: impl Into<String>,
+        reply: impl Into<String>,
+    ) -> Self {
+        match self.gateways.iter_mut().find(|g| g.name == name) {
+            Some(gateway) => {
+                gateway.request_type = Some(request.into());
+                gateway.reply_type = Some(reply.into());
+            }
+            None => self.errors.push(Error::InvalidSetting {
+                setting: format!("gateway `{name}`"),
+                reason: "no gateway of that name is declared, so it has no types to declare".into(),
+            }),
+        }
         self
     }
 

@@ -83,6 +83,9 @@ impl RunningNode {
             name: options.name.clone(),
             requests: options.requests.clone(),
             replies: options.replies.clone(),
+            // Checked below by schema, which says more than names.
+            request_type: None,
+            reply_type: None,
         };
         crate::topology::check_gateways(&self.actors, &[declared], false)?;
         if let Some(responder) = self.actors.iter().find(|a| a.output == options.replies) {
