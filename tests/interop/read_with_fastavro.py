@@ -6,12 +6,14 @@ fingerprint fastavro computes itself from the .avsc file, then the datum.
 The record's metadata comes either in one `scribe_envelope` header (a
 `scribe.Envelope` record, single-object encoded the same way, schema in
 runtime/avro/envelope.avsc) or as CloudEvents headers; both are read here
-into the CloudEvents names. Prints one JSON line per record (key, the form
-the metadata came in, the metadata, value) and exits non-zero, naming the
-offset, at the first record that does not conform.
+into the CloudEvents names. A topic of several record types is read with
+one --schema per type: each value by the schema its fingerprint names, its
+ce_type that schema's full name. Prints one JSON line per record (key, the
+form the metadata came in, the metadata, value) and exits non-zero, naming
+the offset, at the first record that does not conform.
 
     python read_with_fastavro.py --bootstrap HOST:PORT --topic T --schema F.avsc \
-        --envelope-schema runtime/avro/envelope.avsc --count N
+        [--schema G.avsc ...] --envelope-schema runtime/avro/envelope.avsc --count N
 """
 
 import argparse
@@ -61,15 +63,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
-    parser.add_argument("--schema", required=True, help="the writer's .avsc file")
+    parser.add_argument("--schema", required=True, action="append", help="a writer's .avsc file (one per type)")
     parser.add_argument("--envelope-schema", required=True, help="runtime/avro/envelope.avsc")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
 
-    schema, fingerprint = load(args.schema)
+    writers = {}
+    for path in args.schema:
+        schema, fingerprint = load(path)
+        writers[fingerprint] = schema
     envelope_schema, envelope_fingerprint = load(args.envelope_schema)
-    full_name = schema["name"]
 
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
@@ -92,7 +96,12 @@ def main() -> int:
         where = f"{message.topic()}/{message.partition()}@{message.offset()}"
         raw = dict(message.headers() or [])
         try:
-            record = single_object(message.value(), schema, fingerprint, where)
+            value = message.value()
+            schema = writers.get(value[2:10])
+            if schema is None:
+                raise ValueError(f"{where}: fingerprint {value[2:10].hex()} is none of the given schemas")
+            full_name = schema["name"]
+            record = single_object(value, schema, value[2:10], where)
             if "scribe_envelope" in raw:
                 form = "compact"
                 fields = single_object(raw["scribe_envelope"], envelope_schema, envelope_fingerprint, f"{where} scribe_envelope")

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use scribe::Envelope;
 use scribe::prelude::*;
+use scribe_examples::test_events::{Returned, Started};
 use scribe_schemas::HostMetrics;
 use scribe_tests::{TestKafka, unique};
 
@@ -56,19 +57,28 @@ fn interop_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether the Python clients are missing, so the test skips (which it
+/// may not when `SCRIBE_REQUIRE_INTEROP=1`).
+fn skip() -> bool {
+    if interop_available() {
+        return false;
+    }
+    let required = std::env::var("SCRIBE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SCRIBE_REQUIRE_INTEROP=1 but `{}` lacks fastavro or confluent-kafka",
+        python()
+    );
+    eprintln!(
+        "skipped: `{}` lacks fastavro or confluent-kafka (pip install fastavro confluent-kafka)",
+        python()
+    );
+    true
+}
+
 #[actix::test]
 async fn python_fastavro_reads_what_scribe_writes() {
-    if !interop_available() {
-        let required = std::env::var("SCRIBE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "SCRIBE_REQUIRE_INTEROP=1 but `{}` lacks fastavro or confluent-kafka",
-            python()
-        );
-        eprintln!(
-            "skipped: `{}` lacks fastavro or confluent-kafka (pip install fastavro confluent-kafka)",
-            python()
-        );
+    if skip() {
         return;
     }
     let kafka = TestKafka::from_env();
@@ -87,7 +97,11 @@ async fn python_fastavro_reads_what_scribe_writes() {
         .unwrap();
     for (topic, form) in [(&compact, "compact"), (&events, "cloudevents")] {
         assert_eq!(kafka.read(topic, 3, Duration::from_secs(30)).await.len(), 3);
-        let stdout = read_with_fastavro(kafka.bootstrap(), topic).await;
+        let host_metrics = format!(
+            "{}/../schemas/avro/host_metrics.avsc",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let stdout = read_with_fastavro(kafka.bootstrap(), topic, &[host_metrics], 3).await;
         let mut hosts: Vec<&str> = stdout
             .lines()
             .map(|l| {
@@ -108,25 +122,134 @@ async fn python_fastavro_reads_what_scribe_writes() {
     node.shutdown().await.unwrap();
 }
 
-/// What `read_with_fastavro.py` prints for three records of `topic`;
-/// fails the test when it refuses one.
-async fn read_with_fastavro(bootstrap: &str, topic: &str) -> String {
+scribe::records! {
+    /// Both types of the test-events example.
+    enum Event {
+        Started(Started),
+        Returned(Returned),
+    }
+}
+
+/// Publishes three runs, a `Started` and a `Returned` each, when it starts.
+struct Runs {
+    out: Publisher<Event>,
+}
+
+impl Actor for Runs {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        for i in 0..3 {
+            let (run, suite) = (format!("run-{i}"), "interop".to_owned());
+            let started = Started {
+                run: run.clone(),
+                suite: suite.clone(),
+            };
+            self.out
+                .publish(&run, Event::from(started))
+                .expect("published");
+            let returned = Returned {
+                run: run.clone(),
+                suite,
+                passed: i % 2 == 0,
+            };
+            self.out
+                .publish(&run, Event::from(returned))
+                .expect("published");
+        }
+    }
+}
+
+impl TopicActor for Runs {
+    type Output = Event;
+    type Args = ();
+    fn create(_: (), out: Publisher<Event>) -> Result<Self, ActorError> {
+        Ok(Self { out })
+    }
+}
+
+#[actix::test]
+async fn python_fastavro_reads_a_topic_of_two_record_types_by_fingerprint() {
+    if skip() {
+        return;
+    }
+    let kafka = TestKafka::from_env();
+    let topic = unique("interop-events");
+    let node = kafka
+        .node("interop-events")
+        .actor::<Runs>(unique("runs"), &topic, ())
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        kafka.read(&topic, 6, Duration::from_secs(30)).await.len(),
+        6
+    );
+    // Each type's schema as an .avsc file, as another team would have it.
+    let dir = std::env::temp_dir().join(&topic);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    for schema in <Event as scribe::Records>::schemas() {
+        let file = dir.join(format!("{}.avsc", scribe::codec::full_name(&schema)));
+        std::fs::write(&file, serde_json::to_string(&schema).unwrap()).unwrap();
+        files.push(file.display().to_string());
+    }
+    let stdout = read_with_fastavro(kafka.bootstrap(), &topic, &files, 6).await;
+    node.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |ty: &str| {
+        lines
+            .iter()
+            .filter(|l| l["headers"]["ce_type"] == ty)
+            .collect::<Vec<_>>()
+    };
+    let (started, returned) = (of("module.test.Started"), of("module.test.Returned"));
+    println!(
+        "fastavro read {} records: {} Started, {} Returned",
+        lines.len(),
+        started.len(),
+        returned.len()
+    );
+    assert_eq!((started.len(), returned.len()), (3, 3), "{stdout}");
+    for line in &returned {
+        assert!(line["value"]["passed"].is_boolean(), "{line}");
+        assert_eq!(line["key"], line["value"]["run"], "{line}");
+    }
+}
+
+/// What `read_with_fastavro.py` prints for `count` records of `topic`,
+/// each read with the one of `schemas` (`.avsc` files) its fingerprint
+/// names; fails the test when it refuses one.
+async fn read_with_fastavro(
+    bootstrap: &str,
+    topic: &str,
+    schemas: &[String],
+    count: usize,
+) -> String {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let output = tokio::task::spawn_blocking({
         let bootstrap = bootstrap.to_owned();
         let topic = topic.to_owned();
+        let schemas = schemas.to_vec();
         move || {
-            Command::new(python())
+            let mut command = Command::new(python());
+            command
                 .arg(format!("{root}/tests/interop/read_with_fastavro.py"))
-                .args(["--bootstrap", &bootstrap, "--topic", &topic, "--count", "3"])
+                .args(["--bootstrap", &bootstrap, "--topic", &topic])
+                .args(["--count", &count.to_string()])
                 .args([
-                    "--schema",
-                    &format!("{root}/schemas/avro/host_metrics.avsc"),
                     "--envelope-schema",
                     &format!("{root}/runtime/avro/envelope.avsc"),
-                ])
-                .output()
-                .expect("python runs")
+                ]);
+            for schema in &schemas {
+                command.args(["--schema", schema]);
+            }
+            command.output().expect("python runs")
         }
     })
     .await
