@@ -102,7 +102,10 @@ pub struct GatewayStats {
     /// Replies to this gateway's requests that came after their timeout,
     /// or twice (a responder redelivered its request): dropped.
     pub late: u64,
-    /// Replies to other gateways' requests, skipped.
+    /// Records skipped: replies to other gateways' requests, and records
+    /// of another type than the reply's that the responder wrote while
+    /// handling this gateway's request (its topic may carry several types,
+    /// [`records!`](crate::records)).
     pub others: u64,
     /// Requests the responder could not handle, answered with an error
     /// reply saying why.
@@ -443,6 +446,14 @@ fn read_replies<R: Record>(
             shared.counters.others.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        // Another type the responder wrote for this request (a `Started`
+        // before the `Returned`): not the reply; the request still waits.
+        if headers.get(crate::headers::REPLY_ERROR).is_none()
+            && headers.ce_type().is_some_and(|t| t != decoder.full_name())
+        {
+            shared.counters.others.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let waiting = shared
             .waiting
             .lock()

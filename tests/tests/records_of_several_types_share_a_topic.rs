@@ -245,3 +245,47 @@ async fn a_reader_that_asks_dead_letters_the_types_it_does_not_handle() {
     assert_eq!(decode::<Returned>(&dead).len(), RUNS, "kept as they came");
     assert_eq!(stats.skipped, 0, "nothing passed over");
 }
+
+/// A gateway asks the runner, whose topic carries two types: the `Started`
+/// the runner writes first for each request is passed over, and the
+/// `Returned` is the reply.
+#[actix::test]
+async fn a_gateway_awaits_its_reply_type_among_the_responders_types() {
+    let kafka = TestKafka::from_env();
+    let topics = Topics::prefixed(&unique("asked"));
+    let node = kafka
+        .node(&unique("asked"))
+        .actor::<Runner>(&unique("runner"), topics.events.as_str(), topics.clone())
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect("node starts");
+    let gateway = node
+        .gateway::<RunTest, Returned>(
+            scribe::GatewayOptions::new("tests", &topics.requests, &topics.events)
+                .timeout(Duration::from_secs(60)),
+        )
+        .await
+        .expect("the runner writes Returned");
+    let mut answers = Vec::new();
+    for i in 0..10 {
+        let run = format!("run-{i}");
+        let suite = if i % 2 == 0 { "unit" } else { "net-failing" };
+        let request = RunTest {
+            run: run.clone(),
+            suite: suite.into(),
+        };
+        answers.push((i, gateway.ask(&run, &request).await.expect("answered")));
+    }
+    let stats = gateway.stats();
+    println!("asked 10 runs: {stats:?}");
+    for (i, answer) in &answers {
+        assert_eq!(answer.run, format!("run-{i}"));
+        assert_eq!(answer.passed, i % 2 == 0);
+    }
+    assert_eq!((stats.answered, stats.undecodable), (10, 0));
+    assert_eq!(stats.others, 10, "each Started passed over");
+    gateway.close().await;
+    node.shutdown().await.expect("clean shutdown");
+}
