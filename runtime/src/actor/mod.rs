@@ -255,23 +255,13 @@ impl<A: TopicActor> Subscriptions<A> {
         F: Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync + 'static,
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
-        let schema = T::get_schema();
-        let decode: Arc<Foreign<T>> = Arc::new(decode);
-        self.entries.push(Subscription {
-            info: SubscriptionInfo {
-                topic,
-                pattern,
-                record_type: full_name(&schema),
-                schema,
-                binding: Binding::Foreign,
-            },
-            make_route: Box::new(move |_| {
-                Ok(Box::new(ForeignRoute {
-                    decode: decode.clone(),
-                }))
-            }),
-        });
-        self
+        let decode: Arc<ForeignFn<T>> = Arc::new(decode);
+        self.entry::<T>(
+            topic,
+            pattern,
+            Binding::Foreign,
+            Box::new(move |_| Ok(Box::new(DecodeRoute(Foreign(decode.clone()))))),
+        )
     }
 
     /// Handles the records of type `T` on `topic`, a topic that may carry
@@ -341,6 +331,17 @@ impl<A: TopicActor> Subscriptions<A> {
     where
         A: Handler<Inbound<T>, Result = Result<(), ActorError>>,
     {
+        self.entry::<T>(topic, pattern, binding, Box::new(make_route::<A, T>))
+    }
+
+    /// Adds a subscription whose records are read as `T` by `make_route`.
+    fn entry<T: Record>(
+        &mut self,
+        topic: String,
+        pattern: bool,
+        binding: Binding,
+        make_route: MakeRoute<A>,
+    ) -> &mut Self {
         let schema = T::get_schema();
         self.entries.push(Subscription {
             info: SubscriptionInfo {
@@ -350,7 +351,7 @@ impl<A: TopicActor> Subscriptions<A> {
                 schema,
                 binding,
             },
-            make_route: Box::new(make_route::<A, T>),
+            make_route,
         });
         self
     }
@@ -366,18 +367,14 @@ where
     T: Record,
     A: TopicActor + Handler<Inbound<T>, Result = Result<(), ActorError>>,
 {
-    Ok(Box::new(TypedRoute::<T> {
-        decoder: Decoder::new(registry.clone())?,
-    }))
+    Ok(Box::new(DecodeRoute(Decoder::<T>::new(registry.clone())?)))
 }
 
 fn make_any_route<A>(registry: &SchemaRegistry) -> Result<Box<dyn Route<A>>>
 where
     A: TopicActor + Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
 {
-    Ok(Box::new(AnyRoute {
-        registry: registry.clone(),
-    }))
+    Ok(Box::new(DecodeRoute(AsJson(registry.clone()))))
 }
 
 /// Decodes one subscription's records for actor `A`.
@@ -389,67 +386,59 @@ pub(crate) trait Route<A: TopicActor>: Send + Sync {
     ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError>;
 }
 
-struct TypedRoute<T: Record> {
-    decoder: Decoder<T>,
+/// Turns a value's bytes into what a subscription hands its actor.
+trait Decode: Send + Sync {
+    type Value: 'static;
+    fn decode(&self, payload: &[u8]) -> std::result::Result<Self::Value, DecodeError>;
 }
 
-impl<A, T> Route<A> for TypedRoute<T>
-where
-    T: Record,
-    A: TopicActor + Handler<Inbound<T>, Result = Result<(), ActorError>>,
-{
-    fn decode(
-        &self,
-        payload: &[u8],
-        meta: Meta,
-    ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
-        let value = self.decoder.decode(payload)?;
-        Ok(Box::new(Inbound::shared(value, meta)))
+/// Single-object Avro, resolved to the subscription's type.
+impl<T: Record> Decode for Decoder<T> {
+    type Value = T;
+    fn decode(&self, payload: &[u8]) -> std::result::Result<T, DecodeError> {
+        Decoder::decode(self, payload)
     }
 }
 
 /// Turns a value written outside scribe into a `T`, or says why not.
-type Foreign<T> = dyn Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync;
+type ForeignFn<T> = dyn Fn(&[u8]) -> std::result::Result<T, String> + Send + Sync;
 
-/// Reads a topic written outside scribe with the actor's own function.
-struct ForeignRoute<T> {
-    decode: Arc<Foreign<T>>,
-}
+/// A topic written outside scribe, read with the actor's own function.
+struct Foreign<T>(Arc<ForeignFn<T>>);
 
-impl<A, T> Route<A> for ForeignRoute<T>
-where
-    T: Record,
-    A: TopicActor + Handler<Inbound<T>, Result = Result<(), ActorError>>,
-{
-    fn decode(
-        &self,
-        payload: &[u8],
-        meta: Meta,
-    ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
-        let value = (self.decode)(payload).map_err(DecodeError::Foreign)?;
-        Ok(Box::new(Inbound::shared(value, meta)))
+impl<T: Record> Decode for Foreign<T> {
+    type Value = T;
+    fn decode(&self, payload: &[u8]) -> std::result::Result<T, DecodeError> {
+        (self.0)(payload).map_err(DecodeError::Foreign)
     }
 }
 
-/// Reads any record whose writer schema the node knows as JSON.
-struct AnyRoute {
-    registry: SchemaRegistry,
+/// Any record whose writer schema the node knows, as JSON.
+struct AsJson(SchemaRegistry);
+
+impl Decode for AsJson {
+    type Value = AnyRecord;
+    fn decode(&self, payload: &[u8]) -> std::result::Result<AnyRecord, DecodeError> {
+        let (record_type, value) = crate::codec::decode_json(&self.0, payload)?;
+        Ok(AnyRecord { record_type, value })
+    }
 }
 
-impl<A> Route<A> for AnyRoute
+/// The route of one subscription: its decoding, then its handler.
+struct DecodeRoute<D>(D);
+
+impl<A, D> Route<A> for DecodeRoute<D>
 where
-    A: TopicActor + Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
+    D: Decode,
+    A: TopicActor + Handler<Inbound<D::Value>, Result = Result<(), ActorError>>,
 {
     fn decode(
         &self,
         payload: &[u8],
         meta: Meta,
     ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
-        let (record_type, value) = crate::codec::decode_json(&self.registry, payload)?;
-        Ok(Box::new(Inbound::shared(
-            AnyRecord { record_type, value },
-            meta,
-        )))
+        let value = self.0.decode(payload)?;
+        Ok(Box::new(Inbound::shared(value, meta)))
     }
 }
 
@@ -563,19 +552,10 @@ pub(crate) trait Deliver<A: TopicActor> {
 
 impl<A, T> Deliver<A> for Inbound<T>
 where
-    T: Record,
+    T: 'static,
     A: TopicActor + Handler<Inbound<T>, Result = Result<(), ActorError>>,
 {
     fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError> {
         <A as Handler<Inbound<T>>>::handle(act, *self, ctx)
-    }
-}
-
-impl<A> Deliver<A> for Inbound<AnyRecord>
-where
-    A: TopicActor + Handler<Inbound<AnyRecord>, Result = Result<(), ActorError>>,
-{
-    fn deliver(self: Box<Self>, act: &mut A, ctx: &mut Context<A>) -> Result<(), ActorError> {
-        <A as Handler<Inbound<AnyRecord>>>::handle(act, *self, ctx)
     }
 }
