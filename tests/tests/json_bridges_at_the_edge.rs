@@ -1,7 +1,8 @@
 //! The JSON bridges: outside producers' JSON events on `acapy-inbound-*`
 //! topics come in as typed Avro records the bridge owns (what does not fit
 //! is dead-lettered with the field named), and a mirror writes that owned
-//! topic back out as JSON, key and metadata kept, for outside readers.
+//! topic back out as JSON, key and metadata kept, for outside readers
+//! (Python's confluent-kafka among them, when `SCRIBE_PYTHON` has it).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -211,6 +212,42 @@ async fn json_events_come_in_typed_and_go_out_as_json() {
         assert_eq!(line["value"], mirrored_json[host].0);
     }
 
+    // Python's confluent-kafka, a client scribe did not write, reads the
+    // mirror: JSON values, CloudEvents headers, the same ids.
+    if let Some(python) = python_with_confluent_kafka() {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/interop/read_json_mirror.py"
+        );
+        let read = std::process::Command::new(python)
+            .arg(script)
+            .args(["--bootstrap", kafka.bootstrap(), "--topic", &mirrored])
+            .args(["--count", &good.to_string()])
+            .output()
+            .expect("python runs");
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&read.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), good);
+        for line in &lines {
+            let host = line["key"].as_str().unwrap();
+            let (value, record) = &mirrored_json[host];
+            assert_eq!(&line["value"], value);
+            assert_eq!(line["ce_id"], record.header(headers::CE_ID));
+            assert_eq!(line["ce_type"], "scribe.metrics.HostMetrics");
+        }
+        println!(
+            "python confluent-kafka read {} mirrored records",
+            lines.len()
+        );
+    }
+
     // Each broken event, as it came, with a reason naming what is wrong.
     let reasons: Vec<&str> = dead.iter().map(|d| d.header(headers::DLQ_ERROR)).collect();
     for (value, expected) in broken() {
@@ -229,4 +266,23 @@ async fn json_events_come_in_typed_and_go_out_as_json() {
             assert!(inbound.contains(&letter.header(headers::DLQ_TOPIC).to_owned()));
         }
     }
+}
+
+/// A Python with confluent-kafka (`SCRIBE_PYTHON`, default `python3`), or
+/// `None` to skip that part, which `SCRIBE_REQUIRE_INTEROP=1` (CI) forbids.
+fn python_with_confluent_kafka() -> Option<String> {
+    let python = std::env::var("SCRIBE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import confluent_kafka"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let required = std::env::var("SCRIBE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+    assert!(
+        found || !required,
+        "SCRIBE_REQUIRE_INTEROP=1 but `{python}` lacks confluent-kafka"
+    );
+    if !found {
+        eprintln!("skipped the Python reader: `{python}` lacks confluent-kafka");
+    }
+    found.then_some(python)
 }
