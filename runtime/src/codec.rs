@@ -196,6 +196,11 @@ impl SchemaRegistry {
         }
     }
 
+    /// Every schema registered, with its fingerprint.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Fingerprint, &'static Schema)> + '_ {
+        self.schemas.iter().map(|(fp, schema)| (*fp, *schema))
+    }
+
     /// Number of schemas registered.
     pub fn len(&self) -> usize {
         self.schemas.len()

@@ -289,3 +289,55 @@ async fn a_gateway_awaits_its_reply_type_among_the_responders_types() {
     gateway.close().await;
     node.shutdown().await.expect("clean shutdown");
 }
+
+/// The runner and the scoreboard on two nodes: the scoreboard's node knows
+/// no `Started` schema, so it tells those records apart by their
+/// `ce_type`, and still passes them over.
+#[actix::test]
+async fn a_reader_on_another_node_passes_over_types_it_does_not_know() {
+    let kafka = TestKafka::from_env();
+    let topics = Topics::prefixed(&unique("apart"));
+    send_requests(&kafka, &topics).await;
+    let runner = kafka
+        .node(&unique("runner-node"))
+        .actor::<Runner>(&unique("runner"), topics.events.as_str(), topics.clone())
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect("node starts");
+    let scoreboard = unique("scoreboard");
+    let scores = kafka
+        .node(&unique("score-node"))
+        .actor::<test_events::Scoreboard>(&scoreboard, topics.scores.as_str(), topics.clone())
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect("node starts");
+    let timeout = Duration::from_secs(60);
+    let written = kafka.read(&topics.scores, RUNS, timeout).await;
+    let skipped_all = TestKafka::eventually(timeout, || {
+        scores
+            .stats(&scoreboard)
+            .is_some_and(|s| s.skipped == RUNS as u64)
+    })
+    .await;
+    let stats = scores.stats(&scoreboard).unwrap();
+    scores.shutdown().await.expect("clean shutdown");
+    runner.shutdown().await.expect("clean shutdown");
+    println!(
+        "two nodes: scores {}; scoreboard handled {} skipped {} dead-lettered {} undecodable {}",
+        written.len(),
+        stats.handled,
+        stats.skipped,
+        stats.dead_lettered,
+        stats.undecodable
+    );
+    assert!(skipped_all, "skipped {}", stats.skipped);
+    assert_eq!(decode::<Score>(&written).len(), RUNS);
+    assert_eq!(
+        (stats.handled, stats.skipped, stats.dead_lettered),
+        (RUNS as u64, RUNS as u64, 0)
+    );
+}

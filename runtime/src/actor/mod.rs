@@ -1,5 +1,6 @@
 //! [`TopicActor`]: an actix actor that owns one topic and declares its subscriptions.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -447,25 +448,42 @@ where
 /// type's name, else it is skipped (or dead-lettered, when the actor asked).
 pub(crate) struct SwitchRoute<A: TopicActor> {
     registry: SchemaRegistry,
-    /// Each type binding: its reader's fingerprint, full name and route.
-    typed: Vec<(Fingerprint, String, Box<dyn Route<A>>)>,
-    /// Each prefix binding, longest first.
-    prefixes: Vec<(String, Box<dyn Route<A>>)>,
+    routes: Vec<Box<dyn Route<A>>>,
+    /// Each type binding: its full name and route.
+    typed: Vec<(String, usize)>,
+    /// Each prefix binding and its route, longest first.
+    prefixes: Vec<(String, usize)>,
+    /// Where a record goes, by its writer's fingerprint, for every schema
+    /// the node knows: decided once, so that a record costs one lookup
+    /// (no name is made or compared per record).
+    known: HashMap<Fingerprint, Target>,
     dead_letter_unhandled: bool,
+}
+
+/// Where records of one writer schema go.
+enum Target {
+    /// To this route.
+    Route(usize),
+    /// Nowhere: a type no binding takes, by its full name.
+    Unhandled(Arc<str>),
 }
 
 impl<A: TopicActor> SwitchRoute<A> {
     pub(crate) fn new(registry: &SchemaRegistry, dead_letter_unhandled: bool) -> Self {
         Self {
             registry: registry.clone(),
+            routes: Vec::new(),
             typed: Vec::new(),
             prefixes: Vec::new(),
+            known: HashMap::new(),
             dead_letter_unhandled,
         }
     }
 
     /// Adds the route of one binding.
     pub(crate) fn add(&mut self, info: &SubscriptionInfo, route: Box<dyn Route<A>>) {
+        let index = self.routes.len();
+        self.routes.push(route);
         match &info.binding {
             Binding::Prefix(prefix) => {
                 let at = self
@@ -473,28 +491,51 @@ impl<A: TopicActor> SwitchRoute<A> {
                     .iter()
                     .position(|(p, _)| p.len() < prefix.len())
                     .unwrap_or(self.prefixes.len());
-                self.prefixes.insert(at, (prefix.clone(), route));
+                self.prefixes.insert(at, (prefix.clone(), index));
             }
             // Bindings of a whole topic never share it with others.
-            Binding::Type | Binding::Every | Binding::Foreign => self.typed.push((
-                Fingerprint::of(&info.schema),
-                info.record_type.clone(),
-                route,
-            )),
+            Binding::Type | Binding::Every | Binding::Foreign => {
+                self.typed.push((info.record_type.clone(), index));
+            }
         }
     }
 
+    /// Decides, for every schema the node knows, where its records go.
+    pub(crate) fn finish(mut self) -> Self {
+        let known = self
+            .registry
+            .iter()
+            .map(|(fingerprint, schema)| {
+                let name = full_name(schema);
+                let target = match self.named(&name) {
+                    Some(index) => Target::Route(index),
+                    None => Target::Unhandled(name.into()),
+                };
+                (fingerprint, target)
+            })
+            .collect();
+        self.known = known;
+        self
+    }
+
     /// The route of records of type `name`.
-    fn named(&self, name: &str) -> Option<&dyn Route<A>> {
-        let typed = self.typed.iter().find(|(_, n, _)| n == name);
+    fn named(&self, name: &str) -> Option<usize> {
+        let typed = self.typed.iter().find(|(n, _)| n == name);
         match typed {
-            Some((_, _, route)) => Some(&**route),
+            Some((_, index)) => Some(*index),
             None => self
                 .prefixes
                 .iter()
                 .find(|(prefix, _)| name.starts_with(prefix.as_str()))
-                .map(|(_, route)| &**route),
+                .map(|(_, index)| *index),
         }
+    }
+
+    fn unhandled(&self, name: &str) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
+        if self.dead_letter_unhandled {
+            return Err(DecodeError::Unhandled(name.to_owned()));
+        }
+        Ok(Box::new(Skipped))
     }
 }
 
@@ -505,25 +546,18 @@ impl<A: TopicActor> Route<A> for SwitchRoute<A> {
         meta: Meta,
     ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
         let (fingerprint, _) = split_header(payload)?;
-        // The common case: written with the very schema a binding reads.
-        if let Some((_, _, route)) = self.typed.iter().find(|(fp, _, _)| *fp == fingerprint) {
-            return route.decode(payload, meta);
+        match self.known.get(&fingerprint) {
+            Some(Target::Route(index)) => self.routes[*index].decode(payload, meta),
+            Some(Target::Unhandled(name)) => self.unhandled(name),
+            // A schema the node does not know: what the writer says it is.
+            None => match meta.headers.ce_type() {
+                Some(said) => match self.named(said) {
+                    Some(index) => self.routes[index].decode(payload, meta),
+                    None => self.unhandled(said),
+                },
+                None => Err(DecodeError::UnknownFingerprint(fingerprint)),
+            },
         }
-        // Another version, or another type: its name by the writer's
-        // schema, else by what the writer says it is.
-        let known = self.registry.get(&fingerprint).map(full_name);
-        let name = match (&known, meta.headers.ce_type()) {
-            (Some(name), _) => name.as_str(),
-            (None, Some(said)) => said,
-            (None, None) => return Err(DecodeError::UnknownFingerprint(fingerprint)),
-        };
-        if let Some(route) = self.named(name) {
-            return route.decode(payload, meta);
-        }
-        if self.dead_letter_unhandled {
-            return Err(DecodeError::Unhandled(name.to_owned()));
-        }
-        Ok(Box::new(Skipped))
     }
 }
 

@@ -131,7 +131,7 @@ impl<A: TopicActor> Factory<A> {
             switches[at].1.add(&sub.info, route);
         }
         for (info, switch) in switches {
-            routes.add(info, Box::new(switch))?;
+            routes.add(info, Box::new(switch.finish()))?;
         }
         Ok(routes)
     }
