@@ -158,6 +158,9 @@ fn schema_of<'a>(
             .join(", ")
     };
     match (written, ty) {
+        ([], _) => {
+            Err("the topic's owner writes JSON, not Avro; there is no schema to encode with".into())
+        }
         ([only], None) => Ok(only),
         (_, None) => Err(format!(
             "the topic carries several types ({}): say which with \"type\"",
@@ -262,6 +265,10 @@ mod tests {
         assert_eq!(
             envelope(line).unwrap_err(),
             "`type` must be a string, not 3"
+        );
+        assert_eq!(
+            schema_of(&[], None).unwrap_err(),
+            "the topic's owner writes JSON, not Avro; there is no schema to encode with"
         );
     }
 }
