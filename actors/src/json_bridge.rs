@@ -19,9 +19,9 @@
 //! [`JsonOut`] (config kind `json-out`):
 //! - Reads: every record of one topic scribe owns, whatever its types.
 //! - Writes: each as JSON text to its own topic, with the record's key and
-//!   headers (its `ce_id` and `ce_type` too); give it
-//!   `envelope = "cloudevents"` so outside readers get the metadata as plain
-//!   headers. Readers in scribe take its topic only with
+//!   headers (its `ce_id` and `ce_type` too), the metadata as CloudEvents
+//!   headers unless its `envelope` says otherwise: its readers are outside
+//!   scribe. Readers in scribe take its topic only with
 //!   `Subscriptions::subscribe_foreign`.
 
 use std::collections::BTreeMap;
@@ -246,6 +246,11 @@ impl TopicActor for JsonOut {
     fn subscriptions(args: &JsonOutArgs, subs: &mut Subscriptions<Self>) {
         // Every type the topic carries, read with its writer's schema.
         subs.on_prefix(args.topic.as_str(), "");
+    }
+
+    /// Its readers are outside scribe: the metadata as plain headers.
+    fn envelope() -> Option<scribe::Envelope> {
+        Some(scribe::Envelope::CloudEvents)
     }
 
     fn create(_: JsonOutArgs, out: Publisher<AnyRecord>) -> Result<Self, ActorError> {

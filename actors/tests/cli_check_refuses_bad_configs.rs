@@ -829,7 +829,6 @@ const BRIDGE_OUT: &str = r#"
 name = "mirror"
 kind = "json-out"
 output = "metrics.bridged.json"
-envelope = "cloudevents"
 params = { topic = "metrics.bridged" }
 "#;
 
@@ -838,7 +837,10 @@ fn json_bridges_read_and_write_outside_topics_without_schema_checks() {
     let path = write("bridges.toml", &node(&format!("{BRIDGE_IN}{BRIDGE_OUT}")));
     let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
     assert!(
-        summary.contains("mirror [json-out] writes metrics.bridged.json (json)"),
+        summary.contains(
+            "mirror [json-out] writes metrics.bridged.json (json); reads metrics.bridged (*); \
+             cloudevents envelope"
+        ),
         "{summary}"
     );
     assert!(

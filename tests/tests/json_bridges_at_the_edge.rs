@@ -95,7 +95,6 @@ async fn json_events_come_in_typed_and_go_out_as_json() {
                 topic: bridged.clone(),
             },
         )
-        .envelope(mirror.as_str(), Envelope::CloudEvents)
         .build()
         .expect("valid topology")
         .start()
@@ -159,7 +158,8 @@ async fn json_events_come_in_typed_and_go_out_as_json() {
         );
 
         // The mirror: the same record as JSON, same key, same event id and
-        // type, as CloudEvents headers an outside reader can read.
+        // type, as CloudEvents headers an outside reader can read (the
+        // kind's own envelope; the node set none).
         let (value, out) = &mirrored_json[host];
         assert_eq!(out.key_str(), host);
         assert_eq!(out.envelope, Envelope::CloudEvents);

@@ -90,6 +90,16 @@ pub trait TopicActor: Actor<Context = Context<Self>> {
         Ok(())
     }
 
+    /// How this kind of actor writes its records' metadata when the node
+    /// sets nothing for the actor itself (`envelope` in its `[[actors]]`
+    /// section, [`NodeBuilder::envelope`](crate::NodeBuilder::envelope)):
+    /// a kind whose readers are outside scribe (a JSON mirror) wants
+    /// CloudEvents headers whatever the node's default is. The default,
+    /// `None`, takes the node's default.
+    fn envelope() -> Option<crate::Envelope> {
+        None
+    }
+
     /// Builds the actor. Called again after every restart.
     fn create(args: Self::Args, out: Publisher<Self::Output>) -> Result<Self, ActorError>;
 }

@@ -103,10 +103,14 @@ impl Node {
         b.deliveries.get(actor).copied().unwrap_or_default()
     }
 
-    fn envelope_of(b: &NodeBuilder, actor: &str) -> crate::Envelope {
+    /// The envelope set for the actor, else its kind's own
+    /// ([`TopicActor::envelope`](crate::TopicActor::envelope)), else the
+    /// node's default.
+    fn envelope_of(b: &NodeBuilder, actor: &dyn ActorFactory) -> crate::Envelope {
         b.envelopes
-            .get(actor)
+            .get(actor.name())
             .copied()
+            .or(actor.preferred_envelope())
             .unwrap_or(b.default_envelope)
     }
 
@@ -114,7 +118,7 @@ impl Node {
     fn envelopes_of(b: &NodeBuilder) -> BTreeMap<String, crate::Envelope> {
         b.actors
             .iter()
-            .map(|(a, _)| (a.name().to_owned(), Node::envelope_of(b, a.name())))
+            .map(|(a, _)| (a.name().to_owned(), Node::envelope_of(b, &**a)))
             .collect()
     }
 
@@ -230,7 +234,7 @@ impl Node {
         let envelopes = b
             .actors
             .iter()
-            .map(|(a, _)| Node::envelope_of(&b, a.name()))
+            .map(|(a, _)| Node::envelope_of(&b, &**a))
             .collect();
         NodeParts {
             envelopes,
@@ -262,7 +266,7 @@ impl Node {
                 subscriptions: a.subscriptions().to_vec(),
                 dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
                 delivery: Node::delivery_of(&self.builder, a.name()),
-                envelope: Node::envelope_of(&self.builder, a.name()),
+                envelope: Node::envelope_of(&self.builder, &**a),
             })
             .collect()
     }

@@ -28,6 +28,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_schemas(&self) -> Vec<apache_avro::Schema>;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     fn register_schemas(&self, registry: &mut SchemaRegistry);
+    fn preferred_envelope(&self) -> Option<crate::Envelope>;
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
     /// Builds an instance from the clients `wiring` gives and starts it
     /// on the current thread (a simulation's).
@@ -156,6 +157,10 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
 
     fn subscriptions(&self) -> &[SubscriptionInfo] {
         &self.infos
+    }
+
+    fn preferred_envelope(&self) -> Option<crate::Envelope> {
+        A::envelope()
     }
 
     fn register_schemas(&self, registry: &mut SchemaRegistry) {

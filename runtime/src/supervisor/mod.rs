@@ -276,6 +276,9 @@ mod tests {
             &[]
         }
         fn register_schemas(&self, _: &mut SchemaRegistry) {}
+        fn preferred_envelope(&self) -> Option<crate::Envelope> {
+            None
+        }
         fn spawn(&self, _: &Env, _: &Failures, _: &Reads) -> Result<Instance> {
             if self.spawned.fetch_add(1, Ordering::SeqCst) > 0 {
                 return Err(Error::Shutdown {
