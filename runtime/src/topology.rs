@@ -258,28 +258,24 @@ fn check_declared_types(
     responder: &ActorInfo,
     gateway: &GatewayInfo,
 ) -> std::result::Result<(), String> {
+    let mut reading = responder
+        .subscriptions
+        .iter()
+        .filter(|s| s.reads(&gateway.requests))
+        .peekable();
     if let Some(request) = &gateway.request_type
-        && let Some(sub) = responder
-            .subscriptions
-            .iter()
-            .find(|s| s.reads(&gateway.requests))
-    {
-        let takes = match &sub.binding {
-            Binding::Every => sub.record_type == *request,
-            Binding::Type => responder
-                .subscriptions
-                .iter()
-                .any(|s| s.reads(&gateway.requests) && s.record_type == *request),
+        && let Some(first) = reading.peek().copied()
+        && !reading.any(|s| match &s.binding {
+            Binding::Every | Binding::Type => s.record_type == *request,
             Binding::Prefix(prefix) => request.starts_with(prefix.as_str()),
             // Read with the actor's own function: nothing to compare.
             Binding::Foreign => true,
-        };
-        if !takes {
-            return Err(format!(
-                "its request type `{request}` is not what actor `{}` reads there (`{}`)",
-                responder.name, sub.record_type
-            ));
-        }
+        })
+    {
+        return Err(format!(
+            "its request type `{request}` is not what actor `{}` reads there (`{}`)",
+            responder.name, first.record_type
+        ));
     }
     if let Some(reply) = &gateway.reply_type
         && !responder

@@ -12,9 +12,9 @@ not conform.
 import argparse
 import json
 import sys
-import time
 
-from confluent_kafka import Consumer, TopicPartition
+
+from topic_reader import messages
 
 
 def main() -> int:
@@ -25,25 +25,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args()
 
-    consumer = Consumer({
-        "bootstrap.servers": args.bootstrap,
-        "group.id": "json-mirror-interop",
-        "enable.auto.commit": False,
-    })
-    metadata = consumer.list_topics(args.topic, timeout=10)
-    partitions = metadata.topics[args.topic].partitions
-    consumer.assign([TopicPartition(args.topic, p, 0) for p in partitions])
-
     seen = 0
-    deadline = time.monotonic() + args.timeout
-    while seen < args.count and time.monotonic() < deadline:
-        message = consumer.poll(0.2)
-        if message is None:
-            continue
-        if message.error():
-            print(f"consumer error: {message.error()}", file=sys.stderr)
-            continue
-        where = f"{message.topic()}/{message.partition()}@{message.offset()}"
+    for message, where in messages(args.bootstrap, args.topic, "json-mirror-interop", args.count, args.timeout):
         headers = {k: v.decode() for k, v in (message.headers() or [])}
         try:
             value = json.loads(message.value())
@@ -57,7 +40,6 @@ def main() -> int:
         key = message.key().decode() if message.key() is not None else None
         print(json.dumps({"key": key, "ce_id": headers["ce_id"], "ce_type": headers["ce_type"], "value": value}, sort_keys=True))
         seen += 1
-    consumer.close()
     if seen < args.count:
         print(f"read {seen} of {args.count} records in {args.timeout}s", file=sys.stderr)
         return 1

@@ -20,10 +20,10 @@ import argparse
 import io
 import json
 import sys
-import time
 
 import fastavro
-from confluent_kafka import Consumer, TopicPartition
+
+from topic_reader import messages
 
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time", "content-type")
 # The envelope's fields under the CloudEvents header names.
@@ -75,25 +75,8 @@ def main() -> int:
         writers[fingerprint] = schema
     envelope_schema, envelope_fingerprint = load(args.envelope_schema)
 
-    consumer = Consumer({
-        "bootstrap.servers": args.bootstrap,
-        "group.id": "fastavro-interop",
-        "enable.auto.commit": False,
-    })
-    metadata = consumer.list_topics(args.topic, timeout=10)
-    partitions = metadata.topics[args.topic].partitions
-    consumer.assign([TopicPartition(args.topic, p, 0) for p in partitions])
-
     seen = 0
-    deadline = time.monotonic() + args.timeout
-    while seen < args.count and time.monotonic() < deadline:
-        message = consumer.poll(0.2)
-        if message is None:
-            continue
-        if message.error():
-            print(f"consumer error: {message.error()}", file=sys.stderr)
-            continue
-        where = f"{message.topic()}/{message.partition()}@{message.offset()}"
+    for message, where in messages(args.bootstrap, args.topic, "fastavro-interop", args.count, args.timeout):
         raw = dict(message.headers() or [])
         try:
             value = message.value()
@@ -124,7 +107,6 @@ def main() -> int:
         key = message.key().decode() if message.key() is not None else None
         print(json.dumps({"key": key, "envelope": form, "headers": headers, "value": record}, sort_keys=True))
         seen += 1
-    consumer.close()
     if seen < args.count:
         print(f"read {seen} of {args.count} records in {args.timeout}s", file=sys.stderr)
         return 1
