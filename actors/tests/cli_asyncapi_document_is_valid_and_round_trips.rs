@@ -39,10 +39,16 @@ const EDGE: &str = r#"
 [node]
 name = "edge"
 
+# Not contacted: the document only says how the gatherer frames values.
+[registry]
+url = "http://registry.invalid:8081"
+
+# Written in the Confluent Schema Registry's framing.
 [[actors]]
 name = "gatherer"
 kind = "relay.host-metrics"
 output = "metrics.gathered"
+encoding = "confluent"
 params = { pattern = "metrics\\.host.*" }
 
 [[actors]]
@@ -104,6 +110,27 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
     );
     let document = dir.join("asyncapi.json");
     std::fs::write(&document, &out.stdout).unwrap();
+    // The gatherer's records say how they are framed, in the Kafka
+    // message bindings registry-aware tools read.
+    let written: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let framed =
+        &written["components"]["messages"]["scribe.metrics.HostMetrics.confluent-topic_name"];
+    assert_eq!(
+        framed["bindings"]["kafka"]["schemaIdPayloadEncoding"], "confluent",
+        "{framed}"
+    );
+    assert_eq!(
+        framed["bindings"]["kafka"]["schemaLookupStrategy"],
+        "TopicNameStrategy"
+    );
+    assert_eq!(
+        written["channels"]["metrics.gathered"]["messages"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["scribe.metrics.HostMetrics.confluent-topic_name"]
+    );
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/asyncapi/validate.mjs");
     // The script runs from the parser's directory, where Node finds its

@@ -892,3 +892,53 @@ params = { pattern = "metrics[.]bridged[.]json" }
         ],
     );
 }
+
+#[test]
+fn a_confluent_encoding_without_a_usable_registry_is_refused() {
+    let confluent = SAMPLER.replace(
+        "output = \"metrics.host\"",
+        "output = \"metrics.host\"\nencoding = \"confluent\"",
+    );
+    assert_refused(
+        "confluent-no-registry.toml",
+        &node(&confluent),
+        &[
+            "actor `sampler`: encoding",
+            "needs a schema registry ([registry] url)",
+        ],
+    );
+    assert_refused(
+        "confluent-bad-strategy.toml",
+        &node(&format!("{confluent}subject_strategy = \"by_topic\"\n")),
+        &["actors[0].subject_strategy", "by_topic"],
+    );
+    // Credentials go in username and password; the URL's are not repeated.
+    let line = refused(
+        "registry-url-credentials.toml",
+        &format!(
+            "{}[registry]\nurl = \"https://svc:hunter2-registry@registry.internal:8081\"\n",
+            node(&confluent)
+        ),
+    );
+    assert!(line.contains("registry: url carries credentials"), "{line}");
+    assert!(!line.contains("hunter2"), "{line}");
+    // With a registry, the file checks; its password is in no output.
+    let path = write(
+        "confluent-ok.toml",
+        &format!(
+            "{}[registry]\nurl = \"https://registry.internal:8081\"\nusername = \"svc\"\npassword = \"hunter2-registry\"\n",
+            node(&confluent)
+        ),
+    );
+    let summary = succeeded(&scribe(&["check", path.to_str().unwrap()], &[]));
+    assert!(
+        summary.contains("confluent encoding, topic_name subjects"),
+        "{summary}"
+    );
+    let config = scribe_cli::settings::NodeConfig::load(&path).unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("hunter2") && !summary.contains("hunter2"),
+        "{debug}"
+    );
+}

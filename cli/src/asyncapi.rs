@@ -64,17 +64,33 @@ fn headers() -> Value {
     })
 }
 
-/// Adds record type `name` to `messages` once; returns its key there.
+/// How an owner frames its values: `None` for single-object encoding,
+/// else the subject strategy it registers its schemas under.
+fn framing(actor: &scribe::ActorInfo) -> Option<scribe::SubjectStrategy> {
+    (actor.encoding == scribe::Encoding::Confluent).then_some(actor.subject_strategy)
+}
+
+/// The key of record type `name`'s message in `framing`.
+fn message_key(name: &str, framing: Option<scribe::SubjectStrategy>) -> String {
+    match framing {
+        None => id(name),
+        Some(strategy) => id(&format!("{name}.confluent-{strategy}")),
+    }
+}
+
+/// Adds record type `name`, framed as `framing` says, to `messages` once;
+/// returns its key there.
 fn message(
     messages: &mut serde_json::Map<String, Value>,
     name: &str,
     schema: &apache_avro::Schema,
+    framing: Option<scribe::SubjectStrategy>,
 ) -> String {
-    let key = id(name);
+    let key = message_key(name, framing);
     messages.entry(key.clone()).or_insert_with(|| {
         // The full schema, as the writer declares it (docs included).
         let schema = serde_json::to_value(schema).unwrap_or_else(|_| json!(schema.canonical_form()));
-        json!({
+        let mut message = json!({
             "name": name,
             "title": name,
             "contentType": "application/avro",
@@ -82,7 +98,24 @@ fn message(
             "headers": headers(),
             "correlationId": {"location": "$message.header#/correlation_id"},
             "payload": {"schemaFormat": AVRO, "schema": schema},
-        })
+        });
+        if let Some(strategy) = framing {
+            let lookup = match strategy {
+                scribe::SubjectStrategy::RecordName => "RecordNameStrategy",
+                scribe::SubjectStrategy::TopicRecordName => "TopicRecordNameStrategy",
+                _ => "TopicNameStrategy",
+            };
+            message["summary"] = json!(format!(
+                "`{name}` in the Confluent Schema Registry's framing (byte 0, 4-byte schema id, datum), registered under {lookup}."
+            ));
+            message["bindings"] = json!({"kafka": {
+                "schemaIdLocation": "payload",
+                "schemaIdPayloadEncoding": "confluent",
+                "schemaLookupStrategy": lookup,
+                "bindingVersion": KAFKA_BINDING,
+            }});
+        }
+        message
     });
     key
 }
@@ -145,7 +178,7 @@ pub fn document(deployment: &Deployment) -> Value {
             let mut sent = Vec::new();
             for schema in &actor.output_schemas {
                 let name = scribe::codec::full_name(schema);
-                let out = message(&mut messages, &name, schema);
+                let out = message(&mut messages, &name, schema, framing(&actor));
                 channel_messages
                     .entry(actor.output.clone())
                     .or_default()
@@ -220,12 +253,12 @@ pub fn document(deployment: &Deployment) -> Value {
                             Binding::Type => *name == sub.record_type,
                             Binding::Prefix(prefix) => name.starts_with(prefix.as_str()),
                         })
-                        .map(|name| id(&name))
+                        .map(|name| message_key(&name, framing(owner)))
                         .collect(),
                     // Any type, read as JSON: nothing to declare.
                     (None, Binding::Prefix(_)) => Vec::new(),
                     (None, _) => {
-                        let key = message(&mut messages, &sub.record_type, &sub.schema);
+                        let key = message(&mut messages, &sub.record_type, &sub.schema, None);
                         channel_messages
                             .entry(sub.topic.clone())
                             .or_default()
@@ -309,7 +342,7 @@ pub fn document(deployment: &Deployment) -> Value {
             else {
                 continue;
             };
-            let asked = message(&mut messages, &sub.record_type, &sub.schema);
+            let asked = message(&mut messages, &sub.record_type, &sub.schema, None);
             channel_messages
                 .entry(gateway.requests.clone())
                 .or_default()

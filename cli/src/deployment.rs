@@ -130,6 +130,13 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
             if actor.envelope != scribe::Envelope::default() {
                 let _ = write!(delivery, "; {} envelope", actor.envelope);
             }
+            if actor.encoding == scribe::Encoding::Confluent {
+                let _ = write!(
+                    delivery,
+                    "; confluent encoding, {} subjects",
+                    actor.subject_strategy
+                );
+            }
             let _ = writeln!(
                 out,
                 "  {} [{}] writes {} ({}); reads {}{delivery}",
@@ -167,6 +174,59 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
     }
     let _ = writeln!(out, "ok: {} files, {actors} actors", deployment.nodes.len());
     Ok(out)
+}
+
+/// `scribe check --registry URL`: whether the registry at `url` would
+/// take each schema that actors writing `encoding = "confluent"` register,
+/// under its subject and that subject's compatibility level. The report,
+/// and how many schemas it would refuse. Each file's `[registry]`
+/// credentials and CA are used, with `url` instead of its own.
+pub fn check_registry(deployment: &Deployment, url: &str) -> Result<(String, usize)> {
+    let mut out = String::new();
+    let mut refused = 0;
+    let _ = writeln!(out, "schema registry {url}:");
+    for loaded in &deployment.nodes {
+        let mut settings = loaded
+            .node
+            .schema_registry_settings()
+            .cloned()
+            .unwrap_or_default();
+        settings.url = url.to_owned();
+        let client = scribe::confluent::RegistryClient::new(&settings)?;
+        for actor in loaded.node.actors() {
+            if actor.encoding != scribe::Encoding::Confluent {
+                let _ = writeln!(
+                    out,
+                    "  skip {} ({}): encoding {}, nothing registered",
+                    actor.output, actor.name, actor.encoding
+                );
+                continue;
+            }
+            for (subject, schema) in actor.subjects() {
+                let name = scribe::codec::full_name(schema);
+                let head = format!(
+                    "{} {name} ({}), subject `{subject}`",
+                    actor.output, actor.name
+                );
+                match client.check(&subject, schema)? {
+                    scribe::confluent::Compatibility::NewSubject => {
+                        let _ = writeln!(out, "  ok   {head}: new subject, would be version 1");
+                    }
+                    scribe::confluent::Compatibility::Compatible { level } => {
+                        let _ = writeln!(out, "  ok   {head}: compatible under {level}");
+                    }
+                    scribe::confluent::Compatibility::Incompatible { level, messages } => {
+                        refused += 1;
+                        let _ = writeln!(out, "  FAIL {head}: refused under {level}");
+                        for message in messages {
+                            let _ = writeln!(out, "       {message}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((out, refused))
 }
 
 /// `scribe graph`: the deployment as Mermaid or DOT.

@@ -11,7 +11,7 @@ pub mod settings;
 mod status;
 mod tools;
 
-pub use deployment::{Deployment, Format, Loaded, check, graph, load};
+pub use deployment::{Deployment, Format, Loaded, check, check_registry, graph, load};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,12 @@ enum Command {
         /// The deployment's configuration files.
         #[arg(required = true)]
         configs: Vec<PathBuf>,
+        /// Also ask this Confluent Schema Registry whether it would take
+        /// the schema of each topic written with `encoding = "confluent"`,
+        /// under its subject's compatibility level; exit 1 when it would
+        /// refuse one. Each file's `[registry]` credentials and CA apply.
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
     },
     /// Print the deployment's topology: actors, topics, owners, readers and
     /// record types.
@@ -216,7 +222,20 @@ pub fn main(registry: Registry) -> ExitCode {
     init_logging();
     let outcome = match cli.command {
         Command::Run { config } => run(&registry, config),
-        Command::Check { configs } => check(&registry, &configs).map(|report| print!("{report}")),
+        Command::Check {
+            configs,
+            registry: url,
+        } => check(&registry, &configs).and_then(|report| {
+            print!("{report}");
+            let Some(url) = url else { return Ok(()) };
+            let (report, refused) = check_registry(&load(&registry, &configs)?, &url)?;
+            print!("{report}");
+            if refused > 0 {
+                eprintln!("error: the registry would refuse {refused} schemas");
+                std::process::exit(1);
+            }
+            Ok(())
+        }),
         Command::Graph { configs, format } => {
             load(&registry, &configs).map(|deployment| print!("{}", graph(&deployment, format)))
         }

@@ -6,6 +6,12 @@
 //! A reader looks the writer's schema up by that fingerprint in a
 //! [`SchemaRegistry`] and, when it differs from its own, applies Avro schema
 //! resolution.
+//!
+//! A topic may instead carry the Confluent Schema Registry's framing
+//! ([`crate::confluent`]): byte `0`, a 4-byte schema id, the datum. The two
+//! framings never collide (`C3` against `0`), so every reader takes both:
+//! it maps the id to the schema's fingerprint with the ids the node learnt
+//! at start, and asks the registry server once for any id it has not seen.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -62,9 +68,24 @@ pub enum DecodeError {
         /// Length of the value.
         len: usize,
     },
-    /// The value does not start with the single-object marker `C3 01`.
-    #[error("value does not start with the avro single-object marker")]
+    /// The value starts neither with the single-object marker `C3 01` nor
+    /// with the schema registry's magic byte `0`.
+    #[error(
+        "value does not start with the avro single-object marker (nor with the schema registry's magic byte)"
+    )]
     NoMarker,
+    /// The value is in the schema registry's framing, but the node has no
+    /// registry to look its schema id up in (`[registry]`).
+    #[error("schema registry id {0}, and no schema registry is configured to look it up")]
+    UnknownSchemaId(u32),
+    /// The schema registry could not say which schema an id is.
+    #[error("schema registry id {id}: {reason}")]
+    Registry {
+        /// The schema id the value carries.
+        id: u32,
+        /// Why it could not be looked up.
+        reason: String,
+    },
     /// The writer's schema fingerprint is not in the registry.
     #[error("unknown writer schema fingerprint {0}")]
     UnknownFingerprint(Fingerprint),
@@ -146,6 +167,66 @@ pub fn full_name(schema: &Schema) -> String {
 #[derive(Clone, Default)]
 pub struct SchemaRegistry {
     schemas: Arc<HashMap<Fingerprint, &'static Schema>>,
+    /// Schema registry ids known without asking it: the node's own
+    /// registrations and what it read at start.
+    ids: Arc<HashMap<u32, Fingerprint>>,
+    /// The schema registry server, for ids seen only later.
+    remote: Option<Arc<Remote>>,
+}
+
+/// The schema registry server, and the ids asked of it so far.
+struct Remote {
+    client: crate::confluent::RegistryClient,
+    /// Each id found, or that the registry does not have it.
+    fetched: Mutex<HashMap<u32, Option<(Fingerprint, &'static Schema)>>>,
+}
+
+impl Remote {
+    /// What schema `id` is: from the ids asked before, else from the
+    /// registry (one call per id; a failed call is not remembered, so the
+    /// next record asks again).
+    fn fetch(&self, id: u32) -> std::result::Result<(Fingerprint, &'static Schema), DecodeError> {
+        let fetched = |found: Option<(Fingerprint, &'static Schema)>| {
+            found.ok_or_else(|| DecodeError::Registry {
+                id,
+                reason: format!("the registry at {} has no such schema", self.client.url()),
+            })
+        };
+        if let Some(known) = self.lock().get(&id) {
+            return fetched(*known);
+        }
+        let found = match self.client.schema(id) {
+            Ok(schema) => schema.map(intern).map(|(schema, fp)| (fp, schema)),
+            Err(error) => {
+                return Err(DecodeError::Registry {
+                    id,
+                    reason: error.to_string(),
+                });
+            }
+        };
+        if let Some((_, schema)) = found {
+            tracing::info!(id, schema = %full_name(schema), "schema registry id looked up");
+        }
+        self.lock().insert(id, found);
+        fetched(found)
+    }
+
+    /// A schema fetched before, by fingerprint.
+    fn get(&self, fingerprint: &Fingerprint) -> Option<&'static Schema> {
+        self.lock()
+            .values()
+            .flatten()
+            .find(|(fp, _)| fp == fingerprint)
+            .map(|(_, schema)| *schema)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u32, Option<(Fingerprint, &'static Schema)>>> {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl fmt::Debug for SchemaRegistry {
@@ -183,9 +264,52 @@ impl SchemaRegistry {
         fingerprint
     }
 
-    /// Looks a writer schema up by fingerprint.
+    /// Looks a writer schema up by fingerprint: among those registered,
+    /// then among those fetched from the schema registry server.
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<&'static Schema> {
-        self.schemas.get(fingerprint).copied()
+        match self.schemas.get(fingerprint) {
+            Some(schema) => Some(*schema),
+            None => self.remote.as_ref().and_then(|r| r.get(fingerprint)),
+        }
+    }
+
+    /// Knows `schema` as the schema registry's `id` from now on, without
+    /// asking the registry.
+    pub fn register_id(&mut self, id: u32, schema: Schema) -> Fingerprint {
+        let fingerprint = self.insert(schema);
+        Arc::make_mut(&mut self.ids).insert(id, fingerprint);
+        fingerprint
+    }
+
+    /// Looks schema ids it does not know up in the schema registry that
+    /// `client` reaches.
+    pub fn with_remote(mut self, client: crate::confluent::RegistryClient) -> Self {
+        self.remote = Some(Arc::new(Remote {
+            client,
+            fetched: Mutex::new(HashMap::new()),
+        }));
+        self
+    }
+
+    /// Splits a value in either framing into its writer schema's
+    /// fingerprint and the datum: single-object encoding, or the schema
+    /// registry's (whose id is mapped to the schema's fingerprint).
+    pub fn split<'a>(
+        &self,
+        bytes: &'a [u8],
+    ) -> std::result::Result<(Fingerprint, &'a [u8]), DecodeError> {
+        if bytes.first() != Some(&crate::confluent::MAGIC) {
+            return split_header(bytes);
+        }
+        let (id, datum) =
+            crate::confluent::split(bytes).ok_or(DecodeError::Truncated { len: bytes.len() })?;
+        if let Some(fingerprint) = self.ids.get(&id) {
+            return Ok((*fingerprint, datum));
+        }
+        match &self.remote {
+            Some(remote) => Ok((remote.fetch(id)?.0, datum)),
+            None => Err(DecodeError::UnknownSchemaId(id)),
+        }
     }
 
     /// Adds every schema of `other` to this registry.
@@ -193,6 +317,13 @@ impl SchemaRegistry {
         let mine = Arc::make_mut(&mut self.schemas);
         for (fp, schema) in other.schemas.iter() {
             mine.insert(*fp, schema);
+        }
+        if !other.ids.is_empty() {
+            let ids = Arc::make_mut(&mut self.ids);
+            ids.extend(other.ids.iter().map(|(id, fp)| (*id, *fp)));
+        }
+        if self.remote.is_none() {
+            self.remote = other.remote.clone();
         }
     }
 
@@ -397,9 +528,10 @@ impl<T: Record> Decoder<T> {
         })
     }
 
-    /// Decodes one single-object encoded value.
+    /// Decodes one value, single-object encoded or in the schema
+    /// registry's framing.
     pub fn decode(&self, bytes: &[u8]) -> std::result::Result<T, DecodeError> {
-        let (fingerprint, mut datum) = split_header(bytes)?;
+        let (fingerprint, mut datum) = self.registry.split(bytes)?;
         let value = if fingerprint == self.fingerprint {
             self.own
                 .read_deser::<T>(&mut datum)
@@ -472,13 +604,13 @@ pub fn encode_json(
     Ok(out)
 }
 
-/// Decodes any single-object value whose writer schema is in `registry`
-/// into JSON, with the writer schema's full name.
+/// Decodes any value whose writer schema `registry` knows (either
+/// framing) into JSON, with the writer schema's full name.
 pub fn decode_json(
     registry: &SchemaRegistry,
     bytes: &[u8],
 ) -> std::result::Result<(String, serde_json::Value), DecodeError> {
-    let (fingerprint, mut datum) = split_header(bytes)?;
+    let (fingerprint, mut datum) = registry.split(bytes)?;
     let writer = registry
         .get(&fingerprint)
         .ok_or(DecodeError::UnknownFingerprint(fingerprint))?;

@@ -108,6 +108,16 @@ pub enum Error {
         #[source]
         source: DecodeError,
     },
+    /// A call to the Confluent Schema Registry failed or was refused.
+    #[error("schema registry {url}: {call}: {reason}")]
+    Registry {
+        /// The registry's base URL (never with credentials).
+        url: String,
+        /// What was asked (`POST /subjects/orders-value/versions`).
+        call: String,
+        /// Why it failed: the registry's own message where it gave one.
+        reason: String,
+    },
     /// The tracing settings cannot be used.
     #[error("tracing: {reason}")]
     Tracing {

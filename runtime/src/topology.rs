@@ -32,6 +32,25 @@ pub struct ActorInfo {
     pub delivery: Delivery,
     /// How it writes its records' metadata.
     pub envelope: crate::Envelope,
+    /// How it encodes its records.
+    pub encoding: crate::Encoding,
+    /// Under which registry subjects it registers its schemas, when it
+    /// writes [`Encoding::Confluent`](crate::Encoding::Confluent).
+    pub subject_strategy: crate::SubjectStrategy,
+}
+
+impl ActorInfo {
+    /// The registry subject of each type the actor writes, with its
+    /// schema, in its set's order.
+    pub fn subjects(&self) -> Vec<(String, &apache_avro::Schema)> {
+        self.output_schemas
+            .iter()
+            .map(|schema| {
+                let name = crate::codec::full_name(schema);
+                (self.subject_strategy.subject(&self.output, &name), schema)
+            })
+            .collect()
+    }
 }
 
 /// A subscription to a topic that no actor of the topology owns: its

@@ -218,3 +218,77 @@ fn a_set_naming_one_type_twice_is_refused() {
          tell them apart by name"
     );
 }
+
+/// `encoding = "confluent"` is checked when the node is built, before any
+/// registry or broker is reached: it needs a registry, an Avro output, and
+/// a subject per type when the topic carries several.
+#[test]
+fn confluent_encoding_needs_a_registry_and_a_subject_per_type() {
+    use scribe::{Encoding, RegistrySettings, SubjectStrategy};
+    let writer = |strategy: Option<SubjectStrategy>, registry: bool| {
+        let mut builder = Node::builder("n")
+            .broker(Broker::bootstrap("127.0.0.1:1"))
+            .actor::<Writer<Observation>>("writer", "observations", ())
+            .encoding("writer", Encoding::Confluent);
+        if let Some(strategy) = strategy {
+            builder = builder.subject_strategy("writer", strategy);
+        }
+        if registry {
+            builder = builder.schema_registry(RegistrySettings::new("http://127.0.0.1:1"));
+        }
+        builder.build()
+    };
+    let refusal = |result: Result<Node, Error>| result.expect_err("refused").to_string();
+    let why = refusal(writer(Some(SubjectStrategy::RecordName), false));
+    assert!(
+        why.contains("actor `writer`: encoding") && why.contains("[registry]"),
+        "{why}"
+    );
+    let why = refusal(writer(None, true));
+    assert!(why.contains("several record types"), "{why}");
+    assert!(why.contains("record_name or topic_record_name"), "{why}");
+    for strategy in [
+        SubjectStrategy::RecordName,
+        SubjectStrategy::TopicRecordName,
+    ] {
+        let node = writer(Some(strategy), true).expect("one subject per type");
+        let subjects: Vec<String> = node.actors()[0]
+            .subjects()
+            .into_iter()
+            .map(|(subject, _)| subject)
+            .collect();
+        let expected = match strategy {
+            SubjectStrategy::RecordName => {
+                ["scribe.control.Alarm", "scribe.metrics.HostMetrics"].map(String::from)
+            }
+            _ => [
+                "observations-scribe.control.Alarm",
+                "observations-scribe.metrics.HostMetrics",
+            ]
+            .map(String::from),
+        };
+        assert_eq!(subjects, expected);
+    }
+    // JSON has no schema to register.
+    let why = refusal(
+        Node::builder("n")
+            .broker(Broker::bootstrap("127.0.0.1:1"))
+            .actor::<Writer<AnyRecord>>("json", "mirror", ())
+            .encoding("json", Encoding::Confluent)
+            .schema_registry(RegistrySettings::new("http://127.0.0.1:1"))
+            .build(),
+    );
+    assert!(why.contains("writes JSON"), "{why}");
+    // Credentials belong in username and password, not in the URL; the
+    // refusal does not repeat them.
+    let why = refusal(
+        Node::builder("n")
+            .broker(Broker::bootstrap("127.0.0.1:1"))
+            .schema_registry(RegistrySettings::new("https://me:hunter2@registry:8081"))
+            .build(),
+    );
+    assert!(
+        why.contains("registry") && !why.contains("hunter2"),
+        "{why}"
+    );
+}

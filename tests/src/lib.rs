@@ -12,6 +12,7 @@ pub mod apache;
 pub mod bench;
 pub mod load;
 pub mod records;
+pub mod registry;
 
 /// The simulator guide, `docs/testing.md`, whose example runs as a doc test.
 #[doc = include_str!("../../docs/testing.md")]

@@ -135,9 +135,10 @@ async fn a_record_too_large_to_copy_is_dead_lettered_in_part_without_a_restart()
         key: "k".into(),
         seq,
     }));
-    // Not Avro, and over librdkafka's default message.max.bytes once the
+    // Not Avro in either framing (its first byte is neither 0xC3 nor 0),
+    // and over librdkafka's default message.max.bytes once the
     // dead-letter headers are added; under the broker's own limit.
-    let huge: Vec<u8> = (0..1_040_000u32).map(|i| (i % 251) as u8).collect();
+    let huge: Vec<u8> = (1..=1_040_000u32).map(|i| (i % 251) as u8).collect();
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", kafka.bootstrap())
         .set("message.max.bytes", "2000000")

@@ -36,10 +36,14 @@ async fn undecodable_records_are_dead_lettered_as_they_came() {
     }));
     let mut unknown = SINGLE_OBJECT_MARKER.to_vec();
     unknown.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 2, 0x6b]);
+    // Framed for a schema registry (byte 0, schema id 7), on a node that
+    // has none to ask.
+    let framed = [&[0u8, 0, 0, 0, 7][..], &[2, 0x6b]].concat();
     let broken = [
-        b"\x00\x01 definitely not avro".to_vec(),
+        b"\x01\x00 definitely not avro".to_vec(),
         unknown,
         incompatible_record(),
+        framed,
     ];
     kafka.produce_raw(
         &input,
@@ -48,6 +52,7 @@ async fn undecodable_records_are_dead_lettered_as_they_came() {
             (Some("k"), broken[0].clone(), vec![("origin", "test")]),
             (Some("k"), broken[1].clone(), vec![]),
             (Some("k"), broken[2].clone(), vec![]),
+            (Some("k"), broken[3].clone(), vec![]),
             (Some("k"), good[1].1.clone(), vec![]),
         ],
     );
@@ -63,18 +68,19 @@ async fn undecodable_records_are_dead_lettered_as_they_came() {
         .unwrap();
     let out = kafka.read(&output, 2, Duration::from_secs(30)).await;
     let dead = kafka
-        .read(&format!("{output}.dlq"), 3, Duration::from_secs(30))
+        .read(&format!("{output}.dlq"), 4, Duration::from_secs(30))
         .await;
     let stats = node.stats(&actor).unwrap();
     node.shutdown().await.unwrap();
 
     let seqs: Vec<i64> = numbers_in(&out).iter().map(|n| n.seq).collect();
     assert_eq!(seqs, vec![0, 1], "both good records handled, in order");
-    assert_eq!(dead.len(), 3, "{stats:?}");
+    assert_eq!(dead.len(), 4, "{stats:?}");
     let reasons = [
         "single-object marker",
         "unknown writer schema",
         "cannot be read as",
+        "schema registry id 7, and no schema registry is configured",
     ];
     for (i, letter) in dead.iter().enumerate() {
         assert_eq!(
@@ -104,7 +110,7 @@ async fn undecodable_records_are_dead_lettered_as_they_came() {
     );
     assert_eq!(
         (stats.undecodable, stats.dead_lettered, stats.handled),
-        (3, 3, 2),
+        (4, 4, 2),
         "{stats:?}"
     );
     assert_eq!(

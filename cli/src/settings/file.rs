@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// (`RunningNode::gateway`), declared so the checks see them.
     #[serde(default)]
     pub gateways: Vec<GatewaySection>,
+    /// `[registry]`: the Confluent Schema Registry, for actors writing
+    /// `encoding = "confluent"` and readers of such topics; none when absent.
+    #[serde(default)]
+    pub registry: Option<scribe::RegistrySettings>,
     /// The file it was read from (not a key of the file).
     #[serde(skip)]
     pub file: String,
@@ -57,6 +61,14 @@ pub struct NodeSection {
     /// [`scribe::Envelope`]); `compact` when absent.
     #[serde(default)]
     pub envelope: Option<scribe::Envelope>,
+    /// How the node's actors encode their records (see
+    /// [`scribe::Encoding`]); `single_object` when absent.
+    #[serde(default)]
+    pub encoding: Option<scribe::Encoding>,
+    /// Under which registry subjects `confluent` actors register their
+    /// schemas (see [`scribe::SubjectStrategy`]); `topic_name` when absent.
+    #[serde(default)]
+    pub subject_strategy: Option<scribe::SubjectStrategy>,
     /// Where the admin endpoint listens (`GET /health`, `/ready`,
     /// `/metrics`), `HOST:PORT`; none when absent.
     #[serde(default)]
@@ -183,6 +195,14 @@ pub struct ActorSection {
     /// node's `envelope` when absent.
     #[serde(default)]
     pub envelope: Option<scribe::Envelope>,
+    /// How it encodes its records (see [`scribe::Encoding`]); the node's
+    /// `encoding` when absent.
+    #[serde(default)]
+    pub encoding: Option<scribe::Encoding>,
+    /// Its registry subject naming strategy (see
+    /// [`scribe::SubjectStrategy`]); the node's when absent.
+    #[serde(default)]
+    pub subject_strategy: Option<scribe::SubjectStrategy>,
 }
 
 impl NodeConfig {
@@ -255,6 +275,18 @@ impl NodeConfig {
         }
         if let Some(envelope) = self.node.envelope {
             builder = builder.default_envelope(envelope);
+        }
+        if let Some(encoding) = self.node.encoding {
+            builder = builder.default_encoding(encoding);
+        }
+        if let Some(strategy) = self.node.subject_strategy {
+            builder = builder.default_subject_strategy(strategy);
+        }
+        if let Some(registry) = &self.registry {
+            registry
+                .validate()
+                .map_err(|reason| fail(format!("registry: {reason}")))?;
+            builder = builder.schema_registry(registry.clone());
         }
         for (i, topic) in self.topics.iter().enumerate() {
             let name = topic

@@ -123,8 +123,16 @@ where
         Some(delivery) => builder.delivery(&actor.name, delivery),
         None => builder,
     };
-    Ok(match actor.envelope {
+    let builder = match actor.envelope {
         Some(envelope) => builder.envelope(&actor.name, envelope),
+        None => builder,
+    };
+    let builder = match actor.encoding {
+        Some(encoding) => builder.encoding(&actor.name, encoding),
+        None => builder,
+    };
+    Ok(match actor.subject_strategy {
+        Some(strategy) => builder.subject_strategy(&actor.name, strategy),
         None => builder,
     })
 }

@@ -48,7 +48,7 @@ impl Tool {
         consumer
             .assign(&list)
             .map_err(|e| Error::kafka("cannot assign partitions", e))?;
-        let registry = self.node.schema_registry();
+        let registry = self.schemas()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut printed = 0;
         while !remaining.is_empty() && Instant::now() < deadline {

@@ -44,6 +44,18 @@ impl Tool {
         })
     }
 
+    /// Every schema the node knows, and its schema registry for the ids
+    /// of values in the registry's framing.
+    pub(super) fn schemas(&self) -> Result<scribe::SchemaRegistry> {
+        let schemas = self.node.schema_registry();
+        Ok(match self.node.schema_registry_settings() {
+            Some(settings) => {
+                schemas.with_remote(scribe::confluent::RegistryClient::new(settings)?)
+            }
+            None => schemas,
+        })
+    }
+
     pub(super) fn bootstrap(&self) -> Result<&str> {
         self.bootstrap.as_deref().ok_or_else(|| Error::Config {
             file: self.file.clone(),
@@ -172,7 +184,7 @@ impl Tool {
         consumer
             .assign(&list)
             .map_err(|e| Error::kafka("cannot assign partitions", e))?;
-        let registry = self.node.schema_registry();
+        let registry = self.schemas()?;
         let mut printed = 0;
         let mut last = Instant::now();
         while count.is_none_or(|(n, _)| printed < n) {

@@ -42,6 +42,23 @@ impl Tool {
                 ),
             });
         }
+        // In the registry's framing: each type's id, registered (or found)
+        // under the owner's subject, as the owner does when it starts.
+        let mut frames = std::collections::HashMap::new();
+        if owner.encoding == scribe::Encoding::Confluent {
+            let settings = self
+                .node
+                .schema_registry_settings()
+                .ok_or_else(|| Error::Config {
+                    file: self.file.clone(),
+                    message: "encoding confluent needs [registry]".into(),
+                })?;
+            let client = scribe::confluent::RegistryClient::new(settings)?;
+            for (subject, schema) in owner.subjects() {
+                let id = client.register(&subject, schema)?;
+                frames.insert(full_name(schema), scribe::confluent::header(id));
+            }
+        }
         let producer: BaseProducer<Deliveries> = self
             .client()?
             .set("enable.idempotence", "true")
@@ -70,7 +87,7 @@ impl Tool {
                         .map(|bytes| (key, ty.clone(), bytes))
                         .map_err(|e| format!("does not fit `{ty}`: {}", scribe::error_chain(&e)))
                 });
-            let (key, ty, bytes) = match encoded {
+            let (key, ty, mut bytes) = match encoded {
                 Ok(encoded) => encoded,
                 Err(reason) => {
                     eprintln!("line {number}: {reason}");
@@ -78,6 +95,9 @@ impl Tool {
                     continue;
                 }
             };
+            if let Some(frame) = frames.get(&ty) {
+                scribe::confluent::reframe(&mut bytes, frame);
+            }
             let id = Uuid::new_v4().to_string();
             let now = SystemTime::now();
             let time = humantime::format_rfc3339_millis(now).to_string();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler};
 use apache_avro::Schema;
 
-use crate::codec::{DecodeError, Decoder, Fingerprint, SchemaRegistry, full_name, split_header};
+use crate::codec::{DecodeError, Decoder, Fingerprint, SchemaRegistry, full_name};
 use crate::error::{ActorError, Result};
 use crate::inbound::{Inbound, Meta};
 use crate::publisher::Publisher;
@@ -555,18 +555,24 @@ impl<A: TopicActor> Route<A> for SwitchRoute<A> {
         payload: &[u8],
         meta: Meta,
     ) -> std::result::Result<Box<dyn Deliver<A>>, DecodeError> {
-        let (fingerprint, _) = split_header(payload)?;
+        let (fingerprint, _) = self.registry.split(payload)?;
         match self.known.get(&fingerprint) {
             Some(Target::Route(index)) => self.routes[*index].decode(payload, meta),
             Some(Target::Unhandled(name)) => self.unhandled(name),
-            // A schema the node does not know: what the writer says it is.
-            None => match meta.headers.ce_type() {
-                Some(said) => match self.named(said) {
-                    Some(index) => self.routes[index].decode(payload, meta),
-                    None => self.unhandled(said),
-                },
-                None => Err(DecodeError::UnknownFingerprint(fingerprint)),
-            },
+            None => {
+                // Not known when the route was built: a schema the
+                // registry server named since, by its own name; else what
+                // the writer says it is.
+                let fetched = self.registry.get(&fingerprint).map(full_name);
+                let name = fetched.as_deref().or(meta.headers.ce_type());
+                match name {
+                    Some(name) => match self.named(name) {
+                        Some(index) => self.routes[index].decode(payload, meta),
+                        None => self.unhandled(name),
+                    },
+                    None => Err(DecodeError::UnknownFingerprint(fingerprint)),
+                }
+            }
         }
     }
 }

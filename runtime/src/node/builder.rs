@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::actor::TopicActor;
 use crate::broker::Broker;
 use crate::codec::SchemaRegistry;
+use crate::confluent::{Encoding, RegistrySettings, SubjectStrategy};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::policy::{Delivery, FailurePolicy};
@@ -44,6 +45,11 @@ pub struct NodeBuilder {
     pub(super) tracing: Option<crate::trace::Tracing>,
     pub(super) tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     pub(super) gateways: Vec<crate::topology::GatewayInfo>,
+    pub(super) encodings: BTreeMap<String, Encoding>,
+    pub(super) default_encoding: Encoding,
+    pub(super) subject_strategies: BTreeMap<String, SubjectStrategy>,
+    pub(super) default_subject_strategy: SubjectStrategy,
+    pub(super) schema_registry: Option<RegistrySettings>,
 }
 
 impl fmt::Debug for NodeBuilder {
@@ -131,6 +137,46 @@ impl NodeBuilder {
     /// [`Envelope::Compact`].
     pub fn default_envelope(mut self, envelope: Envelope) -> Self {
         self.default_envelope = envelope;
+        self
+    }
+
+    /// How `actor` encodes its records. The default is the node's
+    /// ([`NodeBuilder::default_encoding`]).
+    pub fn encoding(mut self, actor: impl Into<String>, encoding: Encoding) -> Self {
+        self.encodings.insert(actor.into(), encoding);
+        self
+    }
+
+    /// How the node's actors encode their records, unless
+    /// [`NodeBuilder::encoding`] says otherwise for one. The default is
+    /// [`Encoding::SingleObject`]; [`Encoding::Confluent`] needs
+    /// [`NodeBuilder::schema_registry`].
+    pub fn default_encoding(mut self, encoding: Encoding) -> Self {
+        self.default_encoding = encoding;
+        self
+    }
+
+    /// Under which registry subjects `actor` registers the schemas it
+    /// writes, when it writes [`Encoding::Confluent`]. The default is the
+    /// node's ([`NodeBuilder::default_subject_strategy`]).
+    pub fn subject_strategy(mut self, actor: impl Into<String>, strategy: SubjectStrategy) -> Self {
+        self.subject_strategies.insert(actor.into(), strategy);
+        self
+    }
+
+    /// The node's subject naming strategy, unless
+    /// [`NodeBuilder::subject_strategy`] says otherwise for one actor. The
+    /// default is [`SubjectStrategy::TopicName`].
+    pub fn default_subject_strategy(mut self, strategy: SubjectStrategy) -> Self {
+        self.default_subject_strategy = strategy;
+        self
+    }
+
+    /// The Confluent Schema Registry: where actors writing
+    /// [`Encoding::Confluent`] register their schemas, and where every
+    /// reader looks up the schema ids it meets.
+    pub fn schema_registry(mut self, settings: RegistrySettings) -> Self {
+        self.schema_registry = Some(settings);
         self
     }
 
@@ -312,7 +358,13 @@ impl NodeBuilder {
         for topic in self.topics.keys() {
             check_name("topic", topic)?;
         }
-        for actor in self.deliveries.keys().chain(self.envelopes.keys()) {
+        for actor in self
+            .deliveries
+            .keys()
+            .chain(self.envelopes.keys())
+            .chain(self.encodings.keys())
+            .chain(self.subject_strategies.keys())
+        {
             if !self.actors.iter().any(|(a, _)| a.name() == actor) {
                 return Err(Error::UnknownActor {
                     actor: actor.clone(),
@@ -380,7 +432,29 @@ impl NodeBuilder {
             check_name("topic", &gateway.requests)?;
             check_name("topic", &gateway.replies)?;
         }
+        if let Some(registry) = &self.schema_registry {
+            registry
+                .validate()
+                .map_err(|reason| invalid("registry".into(), reason))?;
+        }
         let node = Node { builder: self };
+        for actor in node.actors() {
+            if actor.encoding != Encoding::Confluent {
+                continue;
+            }
+            let setting = format!("actor `{}`: encoding", actor.name);
+            let why = if node.builder.schema_registry.is_none() {
+                "confluent needs a schema registry ([registry] url)"
+            } else if actor.output_schemas.is_empty() {
+                "the actor writes JSON, which has no avro schema to register"
+            } else if actor.output_schemas.len() > 1 && !actor.subject_strategy.per_type() {
+                "its topic carries several record types, and the topic_name subject \
+                 strategy gives them one subject; use record_name or topic_record_name"
+            } else {
+                continue;
+            };
+            return Err(invalid(setting, why.into()));
+        }
         crate::topology::check(&node.actors())?;
         crate::topology::check_gateways(&node.actors(), &node.builder.gateways, false)?;
         for actor in node.actors() {

@@ -79,6 +79,11 @@ impl Node {
             tracing: None,
             tracer_provider: None,
             gateways: Vec::new(),
+            encodings: BTreeMap::new(),
+            default_encoding: crate::Encoding::default(),
+            subject_strategies: BTreeMap::new(),
+            default_subject_strategy: crate::SubjectStrategy::default(),
+            schema_registry: None,
         }
     }
 
@@ -267,8 +272,25 @@ impl Node {
                 dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
                 delivery: Node::delivery_of(&self.builder, a.name()),
                 envelope: Node::envelope_of(&self.builder, &**a),
+                encoding: self
+                    .builder
+                    .encodings
+                    .get(a.name())
+                    .copied()
+                    .unwrap_or(self.builder.default_encoding),
+                subject_strategy: self
+                    .builder
+                    .subject_strategies
+                    .get(a.name())
+                    .copied()
+                    .unwrap_or(self.builder.default_subject_strategy),
             })
             .collect()
+    }
+
+    /// The schema registry the node uses, if any.
+    pub fn schema_registry_settings(&self) -> Option<&crate::RegistrySettings> {
+        self.builder.schema_registry.as_ref()
     }
 
     /// Connects to the broker (starting the embedded one if so configured),
@@ -350,23 +372,30 @@ impl Node {
         };
 
         // Wrong credentials or certificates stop the node here, saying
-        // which, before any actor starts.
+        // which, before any actor starts; so does a schema the registry
+        // refuses.
         let contact = async {
+            let registered = Node::registered(b.schema_registry.clone(), &infos, registry).await?;
             crate::connect::first_contact_of(&settings).await?;
-            ensure_topics(&settings, embedded.as_ref(), &topics).await
+            ensure_topics(&settings, embedded.as_ref(), &topics).await?;
+            Ok::<_, Error>(registered)
         };
-        if let Err(error) = contact.await {
-            if let Some(admin) = &admin {
-                admin.stop().await;
+        let (registry, schema_ids) = match contact.await {
+            Ok(registered) => registered,
+            Err(error) => {
+                if let Some(admin) = &admin {
+                    admin.stop().await;
+                }
+                if let Some(tracer) = tracer {
+                    tracer.close().await;
+                }
+                return Err(error);
             }
-            if let Some(tracer) = tracer {
-                tracer.close().await;
-            }
-            return Err(error);
-        }
+        };
         let env = Arc::new(Env {
             settings,
             registry,
+            schema_ids,
             envelopes: Node::envelopes_of(&b),
             tracer: tracer
                 .as_ref()
@@ -430,6 +459,88 @@ impl Node {
             "node started"
         );
         Ok(running)
+    }
+}
+
+/// Of each actor writing in the schema registry's framing: the registry id
+/// of each schema it writes.
+pub(crate) type SchemaIds = BTreeMap<String, Arc<HashMap<crate::codec::Fingerprint, u32>>>;
+
+impl Node {
+    /// With a schema registry: registers the schemas of every actor that
+    /// writes in its framing (under each actor's subjects), learns the
+    /// ids already registered for what the actors read, and gives
+    /// `registry` the server for ids seen later. Off the actors' thread:
+    /// the calls block.
+    async fn registered(
+        settings: Option<crate::RegistrySettings>,
+        actors: &[ActorInfo],
+        registry: SchemaRegistry,
+    ) -> Result<(SchemaRegistry, SchemaIds)> {
+        let Some(settings) = settings else {
+            return Ok((registry, SchemaIds::new()));
+        };
+        let actors = actors.to_vec();
+        tokio::task::spawn_blocking(move || Node::register_schemas(&settings, &actors, registry))
+            .await
+            .map_err(|e| Error::Registry {
+                url: String::new(),
+                call: "registering schemas".into(),
+                reason: e.to_string(),
+            })?
+    }
+
+    fn register_schemas(
+        settings: &crate::RegistrySettings,
+        actors: &[ActorInfo],
+        mut registry: SchemaRegistry,
+    ) -> Result<(SchemaRegistry, SchemaIds)> {
+        let client = crate::confluent::RegistryClient::new(settings)?;
+        let mut ids = SchemaIds::new();
+        for actor in actors {
+            if actor.encoding != crate::Encoding::Confluent {
+                continue;
+            }
+            let mut own = HashMap::new();
+            for (subject, schema) in actor.subjects() {
+                let id = client
+                    .register(&subject, schema)
+                    .map_err(|error| match error {
+                        Error::Registry { url, call, reason } => Error::Registry {
+                            url,
+                            call: format!(
+                                "actor `{}` registering its output `{}`: {call}",
+                                actor.name, actor.output
+                            ),
+                            reason,
+                        },
+                        other => other,
+                    })?;
+                let fingerprint = registry.register_id(id, schema.clone());
+                tracing::info!(actor = %actor.name, %subject, id, "schema registered");
+                own.insert(fingerprint, id);
+            }
+            ids.insert(actor.name.clone(), Arc::new(own));
+        }
+        // What readers will meet, looked up now rather than per record:
+        // every version under the subjects the topics they read would use.
+        let mut subjects = std::collections::BTreeSet::new();
+        for actor in actors {
+            for sub in actor.subscriptions.iter().filter(|s| !s.pattern) {
+                let ty = &sub.record_type;
+                subjects.insert(format!("{}-value", sub.topic));
+                if matches!(sub.binding, crate::Binding::Type | crate::Binding::Every) {
+                    subjects.insert(ty.clone());
+                    subjects.insert(format!("{}-{ty}", sub.topic));
+                }
+            }
+        }
+        for subject in subjects {
+            for (id, schema) in client.versions(&subject)? {
+                registry.register_id(id, schema);
+            }
+        }
+        Ok((registry.with_remote(client), ids))
     }
 }
 

@@ -45,6 +45,7 @@ impl Node {
             reason,
         };
         let registry = self.schema_registry();
+        let infos = self.actors();
         let b = self.builder;
         let index = b
             .actors
@@ -74,6 +75,8 @@ impl Node {
         };
         let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
         let envelopes = Node::envelopes_of(&b);
+        let (registry, schema_ids) =
+            Node::registered(b.schema_registry.clone(), &infos, registry).await?;
         crate::connect::first_contact_of(&settings).await?;
         let group = format!("{actor}.dlq-replay");
         let probe: rdkafka::consumer::BaseConsumer = settings
@@ -102,6 +105,7 @@ impl Node {
                     settings,
                     registry,
                     envelopes,
+                    schema_ids,
                 })),
                 stats: stats.clone(),
                 dead_letter: Some(replay.topic.clone()),

@@ -41,6 +41,8 @@ pub(crate) use txn::TxnFailure;
 pub struct Publisher<T: Records> {
     core: Arc<PublisherCore>,
     encoders: Encoders,
+    /// In the schema registry's framing: each type's header, by index.
+    frames: Option<Vec<[u8; crate::confluent::HEADER_LEN]>>,
     _type: std::marker::PhantomData<fn(T)>,
     buf: RefCell<Vec<u8>>,
     /// The compact envelope of the record being sent.
@@ -67,9 +69,31 @@ impl<T: Records> fmt::Debug for Publisher<T> {
 
 impl<T: Records> Publisher<T> {
     pub(crate) fn new(core: Arc<PublisherCore>) -> Result<Self> {
+        let encoders = T::encoders()?;
+        let frames = match &core.schema_ids {
+            None => None,
+            Some(ids) => Some(
+                (0..encoders.len())
+                    .map(|index| {
+                        let id = ids.get(&encoders.fingerprint(index)).ok_or_else(|| {
+                            Error::Registry {
+                                url: String::new(),
+                                call: format!("writing `{}`", core.topic),
+                                reason: format!(
+                                    "type `{}` has no schema id",
+                                    encoders.full_name(index)
+                                ),
+                            }
+                        })?;
+                        Ok(crate::confluent::header(*id))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
         Ok(Self {
             core,
-            encoders: T::encoders()?,
+            encoders,
+            frames,
             _type: std::marker::PhantomData,
             buf: RefCell::new(Vec::with_capacity(256)),
             envelope: RefCell::new(Vec::with_capacity(256)),
@@ -117,6 +141,9 @@ impl<T: Records> Publisher<T> {
                 topic: self.core.topic.to_string(),
                 source,
             })?;
+        if let Some(frames) = &self.frames {
+            crate::confluent::reframe(&mut buf, &frames[index]);
+        }
         let mut id_buf = [0u8; 36];
         let id: &str = crate::clock::new_id()
             .hyphenated()

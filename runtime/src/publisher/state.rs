@@ -1,5 +1,6 @@
 //! [`PublisherCore`]: what an actor's publisher shares with its feed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer as _};
 
+use crate::codec::Fingerprint;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::headers::Outgoing;
@@ -127,6 +129,9 @@ pub(crate) struct PublisherCore {
     pub(super) undelivered: Arc<AtomicBool>,
     /// With tracing on: the node's tracer.
     pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// When the topic is written in the schema registry's framing: the
+    /// registry id of each schema the actor writes, by fingerprint.
+    pub(crate) schema_ids: Option<Arc<HashMap<Fingerprint, u32>>>,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -146,7 +151,14 @@ impl PublisherCore {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             undelivered: Arc::default(),
             tracer: None,
+            schema_ids: None,
         }
+    }
+
+    /// Writes in the schema registry's framing, with these ids.
+    pub(crate) fn schema_ids(mut self, ids: Option<Arc<HashMap<Fingerprint, u32>>>) -> Self {
+        self.schema_ids = ids;
+        self
     }
 
     /// Its records are traced by `tracer`, if any.

@@ -64,6 +64,12 @@ pub(crate) struct Env {
     pub(crate) envelopes: std::collections::BTreeMap<String, crate::Envelope>,
     /// The node's tracer, when it traces.
     pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// Of each actor writing in the schema registry's framing, by name:
+    /// the registry id of each schema it writes.
+    pub(crate) schema_ids: std::collections::BTreeMap<
+        String,
+        Arc<std::collections::HashMap<crate::codec::Fingerprint, u32>>,
+    >,
 }
 
 pub(crate) struct Factory<A: TopicActor> {
@@ -258,6 +264,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         .max_message_bytes(max_message_bytes)
         .reporting_to(undelivered)
         .envelope(env.envelopes.get(&self.name).copied().unwrap_or_default())
+        .schema_ids(env.schema_ids.get(&self.name).cloned())
         .traced(env.tracer.clone());
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);

@@ -331,6 +331,7 @@ mod tests {
                 },
                 registry: SchemaRegistry::new(),
                 envelopes: Default::default(),
+                schema_ids: Default::default(),
             })),
             stats: stats.clone(),
             policy: Arc::new(policy.clone()),
