@@ -313,6 +313,19 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An actor asked while as many of its requests as its requester's
+    /// bound allows awaited replies.
+    #[error(
+        "`{requester}`: {max} requests await replies on `{topic}` already (its max_pending); answer or time some out first"
+    )]
+    TooManyPending {
+        /// The requester (`actor's requester`).
+        requester: String,
+        /// The reply topic.
+        topic: String,
+        /// Its bound.
+        max: usize,
+    },
     /// A gateway was closed while a request waited.
     #[error("gateway `{gateway}` is closed")]
     GatewayClosed {

@@ -128,7 +128,7 @@ struct Counters {
 
 /// Why a request got no reply value.
 #[derive(Debug)]
-enum NoReply {
+pub(crate) enum NoReply {
     /// The responder could not handle it and said why (an error reply).
     Refused(String),
     /// The reply could not be decoded as the reply type.
@@ -148,22 +148,18 @@ struct Shared<R> {
 /// any tokio code (an HTTP handler, a job) and from actors.
 pub struct Gateway<Q: Record, R: Record> {
     options: GatewayOptions,
-    /// This gateway's instance id: the start of its requests' ids.
-    instance: String,
-    next: AtomicU64,
     source: String,
     producer: FutureProducer,
     encoder: Encoder<Q>,
     slots: Arc<Semaphore>,
-    shared: Arc<Shared<R>>,
-    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+    replies: Replies<R>,
 }
 
 impl<Q: Record, R: Record> std::fmt::Debug for Gateway<Q, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("options", &self.options)
-            .field("instance", &self.instance)
+            .field("instance", &self.replies.instance)
             .finish_non_exhaustive()
     }
 }
@@ -173,7 +169,6 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
     /// the end of every partition of the reply topic (so every reply to a
     /// request it sends from now on is seen), then returns.
     pub(crate) async fn start(settings: &ClientSettings, options: GatewayOptions) -> Result<Self> {
-        let instance = uuid::Uuid::new_v4().simple().to_string();
         let mut config = settings.producer(&options.name, None);
         // A request waits for no batch: it goes out at once.
         config.set("linger.ms", "0");
@@ -183,73 +178,26 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
                 e,
             )
         })?;
-        let mut config = settings.consumer(&format!("{}.{instance}", options.name), false);
-        // No group: it reads every partition, and never commits.
-        config
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "latest");
-        if settings.embedded {
-            // The embedded mock cluster answers a fetch only when its wait
-            // is over, even when a record came meanwhile (a broker answers
-            // at once): a reply would wait out up to the whole wait.
-            config.set("fetch.wait.max.ms", "1");
-        }
-        let consumer: BaseConsumer = config.create().map_err(|e| {
-            Error::kafka(
-                format!("cannot create reply reader of gateway `{}`", options.name),
-                e,
-            )
-        })?;
-        let replies = options.replies.clone();
-        let consumer = tokio::task::spawn_blocking(move || -> Result<BaseConsumer> {
-            let partitions = crate::client::partition_count(&consumer, &replies, METADATA_TIMEOUT)?;
-            let mut list = TopicPartitionList::new();
-            for partition in 0..partitions {
-                let (_, high) = consumer
-                    .fetch_watermarks(&replies, partition, METADATA_TIMEOUT)
-                    .map_err(|e| {
-                        Error::kafka(format!("cannot read the end of `{replies}`/{partition}"), e)
-                    })?;
-                list.add_partition_offset(&replies, partition, Offset::Offset(high))
-                    .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
-            }
-            consumer
-                .assign(&list)
-                .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
-            Ok(consumer)
-        })
-        .await
-        .map_err(|e| Error::Gateway {
-            gateway: options.name.clone(),
-            reason: format!("its reply reader's setup failed: {e}"),
-        })??;
-        let shared = Arc::new(Shared {
-            waiting: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-            stop: AtomicBool::new(false),
-        });
-        let reader = {
-            let shared = shared.clone();
-            let prefix = format!("{instance}.");
-            let decoder = Decoder::<R>::new(SchemaRegistry::new())?;
-            std::thread::Builder::new()
-                .name(format!("gateway-{}", options.name))
-                .spawn(move || read_replies(&consumer, &decoder, &prefix, &shared))
+        let replies = {
+            let (settings, name, topic) = (
+                settings.clone(),
+                options.name.clone(),
+                options.replies.clone(),
+            );
+            tokio::task::spawn_blocking(move || Replies::start(&settings, &name, &topic, None))
+                .await
                 .map_err(|e| Error::Gateway {
                     gateway: options.name.clone(),
-                    reason: format!("cannot start its reply reader: {e}"),
-                })?
+                    reason: format!("its reply reader's setup failed: {e}"),
+                })??
         };
         Ok(Self {
             source: format!("{}/{}", settings.node, options.name),
             encoder: Encoder::<Q>::new()?,
             slots: Arc::new(Semaphore::new(options.max_pending)),
             options,
-            instance,
-            next: AtomicU64::new(0),
             producer,
-            shared,
-            reader: Mutex::new(Some(reader)),
+            replies,
         })
     }
 
@@ -272,7 +220,8 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
         let _slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| {
-                self.shared
+                self.replies
+                    .shared
                     .counters
                     .timed_out
                     .fetch_add(1, Ordering::Relaxed);
@@ -288,13 +237,7 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
                 topic: self.options.requests.clone(),
                 source,
             })?;
-        let id = format!(
-            "{}.{}",
-            self.instance,
-            self.next.fetch_add(1, Ordering::Relaxed)
-        );
-        let (tx, rx) = oneshot::channel();
-        self.lock().insert(id.clone(), tx);
+        let (id, rx) = self.replies.expect();
         let now = std::time::SystemTime::now();
         let time = humantime::format_rfc3339_millis(now).to_string();
         let outbound = Outbound {
@@ -320,7 +263,7 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             .headers(headers);
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if let Err((error, _)) = self.producer.send(record, left).await {
-            self.lock().remove(&id);
+            self.replies.forget(&id);
             return Err(Error::kafka(
                 format!(
                     "gateway `{}` cannot publish to `{}`",
@@ -329,13 +272,11 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
                 error,
             ));
         }
-        self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let counters = &self.replies.shared.counters;
+        counters.sent.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Ok(reply))) => {
-                self.shared
-                    .counters
-                    .answered
-                    .fetch_add(1, Ordering::Relaxed);
+                counters.answered.fetch_add(1, Ordering::Relaxed);
                 Ok(reply)
             }
             Ok(Ok(Err(NoReply::Undecodable(reason)))) => Err(Error::BadReply {
@@ -344,7 +285,7 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
                 reason,
             }),
             Ok(Ok(Err(NoReply::Refused(reason)))) => {
-                self.shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                counters.refused.fetch_add(1, Ordering::Relaxed);
                 Err(Error::Refused {
                     gateway: self.options.name.clone(),
                     topic: self.options.replies.clone(),
@@ -356,11 +297,8 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             }),
             Err(_) => {
                 // A reply that comes now is late: nobody waits for it.
-                self.lock().remove(&id);
-                self.shared
-                    .counters
-                    .timed_out
-                    .fetch_add(1, Ordering::Relaxed);
+                self.replies.forget(&id);
+                counters.timed_out.fetch_add(1, Ordering::Relaxed);
                 Err(timed_out(&format!(
                     "for the reply on `{}`",
                     self.options.replies
@@ -371,6 +309,312 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
 
     /// What it counted so far.
     pub fn stats(&self) -> GatewayStats {
+        self.replies.stats()
+    }
+
+    /// Requests awaiting their reply now.
+    pub fn pending(&self) -> usize {
+        self.replies.pending()
+    }
+
+    /// Its options.
+    pub fn options(&self) -> &GatewayOptions {
+        &self.options
+    }
+
+    /// Stops reading replies; requests still waiting fail as closed.
+    pub async fn close(&self) {
+        self.slots.close();
+        self.replies.close().await;
+    }
+}
+
+/// How an actor's [`Requester`] waits: for replies on `replies`, at most
+/// `max_pending` at once, each at most `timeout`.
+#[derive(Debug, Clone)]
+pub struct RequesterOptions {
+    /// The topic the responder owns and answers on.
+    pub replies: String,
+    /// Requests awaiting replies at most; one more is refused at once
+    /// ([`Error::TooManyPending`]). Default 10 000.
+    pub max_pending: usize,
+    /// How long a request waits for its reply. Default 30 s.
+    pub timeout: Duration,
+}
+
+impl RequesterOptions {
+    /// Replies on `replies`, with the default bounds.
+    pub fn new(replies: impl Into<String>) -> Self {
+        Self {
+            replies: replies.into(),
+            max_pending: 10_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// At most `max_pending` requests await replies at once.
+    pub fn max_pending(mut self, max_pending: usize) -> Self {
+        self.max_pending = max_pending.max(1);
+        self
+    }
+
+    /// A request gives up after `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Asks from inside an actor: the actor publishes each request on the
+/// topic it owns ([`Publisher::ask`](crate::Publisher::ask)) and awaits
+/// the typed reply its responder publishes on the responder's own topic.
+/// Made by [`Publisher::requester`](crate::Publisher::requester), usually
+/// in the actor's `create`.
+///
+/// Replies are read as a [`Gateway`] reads them: every partition of the
+/// reply topic, without a consumer group, matched by `causation_id` against
+/// request ids that start with this requester's instance id. So a reply
+/// reaches the instance that asked, whichever node of several sharing the
+/// actor's partitions that is, and however the responder keys it.
+pub struct Requester<R: Record> {
+    inner: Arc<RequesterInner<R>>,
+}
+
+struct RequesterInner<R> {
+    name: String,
+    options: RequesterOptions,
+    replies: Replies<R>,
+}
+
+impl<R: Record> Clone for Requester<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Record> Requester<R> {
+    /// Its options.
+    pub fn options(&self) -> &RequesterOptions {
+        &self.inner.options
+    }
+}
+
+impl<R: Record> std::fmt::Debug for Requester<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Requester")
+            .field("name", &self.inner.name)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request id, where its reply will come, and how to give up on it.
+pub(crate) struct Asked<R> {
+    pub(crate) id: String,
+    pub(crate) reply: oneshot::Receiver<std::result::Result<R, NoReply>>,
+}
+
+impl<R: Record> Requester<R> {
+    /// Starts reading replies for actor `actor`. Blocks on the broker's
+    /// metadata.
+    pub(crate) fn start(
+        settings: &ClientSettings,
+        registry: SchemaRegistry,
+        actor: &str,
+        options: RequesterOptions,
+    ) -> Result<Self> {
+        let name = format!("{actor}'s requester");
+        let replies = Replies::start(settings, actor, &options.replies, Some(registry))?;
+        Ok(Self {
+            inner: Arc::new(RequesterInner {
+                name,
+                options,
+                replies,
+            }),
+        })
+    }
+
+    /// A new request's id, unless the bound is reached.
+    pub(crate) fn expect(&self) -> Result<Asked<R>> {
+        if self.inner.replies.pending() >= self.inner.options.max_pending {
+            return Err(Error::TooManyPending {
+                requester: self.inner.name.clone(),
+                topic: self.inner.options.replies.clone(),
+                max: self.inner.options.max_pending,
+            });
+        }
+        let (id, reply) = self.inner.replies.expect();
+        Ok(Asked { id, reply })
+    }
+
+    /// The request `id` was sent.
+    pub(crate) fn sent(&self) {
+        self.inner
+            .replies
+            .shared
+            .counters
+            .sent
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The request `id` could not be sent: nobody waits for it.
+    pub(crate) fn unsent(&self, id: &str) {
+        self.inner.replies.forget(id);
+    }
+
+    /// What becomes of a request's reply: the reply, or why there is none.
+    pub(crate) fn outcome(
+        &self,
+        id: &str,
+        received: Option<
+            std::result::Result<std::result::Result<R, NoReply>, oneshot::error::RecvError>,
+        >,
+    ) -> Result<R> {
+        let counters = &self.inner.replies.shared.counters;
+        match received {
+            Some(Ok(Ok(reply))) => {
+                counters.answered.fetch_add(1, Ordering::Relaxed);
+                Ok(reply)
+            }
+            Some(Ok(Err(NoReply::Undecodable(reason)))) => Err(Error::BadReply {
+                gateway: self.inner.name.clone(),
+                topic: self.inner.options.replies.clone(),
+                reason,
+            }),
+            Some(Ok(Err(NoReply::Refused(reason)))) => {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Refused {
+                    gateway: self.inner.name.clone(),
+                    topic: self.inner.options.replies.clone(),
+                    reason,
+                })
+            }
+            Some(Err(_)) => Err(Error::GatewayClosed {
+                gateway: self.inner.name.clone(),
+            }),
+            None => {
+                self.inner.replies.forget(id);
+                counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                Err(Error::AskTimedOut {
+                    gateway: self.inner.name.clone(),
+                    topic: self.inner.options.replies.clone(),
+                    after: self.inner.options.timeout,
+                    waiting: format!("for the reply on `{}`", self.inner.options.replies),
+                })
+            }
+        }
+    }
+
+    /// What it counted so far (`sent`, `answered`, `timed_out`, `late`:
+    /// replies nobody waited for any more, `others`, `refused`).
+    pub fn stats(&self) -> GatewayStats {
+        self.inner.replies.stats()
+    }
+
+    /// Requests awaiting their reply now.
+    pub fn pending(&self) -> usize {
+        self.inner.replies.pending()
+    }
+}
+
+/// The reading side of asking: a reader of every partition of a reply
+/// topic, without a consumer group, from where the topic ended when it
+/// started, resolving the requests this instance made (their ids start
+/// with its instance id). A [`Gateway`] and a [`Requester`] each own one.
+pub(crate) struct Replies<R> {
+    /// This reader's instance id: the start of its requests' ids.
+    instance: String,
+    next: AtomicU64,
+    shared: Arc<Shared<R>>,
+    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl<R: Record> Replies<R> {
+    /// Positions a reader at the end of every partition of `topic` (so
+    /// every reply to a request made from now on is seen) and starts its
+    /// thread. Blocks on the broker's metadata. `registry` knows the reply
+    /// type's other versions (and the schema registry), if any.
+    pub(crate) fn start(
+        settings: &ClientSettings,
+        name: &str,
+        topic: &str,
+        registry: Option<SchemaRegistry>,
+    ) -> Result<Self> {
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        let mut config = settings.consumer(&format!("{name}.{instance}"), false);
+        // No group: it reads every partition, and never commits.
+        config
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "latest");
+        if settings.embedded {
+            // The embedded mock cluster answers a fetch only when its wait
+            // is over, even when a record came meanwhile (a broker answers
+            // at once): a reply would wait out up to the whole wait.
+            config.set("fetch.wait.max.ms", "1");
+        }
+        let failed = |reason: String| Error::Gateway {
+            gateway: name.to_owned(),
+            reason,
+        };
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| Error::kafka(format!("cannot create reply reader of `{name}`"), e))?;
+        let partitions = crate::client::partition_count(&consumer, topic, METADATA_TIMEOUT)?;
+        let mut list = TopicPartitionList::new();
+        for partition in 0..partitions {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                .map_err(|e| {
+                    Error::kafka(format!("cannot read the end of `{topic}`/{partition}"), e)
+                })?;
+            list.add_partition_offset(topic, partition, Offset::Offset(high))
+                .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
+        }
+        consumer
+            .assign(&list)
+            .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
+        let shared = Arc::new(Shared {
+            waiting: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+        });
+        let reader = {
+            let shared = shared.clone();
+            let prefix = format!("{instance}.");
+            let decoder = Decoder::<R>::new(registry.unwrap_or_default())?;
+            std::thread::Builder::new()
+                .name(format!("replies-{name}"))
+                .spawn(move || read_replies(&consumer, &decoder, &prefix, &shared))
+                .map_err(|e| failed(format!("cannot start its reply reader: {e}")))?
+        };
+        Ok(Self {
+            instance,
+            next: AtomicU64::new(0),
+            shared,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    /// A new request id, and where its reply will come.
+    fn expect(&self) -> (String, oneshot::Receiver<std::result::Result<R, NoReply>>) {
+        let id = format!(
+            "{}.{}",
+            self.instance,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    /// Nobody waits for `id`'s reply any more: it will count as late.
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    fn stats(&self) -> GatewayStats {
         let c = &self.shared.counters;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         GatewayStats {
@@ -384,20 +628,12 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
         }
     }
 
-    /// Requests awaiting their reply now.
-    pub fn pending(&self) -> usize {
+    fn pending(&self) -> usize {
         self.lock().len()
     }
 
-    /// Its options.
-    pub fn options(&self) -> &GatewayOptions {
-        &self.options
-    }
-
-    /// Stops reading replies; requests still waiting fail as closed.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.slots.close();
         let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(reader) = reader {
             let _ = tokio::task::spawn_blocking(move || reader.join()).await;
@@ -416,7 +652,7 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
     }
 }
 
-impl<Q: Record, R: Record> Drop for Gateway<Q, R> {
+impl<R> Drop for Replies<R> {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
     }

@@ -40,13 +40,13 @@ pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
 pub use confluent::{Encoding, RegistrySettings, SubjectStrategy};
 pub use envelope::Envelope;
 pub use error::{ActorError, ConnectFailure, Error, Result};
-pub use gateway::{Gateway, GatewayOptions, GatewayStats};
+pub use gateway::{Gateway, GatewayOptions, GatewayStats, Requester, RequesterOptions};
 pub use headers::Headers;
 pub use inbound::Inbound;
 pub use node::{Node, NodeBuilder, Replayed, RunningNode};
 pub use partitioner::partition_for_key;
 pub use policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
-pub use publisher::Publisher;
+pub use publisher::{Answered, Pending, Publisher};
 pub use record::{AnyRecord, Record, Records};
 pub use secret::{Properties, Secret};
 pub use security::{Protocol, SaslMechanism, Security};
@@ -74,8 +74,9 @@ pub mod __private {
 /// What an actor's file needs: `use scribe::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActorError, AnyRecord, Broker, Inbound, Node, NodeBuilder, Publisher, Record, Records,
-        Subscriptions, TopicActor, TopicSpec,
+        ActorError, Answered, AnyRecord, Broker, Inbound, Node, NodeBuilder, Publisher, Record,
+        Records, Requester, RequesterOptions, Subscriptions, TopicActor, TopicSpec,
     };
-    pub use actix::{Actor, AsyncContext, Context, Handler};
+    // Continuing with a reply: `ctx.spawn(pending.into_actor(self).map(..))`.
+    pub use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
 }

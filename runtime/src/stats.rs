@@ -286,6 +286,14 @@ impl ActorStats {
         );
     }
 
+    /// Notes a revocation: `partitions` are left.
+    pub(crate) fn holding(&self, partitions: usize) {
+        self.partitions.store(
+            i64::try_from(partitions).unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
+    }
+
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -322,6 +330,7 @@ impl ActorStats {
             publish_stalls: get(&self.publish_stalls),
             publish_stalled_ms: get(&self.publish_stalled_ms),
             unhealthy: self.unhealthy.load(Ordering::Relaxed),
+            assigned_partitions: self.partitions.load(Ordering::Relaxed).max(0) as u64,
         }
     }
 }
@@ -371,4 +380,6 @@ pub struct StatsSnapshot {
     /// Whether the actor was stopped by its failure policy or restart
     /// budget (it is not running).
     pub unhealthy: bool,
+    /// Partitions its running instance holds now (of the topics it reads).
+    pub assigned_partitions: u64,
 }

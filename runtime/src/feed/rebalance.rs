@@ -122,6 +122,16 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
             }
             let now = consumer.assignment().map_or(0, |list| list.count());
             stats.assigned(now);
+        } else if let (Why::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, Some(stats)) = (err, &self.stats)
+        {
+            // What it still holds: nothing once an eager revocation is
+            // settled, the rest after a cooperative one.
+            let now = if cooperative {
+                consumer.assignment().map_or(0, |list| list.count())
+            } else {
+                0
+            };
+            stats.holding(now);
         }
     }
 }

@@ -18,7 +18,7 @@ use super::delivery::{ActorProducer, send};
 use super::txn::Transaction;
 
 /// The record being handled while a handler runs: what publishes inherit.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Cause {
     /// Its headers, shared with the record: its id is the causation id
     /// of what the handler publishes, its correlation id (or else its id)
@@ -129,9 +129,31 @@ pub(crate) struct PublisherCore {
     pub(super) undelivered: Arc<AtomicBool>,
     /// With tracing on: the node's tracer.
     pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// With a Kafka client: what a [`Requester`](crate::Requester) reads
+    /// replies with.
+    pub(crate) asking: Option<Asking>,
     /// When the topic is written in the schema registry's framing: the
     /// registry id of each schema the actor writes, by fingerprint.
     pub(crate) schema_ids: Option<Arc<HashMap<Fingerprint, u32>>>,
+}
+
+/// What an actor's requesters read replies with: the node's client
+/// settings and schemas, and the actor's name.
+pub(crate) struct Asking {
+    pub(crate) settings: crate::kafka::ClientSettings,
+    pub(crate) registry: crate::codec::SchemaRegistry,
+    pub(crate) actor: String,
+}
+
+/// The record being handled when its actor asked, held (its offset does
+/// not commit) until the reply has been dealt with: what the actor
+/// publishes with [`Answered`](crate::Answered) counts on it too.
+pub(crate) struct Held(pub(crate) Cause);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.slot.done();
+    }
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -152,7 +174,14 @@ impl PublisherCore {
             undelivered: Arc::default(),
             tracer: None,
             schema_ids: None,
+            asking: None,
         }
+    }
+
+    /// Lets its actor ask ([`Publisher::requester`](crate::Publisher::requester)).
+    pub(crate) fn asking(mut self, asking: Asking) -> Self {
+        self.asking = Some(asking);
+        self
     }
 
     /// Writes in the schema registry's framing, with these ids.

@@ -265,6 +265,11 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         .reporting_to(undelivered)
         .envelope(env.envelopes.get(&self.name).copied().unwrap_or_default())
         .schema_ids(env.schema_ids.get(&self.name).cloned())
+        .asking(crate::publisher::Asking {
+            settings: env.settings.clone(),
+            registry: env.registry.clone(),
+            actor: self.name.clone(),
+        })
         .traced(env.tracer.clone());
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
