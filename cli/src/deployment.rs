@@ -90,6 +90,10 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
         file: all(),
         message: e.to_string(),
     })?;
+    topology::check_asks(&actors, true).map_err(|e| Error::Config {
+        file: all(),
+        message: e.to_string(),
+    })?;
     Ok(Deployment {
         nodes,
         external,
@@ -142,6 +146,16 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
                 "  {} [{}] writes {} ({}); reads {}{delivery}",
                 actor.name, section.kind, actor.output, actor.output_type, reads
             );
+            for ask in &actor.asks {
+                let responder = deployment
+                    .owner(&ask.replies)
+                    .map_or("", |a| a.name.as_str());
+                let _ = writeln!(
+                    out,
+                    "    asks {} on {}, answered by {responder} with {} on {}",
+                    ask.request_type, actor.output, ask.reply_type, ask.replies
+                );
+            }
         }
     }
     for loaded in &deployment.nodes {
@@ -253,6 +267,15 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
                 actor.output_type.clone(),
             ));
             topics.insert(actor.output.clone());
+            for ask in &actor.asks {
+                // The replies its requester reads.
+                edges.push((
+                    id("t", &ask.replies),
+                    me.clone(),
+                    format!("reply {}", ask.reply_type),
+                ));
+                topics.insert(ask.replies.clone());
+            }
             for sub in &actor.subscriptions {
                 edges.push((id("t", &sub.topic), me.clone(), sub.record_type.clone()));
                 topics.insert(sub.topic.clone());

@@ -37,6 +37,74 @@ pub struct ActorInfo {
     /// Under which registry subjects it registers its schemas, when it
     /// writes [`Encoding::Confluent`](crate::Encoding::Confluent).
     pub subject_strategy: crate::SubjectStrategy,
+    /// The requests it declares it asks
+    /// ([`Subscriptions::asks`](crate::Subscriptions::asks)).
+    pub asks: Vec<AskInfo>,
+}
+
+/// A request/reply pairing an actor declares: it asks with `request` on
+/// the topic it owns and awaits `reply` on `replies`, the responder's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskInfo {
+    /// The topic the responder owns and answers on.
+    pub replies: String,
+    /// The Avro full name of the type it asks with.
+    pub request_type: String,
+    /// Its schema.
+    pub request: apache_avro::Schema,
+    /// The Avro full name of the type it expects back.
+    pub reply_type: String,
+    /// Its schema.
+    pub reply: apache_avro::Schema,
+}
+
+/// Checks the pairings actors declare
+/// ([`Subscriptions::asks`](crate::Subscriptions::asks)): the request type
+/// is one the asker writes, the reply topic is another's, and its owner
+/// reads the asker's topic in a type that reads the request and writes a
+/// type the reply reads. With `whole` (every actor of the deployment is
+/// in `actors`), a reply topic nobody owns is refused too.
+pub fn check_asks(actors: &[ActorInfo], whole: bool) -> Result<()> {
+    for actor in actors {
+        for ask in &actor.asks {
+            let refuse = |reason: String| Error::InvalidSetting {
+                setting: format!(
+                    "actor `{}`: asks `{}` on `{}`",
+                    actor.name, ask.request_type, ask.replies
+                ),
+                reason,
+            };
+            if !actor
+                .output_schemas
+                .iter()
+                .any(|s| crate::codec::full_name(s) == ask.request_type)
+            {
+                return Err(refuse(format!(
+                    "it asks with `{}`, which it does not write ({})",
+                    ask.request_type, actor.output_type
+                )));
+            }
+            if ask.replies == actor.output {
+                return Err(refuse(
+                    "the replies come on the responder's topic, not the asker's own".into(),
+                ));
+            }
+            match actors.iter().find(|a| a.output == ask.replies) {
+                Some(responder) => {
+                    check_gateway_types(responder, &actor.output, &ask.request, &ask.reply)
+                        .map_err(refuse)?;
+                }
+                None if whole => {
+                    return Err(refuse(format!(
+                        "no actor owns `{}`, so nothing answers",
+                        ask.replies
+                    )));
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 impl ActorInfo {

@@ -63,7 +63,8 @@ impl TopicActor for Asker {
     type Output = AskerOut;
     type Args = AskerArgs;
     fn subscriptions(args: &AskerArgs, subs: &mut Subscriptions<Self>) {
-        subs.subscribe::<Number>(args.jobs.as_str());
+        subs.subscribe::<Number>(args.jobs.as_str())
+            .asks::<Number, Number>(args.answers.as_str());
     }
     fn create(args: AskerArgs, out: Publisher<AskerOut>) -> Result<Self, ActorError> {
         let requester = out.requester((args.options)(RequesterOptions::new(&args.answers)))?;
@@ -421,4 +422,49 @@ async fn a_request_left_unanswered_is_asked_again_by_the_next_instance() {
     assert_eq!(answers, 2);
     assert_eq!(stats.answered, 1);
     assert!(committed, "committed once its outcome is acknowledged");
+}
+
+#[test]
+fn scribe_graph_draws_the_declared_reply_arrow() {
+    let t = Topics {
+        jobs: "jobs".into(),
+        asks: "asks".into(),
+        answers: "answers".into(),
+    };
+    let node = scribe::Node::builder("n")
+        .broker(scribe::Broker::bootstrap("127.0.0.1:1"))
+        .actor::<Asker>(
+            "asker",
+            &t.asks,
+            AskerArgs {
+                jobs: t.jobs.clone(),
+                answers: t.answers.clone(),
+                options: |o| o,
+                probe: Probe::default(),
+            },
+        )
+        .actor::<Doubler>("doubler", &t.answers, (t.asks.clone(), None))
+        .build()
+        .expect("the pairing fits");
+    let config: scribe_cli::settings::NodeConfig = serde_json::from_value(serde_json::json!({
+        "node": {"name": "n"},
+        "actors": [
+            {"name": "asker", "kind": "asker", "output": "asks"},
+            {"name": "doubler", "kind": "doubler", "output": "answers"},
+        ],
+    }))
+    .unwrap();
+    let actors = node.actors();
+    let deployment = scribe_cli::Deployment {
+        nodes: vec![scribe_cli::Loaded { config, node }],
+        external: Vec::new(),
+        actors,
+    };
+    let graph = scribe_cli::graph(&deployment, scribe_cli::Format::Mermaid);
+    println!("{graph}");
+    assert!(
+        graph.contains("t_answers -- \"reply scribe.test.Number\" --> a_asker"),
+        "{graph}"
+    );
+    assert!(graph.contains("a_asker -- "), "{graph}");
 }

@@ -174,6 +174,8 @@ pub struct Subscriptions<A> {
     /// Topics whose records of unhandled types are dead-lettered rather
     /// than skipped.
     pub(crate) dead_letter_unhandled: Vec<String>,
+    /// The requests the actor declares it asks.
+    pub(crate) asks: Vec<crate::topology::AskInfo>,
 }
 
 impl<A> fmt::Debug for Subscriptions<A> {
@@ -189,6 +191,7 @@ impl<A: TopicActor> Subscriptions<A> {
         let mut subs = Self {
             entries: Vec::new(),
             dead_letter_unhandled: Vec::new(),
+            asks: Vec::new(),
         };
         A::subscriptions(args, &mut subs);
         subs
@@ -273,6 +276,25 @@ impl<A: TopicActor> Subscriptions<A> {
             Binding::Foreign,
             Box::new(move |_| Ok(Box::new(DecodeRoute(Foreign(decode.clone()))))),
         )
+    }
+
+    /// Declares that the actor asks with `Q` (a type it writes) and awaits
+    /// `R` on `replies`, the responder's topic, through a
+    /// [`Requester`](crate::Requester). Nothing is read here: the requester
+    /// reads the replies. Declared, the pairing is checked like a
+    /// gateway's (the owner of `replies` must read the actor's topic in a
+    /// type that reads `Q`, and write a type `R` reads), and `scribe graph`
+    /// draws the reply arrow.
+    pub fn asks<Q: Record, R: Record>(&mut self, replies: impl Into<String>) -> &mut Self {
+        let (request, reply) = (Q::get_schema(), R::get_schema());
+        self.asks.push(crate::topology::AskInfo {
+            replies: replies.into(),
+            request_type: full_name(&request),
+            request,
+            reply_type: full_name(&reply),
+            reply,
+        });
+        self
     }
 
     /// Handles the records of type `T` on `topic`, a topic that may carry

@@ -457,6 +457,7 @@ impl NodeBuilder {
         }
         crate::topology::check(&node.actors())?;
         crate::topology::check_gateways(&node.actors(), &node.builder.gateways, false)?;
+        crate::topology::check_asks(&node.actors(), false)?;
         for actor in node.actors() {
             let Some(dead_letters) = &actor.dead_letter_topic else {
                 continue;

@@ -284,6 +284,7 @@ impl Node {
                     .get(a.name())
                     .copied()
                     .unwrap_or(self.builder.default_subject_strategy),
+                asks: a.asks().to_vec(),
             })
             .collect()
     }

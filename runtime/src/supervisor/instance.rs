@@ -27,6 +27,10 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_type(&self) -> &str;
     fn output_schemas(&self) -> Vec<apache_avro::Schema>;
     fn subscriptions(&self) -> &[SubscriptionInfo];
+    /// The requests it declares it asks.
+    fn asks(&self) -> &[crate::topology::AskInfo] {
+        &[]
+    }
     fn register_schemas(&self, registry: &mut SchemaRegistry);
     fn preferred_envelope(&self) -> Option<crate::Envelope>;
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance>;
@@ -163,6 +167,10 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
 
     fn subscriptions(&self) -> &[SubscriptionInfo] {
         &self.infos
+    }
+
+    fn asks(&self) -> &[crate::topology::AskInfo] {
+        &self.subscriptions.asks
     }
 
     fn preferred_envelope(&self) -> Option<crate::Envelope> {
