@@ -473,7 +473,8 @@ pub(crate) enum Outgoing<'a> {
     /// without any earlier dead letter's headers but its truncation mark,
     /// then `extra`.
     Kept(&'a Headers, &'a [(&'a str, &'a [u8])]),
-    /// An error reply's: fresh metadata, then `extra`.
+    /// Fresh metadata, then `extra`: an error reply's (its reason), a
+    /// request's (its mark that it expects a reply).
     Answer(&'a Outbound<'a>, &'a [(&'a str, &'a [u8])]),
 }
 

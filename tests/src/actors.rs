@@ -311,3 +311,55 @@ impl Handler<Inbound<Number>> for Crasher {
         Ok(())
     }
 }
+
+scribe::records! {
+    /// Both types of the test-events example, on one topic.
+    pub enum RunEvent {
+        /// A run started.
+        Started(scribe_examples::test_events::Started),
+        /// A run returned.
+        Returned(scribe_examples::test_events::Returned),
+    }
+}
+
+/// Publishes `count` runs when it starts, a `Started` and a `Returned`
+/// each (`run-000` onwards, keyed by run; even runs pass): a topic of two
+/// record types.
+#[derive(Debug)]
+pub struct Runs {
+    out: Publisher<RunEvent>,
+    count: usize,
+}
+
+impl Actor for Runs {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        use scribe_examples::test_events::{Returned, Started};
+        for i in 0..self.count {
+            let (run, suite) = (format!("run-{i:03}"), "runs".to_owned());
+            let started = Started {
+                run: run.clone(),
+                suite: suite.clone(),
+            };
+            self.out
+                .publish(&run, RunEvent::from(started))
+                .expect("published");
+            let returned = Returned {
+                run: run.clone(),
+                suite,
+                passed: i % 2 == 0,
+            };
+            self.out
+                .publish(&run, RunEvent::from(returned))
+                .expect("published");
+        }
+    }
+}
+
+impl TopicActor for Runs {
+    type Output = RunEvent;
+    type Args = usize;
+    fn create(count: usize, out: Publisher<RunEvent>) -> Result<Self, ActorError> {
+        Ok(Self { out, count })
+    }
+}

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use scribe::Envelope;
 use scribe::prelude::*;
-use scribe_examples::test_events::{Returned, Started};
 use scribe_schemas::HostMetrics;
+use scribe_tests::actors::{RunEvent, Runs};
 use scribe_tests::{TestKafka, unique};
 
 /// Publishes three fixed samples when it starts.
@@ -122,51 +122,6 @@ async fn python_fastavro_reads_what_scribe_writes() {
     node.shutdown().await.unwrap();
 }
 
-scribe::records! {
-    /// Both types of the test-events example.
-    enum Event {
-        Started(Started),
-        Returned(Returned),
-    }
-}
-
-/// Publishes three runs, a `Started` and a `Returned` each, when it starts.
-struct Runs {
-    out: Publisher<Event>,
-}
-
-impl Actor for Runs {
-    type Context = Context<Self>;
-    fn started(&mut self, _: &mut Context<Self>) {
-        for i in 0..3 {
-            let (run, suite) = (format!("run-{i}"), "interop".to_owned());
-            let started = Started {
-                run: run.clone(),
-                suite: suite.clone(),
-            };
-            self.out
-                .publish(&run, Event::from(started))
-                .expect("published");
-            let returned = Returned {
-                run: run.clone(),
-                suite,
-                passed: i % 2 == 0,
-            };
-            self.out
-                .publish(&run, Event::from(returned))
-                .expect("published");
-        }
-    }
-}
-
-impl TopicActor for Runs {
-    type Output = Event;
-    type Args = ();
-    fn create(_: (), out: Publisher<Event>) -> Result<Self, ActorError> {
-        Ok(Self { out })
-    }
-}
-
 #[actix::test]
 async fn python_fastavro_reads_a_topic_of_two_record_types_by_fingerprint() {
     if skip() {
@@ -176,7 +131,7 @@ async fn python_fastavro_reads_a_topic_of_two_record_types_by_fingerprint() {
     let topic = unique("interop-events");
     let node = kafka
         .node("interop-events")
-        .actor::<Runs>(unique("runs"), &topic, ())
+        .actor::<Runs>(unique("runs"), &topic, 3)
         .build()
         .unwrap()
         .start()
@@ -190,7 +145,7 @@ async fn python_fastavro_reads_a_topic_of_two_record_types_by_fingerprint() {
     let dir = std::env::temp_dir().join(&topic);
     std::fs::create_dir_all(&dir).unwrap();
     let mut files = Vec::new();
-    for schema in <Event as scribe::Records>::schemas() {
+    for schema in <RunEvent as scribe::Records>::schemas() {
         let file = dir.join(format!("{}.avsc", scribe::codec::full_name(&schema)));
         std::fs::write(&file, serde_json::to_string(&schema).unwrap()).unwrap();
         files.push(file.display().to_string());

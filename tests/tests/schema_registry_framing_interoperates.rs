@@ -18,8 +18,8 @@ use std::time::Duration;
 use scribe::confluent::{RegistryClient, SubjectStrategy};
 use scribe::prelude::*;
 use scribe::{Encoding, Secret};
-use scribe_examples::test_events::{Returned, Started};
 use scribe_schemas::HostMetrics;
+use scribe_tests::actors::Runs;
 use scribe_tests::registry::{RegistryOptions, RegistryServer};
 use scribe_tests::{TestKafka, unique};
 
@@ -88,52 +88,6 @@ impl Handler<Inbound<HostMetrics>> for Copier {
     }
 }
 
-scribe::records! {
-    /// Both types of the test-events example.
-    enum Event {
-        Started(Started),
-        Returned(Returned),
-    }
-}
-
-/// Publishes `count` runs, a `Started` and a `Returned` each, when it starts.
-struct Runs {
-    out: Publisher<Event>,
-    count: usize,
-}
-
-impl Actor for Runs {
-    type Context = Context<Self>;
-    fn started(&mut self, _: &mut Context<Self>) {
-        for i in 0..self.count {
-            let (run, suite) = (format!("run-{i:03}"), "registry".to_owned());
-            let started = Started {
-                run: run.clone(),
-                suite: suite.clone(),
-            };
-            self.out
-                .publish(&run, Event::from(started))
-                .expect("published");
-            let returned = Returned {
-                run: run.clone(),
-                suite,
-                passed: i % 2 == 0,
-            };
-            self.out
-                .publish(&run, Event::from(returned))
-                .expect("published");
-        }
-    }
-}
-
-impl TopicActor for Runs {
-    type Output = Event;
-    type Args = usize;
-    fn create(count: usize, out: Publisher<Event>) -> Result<Self, ActorError> {
-        Ok(Self { out, count })
-    }
-}
-
 fn python() -> String {
     std::env::var("SCRIBE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
@@ -183,23 +137,9 @@ async fn registry_avro(server: &RegistryServer, args: Vec<String>, input: String
     if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
         command.args(["--user", user, "--password", password.expose()]);
     }
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python runs");
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(input.as_bytes())
-            .expect("written");
-        child.wait_with_output().expect("python ends")
-    })
-    .await
-    .unwrap();
+    let output = tokio::task::spawn_blocking(move || fed(&mut command, &input))
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -207,6 +147,23 @@ async fn registry_avro(server: &RegistryServer, args: Vec<String>, input: String
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// Runs `command` with `input` on its standard input, to the end.
+fn fed(command: &mut Command, input: &str) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .expect("written");
+    child.wait_with_output().expect("it ends")
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -582,20 +539,10 @@ async fn the_registry_is_reached_over_https_with_its_ca() {
 /// Runs the `scribe` command (with the standard kinds); its exit code,
 /// standard output and standard error.
 fn scribe_command(args: &[&str], input: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scribe-test-node"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("scribe runs");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(input.as_bytes())
-        .expect("written");
-    let output = child.wait_with_output().expect("scribe ends");
+    let output = fed(
+        Command::new(env!("CARGO_BIN_EXE_scribe-test-node")).args(args),
+        input,
+    );
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
