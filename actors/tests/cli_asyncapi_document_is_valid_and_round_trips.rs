@@ -63,6 +63,8 @@ params = { input = "summaries.from-elsewhere", metric = "cpu_percent", high = 90
 name = "asked-alarm"
 kind = "threshold-alarm"
 output = "alarms.asked"
+# Its replies in the registry's framing: the gateway's reply names that message.
+encoding = "confluent"
 params = { input = "summaries.asked", metric = "cpu_percent", high = 90.0, low = 70.0 }
 
 # Bridges at the edge: outside JSON in, an owned topic out as JSON.

@@ -120,6 +120,34 @@ fn message(
     key
 }
 
+/// The reply of a request `responder` answers: on its channel, the
+/// message of `reply_type` when one is named, else of each type it writes.
+fn reply(responder: &scribe::ActorInfo, reply_type: Option<&str>) -> Value {
+    let channel = id(&responder.output);
+    let names: Vec<String> = responder
+        .output_schemas
+        .iter()
+        .map(scribe::codec::full_name)
+        .filter(|name| reply_type.is_none_or(|wanted| wanted == name))
+        .collect();
+    let mut keys: Vec<String> = names
+        .iter()
+        .map(|name| message_key(name, framing(responder)))
+        .collect();
+    if responder.output_schemas.is_empty() {
+        // JSON: the one message its channel carries.
+        keys.push(id(&format!("{}.json", responder.name)));
+    }
+    let messages: Vec<Value> = keys
+        .iter()
+        .map(|key| json!({"$ref": format!("#/channels/{}/messages/{}", pointer(&channel), pointer(key))}))
+        .collect();
+    json!({
+        "channel": {"$ref": format!("#/channels/{}", pointer(&channel))},
+        "messages": messages,
+    })
+}
+
 /// Adds a message for values that are not Avro once (JSON a mirror
 /// writes, or what an outside producer writes to a topic read with the
 /// reader's own function); returns its key there.
@@ -351,8 +379,7 @@ pub fn document(deployment: &Deployment) -> Value {
                 gateway.requests.clone(),
                 (gateway.name.clone(), node.to_owned()),
             );
-            let (requests, replies) = (id(&gateway.requests), id(&gateway.replies));
-            let answer = id(&responder.output_type);
+            let requests = id(&gateway.requests);
             operations.insert(
                 id(&format!("{}.ask", gateway.name)),
                 json!({
@@ -360,15 +387,36 @@ pub fn document(deployment: &Deployment) -> Value {
                     "title": format!("gateway {} asks {} and awaits its reply", gateway.name, responder.name),
                     "channel": {"$ref": format!("#/channels/{}", pointer(&requests))},
                     "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&requests), pointer(&asked))}],
-                    "reply": {
-                        "channel": {"$ref": format!("#/channels/{}", pointer(&replies))},
-                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&replies), pointer(&answer))}],
-                    },
+                    "reply": reply(responder, gateway.reply_type.as_deref()),
                     "x-scribe-gateway": gateway.name,
                     "x-scribe-node": node,
                     "x-scribe-responder": responder.name,
                 }),
             );
+        }
+        // What actors declare they ask: a request of their own topic, the
+        // reply on the responder's.
+        for actor in loaded.node.actors() {
+            for ask in &actor.asks {
+                let Some(responder) = deployment.owner(&ask.replies) else {
+                    continue;
+                };
+                let requests = id(&actor.output);
+                let asked = message_key(&ask.request_type, framing(&actor));
+                operations.insert(
+                    id(&format!("{}.ask.{}", actor.name, ask.replies)),
+                    json!({
+                        "action": "send",
+                        "title": format!("{} asks {} and awaits its reply", actor.name, responder.name),
+                        "channel": {"$ref": format!("#/channels/{}", pointer(&requests))},
+                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&requests), pointer(&asked))}],
+                        "reply": reply(responder, Some(&ask.reply_type)),
+                        "x-scribe-actor": actor.name,
+                        "x-scribe-node": node,
+                        "x-scribe-responder": responder.name,
+                    }),
+                );
+            }
         }
     }
 
