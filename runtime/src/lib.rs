@@ -34,7 +34,7 @@ pub mod topology;
 pub mod trace;
 mod tracker;
 
-pub use actor::{Binding, SubscriptionInfo, Subscriptions, TopicActor};
+pub use actor::{AskInfo, Binding, SubscriptionInfo, Subscriptions, TopicActor};
 pub use broker::{Broker, EmbeddedBroker};
 pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
 pub use confluent::{Encoding, RegistrySettings, SubjectStrategy};

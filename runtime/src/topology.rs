@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use apache_avro::schema_compatibility::SchemaCompatibility;
 
+pub use crate::actor::AskInfo;
 use crate::actor::{Binding, SubscriptionInfo};
 use crate::error::{Error, Result};
 use crate::policy::Delivery;
@@ -40,22 +41,6 @@ pub struct ActorInfo {
     /// The requests it declares it asks
     /// ([`Subscriptions::asks`](crate::Subscriptions::asks)).
     pub asks: Vec<AskInfo>,
-}
-
-/// A request/reply pairing an actor declares: it asks with `request` on
-/// the topic it owns and awaits `reply` on `replies`, the responder's.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AskInfo {
-    /// The topic the responder owns and answers on.
-    pub replies: String,
-    /// The Avro full name of the type it asks with.
-    pub request_type: String,
-    /// Its schema.
-    pub request: apache_avro::Schema,
-    /// The Avro full name of the type it expects back.
-    pub reply_type: String,
-    /// Its schema.
-    pub reply: apache_avro::Schema,
 }
 
 /// Checks the pairings actors declare

@@ -175,7 +175,23 @@ pub struct Subscriptions<A> {
     /// than skipped.
     pub(crate) dead_letter_unhandled: Vec<String>,
     /// The requests the actor declares it asks.
-    pub(crate) asks: Vec<crate::topology::AskInfo>,
+    pub(crate) asks: Vec<AskInfo>,
+}
+
+/// A request/reply pairing an actor declares: it asks with `request` on
+/// the topic it owns and awaits `reply` on `replies`, the responder's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskInfo {
+    /// The topic the responder owns and answers on.
+    pub replies: String,
+    /// The Avro full name of the type it asks with.
+    pub request_type: String,
+    /// Its schema.
+    pub request: apache_avro::Schema,
+    /// The Avro full name of the type it expects back.
+    pub reply_type: String,
+    /// Its schema.
+    pub reply: apache_avro::Schema,
 }
 
 impl<A> fmt::Debug for Subscriptions<A> {
@@ -287,7 +303,7 @@ impl<A: TopicActor> Subscriptions<A> {
     /// draws the reply arrow.
     pub fn asks<Q: Record, R: Record>(&mut self, replies: impl Into<String>) -> &mut Self {
         let (request, reply) = (Q::get_schema(), R::get_schema());
-        self.asks.push(crate::topology::AskInfo {
+        self.asks.push(AskInfo {
             replies: replies.into(),
             request_type: full_name(&request),
             request,

@@ -28,7 +28,7 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_schemas(&self) -> Vec<apache_avro::Schema>;
     fn subscriptions(&self) -> &[SubscriptionInfo];
     /// The requests it declares it asks.
-    fn asks(&self) -> &[crate::topology::AskInfo] {
+    fn asks(&self) -> &[crate::actor::AskInfo] {
         &[]
     }
     fn register_schemas(&self, registry: &mut SchemaRegistry);
@@ -169,7 +169,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         &self.infos
     }
 
-    fn asks(&self) -> &[crate::topology::AskInfo] {
+    fn asks(&self) -> &[crate::actor::AskInfo] {
         &self.subscriptions.asks
     }
 
