@@ -135,6 +135,11 @@ pub(crate) enum NoReply {
     Undecodable(String),
 }
 
+/// What a request's waiter receives: the reply or why there is none, or
+/// that the reader stopped.
+pub(crate) type Received<R> =
+    std::result::Result<std::result::Result<R, NoReply>, oneshot::error::RecvError>;
+
 type Waiting<R> = Mutex<HashMap<String, oneshot::Sender<std::result::Result<R, NoReply>>>>;
 
 struct Shared<R> {
@@ -272,39 +277,15 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
                 error,
             ));
         }
-        let counters = &self.replies.shared.counters;
-        counters.sent.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(reply))) => {
-                counters.answered.fetch_add(1, Ordering::Relaxed);
-                Ok(reply)
-            }
-            Ok(Ok(Err(NoReply::Undecodable(reason)))) => Err(Error::BadReply {
-                gateway: self.options.name.clone(),
-                topic: self.options.replies.clone(),
-                reason,
-            }),
-            Ok(Ok(Err(NoReply::Refused(reason)))) => {
-                counters.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Error::Refused {
-                    gateway: self.options.name.clone(),
-                    topic: self.options.replies.clone(),
-                    reason,
-                })
-            }
-            Ok(Err(_)) => Err(Error::GatewayClosed {
-                gateway: self.options.name.clone(),
-            }),
-            Err(_) => {
-                // A reply that comes now is late: nobody waits for it.
-                self.replies.forget(&id);
-                counters.timed_out.fetch_add(1, Ordering::Relaxed);
-                Err(timed_out(&format!(
-                    "for the reply on `{}`",
-                    self.options.replies
-                )))
-            }
-        }
+        self.replies.sent();
+        let received = tokio::time::timeout_at(deadline, rx).await.ok();
+        self.replies.outcome(
+            &self.options.name,
+            &self.options.requests,
+            timeout,
+            &id,
+            received,
+        )
     }
 
     /// What it counted so far.
@@ -449,14 +430,9 @@ impl<R: Record> Requester<R> {
         Ok(Asked { id, reply })
     }
 
-    /// The request `id` was sent.
+    /// A request was sent.
     pub(crate) fn sent(&self) {
-        self.inner
-            .replies
-            .shared
-            .counters
-            .sent
-            .fetch_add(1, Ordering::Relaxed);
+        self.inner.replies.sent();
     }
 
     /// The request `id` could not be sent: nobody waits for it.
@@ -465,46 +441,15 @@ impl<R: Record> Requester<R> {
     }
 
     /// What becomes of a request's reply: the reply, or why there is none.
-    pub(crate) fn outcome(
-        &self,
-        id: &str,
-        received: Option<
-            std::result::Result<std::result::Result<R, NoReply>, oneshot::error::RecvError>,
-        >,
-    ) -> Result<R> {
-        let counters = &self.inner.replies.shared.counters;
-        match received {
-            Some(Ok(Ok(reply))) => {
-                counters.answered.fetch_add(1, Ordering::Relaxed);
-                Ok(reply)
-            }
-            Some(Ok(Err(NoReply::Undecodable(reason)))) => Err(Error::BadReply {
-                gateway: self.inner.name.clone(),
-                topic: self.inner.options.replies.clone(),
-                reason,
-            }),
-            Some(Ok(Err(NoReply::Refused(reason)))) => {
-                counters.refused.fetch_add(1, Ordering::Relaxed);
-                Err(Error::Refused {
-                    gateway: self.inner.name.clone(),
-                    topic: self.inner.options.replies.clone(),
-                    reason,
-                })
-            }
-            Some(Err(_)) => Err(Error::GatewayClosed {
-                gateway: self.inner.name.clone(),
-            }),
-            None => {
-                self.inner.replies.forget(id);
-                counters.timed_out.fetch_add(1, Ordering::Relaxed);
-                Err(Error::AskTimedOut {
-                    gateway: self.inner.name.clone(),
-                    topic: self.inner.options.replies.clone(),
-                    after: self.inner.options.timeout,
-                    waiting: format!("for the reply on `{}`", self.inner.options.replies),
-                })
-            }
-        }
+    pub(crate) fn outcome(&self, id: &str, received: Option<Received<R>>) -> Result<R> {
+        let inner = &self.inner;
+        inner.replies.outcome(
+            &inner.name,
+            &inner.options.replies,
+            inner.options.timeout,
+            id,
+            received,
+        )
     }
 
     /// What it counted so far (`sent`, `answered`, `timed_out`, `late`:
@@ -524,6 +469,8 @@ impl<R: Record> Requester<R> {
 /// started, resolving the requests this instance made (their ids start
 /// with its instance id). A [`Gateway`] and a [`Requester`] each own one.
 pub(crate) struct Replies<R> {
+    /// The reply topic.
+    topic: String,
     /// This reader's instance id: the start of its requests' ids.
     instance: String,
     next: AtomicU64,
@@ -590,6 +537,7 @@ impl<R: Record> Replies<R> {
                 .map_err(|e| failed(format!("cannot start its reply reader: {e}")))?
         };
         Ok(Self {
+            topic: topic.to_owned(),
             instance,
             next: AtomicU64::new(0),
             shared,
@@ -607,6 +555,58 @@ impl<R: Record> Replies<R> {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id.clone(), tx);
         (id, rx)
+    }
+
+    /// What became of request `id` of asker `asker`: its reply, or the
+    /// error saying why there is none; `None` received means it waited
+    /// `after` in vain (`AskTimedOut` names `asked_on`). Counts it.
+    fn outcome(
+        &self,
+        asker: &str,
+        asked_on: &str,
+        after: Duration,
+        id: &str,
+        received: Option<Received<R>>,
+    ) -> Result<R> {
+        let counters = &self.shared.counters;
+        match received {
+            Some(Ok(Ok(reply))) => {
+                counters.answered.fetch_add(1, Ordering::Relaxed);
+                Ok(reply)
+            }
+            Some(Ok(Err(NoReply::Undecodable(reason)))) => Err(Error::BadReply {
+                gateway: asker.to_owned(),
+                topic: self.topic.clone(),
+                reason,
+            }),
+            Some(Ok(Err(NoReply::Refused(reason)))) => {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Error::Refused {
+                    gateway: asker.to_owned(),
+                    topic: self.topic.clone(),
+                    reason,
+                })
+            }
+            Some(Err(_)) => Err(Error::GatewayClosed {
+                gateway: asker.to_owned(),
+            }),
+            None => {
+                // A reply that comes now is late: nobody waits for it.
+                self.forget(id);
+                counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                Err(Error::AskTimedOut {
+                    gateway: asker.to_owned(),
+                    topic: asked_on.to_owned(),
+                    after,
+                    waiting: format!("for the reply on `{}`", self.topic),
+                })
+            }
+        }
+    }
+
+    /// A request was sent.
+    fn sent(&self) {
+        self.shared.counters.sent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Nobody waits for `id`'s reply any more: it will count as late.

@@ -166,6 +166,45 @@ fn fed(command: &mut Command, input: &str) -> std::process::Output {
     child.wait_with_output().expect("it ends")
 }
 
+/// What Python's `AvroDeserializer` reads of `count` records of `topic`,
+/// one JSON line each (key, schema id, value).
+async fn consume(
+    server: &RegistryServer,
+    kafka: &TestKafka,
+    topic: &str,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    let count = count.to_string();
+    let args = [
+        "consume",
+        "--bootstrap",
+        kafka.bootstrap(),
+        "--topic",
+        topic,
+        "--count",
+        &count,
+    ];
+    json_lines(&registry_avro(server, strings(&args), String::new()).await)
+}
+
+/// A registry that asks every request for HTTP basic authentication.
+fn with_basic_auth() -> RegistryOptions {
+    RegistryOptions {
+        credentials: Some(("scribe".into(), "s3cret-registry".into())),
+        ..Default::default()
+    }
+}
+
+/// Another writer's `HostMetrics`, which the actor's type cannot follow
+/// under BACKWARD (the registry's default level).
+fn incompatible_host_metrics() -> apache_avro::Schema {
+    apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"HostMetrics","namespace":"scribe.metrics",
+            "fields":[{"name":"host","type":"int"}]}"#,
+    )
+    .unwrap()
+}
+
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
 }
@@ -178,10 +217,7 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 
 #[actix::test]
 async fn python_avro_deserializer_reads_what_a_confluent_actor_writes() {
-    let Some(server) = registry(RegistryOptions {
-        credentials: Some(("scribe".into(), "s3cret-registry".into())),
-        ..Default::default()
-    }) else {
+    let Some(server) = registry(with_basic_auth()) else {
         return;
     };
     let kafka = TestKafka::from_env();
@@ -220,22 +256,7 @@ async fn python_avro_deserializer_reads_what_a_confluent_actor_writes() {
         assert_eq!(record.value[1..5], id.to_be_bytes(), "schema id");
     }
 
-    let read = json_lines(
-        &registry_avro(
-            &server,
-            strings(&[
-                "consume",
-                "--bootstrap",
-                kafka.bootstrap(),
-                "--topic",
-                &topic,
-                "--count",
-                &sent.to_string(),
-            ]),
-            String::new(),
-        )
-        .await,
-    );
+    let read = consume(&server, &kafka, &topic, sent).await;
     let mut by_key = BTreeMap::new();
     for line in &read {
         let value = &line["value"];
@@ -388,22 +409,7 @@ async fn record_name_strategies_give_each_type_of_a_topic_its_subject() {
         "no topic subject"
     );
     for topic in [&by_topic, &by_record] {
-        let read = json_lines(
-            &registry_avro(
-                &server,
-                strings(&[
-                    "consume",
-                    "--bootstrap",
-                    kafka.bootstrap(),
-                    "--topic",
-                    topic,
-                    "--count",
-                    &(2 * runs).to_string(),
-                ]),
-                String::new(),
-            )
-            .await,
-        );
+        let read = consume(&server, &kafka, topic, 2 * runs).await;
         let passed = read
             .iter()
             .filter(|l| l["value"]["passed"].is_boolean())
@@ -419,21 +425,14 @@ async fn record_name_strategies_give_each_type_of_a_topic_its_subject() {
 
 #[actix::test]
 async fn a_node_whose_schema_the_registry_refuses_stops_before_it_starts() {
-    let Some(server) = registry(RegistryOptions {
-        credentials: Some(("scribe".into(), "s3cret-registry".into())),
-        ..Default::default()
-    }) else {
+    let Some(server) = registry(with_basic_auth()) else {
         return;
     };
     let kafka = TestKafka::from_env();
     let topic = unique("registry-refused");
     // Another writer's HostMetrics under the subject already: one the
     // actor's type cannot read (BACKWARD, the registry's default level).
-    let other = apache_avro::Schema::parse_str(
-        r#"{"type":"record","name":"HostMetrics","namespace":"scribe.metrics",
-            "fields":[{"name":"host","type":"int"}]}"#,
-    )
-    .unwrap();
+    let other = incompatible_host_metrics();
     let client = RegistryClient::new(&server.settings()).unwrap();
     client.register(&format!("{topic}-value"), &other).unwrap();
     let actor = unique("samples");
@@ -516,22 +515,7 @@ async fn the_registry_is_reached_over_https_with_its_ca() {
     let raw = kafka.read(&topic, 5, WAIT).await;
     running.shutdown().await.unwrap();
     assert_eq!(raw.len(), 5);
-    let read = json_lines(
-        &registry_avro(
-            &server,
-            strings(&[
-                "consume",
-                "--bootstrap",
-                kafka.bootstrap(),
-                "--topic",
-                &topic,
-                "--count",
-                "5",
-            ]),
-            String::new(),
-        )
-        .await,
-    );
+    let read = consume(&server, &kafka, &topic, 5).await;
     println!("over https: scribe sent 5, Python read {}", read.len());
     assert_eq!(read.len(), 5);
 }
@@ -552,10 +536,7 @@ fn scribe_command(args: &[&str], input: &str) -> (i32, String, String) {
 
 #[actix::test]
 async fn scribe_check_produce_and_tail_work_on_a_confluent_topic() {
-    let Some(server) = registry(RegistryOptions {
-        credentials: Some(("scribe".into(), "s3cret-registry".into())),
-        ..Default::default()
-    }) else {
+    let Some(server) = registry(with_basic_auth()) else {
         return;
     };
     let kafka = TestKafka::from_env();
@@ -594,11 +575,7 @@ output = "{taken}"
     let file = file.to_str().unwrap().to_owned();
     // The subject of `taken` holds another writer's HostMetrics already,
     // one the actor's type cannot follow under BACKWARD.
-    let other = apache_avro::Schema::parse_str(
-        r#"{"type":"record","name":"HostMetrics","namespace":"scribe.metrics",
-            "fields":[{"name":"host","type":"int"}]}"#,
-    )
-    .unwrap();
+    let other = incompatible_host_metrics();
     RegistryClient::new(&server.settings())
         .unwrap()
         .register(&format!("{taken}-value"), &other)
@@ -662,22 +639,7 @@ output = "{taken}"
     );
     assert_eq!(code, 0, "{stderr}");
     let tailed = json_lines(&tailed);
-    let read = json_lines(
-        &registry_avro(
-            &server,
-            strings(&[
-                "consume",
-                "--bootstrap",
-                kafka.bootstrap(),
-                "--topic",
-                &fresh,
-                "--count",
-                &sent.to_string(),
-            ]),
-            String::new(),
-        )
-        .await,
-    );
+    let read = consume(&server, &kafka, &fresh, sent).await;
     let _ = std::fs::remove_file(&file);
     println!(
         "scribe produce sent {sent}; scribe tail read {}; Python read {}",
