@@ -1,6 +1,6 @@
 //! The runtime's error type.
 
-use crate::codec::DecodeError;
+use crate::wire::codec::DecodeError;
 
 /// What an actor's handler or constructor returns when it fails.
 ///

@@ -1,65 +1,66 @@
 #![doc = include_str!("../../README.md")]
 
+// The subsystems, from the bottom up (ARCHITECTURE.md draws the layers;
+// `tests/tests/runtime_modules_depend_one_way.rs` checks them).
 mod actor;
-mod admin;
-mod broker;
-pub mod clock;
-pub mod codec;
-pub mod confluent;
-mod connect;
-mod consumed;
-pub mod envelope;
+mod ask;
+mod delivery;
 mod error;
-mod failure;
-mod failures;
 mod feed;
-mod gateway;
 mod handling;
-pub mod headers;
-mod inbound;
 mod kafka;
 mod node;
-mod partitioner;
-mod policy;
+mod ops;
 mod publisher;
-mod record;
-mod secret;
-mod security;
 #[cfg(feature = "testing")]
 pub mod sim;
-mod stats;
 mod supervisor;
-mod topic;
 pub mod topology;
-pub mod trace;
-mod tracker;
+mod wire;
+
+pub use ops::trace;
+pub use wire::{clock, codec, envelope, headers};
+
+/// The Confluent Schema Registry: its framing, subject strategies, and a
+/// client for the REST calls scribe makes.
+pub mod confluent {
+    pub use crate::kafka::registry::{Compatibility, RegistryClient, RegistrySettings};
+    pub use crate::wire::framing::{
+        Encoding, HEADER_LEN, MAGIC, SubjectStrategy, header, reframe, split,
+    };
+}
 
 pub use actor::{AskInfo, Binding, SubscriptionInfo, Subscriptions, TopicActor};
-pub use broker::{Broker, EmbeddedBroker};
-pub use codec::{DecodeError, Fingerprint, SchemaRegistry};
-pub use confluent::{Encoding, RegistrySettings, SubjectStrategy};
-pub use envelope::Envelope;
+pub use ask::gateway::{Gateway, GatewayOptions};
+pub use ask::replies::GatewayStats;
+pub use ask::requester::{Answered, Pending, Requester, RequesterOptions};
+pub use delivery::inbound::Inbound;
+pub use delivery::policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
 pub use error::{ActorError, ConnectFailure, Error, Result};
-pub use gateway::{Gateway, GatewayOptions, GatewayStats, Requester, RequesterOptions};
-pub use headers::Headers;
-pub use inbound::Inbound;
+pub use kafka::broker::{Broker, EmbeddedBroker};
+pub use kafka::partitioner::partition_for_key;
+pub use kafka::registry::RegistrySettings;
+pub use kafka::secret::{Properties, Secret};
+pub use kafka::security::{Protocol, SaslMechanism, Security};
+pub use kafka::topics::TopicSpec;
 pub use node::{Node, NodeBuilder, Replayed, RunningNode};
-pub use partitioner::partition_for_key;
-pub use policy::{Delivery, Exhausted, FailurePolicy, OverBudget};
-pub use publisher::{Answered, Pending, Publisher};
-pub use record::{AnyRecord, Record, Records};
-pub use secret::{Properties, Secret};
-pub use security::{Protocol, SaslMechanism, Security};
-pub use stats::{ActorState, StatsSnapshot};
-pub use topic::TopicSpec;
+pub use ops::stats::{ActorState, StatsSnapshot};
+pub use publisher::Publisher;
 pub use topology::ActorInfo;
+pub use wire::codec::{DecodeError, Fingerprint, SchemaRegistry};
+pub use wire::envelope::Envelope;
+pub use wire::framing::{Encoding, SubjectStrategy};
+pub use wire::headers::Headers;
+pub use wire::record::Record;
+pub use wire::records::{AnyRecord, Records};
 
 /// Talking to a cluster directly, as scribe's own tools do: the first
 /// contact that names why a connection fails, topic metadata, and the ids
 /// scribe gives its clients on the cluster.
 pub mod client {
-    pub use crate::connect::{FIRST_CONTACT, first_contact};
-    pub use crate::kafka::{partition_count, transactional_id};
+    pub use crate::kafka::connect::{FIRST_CONTACT, first_contact};
+    pub use crate::kafka::settings::transactional_id;
+    pub use crate::kafka::topics::partition_count;
 }
 
 pub use error::chain as error_chain;
@@ -71,12 +72,4 @@ pub mod __private {
     pub use apache_avro;
 }
 
-/// What an actor's file needs: `use scribe::prelude::*;`.
-pub mod prelude {
-    pub use crate::{
-        ActorError, Answered, AnyRecord, Broker, Inbound, Node, NodeBuilder, Publisher, Record,
-        Records, Requester, RequesterOptions, Subscriptions, TopicActor, TopicSpec,
-    };
-    // Continuing with a reply: `ctx.spawn(pending.into_actor(self).map(..))`.
-    pub use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
-}
+pub mod prelude;

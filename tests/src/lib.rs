@@ -10,6 +10,7 @@
 pub mod actors;
 pub mod apache;
 pub mod bench;
+pub mod layers;
 pub mod load;
 pub mod records;
 pub mod registry;

@@ -1,137 +1,109 @@
-//! The runtime's modules import each other in one direction only (a
-//! layered structure a newcomer can walk), except for the error type that
-//! every module uses; and nothing outside the simulator names it, so the
-//! simulator sits on top of the runtime rather than inside it.
+//! The runtime's subsystems (its folders) form layers: each imports only
+//! from the layers below it, so a newcomer can read the house from the
+//! ground up; inside them, no file imports itself through others; and
+//! nothing outside the simulator names it, so the simulator sits on top of
+//! the runtime rather than inside it. The error type is the one exception:
+//! every subsystem uses it, and it names a few of their types.
 //!
-//! Read from the sources: a module depends on another when its code (not
-//! its comments, nor its unit tests) names `crate::<other>`.
+//! Read from the sources with a Rust parser (`scribe_tests::layers`): a
+//! file depends on another when its code (not its comments, nor its unit
+//! tests) names a path into it, `crate::Name` through the crate root's
+//! re-exports included.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
-fn runtime_src() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src")
+use scribe_tests::layers::{self, Imports};
+
+/// The runtime's subsystems from the bottom up, as ARCHITECTURE.md draws
+/// them. A subsystem may import from those before it in this list; a new
+/// folder must take its place here.
+const LAYERS: &[&str] = &[
+    "error",
+    "wire",
+    "kafka",
+    "delivery",
+    "ops",
+    "publisher",
+    "actor",
+    "ask",
+    "topology",
+    "handling",
+    "feed",
+    "supervisor",
+    "node",
+    "sim",
+];
+
+fn runtime() -> Imports {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src");
+    Imports::of(&layers::read_dir(&src))
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("readable source directory") {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
-/// The code of a source file without its comments and its unit tests.
-fn code(source: &str) -> String {
-    let source = match source.find("#[cfg(test)]\nmod tests") {
-        Some(at) => &source[..at],
-        None => source,
-    };
-    source
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Each top-level module of the runtime, and the top-level modules its
-/// code names, with the file that names each.
-fn dependencies() -> BTreeMap<String, BTreeMap<String, String>> {
-    let root = runtime_src();
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
-    let mut graph: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for file in files {
-        let relative = file.strip_prefix(&root).expect("under the root");
-        let name = relative.to_string_lossy().replace('\\', "/");
-        // Unit tests in files of their own are not the module's code.
-        if name == "lib.rs" || name.ends_with("/tests.rs") {
-            continue;
-        }
-        let module = name
-            .split('/')
-            .next()
-            .expect("a path")
-            .trim_end_matches(".rs")
-            .to_owned();
-        let code = code(&std::fs::read_to_string(&file).expect("readable source"));
-        let uses = graph.entry(module.clone()).or_default();
-        for (at, _) in code.match_indices("crate::") {
-            let rest = &code[at + "crate::".len()..];
-            let other: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if !other.is_empty() && other != module {
-                uses.entry(other).or_insert_with(|| name.clone());
+/// Every import that goes up the layers (or to a subsystem not in the
+/// list), as `from -> to (file names path)`.
+fn upward(subsystems: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<String> {
+    let rank = |s: &str| LAYERS.iter().position(|l| *l == s);
+    let mut out = Vec::new();
+    for (from, uses) in subsystems {
+        for (to, why) in uses {
+            let ok = match (rank(from), rank(to)) {
+                // `error` names a few types of the subsystems that use it.
+                _ if from == "error" => true,
+                (Some(f), Some(t)) => t < f,
+                _ => false,
+            };
+            if !ok {
+                out.push(format!("{from} -> {to} ({why})"));
             }
         }
     }
-    let modules: BTreeSet<String> = graph.keys().cloned().collect();
-    for uses in graph.values_mut() {
-        uses.retain(|other, _| modules.contains(other));
-    }
-    graph
-}
-
-/// A path of imports from `from` back to itself, if there is one.
-fn cycle_through(
-    graph: &BTreeMap<String, BTreeMap<String, String>>,
-    from: &str,
-    skip: &str,
-) -> Option<Vec<String>> {
-    let mut stack = vec![vec![from.to_owned()]];
-    let mut seen = BTreeSet::new();
-    while let Some(path) = stack.pop() {
-        let last = path.last().expect("a path is never empty");
-        for next in graph[last].keys().filter(|m| *m != skip) {
-            if next == from {
-                let mut cycle = path.clone();
-                cycle.push(next.clone());
-                return Some(cycle);
-            }
-            if seen.insert(next.clone()) {
-                let mut longer = path.clone();
-                longer.push(next.clone());
-                stack.push(longer);
-            }
-        }
-    }
-    None
+    out
 }
 
 #[test]
-fn the_runtime_modules_import_each_other_in_one_direction_except_for_the_error_type() {
-    let graph = dependencies();
+fn the_runtime_subsystems_import_only_from_the_layers_below_them() {
+    let imports = runtime();
+    let subsystems = imports.subsystems();
+    let chain = layers::longest_chain(&subsystems, "error");
     println!(
-        "modules={} imports={}",
-        graph.len(),
-        graph.values().map(BTreeMap::len).sum::<usize>()
+        "files={} imports={} subsystems={} longest chain of subsystems={} ({})",
+        imports.files.len(),
+        imports.files.values().map(BTreeMap::len).sum::<usize>(),
+        subsystems.len(),
+        chain.len(),
+        chain.join(" -> ")
     );
-    assert!(graph.len() > 20, "the runtime's modules were found");
-    let cycles: Vec<String> = graph
+    assert!(imports.files.len() > 40, "the runtime's files were found");
+    let unknown: Vec<&String> = subsystems
         .keys()
-        .filter(|m| *m != "error")
-        .filter_map(|m| cycle_through(&graph, m, "error"))
-        .map(|cycle| {
-            // Name the file behind each step.
-            cycle
-                .windows(2)
-                .map(|step| format!("{} -> {} ({})", step[0], step[1], graph[&step[0]][&step[1]]))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+        .filter(|s| !LAYERS.contains(&s.as_str()))
         .collect();
+    assert!(
+        unknown.is_empty(),
+        "subsystems missing from LAYERS (and from ARCHITECTURE.md): {unknown:?}"
+    );
+    let upward = upward(&subsystems);
+    assert!(upward.is_empty(), "imports up the layers: {upward:#?}");
+}
+
+#[test]
+fn no_file_of_the_runtime_imports_itself_through_others_but_through_the_error_type() {
+    let imports = runtime();
+    let chain = layers::longest_chain(&imports.files, "error.rs");
+    println!(
+        "longest chain of files={} ({})",
+        chain.len(),
+        chain.join(" -> ")
+    );
+    let cycles = layers::cycles(&imports.files, "error.rs");
     assert!(cycles.is_empty(), "import cycles: {cycles:#?}");
 }
 
 #[test]
 fn nothing_in_the_runtime_names_the_simulator_but_the_simulator() {
-    let graph = dependencies();
-    let naming: Vec<String> = graph
+    let subsystems = runtime().subsystems();
+    let naming: Vec<String> = subsystems
         .iter()
         .filter(|(module, uses)| *module != "sim" && uses.contains_key("sim"))
         .map(|(module, uses)| format!("{module} ({})", uses["sim"]))
@@ -140,4 +112,44 @@ fn nothing_in_the_runtime_names_the_simulator_but_the_simulator() {
         naming.is_empty(),
         "modules naming the simulator: {naming:?}"
     );
+}
+
+/// A crate of two subsystems, `low` below `high`, where `low` names a type
+/// of `high` only through the crate root's re-export (`crate::Top`): the
+/// cycle a reader of `crate::module` paths alone would miss.
+fn crate_with_a_cycle_through_a_reexport() -> BTreeMap<String, String> {
+    [
+        (
+            "lib.rs",
+            "mod high;\nmod low;\npub use high::top::Top;\npub use low::Bottom;",
+        ),
+        ("high/mod.rs", "pub mod top;"),
+        (
+            "high/top.rs",
+            "use crate::low::Bottom;\npub struct Top(Bottom);",
+        ),
+        (
+            "low/mod.rs",
+            "pub struct Bottom;\nimpl Bottom { pub fn up(&self) -> Option<crate::Top> { None } }",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, text)| (name.to_owned(), text.to_owned()))
+    .collect()
+}
+
+#[test]
+fn the_check_sees_an_import_written_through_a_crate_root_reexport() {
+    let imports = Imports::of(&crate_with_a_cycle_through_a_reexport());
+    assert_eq!(
+        imports.files["low/mod.rs"].keys().collect::<Vec<_>>(),
+        ["high/top.rs"],
+        "crate::Top is high/top.rs's Top"
+    );
+    let subsystems = imports.subsystems();
+    let cycles = layers::cycles(&subsystems, "error");
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(cycles[0].contains("low -> high"), "{cycles:?}");
+    let files = layers::cycles(&imports.files, "error.rs");
+    assert_eq!(files.len(), 1, "{files:?}");
 }

@@ -3,18 +3,22 @@
 
 use std::collections::HashMap;
 
-use super::{Route, SubscriptionInfo, TopicActor, pattern_regex};
+use actix::{Actor, Context};
+
+use super::decode::Route;
+use super::info::SubscriptionInfo;
+use super::pattern::pattern_regex;
 use crate::error::Result;
 
 /// The routes of one actor instance: which decoder a topic's records go to.
-pub(crate) struct Routes<A: TopicActor> {
+pub(crate) struct Routes<A: Actor<Context = Context<A>>> {
     routes: Vec<Box<dyn Route<A>>>,
     exact: HashMap<String, usize>,
     /// Each pattern as Rust matches it, as librdkafka is given it, and its route.
     patterns: Vec<(regex::Regex, String, usize)>,
 }
 
-impl<A: TopicActor> Routes<A> {
+impl<A: Actor<Context = Context<A>>> Routes<A> {
     pub(crate) fn new() -> Self {
         Self {
             routes: Vec::new(),

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use super::{Exit, Feed, Source};
 use crate::actor::TopicActor;
-use crate::consumed::Position;
-use crate::failure::Failure;
+use crate::delivery::consumed::Position;
+use crate::delivery::failure::Failure;
+use crate::delivery::tracker::OffsetTracker;
+use crate::ops::stats::ActorStats;
 use crate::publisher::TxnFailure;
-use crate::stats::ActorStats;
-use crate::tracker::OffsetTracker;
 
 /// How long a rewind waits for the broker's committed offsets.
 const REWIND_TIMEOUT: Duration = Duration::from_secs(10);

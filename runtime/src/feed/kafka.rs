@@ -10,8 +10,8 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 
 use super::rebalance::ActorConsumer;
 use super::source::{Message, Source};
-use crate::consumed::{Fetched, Position, partition_list};
-use crate::headers::Headers;
+use crate::delivery::consumed::{Fetched, Position, partition_list};
+use crate::wire::headers::Headers;
 
 impl Message for BorrowedMessage<'_> {
     fn topic(&self) -> &str {

@@ -28,15 +28,16 @@ use futures::Stream;
 use futures::channel::oneshot;
 
 use crate::actor::{Routes, TopicActor};
-use crate::consumed::Fetched;
-use crate::consumed::Position;
-use crate::failure::Failure;
-use crate::failures::Failures;
+use crate::delivery::attempts::Failures;
+use crate::delivery::consumed::Fetched;
+use crate::delivery::consumed::Position;
+use crate::delivery::failure::Failure;
+use crate::delivery::tracker::{AckSlot, OffsetTracker};
 use crate::handling::{Decoded, Dispatch, Next};
+use crate::ops::stats::ActorStats;
 use crate::publisher::PublisherCore;
-use crate::stats::ActorStats;
-use crate::tracker::{AckSlot, OffsetTracker};
 
+use reader::ReadAt;
 pub(crate) use reader::{ReadSet, Reading};
 pub(crate) use rebalance::{ActorConsumer, Rebalances};
 pub(crate) use source::Source;
@@ -72,11 +73,6 @@ pub(crate) enum Exit {
     /// Stopped by its failure policy; the supervisor does not restart it.
     Halted(Failure),
 }
-
-/// Where a record was read: what its offset commit names. The same as
-/// the record's own coordinates, but for a replayed dead letter, which is
-/// handled as the record it was and committed where it was read.
-pub(crate) type ReadAt = Position;
 
 type Fetches<A> = Pin<Box<dyn Stream<Item = reader::Arrival<A>>>>;
 
@@ -294,6 +290,143 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
     }
 }
 
+impl<A: TopicActor, S: Source> Feed<A, S> {
+    /// Looks at the supervisor's stop request. Returns true when the
+    /// instance must end at once, without a drain.
+    fn poll_stop(&mut self, ctx: &mut Context<A>, task: &mut std::task::Context<'_>) -> bool {
+        let Some(stop) = &mut self.stop else {
+            return false;
+        };
+        match Pin::new(stop).poll(task) {
+            Poll::Ready(Ok(())) => {
+                self.stop = None;
+                self.stopping = true;
+                false
+            }
+            // The supervisor is gone (the node was dropped, or a simulated
+            // process killed): the instance ends at once, without a
+            // drain, as its thread does.
+            Poll::Ready(Err(oneshot::Canceled)) => {
+                self.stop = None;
+                ctx.stop();
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// Whether the feed may take another record after a record was
+    /// reported not delivered: no record more is taken, so that nothing
+    /// handled after it is published before it is handled again; the
+    /// instance stops once the tracker finds which record it was (its
+    /// earlier records' acknowledgements may still be due). A failed
+    /// publish no tracked record waits for (one made outside handling)
+    /// changes nothing.
+    fn may_go_on_after_undelivered(&mut self) -> bool {
+        if !self.core.undelivered() {
+            return true;
+        }
+        self.core.set_undelivered(false);
+        self.store_completed();
+        if self.failure.is_some() {
+            self.stopping = true;
+            return false;
+        }
+        if self.tracker.any_failed() {
+            self.core.set_undelivered(true);
+            return false;
+        }
+        true
+    }
+
+    /// The next record: one the consumer has at hand, else the stream's.
+    fn next_arrival(
+        &mut self,
+        task: &mut std::task::Context<'_>,
+    ) -> Poll<Option<reader::Arrival<A>>> {
+        let at_hand = match (&self.consumer, &mut self.at_hand) {
+            (Some(consumer), Some(decoding)) => consumer
+                .try_recv()
+                .map(|fetched| fetched.and_then(|message| decoding.subscribed(message))),
+            _ => None,
+        };
+        match at_hand {
+            Some(arrival) => Poll::Ready(Some(arrival)),
+            None => self.arrivals.as_mut().poll_next(task),
+        }
+    }
+
+    /// Handles records until none is at hand, the budget is spent, a
+    /// retry waits or the feed is stopping. Counts them in `run`.
+    fn take_records(
+        &mut self,
+        act: &mut A,
+        ctx: &mut Context<A>,
+        task: &mut std::task::Context<'_>,
+        run: &mut Run,
+    ) {
+        while !self.stopping && self.pending.is_none() {
+            self.settle_revoked();
+            if !self.may_go_on_after_undelivered() {
+                break;
+            }
+            // The clock is read every eighth record: a record costs far
+            // less than the budget's time.
+            if run.handled >= BUDGET
+                || (run.handled.is_multiple_of(8) && run.started.elapsed() >= BUDGET_TIME)
+            {
+                run.exhausted = true;
+                break;
+            }
+            match self.next_arrival(task) {
+                Poll::Ready(Some(Ok((arrival, raw, read_at)))) => {
+                    run.handled += 1;
+                    self.handle(act, ctx, arrival, raw, read_at);
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    run.handled += 1;
+                    tracing::warn!(actor = %self.actor, %error, "consumer error");
+                }
+                // The input is finished (a replay reached its end).
+                Poll::Ready(None) => {
+                    run.handled += 1;
+                    self.stopping = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    /// After a batch: commits an exactly-once actor's transaction on its
+    /// tick, and stores what completed.
+    fn settle_batch(&mut self, task: &mut std::task::Context<'_>, run: &Run) {
+        let mut ticked = false;
+        while self.tick.poll_tick(task).is_ready() {
+            ticked = true;
+        }
+        if self.core.is_transactional() && ticked {
+            self.commit_transaction();
+        }
+        if run.handled > 0 || ticked {
+            self.report_handled();
+            self.store_completed();
+            if self.failure.is_some() {
+                self.stopping = true;
+            }
+        }
+    }
+}
+
+/// What one poll of a feed did so far.
+struct Run {
+    /// Records handled (or given up on) in this poll.
+    handled: usize,
+    started: Instant,
+    /// Whether it stopped for its budget, with records left to take.
+    exhausted: bool,
+}
+
 impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
     type Output = ();
 
@@ -304,105 +437,27 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
         task: &mut std::task::Context<'_>,
     ) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(stop) = &mut this.stop {
-            match Pin::new(stop).poll(task) {
-                Poll::Ready(Ok(())) => {
-                    this.stop = None;
-                    this.stopping = true;
-                }
-                // The supervisor is gone (the node was dropped, or a
-                // simulated process killed): the instance ends at once,
-                // without a drain, as its thread does.
-                Poll::Ready(Err(oneshot::Canceled)) => {
-                    this.stop = None;
-                    ctx.stop();
-                    return Poll::Ready(());
-                }
-                Poll::Pending => {}
-            }
+        if this.poll_stop(ctx, task) {
+            return Poll::Ready(());
         }
         this.apply_pause(task);
-        let mut handled = 0;
-        let started = Instant::now();
-        let mut exhausted = false;
+        let mut run = Run {
+            handled: 0,
+            started: Instant::now(),
+            exhausted: false,
+        };
         if let Some(pending) = &mut this.pending
             && !this.stopping
             && pending.wait.as_mut().poll(task).is_ready()
         {
             let pending = this.pending.take().expect("checked above");
-            handled += 1;
+            run.handled += 1;
             this.retry(act, ctx, pending);
         }
         // While a record waits for its retry, the records after it wait too.
         this.settle_revoked();
-        while !this.stopping && this.pending.is_none() {
-            this.settle_revoked();
-            // A record not delivered: take no record more, so that nothing
-            // handled after it is published before it is handled again;
-            // the instance stops once the tracker finds which record it
-            // was (its earlier records' acknowledgements may still be due).
-            // A failed publish no tracked record waits for (one made
-            // outside handling) changes nothing here.
-            if this.core.undelivered() {
-                this.core.set_undelivered(false);
-                this.store_completed();
-                if this.failure.is_some() {
-                    this.stopping = true;
-                    break;
-                }
-                if this.tracker.any_failed() {
-                    this.core.set_undelivered(true);
-                    break;
-                }
-            }
-            // The clock is read every eighth record: a record costs far
-            // less than the budget's time.
-            if handled >= BUDGET || (handled % 8 == 0 && started.elapsed() >= BUDGET_TIME) {
-                exhausted = true;
-                break;
-            }
-            let at_hand = match (&this.consumer, &mut this.at_hand) {
-                (Some(consumer), Some(decoding)) => consumer
-                    .try_recv()
-                    .map(|fetched| fetched.and_then(|message| decoding.subscribed(message))),
-                _ => None,
-            };
-            let next = match at_hand {
-                Some(arrival) => Poll::Ready(Some(arrival)),
-                None => this.arrivals.as_mut().poll_next(task),
-            };
-            match next {
-                Poll::Ready(Some(Ok((arrival, raw, read_at)))) => {
-                    handled += 1;
-                    this.handle(act, ctx, arrival, raw, read_at);
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    handled += 1;
-                    tracing::warn!(actor = %this.actor, %error, "consumer error");
-                }
-                // The input is finished (a replay reached its end).
-                Poll::Ready(None) => {
-                    handled += 1;
-                    this.stopping = true;
-                    break;
-                }
-                Poll::Pending => break,
-            }
-        }
-        let mut ticked = false;
-        while this.tick.poll_tick(task).is_ready() {
-            ticked = true;
-        }
-        if this.core.is_transactional() && ticked {
-            this.commit_transaction();
-        }
-        if handled > 0 || ticked {
-            this.report_handled();
-            this.store_completed();
-            if this.failure.is_some() {
-                this.stopping = true;
-            }
-        }
+        this.take_records(act, ctx, task, &mut run);
+        this.settle_batch(task, &run);
         if this.stopping {
             this.drain();
             ctx.stop();
@@ -412,9 +467,9 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
         if let Some(pending) = &mut this.pending
             && pending.wait.as_mut().poll(task).is_ready()
         {
-            exhausted = true;
+            run.exhausted = true;
         }
-        if exhausted {
+        if run.exhausted {
             task.waker().wake_by_ref();
         }
         Poll::Pending

@@ -9,13 +9,17 @@ use std::time::Duration;
 use futures::Stream;
 use rdkafka::error::KafkaResult;
 
-use super::ReadAt;
 use super::source::{Message, Source};
 use crate::actor::{Routes, TopicActor};
-use crate::codec::DecodeError;
-use crate::consumed::Fetched;
-use crate::consumed::Position;
+use crate::delivery::consumed::Fetched;
+use crate::delivery::consumed::Position;
 use crate::handling::{Decoded, decode};
+use crate::wire::codec::DecodeError;
+
+/// Where a record was read: what its offset commit names. The same as
+/// the record's own coordinates, but for a replayed dead letter, which is
+/// handled as the record it was and committed where it was read.
+pub(crate) type ReadAt = Position;
 
 /// What a feed reads.
 #[derive(Debug, Clone)]
@@ -246,10 +250,10 @@ impl<A: TopicActor> Decoding<A> {
             message.partition(),
             message.offset(),
         );
-        let origin = text(crate::headers::DLQ_TOPIC).zip(
-            text(crate::headers::DLQ_PARTITION)
+        let origin = text(crate::wire::headers::DLQ_TOPIC).zip(
+            text(crate::wire::headers::DLQ_PARTITION)
                 .and_then(|p| p.parse::<i32>().ok())
-                .zip(text(crate::headers::DLQ_OFFSET).and_then(|o| o.parse::<i64>().ok())),
+                .zip(text(crate::wire::headers::DLQ_OFFSET).and_then(|o| o.parse::<i64>().ok())),
         );
         let (origin, route) = match origin {
             Some((topic, (partition, offset))) => {
@@ -265,13 +269,13 @@ impl<A: TopicActor> Decoding<A> {
             None => (read_at.clone(), None),
         };
         let raw = message.fetched(Arc::new(all.without_dead_letter()), route);
-        let truncated = text(crate::headers::DLQ_TRUNCATED).map(str::to_owned);
+        let truncated = text(crate::wire::headers::DLQ_TRUNCATED).map(str::to_owned);
         let arrival = match (origin.topic == read_at.topic, route) {
             _ if truncated.is_some() => self.unreplayable(
                 origin,
                 format!(
                     "it holds only part of the record ({}: {})",
-                    crate::headers::DLQ_TRUNCATED,
+                    crate::wire::headers::DLQ_TRUNCATED,
                     truncated.unwrap_or_default()
                 ),
             ),

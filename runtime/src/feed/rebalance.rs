@@ -25,7 +25,7 @@ pub(crate) struct Rebalances {
     pub(super) done: std::sync::atomic::AtomicBool,
     /// The actor's counters: each assignment taken, and its partitions
     /// (what `/ready` and `/metrics` report).
-    stats: Option<std::sync::Arc<crate::stats::ActorStats>>,
+    stats: Option<std::sync::Arc<crate::ops::stats::ActorStats>>,
     /// Whether the group's protocol is cooperative (incremental), as the
     /// consumer's `partition.assignment.strategy` makes it. Known from the
     /// configuration because asking librdkafka in the callback
@@ -39,7 +39,7 @@ impl Rebalances {
     /// A context for a consumer built from `config`, that also notes each
     /// assignment in the actor's counters.
     pub(crate) fn reporting_to(
-        stats: std::sync::Arc<crate::stats::ActorStats>,
+        stats: std::sync::Arc<crate::ops::stats::ActorStats>,
         config: &rdkafka::ClientConfig,
     ) -> Self {
         Self {

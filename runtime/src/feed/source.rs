@@ -12,8 +12,8 @@ use std::time::Duration;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaResult;
 
-use crate::consumed::{Fetched, Position};
-use crate::headers::Headers;
+use crate::delivery::consumed::{Fetched, Position};
+use crate::wire::headers::Headers;
 
 /// One record as a [`Source`] hands it over, before the feed keeps it.
 pub(crate) trait Message {

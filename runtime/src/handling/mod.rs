@@ -10,16 +10,16 @@ use std::time::Duration;
 use actix::Context;
 
 use crate::actor::{Deliver, Routes, TopicActor};
-use crate::codec::DecodeError;
-use crate::consumed::{Fetched, Position};
+use crate::delivery::attempts::Failures;
+use crate::delivery::consumed::{Fetched, Position};
+use crate::delivery::failure::Failure;
+use crate::delivery::inbound::Meta;
+use crate::delivery::tracker::AckSlot;
 use crate::error::chain as error_chain;
-use crate::failure::Failure;
-use crate::failures::Failures;
-use crate::headers::{self, Headers};
-use crate::inbound::Meta;
+use crate::ops::stats::ActorStats;
 use crate::publisher::{Cause, PublisherCore};
-use crate::stats::ActorStats;
-use crate::tracker::AckSlot;
+use crate::wire::codec::DecodeError;
+use crate::wire::headers::{self, Headers};
 
 /// Decodes `raw`, the record at `at`, by its route.
 pub(crate) fn decode<A: TopicActor>(routes: &Routes<A>, at: Position, raw: &Fetched) -> Decoded<A> {
@@ -33,7 +33,7 @@ pub(crate) fn decode<A: TopicActor>(routes: &Routes<A>, at: Position, raw: &Fetc
     };
     let body = match raw.route {
         Some(route) => routes.route(route).decode(&raw.value, meta),
-        None => Err(crate::codec::DecodeError::NoMarker),
+        None => Err(crate::wire::codec::DecodeError::NoMarker),
     };
     Decoded { at, body }
 }
@@ -245,10 +245,10 @@ impl<A: TopicActor> Dispatch<'_, A> {
             return Ok(());
         }
         let mut id_buf = [0u8; 36];
-        let id: &str = crate::clock::new_id()
+        let id: &str = crate::wire::clock::new_id()
             .hyphenated()
             .encode_lower(&mut id_buf);
-        let now = crate::clock::now();
+        let now = crate::wire::clock::now();
         let time = humantime::format_rfc3339_millis(now).to_string();
         let outbound = headers::Outbound {
             id,
@@ -272,7 +272,7 @@ impl<A: TopicActor> Dispatch<'_, A> {
                 &[],
                 headers::Outgoing::Answer(&outbound, &extra),
                 &mut Vec::new(),
-                Some(crate::clock::millis_of(now)),
+                Some(crate::wire::clock::millis_of(now)),
                 slot,
             )
             .inspect_err(|_| slot.fail())?;

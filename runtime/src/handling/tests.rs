@@ -8,14 +8,14 @@ use actix::{Actor, Handler};
 use scribe_schemas::MetricSummary;
 
 use super::*;
-use crate::codec::{Encoder, SchemaRegistry};
-use crate::failures::Attempts;
-use crate::headers::Headers;
-use crate::inbound::Inbound;
-use crate::policy::{Exhausted, FailurePolicy};
+use crate::delivery::attempts::Attempts;
+use crate::delivery::inbound::Inbound;
+use crate::delivery::policy::{Exhausted, FailurePolicy};
 use crate::publisher::{Publisher, Sink};
 use crate::sim::Outlet;
 use crate::sim::World;
+use crate::wire::codec::{Encoder, SchemaRegistry};
+use crate::wire::headers::Headers;
 use crate::{ActorError, Subscriptions};
 
 /// Fails every record the way it is told to.
@@ -195,7 +195,7 @@ fn a_handler_error_is_retried_then_dead_lettered_and_its_slot_completes() {
         );
     }
     assert!(matches!(rig.process(&value, 3, &slot), Next::Done));
-    let mut tracker = crate::tracker::OffsetTracker::default();
+    let mut tracker = crate::delivery::tracker::OffsetTracker::default();
     tracker.track(&Position::new("in".into(), 0, 7), slot);
     assert!(
         tracker.collect().offsets.is_empty(),

@@ -1,22 +1,21 @@
-//! [`NodeBuilder`]: what a node is made of, and its validation.
+//! [`NodeBuilder`]: what a node is made of.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actor::TopicActor;
-use crate::broker::Broker;
-use crate::codec::SchemaRegistry;
-use crate::confluent::{Encoding, RegistrySettings, SubjectStrategy};
-use crate::envelope::Envelope;
-use crate::error::{Error, Result};
-use crate::policy::{Delivery, FailurePolicy};
-use crate::stats::ActorStats;
+use crate::delivery::policy::{Delivery, FailurePolicy};
+use crate::error::Error;
+use crate::kafka::broker::Broker;
+use crate::kafka::registry::RegistrySettings;
+use crate::kafka::topics::TopicSpec;
+use crate::ops::stats::ActorStats;
 use crate::supervisor::{ActorFactory, Factory};
-use crate::topic::{TopicSpec, check_name};
-
-use super::Node;
+use crate::wire::codec::SchemaRegistry;
+use crate::wire::envelope::Envelope;
+use crate::wire::framing::{Encoding, SubjectStrategy};
 
 /// Builds a [`Node`]: its actors, topics, broker and client settings.
 ///
@@ -39,10 +38,10 @@ pub struct NodeBuilder {
     pub(super) deliveries: BTreeMap<String, Delivery>,
     pub(super) envelopes: BTreeMap<String, Envelope>,
     pub(super) default_envelope: Envelope,
-    pub(super) security: crate::security::Security,
+    pub(super) security: crate::kafka::security::Security,
     pub(super) admin: Option<std::net::SocketAddr>,
     pub(super) admin_token: Option<crate::Secret>,
-    pub(super) tracing: Option<crate::trace::Tracing>,
+    pub(super) tracing: Option<crate::ops::trace::Tracing>,
     pub(super) tracer_provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     pub(super) gateways: Vec<crate::topology::GatewayInfo>,
     pub(super) encodings: BTreeMap<String, Encoding>,
@@ -70,6 +69,39 @@ impl fmt::Debug for NodeBuilder {
 }
 
 impl NodeBuilder {
+    /// A node called `name`, with nothing in it yet (see [`Node::builder`]).
+    pub(super) fn new(name: String) -> Self {
+        NodeBuilder {
+            name,
+            broker: Broker::default(),
+            default_topic: TopicSpec::default(),
+            topics: BTreeMap::new(),
+            actors: Vec::new(),
+            registry: SchemaRegistry::new(),
+            errors: Vec::new(),
+            commit_interval: Duration::from_millis(500),
+            transaction_timeout: Duration::from_secs(10),
+            common: Vec::new(),
+            consumer: Vec::new(),
+            producer: Vec::new(),
+            policies: BTreeMap::new(),
+            deliveries: BTreeMap::new(),
+            envelopes: BTreeMap::new(),
+            default_envelope: crate::Envelope::default(),
+            security: crate::kafka::security::Security::default(),
+            admin: None,
+            admin_token: None,
+            tracing: None,
+            tracer_provider: None,
+            gateways: Vec::new(),
+            encodings: BTreeMap::new(),
+            default_encoding: crate::Encoding::default(),
+            subject_strategies: BTreeMap::new(),
+            default_subject_strategy: crate::SubjectStrategy::default(),
+            schema_registry: None,
+        }
+    }
+
     /// Where Kafka is. The default is [`Broker::Embedded`].
     pub fn broker(mut self, broker: Broker) -> Self {
         self.broker = broker;
@@ -237,8 +269,8 @@ impl NodeBuilder {
     }
 
     /// Traces every record the node handles and publishes, exporting the
-    /// spans over OTLP (see [`crate::trace`]). Off by default.
-    pub fn tracing(mut self, tracing: crate::trace::Tracing) -> Self {
+    /// spans over OTLP (see [`crate::ops::trace`]). Off by default.
+    pub fn tracing(mut self, tracing: crate::ops::trace::Tracing) -> Self {
         self.tracing = Some(tracing);
         self
     }
@@ -299,7 +331,7 @@ impl NodeBuilder {
     /// files); the node's first contact with the cluster tells an
     /// authentication failure, an untrusted certificate and a host name
     /// mismatch apart ([`crate::ConnectFailure`]).
-    pub fn security(mut self, security: crate::security::Security) -> Self {
+    pub fn security(mut self, security: crate::kafka::security::Security) -> Self {
         self.security = security;
         self
     }
@@ -323,166 +355,5 @@ impl NodeBuilder {
     pub fn producer_property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.producer.push((key.into(), value.into()));
         self
-    }
-
-    /// Validates the topology and returns the node, ready to start.
-    ///
-    /// Fails when a name is not a legal Kafka name, two actors share a name,
-    /// two actors own one topic (single writer), an actor subscribes to its
-    /// own output or to one topic twice, or a subscriber cannot read what
-    /// the topic's owner writes (see [`crate::topology::check`]).
-    pub fn build(mut self) -> Result<Node> {
-        if let Some(error) = self.errors.drain(..).next() {
-            return Err(error);
-        }
-        check_name("node", &self.name)?;
-        let invalid = |setting: String, reason: String| Error::InvalidSetting { setting, reason };
-        for (setting, value) in [
-            ("node.commit_interval", self.commit_interval),
-            ("node.transaction_timeout", self.transaction_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(invalid(setting.into(), "must be more than zero".into()));
-            }
-        }
-        self.default_topic
-            .check()
-            .map_err(|(field, reason)| invalid(format!("topic_defaults.{field}"), reason))?;
-        for (topic, spec) in &self.topics {
-            spec.check()
-                .map_err(|(field, reason)| invalid(format!("topic `{topic}`: {field}"), reason))?;
-        }
-        self.security
-            .check()
-            .map_err(|(field, reason)| Error::Security { field, reason })?;
-        for topic in self.topics.keys() {
-            check_name("topic", topic)?;
-        }
-        for actor in self
-            .deliveries
-            .keys()
-            .chain(self.envelopes.keys())
-            .chain(self.encodings.keys())
-            .chain(self.subject_strategies.keys())
-        {
-            if !self.actors.iter().any(|(a, _)| a.name() == actor) {
-                return Err(Error::UnknownActor {
-                    actor: actor.clone(),
-                });
-            }
-        }
-        for (actor, policy) in &self.policies {
-            if !self.actors.iter().any(|(a, _)| a.name() == actor) {
-                return Err(Error::UnknownActor {
-                    actor: actor.clone(),
-                });
-            }
-            if let Some(topic) = &policy.dead_letter_topic {
-                check_name("topic", topic)?;
-            }
-        }
-        let mut names = HashMap::new();
-        for (actor, _) in &self.actors {
-            check_name("actor", actor.name())?;
-            check_name("topic", actor.output())?;
-            if names.insert(actor.name(), ()).is_some() {
-                return Err(Error::DuplicateActor {
-                    actor: actor.name().to_owned(),
-                });
-            }
-        }
-        for (actor, _) in &self.actors {
-            let mut seen: Vec<&crate::SubscriptionInfo> = Vec::new();
-            for sub in actor.subscriptions() {
-                if sub.pattern {
-                    crate::actor::pattern_regex(&sub.topic)?;
-                } else {
-                    check_name("topic", &sub.topic)?;
-                }
-                // One topic: taken whole once, or by distinct types and
-                // prefixes.
-                let twice = seen.iter().filter(|s| s.topic == sub.topic).any(|s| {
-                    s.binding.is_whole()
-                        || sub.binding.is_whole()
-                        || (s.binding == sub.binding && s.record_type == sub.record_type)
-                });
-                if twice {
-                    return Err(Error::DuplicateSubscription {
-                        actor: actor.name().to_owned(),
-                        topic: sub.topic.clone(),
-                    });
-                }
-                seen.push(sub);
-            }
-            let mut written = std::collections::BTreeSet::new();
-            for schema in actor.output_schemas() {
-                let name = crate::codec::full_name(&schema);
-                if !written.insert(name.clone()) {
-                    return Err(invalid(
-                        format!("actor `{}`: output", actor.name()),
-                        format!(
-                            "its record types name `{name}` twice; readers tell them apart by name"
-                        ),
-                    ));
-                }
-            }
-        }
-        for gateway in &self.gateways {
-            check_name("gateway", &gateway.name)?;
-            check_name("topic", &gateway.requests)?;
-            check_name("topic", &gateway.replies)?;
-        }
-        if let Some(registry) = &self.schema_registry {
-            registry
-                .validate()
-                .map_err(|reason| invalid("registry".into(), reason))?;
-        }
-        let node = Node { builder: self };
-        for actor in node.actors() {
-            if actor.encoding != Encoding::Confluent {
-                continue;
-            }
-            let setting = format!("actor `{}`: encoding", actor.name);
-            let why = if node.builder.schema_registry.is_none() {
-                "confluent needs a schema registry ([registry] url)"
-            } else if actor.output_schemas.is_empty() {
-                "the actor writes JSON, which has no avro schema to register"
-            } else if actor.output_schemas.len() > 1 && !actor.subject_strategy.per_type() {
-                "its topic carries several record types, and the topic_name subject \
-                 strategy gives them one subject; use record_name or topic_record_name"
-            } else {
-                continue;
-            };
-            return Err(invalid(setting, why.into()));
-        }
-        crate::topology::check(&node.actors())?;
-        crate::topology::check_gateways(&node.actors(), &node.builder.gateways, false)?;
-        crate::topology::check_asks(&node.actors(), false)?;
-        for actor in node.actors() {
-            let Some(dead_letters) = &actor.dead_letter_topic else {
-                continue;
-            };
-            let why = if *dead_letters == actor.output {
-                "it is the actor's own output, so undecodable records would reach its readers"
-            } else if actor.subscriptions.iter().any(|s| s.reads(dead_letters)) {
-                "the actor reads it, so a dead letter would come back to it at once"
-            } else {
-                continue;
-            };
-            return Err(invalid(
-                format!(
-                    "actor `{}`: failure.dead_letter_topic `{dead_letters}`",
-                    actor.name
-                ),
-                why.into(),
-            ));
-        }
-        let exactly_once = node
-            .builder
-            .deliveries
-            .values()
-            .any(|d| *d == Delivery::ExactlyOnce);
-        node.settings(String::new(), false).validate(exactly_once)?;
-        Ok(node)
     }
 }

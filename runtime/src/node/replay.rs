@@ -5,12 +5,12 @@ use std::sync::Arc;
 use futures::channel::oneshot;
 use tokio::sync::watch;
 
-use crate::broker::Broker;
+use crate::delivery::policy::OverBudget;
 use crate::error::{Error, Result};
-use crate::policy::OverBudget;
+use crate::kafka::broker::Broker;
 use crate::supervisor::{Env, Launch, NodeControl, Reads, Replay, Supervision, supervise};
 
-use super::Node;
+use super::validated::Node;
 
 impl Node {
     /// Points the node at another broker (tools given `--bootstrap`).
@@ -77,7 +77,7 @@ impl Node {
         let envelopes = Node::envelopes_of(&b);
         let (registry, schema_ids) =
             Node::registered(b.schema_registry.clone(), &infos, registry).await?;
-        crate::connect::first_contact_of(&settings).await?;
+        crate::kafka::connect::first_contact_of(&settings).await?;
         let group = format!("{actor}.dlq-replay");
         let probe: rdkafka::consumer::BaseConsumer = settings
             .consumer(actor, false)

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::broker::EmbeddedBroker;
 use crate::error::{Error, Result};
-use crate::stats::{ActorState, ActorStats, StatsSnapshot};
+use crate::kafka::broker::EmbeddedBroker;
+use crate::ops::stats::{ActorState, ActorStats, StatsSnapshot};
+use crate::ops::trace::Traced;
 use crate::supervisor::NodeControl;
 
 /// A started node. [`RunningNode::shutdown`] stops it gracefully; dropping
@@ -20,10 +21,10 @@ pub struct RunningNode {
     /// Each actor's name and supervisor task.
     pub(super) supervisors: Vec<(String, tokio::task::JoinHandle<()>)>,
     pub(super) stats: HashMap<String, Arc<ActorStats>>,
-    pub(super) admin: Option<crate::admin::AdminServer>,
-    pub(super) tracer: Option<super::Traced>,
+    pub(super) admin: Option<crate::ops::admin::AdminServer>,
+    pub(super) tracer: Option<Traced>,
     /// Its client settings, for gateways.
-    pub(super) settings: crate::kafka::ClientSettings,
+    pub(super) settings: crate::kafka::settings::ClientSettings,
     /// Its actors: who owns what, for gateways.
     pub(super) actors: Vec<crate::ActorInfo>,
 }
@@ -97,7 +98,7 @@ impl RunningNode {
             )
             .map_err(|reason| refuse(&options.requests, reason))?;
         }
-        crate::gateway::Gateway::start(&self.settings, options).await
+        crate::ask::gateway::Gateway::start(&self.settings, options).await
     }
 
     /// Where the admin endpoint listens, when the node serves one.

@@ -5,17 +5,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer as _};
+use rdkafka::producer::Producer as _;
 
-use crate::codec::Fingerprint;
-use crate::envelope::Envelope;
+use crate::delivery::tracker::AckSlot;
 use crate::error::{Error, Result};
-use crate::headers::Outgoing;
-use crate::tracker::AckSlot;
+use crate::wire::codec::Fingerprint;
+use crate::wire::envelope::Envelope;
+use crate::wire::headers::Outgoing;
 
-use super::delivery::{ActorProducer, send};
-use super::txn::Transaction;
+use super::sink::Sink;
+use super::txn::{Transaction, TxnFailure};
+use crate::delivery::consumed::Position;
 
 /// The record being handled while a handler runs: what publishes inherit.
 #[derive(Debug, Clone)]
@@ -23,89 +25,10 @@ pub(crate) struct Cause {
     /// Its headers, shared with the record: its id is the causation id
     /// of what the handler publishes, its correlation id (or else its id)
     /// their correlation id.
-    pub(crate) headers: Arc<crate::headers::Headers>,
+    pub(crate) headers: Arc<crate::wire::headers::Headers>,
     pub(crate) slot: Arc<AckSlot>,
     /// With tracing on: the handling span, the parent of what it publishes.
-    pub(crate) trace: Option<crate::trace::TraceParent>,
-}
-
-/// Where an actor's records go: the seam under the publisher. Either way
-/// a record sent has counted on an ack slot, which the broker's answer (a
-/// delivery report, or the simulated broker's) counts down or fails.
-pub(crate) enum Sink {
-    /// A Kafka producer.
-    Kafka(ActorProducer),
-    /// A sink the runtime reaches through a trait object (the simulator's
-    /// in-memory log, which the runtime does not name).
-    #[cfg(feature = "testing")]
-    Dyn(Box<dyn DynSink>),
-}
-
-/// Where records go when not to Kafka: what a sink defined outside the
-/// runtime (the simulator's) implements. A record sent has counted on its
-/// ack slot, which the sink's broker counts down or fails.
-#[cfg(feature = "testing")]
-pub(crate) trait DynSink: Send + Sync {
-    /// Sends one record; on an error the slot's count is released.
-    fn send(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: crate::headers::Headers,
-        timestamp_ms: i64,
-        ack: Arc<AckSlot>,
-    ) -> Result<()>;
-    /// Waits until everything sent is answered.
-    fn flush(&self);
-    /// Opens a transaction unless one is open.
-    fn begin_txn(&self);
-    /// Commits the open transaction with `offsets`; on an error it must be
-    /// aborted.
-    fn commit_txn(&self, offsets: &[crate::consumed::Position]) -> std::result::Result<(), String>;
-    /// Aborts the open transaction; returns whether one was open.
-    fn abort_txn(&self) -> bool;
-}
-
-impl Sink {
-    /// Sends one record to `topic`, its metadata in `form` (`buf` holds
-    /// a compact envelope while it is copied). `ack` counts it already; on
-    /// an error the count is released.
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: Outgoing<'_>,
-        (form, buf): (Envelope, &mut Vec<u8>),
-        timestamp: Option<i64>,
-        ack: Arc<AckSlot>,
-    ) -> Result<()> {
-        match self {
-            Sink::Kafka(producer) => {
-                let mut record = BaseRecord::with_opaque_to(topic, ack)
-                    .payload(value)
-                    .headers(headers.to_kafka(form, buf));
-                if let Some(timestamp) = timestamp {
-                    record = record.timestamp(timestamp);
-                }
-                if let Some(key) = key {
-                    record = record.key(key);
-                }
-                send(producer, record, topic)
-            }
-            #[cfg(feature = "testing")]
-            Sink::Dyn(sink) => sink.send(
-                topic,
-                key,
-                value,
-                headers.to_headers(form),
-                timestamp.unwrap_or_else(crate::clock::now_ms),
-                ack,
-            ),
-        }
-    }
+    pub(crate) trace: Option<crate::ops::trace::TraceParent>,
 }
 
 /// State shared by an actor's publisher and the runtime driving the actor.
@@ -118,7 +41,7 @@ pub(crate) struct PublisherCore {
     pub(super) cause: Mutex<Option<Cause>>,
     pub(super) detached: Arc<AckSlot>,
     /// Exactly-once: the producer's transaction state.
-    pub(super) txn: Option<Transaction>,
+    txn: Option<Transaction>,
     /// Records sent so far: tells whether a failed handler published.
     pub(super) sent: AtomicU64,
     /// The producer's `message.max.bytes`: what a dead letter must fit.
@@ -128,7 +51,7 @@ pub(crate) struct PublisherCore {
     /// failure is published before the failed record is handled again.
     pub(super) undelivered: Arc<AtomicBool>,
     /// With tracing on: the node's tracer.
-    pub(crate) tracer: Option<crate::trace::Tracer>,
+    pub(crate) tracer: Option<crate::ops::trace::Tracer>,
     /// With a Kafka client: what a [`Requester`](crate::Requester) reads
     /// replies with.
     pub(crate) asking: Option<Asking>,
@@ -140,20 +63,9 @@ pub(crate) struct PublisherCore {
 /// What an actor's requesters read replies with: the node's client
 /// settings and schemas, and the actor's name.
 pub(crate) struct Asking {
-    pub(crate) settings: crate::kafka::ClientSettings,
-    pub(crate) registry: crate::codec::SchemaRegistry,
+    pub(crate) settings: crate::kafka::settings::ClientSettings,
+    pub(crate) registry: crate::wire::codec::SchemaRegistry,
     pub(crate) actor: String,
-}
-
-/// The record being handled when its actor asked, held (its offset does
-/// not commit) until the reply has been dealt with: what the actor
-/// publishes with [`Answered`](crate::Answered) counts on it too.
-pub(crate) struct Held(pub(crate) Cause);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.slot.done();
-    }
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -191,7 +103,7 @@ impl PublisherCore {
     }
 
     /// Its records are traced by `tracer`, if any.
-    pub(crate) fn traced(mut self, tracer: Option<crate::trace::Tracer>) -> Self {
+    pub(crate) fn traced(mut self, tracer: Option<crate::ops::trace::Tracer>) -> Self {
         self.tracer = tracer;
         self
     }
@@ -231,15 +143,7 @@ impl PublisherCore {
         self.sent.load(Ordering::Relaxed)
     }
 
-    pub(super) fn producer(&self) -> Option<&ActorProducer> {
-        match &self.sink {
-            Sink::Kafka(producer) => Some(producer),
-            #[cfg(feature = "testing")]
-            Sink::Dyn(_) => None,
-        }
-    }
-
-    pub(super) fn cause(&self) -> std::sync::MutexGuard<'_, Option<Cause>> {
+    pub(crate) fn cause(&self) -> std::sync::MutexGuard<'_, Option<Cause>> {
         self.cause.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -287,12 +191,12 @@ impl PublisherCore {
     /// original key, value and headers, plus `extra` headers saying why.
     /// `slot` completes once the dead letter is acknowledged. A record too
     /// large for the producer goes as much of it as fits, saying so in
-    /// [`DLQ_TRUNCATED`](crate::headers::DLQ_TRUNCATED). When nothing can
+    /// [`DLQ_TRUNCATED`](crate::wire::headers::DLQ_TRUNCATED). When nothing can
     /// be written, `slot` fails: the record's offset never commits.
     pub(crate) fn dead_letter(
         &self,
         topic: &str,
-        raw: &crate::consumed::Fetched,
+        raw: &crate::delivery::consumed::Fetched,
         extra: &[(&str, &[u8])],
         slot: &Arc<AckSlot>,
     ) -> Result<()> {
@@ -313,7 +217,7 @@ impl PublisherCore {
                 let cut = Truncated::fit(self.max_message_bytes, raw, &pairs);
                 tracing::warn!(topic, truncated = %cut.note, "dead letter too large for the producer; writing what fits");
                 let mut extra = extra.to_vec();
-                extra.push((crate::headers::DLQ_TRUNCATED, cut.note.as_bytes()));
+                extra.push((crate::wire::headers::DLQ_TRUNCATED, cut.note.as_bytes()));
                 let key = raw.key.as_deref().filter(|_| cut.keep_key);
                 write(key, &raw.value[..cut.value], &extra)
             }
@@ -349,13 +253,63 @@ impl PublisherCore {
     }
 }
 
+/// An exactly-once actor's transactions ([`super::txn`]), on its sink.
+impl PublisherCore {
+    /// Makes the core transactional, as producer `id`.
+    pub(crate) fn transactional(mut self, id: String, timeout: Duration) -> Self {
+        self.txn = Some(Transaction::new(id, timeout));
+        self
+    }
+
+    /// Whether outputs go through transactions.
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Whether a transaction is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.txn.as_ref().is_some_and(Transaction::is_open)
+    }
+
+    /// Registers the transactional id with the broker: fences any older
+    /// instance and finishes its open transaction.
+    pub(crate) fn init_transactions(&self) -> Result<()> {
+        self.txn.as_ref().map_or(Ok(()), |txn| txn.init(&self.sink))
+    }
+
+    /// Opens a transaction unless one is open.
+    fn begin_transaction(&self) -> Result<()> {
+        self.txn
+            .as_ref()
+            .map_or(Ok(()), |txn| txn.begin(&self.sink))
+    }
+
+    /// Commits the open transaction with `offsets` in the consumer group
+    /// of `group` (see [`Transaction::commit`]); returns whether one was
+    /// committed and how many steps were retried.
+    pub(crate) fn commit(
+        &self,
+        offsets: &[Position],
+        group: Option<&ConsumerGroupMetadata>,
+    ) -> std::result::Result<(bool, u32), TxnFailure> {
+        self.txn
+            .as_ref()
+            .map_or(Ok((false, 0)), |txn| txn.commit(&self.sink, offsets, group))
+    }
+
+    /// Aborts the open transaction, if one is open; returns whether one was.
+    pub(crate) fn abort(&self) -> bool {
+        self.txn.as_ref().is_some_and(|txn| txn.abort(&self.sink))
+    }
+}
+
 /// How much of a record too large for the producer a dead letter keeps.
 struct Truncated {
     /// Bytes of the value kept, from its start.
     value: usize,
     /// Whether the key is kept.
     keep_key: bool,
-    /// What was kept, for [`DLQ_TRUNCATED`](crate::headers::DLQ_TRUNCATED).
+    /// What was kept, for [`DLQ_TRUNCATED`](crate::wire::headers::DLQ_TRUNCATED).
     note: String,
 }
 
@@ -364,7 +318,7 @@ impl Truncated {
     const OVERHEAD: usize = 1024;
 
     /// What fits in `max` bytes, with `pairs` as headers.
-    fn fit(max: usize, raw: &crate::consumed::Fetched, pairs: &[(&str, &[u8])]) -> Self {
+    fn fit(max: usize, raw: &crate::delivery::consumed::Fetched, pairs: &[(&str, &[u8])]) -> Self {
         let headers: usize = pairs.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
         let room = max.saturating_sub(headers + Self::OVERHEAD + 64);
         let key = raw.key.as_ref().map_or(0, |key| key.len());

@@ -10,8 +10,9 @@ use rdkafka::producer::Producer as _;
 
 use crate::error::{Error, Result};
 
-use super::delivery::ActorProducer;
-use super::state::{PublisherCore, Sink};
+use super::producer::ActorProducer;
+use super::sink::Sink;
+use crate::delivery::consumed::Position;
 
 /// The state of an exactly-once actor's transactions.
 #[derive(Debug)]
@@ -62,55 +63,49 @@ impl TxnFailure {
     }
 }
 
-impl PublisherCore {
-    /// Makes the core transactional, as producer `id`.
-    pub(crate) fn transactional(mut self, id: String, timeout: Duration) -> Self {
-        self.txn = Some(Transaction {
+impl Transaction {
+    /// The transactions of producer `id`, each step waiting up to
+    /// `timeout` for the broker.
+    pub(super) fn new(id: String, timeout: Duration) -> Self {
+        Self {
             id,
             open: AtomicBool::new(false),
             timeout,
-        });
-        self
-    }
-
-    /// Whether outputs go through transactions.
-    pub(crate) fn is_transactional(&self) -> bool {
-        self.txn.is_some()
+        }
     }
 
     /// Whether a transaction is open.
-    pub(crate) fn is_open(&self) -> bool {
-        self.txn
-            .as_ref()
-            .is_some_and(|txn| txn.open.load(Ordering::Acquire))
+    pub(super) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Registers the transactional id with the broker: fences any older
     /// instance and finishes its open transaction.
-    pub(crate) fn init_transactions(&self) -> Result<()> {
-        let (Some(txn), Some(producer)) = (&self.txn, self.producer()) else {
-            return Ok(());
+    pub(super) fn init(&self, sink: &Sink) -> Result<()> {
+        let producer = match sink {
+            Sink::Kafka(producer) => producer,
+            #[cfg(feature = "testing")]
+            Sink::Dyn(_) => return Ok(()),
         };
-        retry(&txn.id, "init", || producer.init_transactions(txn.timeout))
-            .map(|_| ())
-            .map_err(|failure| Error::Transaction {
-                reason: failure.reason().to_owned(),
-            })
+        retry(&self.id, "init", || {
+            producer.init_transactions(self.timeout)
+        })
+        .map(|_| ())
+        .map_err(|failure| Error::Transaction {
+            reason: failure.reason().to_owned(),
+        })
     }
 
     /// Opens a transaction unless one is open.
-    pub(super) fn begin_transaction(&self) -> Result<()> {
-        let Some(txn) = &self.txn else {
-            return Ok(());
-        };
-        match &self.sink {
-            Sink::Kafka(producer) => txn.ensure_open(producer).map_err(|e| {
-                Error::kafka(format!("cannot begin a transaction as `{}`", txn.id), e)
+    pub(super) fn begin(&self, sink: &Sink) -> Result<()> {
+        match sink {
+            Sink::Kafka(producer) => self.ensure_open(producer).map_err(|e| {
+                Error::kafka(format!("cannot begin a transaction as `{}`", self.id), e)
             }),
             #[cfg(feature = "testing")]
             Sink::Dyn(sink) => {
                 sink.begin_txn();
-                txn.open.store(true, Ordering::Release);
+                self.open.store(true, Ordering::Release);
                 Ok(())
             }
         }
@@ -121,49 +116,44 @@ impl PublisherCore {
     /// opening one if only offsets are new. A step whose outcome is unknown
     /// is retried, never aborted. Returns whether a transaction was
     /// committed and how many steps were retried.
-    pub(crate) fn commit(
+    pub(super) fn commit(
         &self,
-        offsets: &[crate::consumed::Position],
+        sink: &Sink,
+        offsets: &[Position],
         group: Option<&ConsumerGroupMetadata>,
     ) -> std::result::Result<(bool, u32), TxnFailure> {
-        let Some(txn) = &self.txn else {
-            return Ok((false, 0));
-        };
-        if offsets.is_empty() && !txn.open.load(Ordering::Acquire) {
+        if offsets.is_empty() && !self.is_open() {
             return Ok((false, 0));
         }
-        let retries = match &self.sink {
-            Sink::Kafka(producer) => commit_on_kafka(txn, producer, offsets, group)?,
+        let retries = match sink {
+            Sink::Kafka(producer) => commit_on_kafka(self, producer, offsets, group)?,
             #[cfg(feature = "testing")]
             Sink::Dyn(sink) => {
                 sink.begin_txn();
                 sink.commit_txn(offsets).map_err(|reason| {
                     TxnFailure::Abortable(format!(
                         "cannot commit the transaction of `{}`: {reason}",
-                        txn.id
+                        self.id
                     ))
                 })?;
                 0
             }
         };
-        txn.open.store(false, Ordering::Release);
+        self.open.store(false, Ordering::Release);
         Ok((true, retries))
     }
 
     /// Aborts the open transaction, if one is open: what it wrote is never
     /// read by a `read_committed` consumer. Returns whether one was.
-    pub(crate) fn abort(&self) -> bool {
-        let Some(txn) = &self.txn else {
-            return false;
-        };
-        if !txn.open.swap(false, Ordering::AcqRel) {
+    pub(super) fn abort(&self, sink: &Sink) -> bool {
+        if !self.open.swap(false, Ordering::AcqRel) {
             return false;
         }
-        match &self.sink {
+        match sink {
             Sink::Kafka(producer) => {
-                if let Err(error) = producer.abort_transaction(txn.timeout) {
+                if let Err(error) = producer.abort_transaction(self.timeout) {
                     // The next producer with this id aborts it on the broker.
-                    tracing::warn!(transactional_id = %txn.id, %error, "cannot abort the transaction");
+                    tracing::warn!(transactional_id = %self.id, %error, "cannot abort the transaction");
                 }
             }
             #[cfg(feature = "testing")]
@@ -181,14 +171,14 @@ impl PublisherCore {
 fn commit_on_kafka(
     txn: &Transaction,
     producer: &ActorProducer,
-    offsets: &[crate::consumed::Position],
+    offsets: &[Position],
     group: Option<&ConsumerGroupMetadata>,
 ) -> std::result::Result<u32, TxnFailure> {
     txn.ensure_open(producer)
         .map_err(|e| classify(&txn.id, "begin", &e))?;
     let mut retries = 0;
     if let Some(group) = group.filter(|_| !offsets.is_empty()) {
-        let offsets = crate::consumed::partition_list(offsets);
+        let offsets = crate::delivery::consumed::partition_list(offsets);
         retries += retry(&txn.id, "send offsets to", || {
             producer.send_offsets_to_transaction(&offsets, group, txn.timeout)
         })?;

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::Driver;
+use super::driver::Driver;
 use super::world::lock;
 
 /// A record's coordinates.

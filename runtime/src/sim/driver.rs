@@ -1,10 +1,10 @@
 //! The simulation's scheduler: its actors and their instances, and every
 //! decision of a run, taken on one thread from the seed.
 
-// Over 400 lines for a reason: this is the simulated broker's group
-// coordinator and scheduler in one (grants, assignments, rewinds, commits,
-// acknowledgements, faults). The supervisors and instances it drives are
-// the node's own (`members.rs`).
+// The driver's state and its loop; what the simulated broker does at
+// each step (grants, assignments, rewinds, commits, acknowledgements) is
+// `broker.rs`, the faults it injects `chaos.rs`, and the supervisors and
+// instances it drives are the node's own (`members.rs`).
 
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -12,21 +12,22 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use rand::{Rng as _, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::codec::SchemaRegistry;
+use crate::delivery::policy::{Delivery, FailurePolicy};
 use crate::error::{Error, Result};
-use crate::policy::{Delivery, FailurePolicy};
-use crate::stats::ActorStats;
+use crate::ops::stats::ActorStats;
 use crate::supervisor::ActorFactory;
+use crate::wire::codec::SchemaRegistry;
 
-use super::SEED_VAR;
 use super::faults::{FaultCounts, Faults};
-use super::members::Member;
-use super::world::{Grant, World, lock};
+use super::seed::SEED_VAR;
+use super::world::{World, lock};
 use crate::node::NodeParts;
+use crate::supervisor::NodeControl;
+use tokio::task::JoinHandle;
 
 /// Offset ranges of each partition that faults exposed to redelivery.
 pub(super) type Exposures = BTreeMap<(usize, i32), Vec<(i64, i64)>>;
@@ -37,10 +38,6 @@ pub(super) fn expose(exposures: &mut Exposures, tp: (usize, i32), from: i64, to:
         exposures.entry(tp).or_default().push((from, to));
     }
 }
-
-/// Records an instance could be handed now: actor, instance id, partition,
-/// its position and the partition's end.
-type Candidate = (usize, u64, (usize, i32), i64, i64);
 
 /// One actor of the simulated node.
 pub(super) struct SimActor {
@@ -79,9 +76,20 @@ impl SimActor {
     }
 
     /// Its instance `id`, if it runs.
-    fn instance_mut(&mut self, id: u64) -> Option<&mut SimInstance> {
+    pub(super) fn instance_mut(&mut self, id: u64) -> Option<&mut SimInstance> {
         self.instances.iter_mut().find(|i| i.id == id)
     }
+}
+
+/// One supervisor of an actor: what a node is to the actor in a
+/// deployment.
+pub(crate) struct Member {
+    /// Tells its instances apart from other members'.
+    pub(super) tag: u64,
+    /// Its stop switch, and why it stopped the node, if it did.
+    pub(super) control: Arc<NodeControl>,
+    /// Its `supervise` loop.
+    pub(super) task: JoinHandle<()>,
 }
 
 /// One running instance of an actor.
@@ -252,308 +260,6 @@ impl Driver {
             .into_iter()
             .flat_map(|t| (0..world.logs[t].partitions.len() as i32).map(move |p| (t, p)))
             .collect()
-    }
-
-    /// Spreads `actor`'s partitions over its instances. A partition that
-    /// changes owner restarts from the committed offset.
-    pub(super) fn rebalance(&mut self, actor: usize) {
-        let inputs = self.inputs(actor);
-        let mut world = lock(&self.world);
-        let committed = world.committed.entry(actor).or_default().clone();
-        let a = &mut self.actors[actor];
-        let n = a.instances.iter().filter(|i| !i.replay).count();
-        if n == 0 {
-            return;
-        }
-        let mut wanted: Vec<Vec<(usize, i32)>> = vec![Vec::new(); n];
-        for (i, tp) in inputs.iter().enumerate() {
-            wanted[(i + a.rotation) % n].push(*tp);
-        }
-        let members = a.instances.iter_mut().filter(|i| !i.replay);
-        for (instance, assigned) in members.zip(wanted) {
-            let revoked: Vec<(usize, i32)> = instance
-                .position
-                .keys()
-                .filter(|tp| !assigned.contains(tp))
-                .copied()
-                .collect();
-            for tp in &revoked {
-                // Revoked, with whatever the instance has in flight: what
-                // it handled since the last commit is delivered again to
-                // the new owner, and its stored offset is dropped.
-                let committed = committed.get(tp).copied().unwrap_or(0);
-                if let Some(&position) = instance.position.get(tp) {
-                    expose(&mut a.exposures, *tp, committed, position);
-                }
-                instance.position.remove(tp);
-                if let Some(slot) = world.slots.get_mut(&instance.id) {
-                    slot.stored.remove(tp);
-                }
-            }
-            for tp in &assigned {
-                instance
-                    .position
-                    .entry(*tp)
-                    .or_insert_with(|| committed.get(tp).copied().unwrap_or(0));
-            }
-            if let Some(slot) = world.slots.get_mut(&instance.id)
-                && slot.assigned != assigned
-            {
-                slot.assigned = assigned;
-                slot.rebalances += 1;
-            }
-        }
-    }
-
-    /// Moves the instances whose feeds asked for it back to their group's
-    /// committed offsets (an exactly-once feed after a rebalance): what
-    /// they handled since is delivered again.
-    fn rewind(&mut self) {
-        let mut world = lock(&self.world);
-        for (a, actor) in self.actors.iter_mut().enumerate() {
-            for instance in &mut actor.instances {
-                let Some(slot) = world.slots.get_mut(&instance.id) else {
-                    continue;
-                };
-                if !std::mem::take(&mut slot.rewind) {
-                    continue;
-                }
-                let group = world.committed.get(&a);
-                for (tp, position) in &mut instance.position {
-                    let committed = group.and_then(|g| g.get(tp)).copied().unwrap_or(0);
-                    expose(&mut actor.exposures, *tp, committed, *position);
-                    *position = committed;
-                }
-            }
-        }
-    }
-
-    /// Commits the offsets every instance of `actor` stored, as
-    /// librdkafka's auto-commit does each interval. With
-    /// [`Faults::fail_commit`] some commits fail; their offsets stay stored
-    /// for the next.
-    fn commit(&mut self, actor: usize) {
-        for instance in &self.actors[actor].instances {
-            if instance.replay {
-                lock(&self.world).commit(self.replay_group(actor), instance.id);
-                continue;
-            }
-            if self.faults.fail_commit > 0.0
-                && self.rng.random_bool(self.faults.fail_commit.min(1.0))
-            {
-                self.injected.failed_commits += 1;
-                continue;
-            }
-            lock(&self.world).commit(actor, instance.id);
-        }
-    }
-
-    /// What could be delivered now: idle instances with records waiting
-    /// on partitions that are not held back.
-    fn candidates(&self) -> Vec<Candidate> {
-        let now = Instant::now();
-        let mut candidates = Vec::new();
-        let world = lock(&self.world);
-        for (a, actor) in self.actors.iter().enumerate() {
-            for instance in &actor.instances {
-                // An instance told of a record not delivered takes no
-                // more records; it stops once it finds which one it was.
-                let Some(slot) = world.slots.get(&instance.id) else {
-                    continue;
-                };
-                let idle = !slot.busy
-                    && !slot.exited
-                    && !slot.undelivered.load(std::sync::atomic::Ordering::Acquire);
-                if !idle {
-                    continue;
-                }
-                let paused = &slot.paused;
-                for (tp, &position) in &instance.position {
-                    if self.delays.get(tp).is_some_and(|until| *until > now) || paused.contains(tp)
-                    {
-                        continue;
-                    }
-                    let end = world.stable_end(tp.0, tp.1);
-                    if position < end {
-                        candidates.push((a, instance.id, *tp, position, end));
-                    }
-                }
-            }
-        }
-        candidates
-    }
-
-    /// Hands one batch to one instance and waits until it is handled.
-    /// Returns false when nothing can be delivered now.
-    async fn deliver_one(&mut self) -> bool {
-        let mut candidates = self.candidates();
-        if candidates.is_empty() {
-            return false;
-        }
-        if self.faults != Faults::default() {
-            self.inject_faults().await;
-            candidates = self.candidates();
-            if candidates.is_empty() {
-                return true;
-            }
-        }
-        let (a, id, tp, from, end) = candidates[self.rng.random_range(0..candidates.len())];
-        let available = usize::try_from(end - from).unwrap_or(usize::MAX);
-        let count = self.rng.random_range(1..=available.min(self.max_batch));
-        {
-            let mut world = lock(&self.world);
-            let slot = world.slots.get_mut(&id).expect("idle instance has a slot");
-            slot.grant = Some(Grant {
-                topic: tp.0,
-                partition: tp.1,
-                from,
-                count,
-            });
-            slot.busy = true;
-            if let Some(waker) = slot.feed.take() {
-                waker.wake();
-            }
-        }
-        if let Some(instance) = self.actors[a].instance_mut(id) {
-            instance.position.insert(tp, from + count as i64);
-        }
-        poll_fn(|cx| {
-            let mut world = lock(&self.world);
-            match world.slots.get(&id) {
-                Some(slot) if slot.busy && !slot.exited => {
-                    world.driver = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-                _ => Poll::Ready(()),
-            }
-        })
-        .await;
-        self.sync();
-        true
-    }
-
-    /// Acknowledges the records in flight whose acknowledgement is due, in
-    /// the order they were sent, each partition in order: a record held
-    /// back holds back the ones after it on its partition, and only those.
-    /// Returns whether any was.
-    fn acknowledge_due(&mut self) -> bool {
-        let now = Instant::now();
-        let mut world = lock(&self.world);
-        if world.in_flight.is_empty() {
-            return false;
-        }
-        if world.acks.delay == 0.0 {
-            while let Some(record) = world.in_flight.pop_front() {
-                world.acknowledge(record);
-            }
-            world.changed();
-            world.wake_undelivered();
-            return true;
-        }
-        let mut ready = Vec::new();
-        let mut held: Vec<(usize, i32)> = Vec::new();
-        let mut kept = std::collections::VecDeque::new();
-        for record in world.in_flight.drain(..) {
-            let tp = (record.topic, record.partition);
-            if record.due.is_none_or(|due| due <= now) && !held.contains(&tp) {
-                ready.push(record);
-            } else {
-                if !held.contains(&tp) {
-                    held.push(tp);
-                }
-                kept.push_back(record);
-            }
-        }
-        world.in_flight = kept;
-        let any = !ready.is_empty();
-        for record in ready {
-            world.acknowledge(record);
-        }
-        if any {
-            world.changed();
-            world.wake_undelivered();
-        }
-        any
-    }
-
-    /// Injects the faults the seed decides on before a delivery, as configured.
-    async fn inject_faults(&mut self) {
-        let faults = self.faults;
-        let now = Instant::now();
-        // Each chance is drawn only when set, so runs without faults draw
-        // the same numbers as before faults existed.
-        if faults.crash > 0.0 && self.rng.random_bool(faults.crash.min(1.0)) {
-            let running: Vec<(usize, u64)> = self
-                .actors
-                .iter()
-                .enumerate()
-                .flat_map(|(a, actor)| {
-                    let members = actor.instances.iter().filter(|i| !i.replay);
-                    members.map(move |i| (a, i.member))
-                })
-                .collect();
-            if !running.is_empty() {
-                let (actor, member) = running[self.rng.random_range(0..running.len())];
-                self.crash_member(actor, member).await;
-                let due = now + faults.restart_after;
-                let a = &mut self.actors[actor];
-                a.restart_at = Some(a.restart_at.map_or(due, |at| at.min(due)));
-                self.injected.crashes += 1;
-            }
-        }
-        if faults.redeliver > 0.0 && self.rng.random_bool(faults.redeliver.min(1.0)) {
-            let mut rewindable = Vec::new();
-            let world = lock(&self.world);
-            // An exactly-once consumer is never sent back by itself: it
-            // rewinds only with its transaction aborted (see `rewind`).
-            let at_least_once = self
-                .actors
-                .iter()
-                .enumerate()
-                .filter(|(_, actor)| !actor.transactional());
-            for (a, actor) in at_least_once {
-                let group = world.committed.get(&a);
-                let members = actor.instances.iter().enumerate();
-                for (i, instance) in members.filter(|(_, i)| !i.replay) {
-                    for (tp, &position) in &instance.position {
-                        let committed = group.and_then(|g| g.get(tp)).copied().unwrap_or(0);
-                        if position > committed {
-                            rewindable.push((a, i, *tp, committed, position));
-                        }
-                    }
-                }
-            }
-            drop(world);
-            if !rewindable.is_empty() {
-                let (a, i, tp, committed, position) =
-                    rewindable[self.rng.random_range(0..rewindable.len())];
-                let actor = &mut self.actors[a];
-                expose(&mut actor.exposures, tp, committed, position);
-                actor.instances[i].position.insert(tp, committed);
-                self.injected.redeliveries += 1;
-            }
-        }
-        if faults.delay > 0.0 && self.rng.random_bool(faults.delay.min(1.0)) {
-            let partitions: Vec<(usize, i32)> = {
-                let world = lock(&self.world);
-                world
-                    .logs
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(t, log)| (0..log.partitions.len() as i32).map(move |p| (t, p)))
-                    .collect()
-            };
-            if !partitions.is_empty() {
-                let tp = partitions[self.rng.random_range(0..partitions.len())];
-                let longest = u64::try_from(faults.max_delay.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
-                let until = now + Duration::from_millis(self.rng.random_range(1..=longest));
-                let entry = self.delays.entry(tp).or_insert(until);
-                *entry = (*entry).max(until);
-                self.injected.delays += 1;
-            }
-        }
     }
 
     /// Restarts, commits and releases that are due.

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use super::source::SimSource;
 use super::world::{Outlet, Slot, World, lock};
-use crate::codec::SchemaRegistry;
+use crate::delivery::attempts::Failures;
 use crate::error::{Error, Result};
-use crate::failures::Failures;
 use crate::feed::{Boxed, Reading};
+use crate::ops::stats::ActorStats;
 use crate::publisher::Sink;
-use crate::stats::ActorStats;
 use crate::supervisor::{ActorFactory, Instance, Launcher, Reads, Wiring};
+use crate::wire::codec::SchemaRegistry;
 
 /// How a simulated actor's supervisor starts its instances: each one a
 /// new member of the actor's group in the world (or of its replay's
@@ -90,7 +90,7 @@ impl Launcher for SimLauncher {
         let transactional = failures.transactional.then(|| {
             // A replay has an identity of its own, as on a node. The
             // simulated broker never times a transaction out.
-            let mut id = crate::kafka::transactional_id(&self.node, factory.name());
+            let mut id = crate::kafka::settings::transactional_id(&self.node, factory.name());
             if replay.is_some() {
                 id.push_str(".dlq-replay");
             }

@@ -10,26 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::driver::{Driver, SimInstance, expose};
+use super::driver::{Driver, Member, SimInstance, expose};
 use super::instance::SimLauncher;
 use super::world::lock;
+use crate::delivery::policy::FailurePolicy;
 use crate::error::{Error, Result};
-use crate::policy::FailurePolicy;
-use crate::stats::ActorStats;
+use crate::ops::stats::ActorStats;
 use crate::supervisor::{Launch, NodeControl, Reads, Supervision, supervise};
-
-/// One supervisor of an actor: what a node is to the actor in a
-/// deployment.
-pub(crate) struct Member {
-    /// Tells its instances apart from other members'.
-    pub(super) tag: u64,
-    /// Its stop switch, and why it stopped the node, if it did.
-    pub(super) control: Arc<NodeControl>,
-    /// Its `supervise` loop.
-    pub(super) task: JoinHandle<()>,
-}
 
 impl Driver {
     /// The consumer group of `actor`'s dead-letter replays (its live group

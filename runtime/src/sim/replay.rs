@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use super::driver::Driver;
 use super::world::lock;
+use crate::delivery::policy::OverBudget;
 use crate::error::{Error, Result};
 use crate::node::Replayed;
-use crate::policy::OverBudget;
-use crate::stats::ActorStats;
+use crate::ops::stats::ActorStats;
 use crate::supervisor::{Reads, Replay};
 
 impl Driver {

@@ -11,7 +11,7 @@ use std::task::Poll;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 
 use super::world::{World, lock};
-use crate::consumed::Position;
+use crate::delivery::consumed::Position;
 use crate::feed::{DynSource, Owned};
 
 /// The consumer of one simulated instance.

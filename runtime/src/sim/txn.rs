@@ -3,16 +3,8 @@
 //! transaction commits together with its input offsets, and are never
 //! seen if it aborts, as on Kafka.
 
-use super::world::{InFlight, Stored, World};
-use crate::consumed::Position;
-
-/// An open transaction of one instance's producer: the records of it the
-/// simulated broker appended (invisible to `read_committed` readers until
-/// it commits; marked aborted if it aborts).
-#[derive(Debug, Default)]
-pub(crate) struct Txn {
-    pub(crate) written: Vec<(usize, i32, i64)>,
-}
+use super::world::{InFlight, Stored, Txn, World};
+use crate::delivery::consumed::Position;
 
 impl World {
     /// Notes that the open transaction of `instance` wrote `offset` of

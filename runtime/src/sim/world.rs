@@ -19,11 +19,11 @@ use rand::Rng as _;
 pub(crate) use super::acks::Acks;
 use rand_chacha::ChaCha8Rng;
 
+use crate::delivery::tracker::AckSlot;
 use crate::error::Result;
-use crate::headers::Headers;
-use crate::partitioner::partition_for_key;
-use crate::stats::ActorStats;
-use crate::tracker::AckSlot;
+use crate::kafka::partitioner::partition_for_key;
+use crate::ops::stats::ActorStats;
+use crate::wire::headers::Headers;
 
 /// One record as the bus stores it.
 #[derive(Debug, Clone)]
@@ -89,7 +89,15 @@ pub(crate) struct Slot {
     /// feed after a rebalance); the driver moves its positions.
     pub(crate) rewind: bool,
     /// Exactly-once: its producer's open transaction.
-    pub(crate) txn: Option<super::txn::Txn>,
+    pub(crate) txn: Option<Txn>,
+}
+
+/// An open transaction of one instance's producer: the records of it the
+/// simulated broker appended (invisible to `read_committed` readers until
+/// it commits; marked aborted if it aborts).
+#[derive(Debug, Default)]
+pub(crate) struct Txn {
+    pub(crate) written: Vec<(usize, i32, i64)>,
 }
 
 /// A record published and not yet acknowledged by the simulated broker.
@@ -417,7 +425,10 @@ impl crate::publisher::DynSink for Outlet {
         lock(&self.world).begin_txn(self.instance);
     }
 
-    fn commit_txn(&self, offsets: &[crate::consumed::Position]) -> std::result::Result<(), String> {
+    fn commit_txn(
+        &self,
+        offsets: &[crate::delivery::consumed::Position],
+    ) -> std::result::Result<(), String> {
         lock(&self.world).commit_txn(self.instance, self.actor, self.group, offsets)
     }
 

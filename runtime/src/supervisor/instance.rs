@@ -11,14 +11,14 @@ use rdkafka::consumer::Consumer as _;
 
 use super::Reads;
 use crate::actor::{Routes, SubscriptionInfo, Subscriptions, SwitchRoute, TopicActor};
-use crate::codec::{SchemaRegistry, full_name};
+use crate::delivery::attempts::Failures;
+use crate::delivery::failure::Failure;
 use crate::error::{Error, Result};
-use crate::failure::Failure;
-use crate::failures::Failures;
 use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances};
-use crate::kafka::ClientSettings;
+use crate::kafka::settings::ClientSettings;
+use crate::ops::stats::ActorStats;
 use crate::publisher::{ActorProducer, DeliveryTracker, Publisher, PublisherCore, Sink};
-use crate::stats::ActorStats;
+use crate::wire::codec::{SchemaRegistry, full_name};
 
 /// An actor as the node sees it, whatever its type.
 pub(crate) trait ActorFactory: Send + Sync {
@@ -67,12 +67,12 @@ pub(crate) struct Env {
     /// for one not named).
     pub(crate) envelopes: std::collections::BTreeMap<String, crate::Envelope>,
     /// The node's tracer, when it traces.
-    pub(crate) tracer: Option<crate::trace::Tracer>,
+    pub(crate) tracer: Option<crate::ops::trace::Tracer>,
     /// Of each actor writing in the schema registry's framing, by name:
     /// the registry id of each schema it writes.
     pub(crate) schema_ids: std::collections::BTreeMap<
         String,
-        Arc<std::collections::HashMap<crate::codec::Fingerprint, u32>>,
+        Arc<std::collections::HashMap<crate::wire::codec::Fingerprint, u32>>,
     >,
 }
 

@@ -14,24 +14,21 @@ use futures::channel::oneshot;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::delivery::attempts::Failures;
+use crate::delivery::failure::Failure;
+use crate::delivery::policy::{Delivery, FailurePolicy};
 use crate::error::{Error, Result};
-use crate::failure::Failure;
-use crate::failures::Failures;
 use crate::feed::Exit;
-use crate::policy::{Delivery, FailurePolicy};
-use crate::stats::{ActorState, ActorStats};
+use crate::ops::stats::{ActorState, ActorStats};
 
 #[cfg(feature = "testing")]
 pub(crate) use instance::Wiring;
 pub(crate) use instance::{ActorFactory, Env, Factory, Instance};
 pub(crate) use replay::{Reads, Replay};
+#[cfg(feature = "testing")]
+pub(crate) use restarter::MAX_BACKOFF;
 use restarter::{Restarter, Then};
 
-/// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
-pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// An instance that ran this long resets the backoff.
-pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// How long a stopping actor may take to drain before it is dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -251,7 +248,7 @@ mod tests {
 
     use super::*;
     use crate::actor::SubscriptionInfo;
-    use crate::codec::SchemaRegistry;
+    use crate::wire::codec::SchemaRegistry;
 
     /// An actor whose first instance fails and whose every restart cannot
     /// even be built.
@@ -319,7 +316,7 @@ mod tests {
             factory: factory.clone(),
             launch: Launch::Node(Arc::new(Env {
                 tracer: None,
-                settings: crate::kafka::ClientSettings {
+                settings: crate::kafka::settings::ClientSettings {
                     bootstrap: "127.0.0.1:9".into(),
                     node: "n".into(),
                     embedded: false,

@@ -47,7 +47,8 @@ impl Replay {
         group: String,
     ) -> Result<Self> {
         let mut ranges = BTreeMap::new();
-        for partition in 0..crate::kafka::partition_count(consumer, &topic, KAFKA_TIMEOUT)? {
+        for partition in 0..crate::kafka::topics::partition_count(consumer, &topic, KAFKA_TIMEOUT)?
+        {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, partition, KAFKA_TIMEOUT)
                 .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;

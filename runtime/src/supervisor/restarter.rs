@@ -8,11 +8,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{HEALTHY_AFTER, MAX_BACKOFF, MIN_BACKOFF};
-use crate::failure::Failure;
+use crate::delivery::failure::Failure;
+use crate::delivery::policy::{FailurePolicy, OverBudget, Restarts};
 use crate::feed::Exit;
-use crate::policy::{FailurePolicy, OverBudget, Restarts};
-use crate::stats::ActorStats;
+use crate::ops::stats::ActorStats;
+
+/// First delay before restarting a failed actor; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest delay before a restart.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An instance that ran this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 /// What to do once an instance ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -106,7 +112,8 @@ impl Restarter {
     /// Reports the actor unhealthy, keeping the first reason.
     fn unhealthy(&self, why: String) {
         self.stats.unhealthy.store(true, Ordering::Relaxed);
-        self.stats.set_state(crate::stats::ActorState::Unhealthy);
+        self.stats
+            .set_state(crate::ops::stats::ActorState::Unhealthy);
         if let Ok(mut stopped) = self.stats.stopped_because.lock() {
             stopped.get_or_insert(why);
         }
@@ -130,7 +137,7 @@ mod tests {
 
     fn failed(offset: i64) -> Exit {
         Exit::Failed(Failure::Undelivered {
-            at: crate::consumed::Position::new("t".into(), 0, offset),
+            at: crate::delivery::consumed::Position::new("t".into(), 0, offset),
         })
     }
 
