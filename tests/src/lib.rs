@@ -350,7 +350,7 @@ fn read_blocking(bootstrap: &str, topic: &str, count: usize, timeout: Duration) 
     let mut out = Vec::new();
     while out.len() < count && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let (read, _) = scribe::Headers::from_kafka(m.headers());
+            let (read, _) = scribe::Headers::from_kafka(&m);
             let headers = read
                 .iter()
                 .map(|(key, value)| {

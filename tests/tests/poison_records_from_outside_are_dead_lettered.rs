@@ -10,6 +10,8 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use scribe_tests::actors::{Relay, RelayArgs, encode_numbers, numbers_in};
@@ -37,6 +39,19 @@ fn produce_poison_with_kcat(bootstrap: &str, topic: &str, value: &[u8]) -> bool 
         }
         Err(_) => false,
     }
+}
+
+/// Counts the panics of this process from now on (a panic caught inside
+/// scribe still runs the hook, which prints it).
+fn count_panics() -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+    count
 }
 
 /// Runs a relay from `input` to `output` until `outputs` records are out
@@ -94,13 +109,16 @@ async fn a_header_key_that_is_not_utf8_dead_letters_the_record_without_a_restart
         return;
     }
     kafka.produce_raw(&input, &raw(3..5));
+    let panics = count_panics();
     let (seqs, dead, stats) = relay(&kafka, "poison", &input, &output, &actor, 4).await;
+    let panicked = panics.load(Ordering::SeqCst);
     println!(
-        "sent=5 handled={} dead_lettered={} restarts={} outputs={seqs:?}",
+        "sent=5 handled={} dead_lettered={} restarts={} panics={panicked} outputs={seqs:?}",
         stats.handled,
         dead.len(),
         stats.restarts
     );
+    assert_eq!(panicked, 0, "reading the header panicked");
     assert_eq!(seqs, vec![0, 1, 3, 4], "the records around it are handled");
     assert_eq!(dead.len(), 1, "{stats:?}");
     let letter = &dead[0];
@@ -111,7 +129,7 @@ async fn a_header_key_that_is_not_utf8_dead_letters_the_record_without_a_restart
     assert!(
         letter
             .header("scribe_dlq_error")
-            .contains("header 0 has a key that is not UTF-8"),
+            .contains(r"header 0 has a key that is not UTF-8 (`\xffnot-utf8`)"),
         "{:?}",
         letter.headers
     );

@@ -55,7 +55,7 @@ impl Tool {
             let Some(message) = next_message(&consumer) else {
                 continue;
             };
-            let (pairs, _) = scribe::headers::kafka_pairs(message.headers());
+            let (pairs, _) = scribe::headers::kafka_pairs(&message);
             let header = |key: &str| {
                 pairs
                     .iter()

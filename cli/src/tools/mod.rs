@@ -208,7 +208,7 @@ impl Tool {
                 message.partition(),
                 message.offset()
             );
-            let (read, unreadable) = scribe::Headers::from_kafka(message.headers());
+            let (read, unreadable) = scribe::Headers::from_kafka(&message);
             let payload = message.payload().unwrap_or_default();
             let (ty, value) = match decode_json(&registry, payload) {
                 Ok(decoded) => decoded,
@@ -222,8 +222,11 @@ impl Tool {
                     }
                 },
             };
-            if let Some(index) = unreadable {
-                eprintln!("{at}: header {index} left out, as any other whose key is not UTF-8");
+            if let Some(bad) = unreadable {
+                eprintln!(
+                    "{at}: header {} (`{}`) left out, as any other whose key is not UTF-8",
+                    bad.index, bad.key
+                );
             }
             if let Some(why) = read.malformed_envelope() {
                 eprintln!("{at}: its scribe_envelope header cannot be read: {why}");

@@ -301,7 +301,7 @@ fn read_replies<R: Record>(
                 continue;
             }
         };
-        let (headers, _) = Headers::from_kafka(message.headers());
+        let (headers, _) = Headers::from_kafka(&message);
         let Some(cause) = headers.causation_id().filter(|c| c.starts_with(prefix)) else {
             shared.counters.others.fetch_add(1, Ordering::Relaxed);
             continue;

@@ -11,7 +11,7 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use super::rebalance::ActorConsumer;
 use super::source::{Message, Source};
 use crate::delivery::consumed::{Fetched, Position, partition_list};
-use crate::wire::headers::Headers;
+use crate::wire::headers::{Headers, UnreadableKey};
 
 impl Message for BorrowedMessage<'_> {
     fn topic(&self) -> &str {
@@ -26,8 +26,8 @@ impl Message for BorrowedMessage<'_> {
         rdkafka::message::Message::offset(self)
     }
 
-    fn headers(&mut self) -> (Arc<Headers>, Option<usize>) {
-        let (headers, unreadable) = Headers::from_kafka(rdkafka::message::Message::headers(self));
+    fn headers(&mut self) -> (Arc<Headers>, Option<UnreadableKey>) {
+        let (headers, unreadable) = Headers::from_kafka(self);
         (Arc::new(headers), unreadable)
     }
 

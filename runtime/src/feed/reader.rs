@@ -230,7 +230,10 @@ impl<A: TopicActor> Decoding<A> {
         let malformed = raw.headers.malformed_envelope();
         let arrival = match (route, unreadable, malformed) {
             (None, _, _) => failed(unrouted.expect("no route")),
-            (Some(_), Some(index), _) => failed(DecodeError::HeaderKey { index }),
+            (Some(_), Some(bad), _) => failed(DecodeError::HeaderKey {
+                index: bad.index,
+                key: bad.key,
+            }),
             (Some(_), None, Some(why)) => failed(DecodeError::Envelope(why.to_owned())),
             (Some(_), None, None) => decode(&self.routes, at.clone(), &raw),
         };

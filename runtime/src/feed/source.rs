@@ -13,16 +13,16 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaResult;
 
 use crate::delivery::consumed::{Fetched, Position};
-use crate::wire::headers::Headers;
+use crate::wire::headers::{Headers, UnreadableKey};
 
 /// One record as a [`Source`] hands it over, before the feed keeps it.
 pub(crate) trait Message {
     fn topic(&self) -> &str;
     fn partition(&self) -> i32;
     fn offset(&self) -> i64;
-    /// Its headers, and the index of the first one whose key is not UTF-8
-    /// (left out of the headers), if any. Called once.
-    fn headers(&mut self) -> (Arc<Headers>, Option<usize>);
+    /// Its headers, and the first one whose key is not UTF-8 (left out of
+    /// the headers), if any. Called once.
+    fn headers(&mut self) -> (Arc<Headers>, Option<UnreadableKey>);
     /// The record as the feed keeps it, with `headers` and `route`.
     fn fetched(self, headers: Arc<Headers>, route: Option<usize>) -> Fetched;
 }
@@ -145,7 +145,7 @@ impl Message for Owned {
         self.offset
     }
 
-    fn headers(&mut self) -> (Arc<Headers>, Option<usize>) {
+    fn headers(&mut self) -> (Arc<Headers>, Option<UnreadableKey>) {
         (self.headers.clone(), None)
     }
 

@@ -56,6 +56,15 @@ pub(crate) trait DynSink: Send + Sync {
 }
 
 impl Sink {
+    /// The Kafka producer, when it is one.
+    pub(super) fn producer(&self) -> Option<&ActorProducer> {
+        match self {
+            Sink::Kafka(producer) => Some(producer),
+            #[cfg(feature = "testing")]
+            Sink::Dyn(_) => None,
+        }
+    }
+
     /// Sends one record to `topic`, its metadata in `form` (`buf` holds
     /// a compact envelope while it is copied). `ack` counts it already; on
     /// an error the count is released.

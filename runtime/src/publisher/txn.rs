@@ -82,10 +82,8 @@ impl Transaction {
     /// Registers the transactional id with the broker: fences any older
     /// instance and finishes its open transaction.
     pub(super) fn init(&self, sink: &Sink) -> Result<()> {
-        let producer = match sink {
-            Sink::Kafka(producer) => producer,
-            #[cfg(feature = "testing")]
-            Sink::Dyn(_) => return Ok(()),
+        let Some(producer) = sink.producer() else {
+            return Ok(());
         };
         retry(&self.id, "init", || {
             producer.init_transactions(self.timeout)

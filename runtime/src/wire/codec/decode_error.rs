@@ -52,10 +52,12 @@ pub enum DecodeError {
     TrailingBytes(usize),
     /// A header's key is not UTF-8 (written by a client that is not
     /// scribe); the record is dead-lettered without that header.
-    #[error("header {index} has a key that is not UTF-8")]
+    #[error("header {index} has a key that is not UTF-8 (`{key}`)")]
     HeaderKey {
         /// Its position among the record's headers, from 0.
         index: usize,
+        /// The key, its bytes that are not printable ASCII escaped.
+        key: String,
     },
     /// The record's `scribe_envelope` header has the envelope schema's
     /// fingerprint but cannot be read; the dead letter keeps it as it came.
