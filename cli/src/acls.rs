@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
+use crate::error::{Error, Result};
 use scribe::Delivery;
-use scribe::{Error, Result};
 
 /// A kind of Kafka resource an ACL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
+use crate::error::{Error, Result};
 use crate::settings::{NodeConfig, Registry};
 use scribe::topology::{self, ExternalTopic};
 use scribe::{ActorInfo, Node};
-use scribe::{Error, Result};
 
 /// Graph output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,17 +1,19 @@
 //! The `scribe` command line: run, check and draw nodes from config files.
 //!
 //! A program gets it whole by registering its actor kinds and calling
-//! [`main`]; the `scribe` binary of `scribe-actors` does that with the
+//! [`main`]; the `scribe` binary (`src/main.rs`) does that with the
 //! standard actors.
 
 pub mod acls;
 pub mod asyncapi;
 mod deployment;
+mod error;
 pub mod settings;
 mod status;
 mod tools;
 
 pub use deployment::{Deployment, Format, Loaded, check, check_registry, graph, load};
+pub use error::{Error, Result};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +21,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::settings::{NodeConfig, Registry};
-use scribe::{Error, Result};
 
 /// Runs and inspects scribe nodes described by configuration files.
 #[derive(Debug, Parser)]
@@ -320,9 +321,7 @@ pub fn main(registry: Registry) -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(
-            error @ (Error::Config { .. } | Error::KafkaProperty { .. } | Error::Security { .. }),
-        ) => {
+        Err(error) if error.is_usage() => {
             eprintln!("error: {error}");
             ExitCode::from(2)
         }
@@ -380,6 +379,6 @@ fn run(registry: &Registry, file: PathBuf) -> Result<()> {
             eprintln!("second signal: exiting without draining");
             std::process::exit(130);
         });
-        running.drain().await
+        Ok(running.drain().await?)
     })
 }

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use scribe::{Error, Result, Secret};
+use scribe::Secret;
+
+use crate::error::{Error, Result};
 
 use crate::settings::NodeConfig;
 

@@ -61,15 +61,6 @@ pub enum Error {
         /// Why it is not allowed.
         reason: &'static str,
     },
-    /// A configuration file is unreadable, malformed or invalid; the message
-    /// names the actor and field.
-    #[error("{file}: {message}")]
-    Config {
-        /// The file.
-        file: String,
-        /// What is wrong, and where in the file.
-        message: String,
-    },
     /// A librdkafka property is unknown or its value invalid.
     #[error("kafka property `{key}`: {reason}")]
     KafkaProperty {
@@ -211,18 +202,6 @@ pub enum Error {
         /// What its checks said.
         reason: String,
     },
-    /// `scribe tail -n N` waited for records that did not come.
-    #[error("only {printed} of {wanted} records from `{topic}`: none came for {idle:?}")]
-    TailTimedOut {
-        /// The topic tailed.
-        topic: String,
-        /// Records printed.
-        printed: usize,
-        /// Records asked for.
-        wanted: usize,
-        /// How long it waited for the next one.
-        idle: std::time::Duration,
-    },
     /// The node stopped itself: an actor spent its restart budget.
     #[error("the node stopped: {reason}")]
     NodeHalted {
@@ -340,14 +319,6 @@ pub enum Error {
         /// The topic.
         topic: String,
         /// Why not.
-        reason: String,
-    },
-    /// A node's admin endpoint could not be read (`scribe status`).
-    #[error("cannot read the admin endpoint at {url}: {reason}")]
-    AdminUnreachable {
-        /// The address asked.
-        url: String,
-        /// Why: no answer, or what the endpoint said.
         reason: String,
     },
     /// The node's actors did not all stop cleanly.

@@ -489,7 +489,7 @@ async fn a_config_file_sets_the_endpoint_and_refuses_a_bad_address() {
         .expect("valid config");
     assert!(!format!("{loaded:?}").contains(&format!("tok-{id}")));
     let builder = loaded
-        .builder(&scribe_actors::registry())
+        .builder(&scribe_cli::settings::Registry::standard())
         .expect("known kinds");
     let node = kafka
         .configure(builder)
@@ -677,7 +677,7 @@ async fn pausing_an_unknown_or_source_actor_is_refused_with_a_reason() {
                 path
             })
             .expect("valid config")
-            .builder(&scribe_actors::registry())
+            .builder(&scribe_cli::settings::Registry::standard())
             .expect("known kinds"),
         )
         .build()

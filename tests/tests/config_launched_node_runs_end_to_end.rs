@@ -56,7 +56,7 @@ params = {{ summaries = "{id}.summaries", alarms = "{id}.alarms", commands = "{i
     std::fs::write(&path, config).unwrap();
     let loaded = NodeConfig::load(&path).expect("valid config");
     let builder = loaded
-        .builder(&scribe_actors::registry())
+        .builder(&scribe_cli::settings::Registry::standard())
         .expect("known kinds and valid params");
     let node = kafka
         .configure(builder)

@@ -15,7 +15,7 @@ fn example() -> scribe::Node {
         actor.params["print"] = false.into();
     }
     config
-        .node(&scribe_actors::registry())
+        .node(&scribe_cli::settings::Registry::standard())
         .expect("example config is valid")
 }
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::registry::Registry;
+use crate::error::{Error, Result};
 use scribe::Broker;
 use scribe::Properties;
 use scribe::Security;
 use scribe::TopicSpec;
-use scribe::{Error, Result};
 use scribe::{Node, NodeBuilder};
 
 /// A node configuration file, as read.

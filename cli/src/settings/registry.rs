@@ -48,6 +48,47 @@ impl Registry {
         Self::default()
     }
 
+    /// A registry of the standard actor kinds (`scribe-actors`):
+    /// `host-sampler`, `windowed-aggregator`, `threshold-alarm`,
+    /// `controller`, `journal`; per standard record type a relay
+    /// (`relay.host-metrics`, `relay.metric-summary`, `relay.alarm`,
+    /// `relay.command`, `relay.journal-entry`) and a JSON bridge in
+    /// (`json-in.host-metrics`, ...); and the JSON mirror `json-out`. Every
+    /// node built with it knows every schema of `scribe-schemas`, older
+    /// versions included. What the `scribe` binary runs; a program adds its
+    /// own kinds to it.
+    pub fn standard() -> Self {
+        use scribe_actors::{
+            Controller, HostSampler, Journal, JsonIn, JsonOut, Relay, ThresholdAlarm,
+            WindowedAggregator,
+        };
+        use scribe_schemas::{Alarm, Command, HostMetrics, JournalEntry, MetricSummary};
+        let mut registry = Registry::new();
+        registry
+            .register::<HostSampler>("host-sampler")
+            .register::<WindowedAggregator>("windowed-aggregator")
+            .register::<ThresholdAlarm>("threshold-alarm")
+            .register::<Controller>("controller")
+            .register::<Journal>("journal")
+            .register::<Relay<HostMetrics>>("relay.host-metrics")
+            .register::<Relay<MetricSummary>>("relay.metric-summary")
+            .register::<Relay<Alarm>>("relay.alarm")
+            .register::<Relay<Command>>("relay.command")
+            .register::<Relay<JournalEntry>>("relay.journal-entry")
+            .register::<JsonIn<HostMetrics>>("json-in.host-metrics")
+            .register::<JsonIn<MetricSummary>>("json-in.metric-summary")
+            .register::<JsonIn<Alarm>>("json-in.alarm")
+            .register::<JsonIn<Command>>("json-in.command")
+            .register::<JsonIn<JournalEntry>>("json-in.journal-entry")
+            .register::<JsonOut>("json-out");
+        for (file, avsc) in scribe_schemas::AVSC {
+            registry
+                .schema(file, avsc)
+                .expect("the schemas crate's files parse (its tests say so)");
+        }
+        registry
+    }
+
     /// Makes actor type `A` available as `kind`; its `params` are read into
     /// `A::Args` (which should refuse unknown fields).
     pub fn register<A>(&mut self, kind: &str) -> &mut Self

@@ -6,8 +6,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::error::{Error, Result};
 use scribe::codec::decode_json;
-use scribe::{Error, Result};
 
 use super::{METADATA_TIMEOUT, Tool, next_message};
 
@@ -20,7 +20,7 @@ impl Tool {
             .actors()
             .into_iter()
             .find(|a| a.name == actor)
-            .ok_or_else(|| Error::UnknownActor {
+            .ok_or_else(|| scribe::Error::UnknownActor {
                 actor: actor.to_owned(),
             })?;
         let topic = info.dead_letter_topic.ok_or_else(|| Error::Config {
@@ -35,11 +35,13 @@ impl Tool {
         for p in 0..self.partitions(&consumer, &topic)? {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
-                .map_err(|e| Error::kafka(format!("cannot read the offsets of `{topic}`"), e))?;
+                .map_err(|e| {
+                    scribe::Error::kafka(format!("cannot read the offsets of `{topic}`"), e)
+                })?;
             if high > low {
                 remaining.insert(p, high);
                 list.add_partition_offset(&topic, p, Offset::Offset(low))
-                    .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+                    .map_err(|e| scribe::Error::kafka("cannot assign partitions", e))?;
             }
         }
         if remaining.is_empty() {
@@ -47,7 +49,7 @@ impl Tool {
         }
         consumer
             .assign(&list)
-            .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+            .map_err(|e| scribe::Error::kafka("cannot assign partitions", e))?;
         let registry = self.schemas()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut printed = 0;
@@ -106,6 +108,6 @@ impl Tool {
         let mut node = self.node;
         node.set_broker(scribe::Broker::Bootstrap(bootstrap));
         let actor = actor.to_owned();
-        actix::System::new().block_on(async move { node.replay_dead_letters(&actor).await })
+        Ok(actix::System::new().block_on(async move { node.replay_dead_letters(&actor).await })?)
     }
 }

@@ -12,10 +12,10 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
 use crate::settings::{NodeConfig, Registry};
 use scribe::Node;
 use scribe::codec::decode_json;
-use scribe::{Error, Result};
 
 pub(super) const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -83,11 +83,15 @@ impl Tool {
             )
             .set("enable.auto.commit", "false")
             .create()
-            .map_err(|e| Error::kafka("cannot create consumer", e))
+            .map_err(|e| scribe::Error::kafka("cannot create consumer", e).into())
     }
 
     pub(super) fn partitions(&self, consumer: &BaseConsumer, topic: &str) -> Result<i32> {
-        scribe::client::partition_count(consumer, topic, METADATA_TIMEOUT)
+        Ok(scribe::client::partition_count(
+            consumer,
+            topic,
+            METADATA_TIMEOUT,
+        )?)
     }
 
     /// `scribe topics`.
@@ -179,11 +183,11 @@ impl Tool {
         };
         for p in 0..self.partitions(&consumer, topic)? {
             list.add_partition_offset(topic, p, start)
-                .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+                .map_err(|e| scribe::Error::kafka("cannot assign partitions", e))?;
         }
         consumer
             .assign(&list)
-            .map_err(|e| Error::kafka("cannot assign partitions", e))?;
+            .map_err(|e| scribe::Error::kafka("cannot assign partitions", e))?;
         let registry = self.schemas()?;
         let mut printed = 0;
         let mut last = Instant::now();

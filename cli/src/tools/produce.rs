@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
 use scribe::codec::{encode_json, full_name};
 use scribe::headers::Outbound;
-use scribe::{Error, Result};
 
 use super::Tool;
 
@@ -64,7 +64,7 @@ impl Tool {
             .set("enable.idempotence", "true")
             .set("partitioner", "murmur2_random")
             .create_with_context(Deliveries::default())
-            .map_err(|e| Error::kafka("cannot create producer", e))?;
+            .map_err(|e| scribe::Error::kafka("cannot create producer", e))?;
         let source = format!("{}/scribe-produce", self.node.name());
         let mut rejected = 0;
         let mut envelope_buf = Vec::new();
@@ -129,10 +129,11 @@ impl Tool {
                         producer.poll(Duration::from_millis(10));
                     }
                     Err((e, _)) => {
-                        return Err(Error::Publish {
+                        return Err(scribe::Error::Publish {
                             topic: topic.to_owned(),
                             source: e,
-                        });
+                        }
+                        .into());
                     }
                 }
             }
@@ -141,7 +142,7 @@ impl Tool {
         let deadline = Instant::now() + Duration::from_secs(60);
         producer
             .flush(deadline.saturating_duration_since(Instant::now()))
-            .map_err(|e| Error::Publish {
+            .map_err(|e| scribe::Error::Publish {
                 topic: topic.to_owned(),
                 source: e,
             })?;
@@ -155,10 +156,11 @@ impl Tool {
             .and_then(|f| f.1.clone())
         {
             eprintln!("{failures} records were not delivered");
-            return Err(Error::Publish {
+            return Err(scribe::Error::Publish {
                 topic: topic.to_owned(),
                 source: first,
-            });
+            }
+            .into());
         }
         Ok(rejected)
     }

@@ -3,7 +3,7 @@
 //! purpose.
 
 fn main() -> std::process::ExitCode {
-    let mut registry = scribe_actors::registry();
+    let mut registry = scribe_cli::settings::Registry::standard();
     registry.register::<scribe_tests::actors::Crasher>("test.crasher");
     scribe_cli::main(registry)
 }

@@ -110,7 +110,7 @@ fn swings(kafka: &TestKafka, topic: &str, from: i64, swings: i64) {
 async fn start(file: &Path) -> scribe::Result<scribe::RunningNode> {
     NodeConfig::load(file)
         .unwrap()
-        .node(&scribe_actors::registry())
+        .node(&scribe_cli::settings::Registry::standard())
         .unwrap()
         .start()
         .await

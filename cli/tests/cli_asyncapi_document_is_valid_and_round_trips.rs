@@ -158,8 +158,8 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
         "no warnings either"
     );
 
-    let deployment =
-        scribe_cli::load(&scribe_actors::registry(), &files).expect("valid deployment");
+    let deployment = scribe_cli::load(&scribe_cli::settings::Registry::standard(), &files)
+        .expect("valid deployment");
     let channels = read["channels"].as_array().unwrap();
     let operations = read["operations"].as_array().unwrap();
     let channel = |address: &str| {

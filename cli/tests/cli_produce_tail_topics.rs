@@ -184,3 +184,77 @@ params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low =
     );
     assert!(external.contains("(external)"), "{table}");
 }
+
+/// A record another client wrote with a header key that is not UTF-8:
+/// `scribe tail` prints it (its readable headers too) and says which
+/// header it left out, without a panic. Needs `kcat` (CI installs it).
+#[tokio::test]
+async fn tail_prints_a_record_whose_header_key_is_not_utf8_and_names_the_header() {
+    use std::os::unix::ffi::OsStrExt;
+    let kafka = TestKafka::from_env();
+    let id = unique("cli-poison");
+    let topic = format!("{id}.alarms");
+    kafka.create_topic(&topic, 1).await;
+    let config = std::env::temp_dir().join(format!("{id}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[node]
+name = "{id}"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[[actors]]
+name = "{id}-alarm"
+kind = "threshold-alarm"
+output = "{topic}"
+params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low = 60.0 }}
+"#,
+            bootstrap = kafka.bootstrap()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let value = std::env::temp_dir().join(format!("{id}.value"));
+    std::fs::write(&value, br#"{"plain": "json"}"#).unwrap();
+    let written = Command::new("kcat")
+        .args([
+            "-P",
+            "-b",
+            kafka.bootstrap(),
+            "-t",
+            &topic,
+            "-p",
+            "0",
+            "-k",
+            "h1",
+            "-H",
+        ])
+        .arg(std::ffi::OsStr::from_bytes(b"\xffnot-utf8=x"))
+        .args(["-H", "kept=yes"])
+        .arg(&value)
+        .status();
+    match written {
+        Ok(status) => assert!(status.success(), "kcat could not write the record"),
+        Err(_) => {
+            let required = std::env::var("SCRIBE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+            assert!(!required, "SCRIBE_REQUIRE_INTEROP=1 but there is no kcat");
+            eprintln!("skipped: no kcat (apt-get install kcat)");
+            return;
+        }
+    }
+    let tailed = scribe(&["tail", config, &topic, "--from-beginning", "-n", "1"], "");
+    let stderr = String::from_utf8_lossy(&tailed.stderr);
+    let stdout = String::from_utf8_lossy(&tailed.stdout);
+    println!("stdout: {stdout}\nstderr: {stderr}");
+    assert!(tailed.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(r"header 0 (`\xffnot-utf8`) left out"),
+        "{stderr}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().expect("one record")).unwrap();
+    assert_eq!(record["key"], "h1", "{record}");
+    assert_eq!(record["headers"]["kept"], "yes", "{record}");
+}

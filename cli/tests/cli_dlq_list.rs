@@ -45,7 +45,7 @@ params = {{ summaries = "{input}", print = false }}
     );
     let node = NodeConfig::load(&config)
         .unwrap()
-        .builder(&scribe_actors::registry())
+        .builder(&scribe_cli::settings::Registry::standard())
         .map(|b| kafka.configure(b))
         .unwrap()
         .build()

@@ -197,7 +197,7 @@ async fn every_tool_works_through_sasl_ssl() {
     );
     let node = NodeConfig::load(file)
         .unwrap()
-        .node(&scribe_actors::registry())
+        .node(&scribe_cli::settings::Registry::standard())
         .unwrap()
         .start()
         .await

@@ -1,7 +1,0 @@
-//! The `scribe` command with the standard actors registered.
-//!
-//! `cargo run -p scribe-actors --bin scribe -- --help`
-
-fn main() -> std::process::ExitCode {
-    scribe_cli::main(scribe_actors::registry())
-}
