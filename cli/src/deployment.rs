@@ -70,6 +70,7 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
         }
         nodes.push(Loaded { config, node });
     }
+    check_copies(&nodes)?;
     let actors: Vec<ActorInfo> = nodes.iter().flat_map(|l| l.node.actors()).collect();
     let gateways: Vec<_> = nodes
         .iter()
@@ -99,6 +100,113 @@ pub fn load(registry: &Registry, files: &[PathBuf]) -> Result<Deployment> {
         external,
         actors,
     })
+}
+
+/// An actor of one name in two files is one actor run on two nodes: one
+/// consumer group, one output. Its copies must do the same work, so each
+/// setting of one copy must be the other's; the first that differs is
+/// refused, naming the actor, both files and the setting.
+fn check_copies(nodes: &[Loaded]) -> Result<()> {
+    for (i, first) in nodes.iter().enumerate() {
+        for second in &nodes[i + 1..] {
+            for (a_section, a_info) in first.config.actors.iter().zip(first.node.actors()) {
+                let copy = second
+                    .config
+                    .actors
+                    .iter()
+                    .zip(second.node.actors())
+                    .find(|(section, _)| section.name == a_section.name);
+                let Some((b_section, b_info)) = copy else {
+                    continue;
+                };
+                let a = settings(a_section, &a_info);
+                let b = settings(b_section, &b_info);
+                let difference = a
+                    .iter()
+                    .zip(&b)
+                    .find_map(|((name, x), (_, y))| first_difference(name, x, y));
+                let Some((setting, in_first, in_second)) = difference else {
+                    continue;
+                };
+                let (first_file, second_file) = (&first.config.file, &second.config.file);
+                return Err(Error::Config {
+                    file: format!("{first_file}, {second_file}"),
+                    message: format!(
+                        "actor `{}` is in both files, so both run one actor (one consumer group, \
+                         one output), but its copies differ: {setting} is {in_first} in \
+                         {first_file} and {in_second} in {second_file}",
+                        a_section.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one copy of an actor is, setting by setting, as its file gives
+/// it (kind, output, parameters, failure policy) and as its node makes it
+/// (delivery, envelope, encoding, dead-letter topic, from the node's
+/// defaults where the actor sets none).
+fn settings(
+    section: &crate::settings::ActorSection,
+    info: &ActorInfo,
+) -> [(&'static str, serde_json::Value); 9] {
+    let shown = |value: &dyn std::fmt::Debug| serde_json::Value::String(format!("{value:?}"));
+    [
+        ("kind", section.kind.clone().into()),
+        ("output", section.output.clone().into()),
+        ("params", section.params.clone()),
+        (
+            "failure",
+            shown(&section.failure.clone().unwrap_or_default()),
+        ),
+        ("dead_letter_topic", shown(&info.dead_letter_topic)),
+        ("delivery", info.delivery.to_string().into()),
+        ("envelope", info.envelope.to_string().into()),
+        ("encoding", info.encoding.to_string().into()),
+        ("subject_strategy", info.subject_strategy.to_string().into()),
+    ]
+}
+
+/// The first place where `a` and `b` differ, by its path below `at`, and
+/// each one's value there (`absent` where one has none).
+fn first_difference(
+    at: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    if a == b {
+        return None;
+    }
+    let below = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    let show = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => "absent".to_owned(),
+        Some(value) => format!("`{value}`"),
+    };
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter()
+                .find_map(|key| match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => first_difference(&below(key), x, y),
+                    (x, y) => Some((below(key), show(x), show(y))),
+                })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(&below(&i.to_string()), x, y)),
+        _ => Some((at.to_owned(), show(Some(a)), show(Some(b)))),
+    }
 }
 
 /// `scribe check`: the summary printed for a valid deployment.

@@ -30,10 +30,14 @@ fn succeeded(out: &Output) -> String {
 }
 
 fn write(name: &str, text: &str) -> PathBuf {
+    write_bytes(name, text.as_bytes())
+}
+
+fn write_bytes(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("scribe-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, bytes).unwrap();
     path
 }
 
@@ -96,6 +100,71 @@ fn an_unreadable_file_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("/nonexistent/node.toml: cannot read the file"),
+        "{stderr}"
+    );
+}
+
+/// What `scribe check` says of the file at `path`: its whole standard
+/// error, which must be one line naming the file, with no control
+/// character.
+fn refused_in_one_line(path: &std::path::Path) -> String {
+    let out = scribe(&["check", path.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{} bytes: {stderr}", stderr.len());
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+    assert!(
+        !stderr.trim_end().chars().any(char::is_control),
+        "no control character: {stderr:?}"
+    );
+    stderr
+}
+
+#[test]
+fn a_binary_file_is_refused_in_one_short_line() {
+    // What a mistyped path to a compiled program gives: bytes of every
+    // value, the first that is not UTF-8 at column 28.
+    let mut bytes = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    bytes.extend((0..2400u32).map(|i| (i * 7 % 256) as u8));
+    let path = write_bytes("binary.toml", &bytes);
+    let stderr = refused_in_one_line(&path);
+    assert!(stderr.len() < 400, "short: {} bytes", stderr.len());
+    assert!(
+        stderr.contains("line 1, column 28: not valid UTF-8 (byte 0x85)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_value_that_is_not_utf8_is_refused_naming_its_line() {
+    let mut bytes = node("").into_bytes();
+    let at = bytes.windows(3).position(|w| w == b"\"n\"").unwrap() + 1;
+    bytes.splice(at..at + 1, *b"n\xff\xfe");
+    let path = write_bytes("latin.toml", &bytes);
+    let stderr = refused_in_one_line(&path);
+    assert!(
+        stderr.contains("line 2, column 10: not valid UTF-8 (byte 0xff)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_text_file_with_a_control_character_is_refused_naming_its_place() {
+    let path = write("nul.toml", "[node]\nname = \"n\0\"\n");
+    let stderr = refused_in_one_line(&path);
+    assert!(
+        stderr.contains("line 2, column 10: control character 0x00"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_file_is_refused_in_one_line() {
+    let path = write("malformed-lines.toml", "[node\nname = ");
+    let stderr = refused_in_one_line(&path);
+    assert!(
+        stderr.contains("malformed: TOML parse error at line 1, column 6: unclosed table"),
         "{stderr}"
     );
 }
@@ -941,4 +1010,97 @@ fn a_confluent_encoding_without_a_usable_registry_is_refused() {
         !debug.contains("hunter2") && !summary.contains("hunter2"),
         "{debug}"
     );
+}
+
+/// Two node files (two nodes) that both run `actors`: the same actor in
+/// both is one actor scaled out over the two nodes.
+fn two_nodes(a_actors: &str, b_actors: &str, name: &str) -> (PathBuf, PathBuf) {
+    let a = write(&format!("{name}-a.toml"), &node(a_actors));
+    let b = write(
+        &format!("{name}-b.toml"),
+        &node(b_actors).replace("name = \"n\"", "name = \"m\""),
+    );
+    (a, b)
+}
+
+#[test]
+fn an_actor_copied_alike_in_two_files_is_one_actor_scaled_out() {
+    let both = format!("{SAMPLER}{AGGREGATOR}");
+    let (a, b) = two_nodes(&both, &both, "copies-alike");
+    let out = scribe(&["check", a.to_str().unwrap(), b.to_str().unwrap()], &[]);
+    let summary = succeeded(&out);
+    assert!(summary.contains("node `m`, 2 actors"), "{summary}");
+}
+
+#[test]
+fn copies_of_an_actor_that_differ_are_refused_naming_both_files_and_the_difference() {
+    let window = |w: &str| {
+        AGGREGATOR.replace(
+            "params = { input = \"metrics.host\" }",
+            &format!("params = {{ input = \"metrics.host\", window = \"{w}\" }}"),
+        )
+    };
+    let other_output =
+        AGGREGATOR.replace("output = \"metrics.summary\"", "output = \"metrics.other\"");
+    let exactly_once = AGGREGATOR.replace(
+        "output = \"metrics.summary\"",
+        "output = \"metrics.summary\"\ndelivery = \"exactly-once\"",
+    );
+    let relay = AGGREGATOR
+        .replace(
+            "kind = \"windowed-aggregator\"",
+            "kind = \"relay.host-metrics\"",
+        )
+        .replace(
+            "params = { input = \"metrics.host\" }",
+            "params = { pattern = \"metrics[.]host\" }",
+        );
+    for (name, b_actor, expected) in [
+        ("copies-window", window("7s"), "params.window is `\"5s\"`"),
+        (
+            "copies-output",
+            other_output,
+            "output is `\"metrics.summary\"`",
+        ),
+        (
+            "copies-delivery",
+            exactly_once,
+            "delivery is `\"at-least-once\"`",
+        ),
+        ("copies-kind", relay, "kind is `\"windowed-aggregator\"`"),
+    ] {
+        let a_actor = if name == "copies-window" {
+            window("5s")
+        } else {
+            AGGREGATOR.to_owned()
+        };
+        let (a, b) = two_nodes(
+            &format!("{SAMPLER}{a_actor}"),
+            &format!("{SAMPLER}{b_actor}"),
+            name,
+        );
+        let out = scribe(&["check", a.to_str().unwrap(), b.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{name}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{}, {}: actor `agg` is in both files",
+                a.display(),
+                b.display()
+            )),
+            "{name}: {stderr}"
+        );
+        assert!(stderr.contains("its copies differ"), "{name}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected `{expected}` in {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("in {}", a.display()))
+                && stderr.contains(&format!("in {}", b.display())),
+            "{name}: {stderr}"
+        );
+    }
 }

@@ -215,9 +215,9 @@ impl NodeConfig {
             file: file.clone(),
             message,
         };
-        std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let (text, format) = super::text::read(path).map_err(fail)?;
         let merged = config::Config::builder()
-            .add_source(config::File::from(path))
+            .add_source(config::File::from_str(&text, format))
             .add_source(
                 config::Environment::with_prefix("SCRIBE")
                     .prefix_separator("__")
@@ -225,10 +225,18 @@ impl NodeConfig {
                     .try_parsing(true),
             )
             .build()
-            .map_err(|e| fail(format!("malformed: {e}")))?;
+            .map_err(|e| {
+                fail(format!(
+                    "malformed: {}",
+                    super::text::one_line(&e.to_string())
+                ))
+            })?;
         let mut node: NodeConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
             let path = e.path().to_string();
-            fail(format!("{path}: {}", e.into_inner()))
+            fail(format!(
+                "{path}: {}",
+                super::text::one_line(&e.into_inner().to_string())
+            ))
         })?;
         node.file = file;
         Ok(node)

@@ -29,6 +29,7 @@
 
 mod file;
 mod registry;
+mod text;
 
 pub use file::{ActorSection, KafkaSection, NodeConfig, NodeSection, TopicSection};
 pub use registry::Registry;
