@@ -24,7 +24,9 @@ pub use wire::{clock, codec, envelope, headers};
 /// The Confluent Schema Registry: its framing, subject strategies, and a
 /// client for the REST calls scribe makes.
 pub mod confluent {
-    pub use crate::kafka::registry::{Compatibility, RegistryClient, RegistrySettings};
+    pub use crate::kafka::registry::RegistrySettings;
+    #[cfg(feature = "registry")]
+    pub use crate::kafka::registry_client::{Compatibility, RegistryClient};
     pub use crate::wire::framing::{
         Encoding, HEADER_LEN, MAGIC, SubjectStrategy, header, reframe, split,
     };

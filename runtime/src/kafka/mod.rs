@@ -2,8 +2,9 @@
 //! cluster or a real one), the settings its clients are made from
 //! ([`settings`], [`security`], [`secret`]), its first contact with the
 //! cluster ([`connect`]), topics ([`topics`]), where a keyed record goes
-//! ([`partitioner`]), and the schema registry's REST client beside the
-//! cluster ([`registry`]).
+//! ([`partitioner`]), and the schema registry beside the cluster (where it
+//! is, [`registry`]; its REST client, `registry_client`, feature
+//! `registry`).
 //!
 //! Owns: talking to the cluster as a client, outside any actor. May
 //! import: `error`, `wire`. Imported by: the subsystems above it
@@ -14,6 +15,8 @@ pub(crate) mod broker;
 pub(crate) mod connect;
 pub(crate) mod partitioner;
 pub(crate) mod registry;
+#[cfg(feature = "registry")]
+pub(crate) mod registry_client;
 pub(crate) mod secret;
 pub(crate) mod security;
 pub(crate) mod settings;

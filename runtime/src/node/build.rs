@@ -100,6 +100,28 @@ impl NodeBuilder {
         for topic in self.topics.keys() {
             check_name("topic", topic)?;
         }
+        self.check_features()
+    }
+
+    /// Settings that need a cargo feature this build of scribe lacks.
+    fn check_features(&self) -> Result<()> {
+        let missing = |setting: &str, feature: &str, what: &str| {
+            invalid(
+                setting,
+                format!(
+                    "this build of scribe has no {what} (cargo feature `{feature}` of `scribe`)"
+                ),
+            )
+        };
+        if cfg!(not(feature = "admin")) && (self.admin.is_some() || self.admin_token.is_some()) {
+            return Err(missing("node.admin", "admin", "admin endpoint"));
+        }
+        if cfg!(not(feature = "otlp")) && self.tracing.is_some() {
+            return Err(missing("node.tracing", "otlp", "OTLP export"));
+        }
+        if cfg!(not(feature = "registry")) && self.schema_registry.is_some() {
+            return Err(missing("registry", "registry", "schema registry client"));
+        }
         Ok(())
     }
 

@@ -6,10 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::validated::Node;
-use crate::error::{Error, Result};
-use crate::kafka::registry::{RegistryClient, RegistrySettings};
+#[cfg(feature = "registry")]
+use crate::error::Error;
+use crate::error::Result;
+use crate::kafka::registry::RegistrySettings;
+#[cfg(feature = "registry")]
+use crate::kafka::registry_client::RegistryClient;
 use crate::topology::ActorInfo;
 use crate::wire::codec::{Fingerprint, SchemaRegistry};
+#[cfg(feature = "registry")]
 use crate::wire::framing::Encoding;
 
 /// Of each actor writing in the schema registry's framing: the registry id
@@ -30,7 +35,15 @@ impl Node {
         let Some(settings) = settings else {
             return Ok((registry, SchemaIds::new()));
         };
+        #[cfg(not(feature = "registry"))]
+        {
+            // `build` refuses a registry without the feature.
+            let _ = (settings, actors);
+            Ok((registry, SchemaIds::new()))
+        }
+        #[cfg(feature = "registry")]
         let actors = actors.to_vec();
+        #[cfg(feature = "registry")]
         tokio::task::spawn_blocking(move || Node::register_schemas(&settings, &actors, registry))
             .await
             .map_err(|e| Error::Registry {
@@ -40,6 +53,7 @@ impl Node {
             })?
     }
 
+    #[cfg(feature = "registry")]
     fn register_schemas(
         settings: &RegistrySettings,
         actors: &[ActorInfo],

@@ -21,6 +21,7 @@ pub struct RunningNode {
     /// Each actor's name and supervisor task.
     pub(super) supervisors: Vec<(String, tokio::task::JoinHandle<()>)>,
     pub(super) stats: HashMap<String, Arc<ActorStats>>,
+    #[cfg(feature = "admin")]
     pub(super) admin: Option<crate::ops::admin::AdminServer>,
     pub(super) tracer: Option<Traced>,
     /// Its client settings, for gateways.
@@ -103,7 +104,10 @@ impl RunningNode {
 
     /// Where the admin endpoint listens, when the node serves one.
     pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
-        self.admin.as_ref().map(|a| a.addr)
+        #[cfg(feature = "admin")]
+        return self.admin.as_ref().map(|a| a.addr);
+        #[cfg(not(feature = "admin"))]
+        None
     }
 
     /// Why `actor` stopped for good (its failure policy, a spent restart
@@ -132,6 +136,7 @@ impl RunningNode {
                 });
             }
         }
+        #[cfg(feature = "admin")]
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
         }

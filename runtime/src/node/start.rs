@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+#[cfg(feature = "admin")]
 use std::sync::atomic::Ordering;
 
 use futures::channel::oneshot;
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::kafka::broker::{Broker, EmbeddedBroker};
 use crate::kafka::connect::first_contact_of;
 use crate::kafka::topics::ensure_topics;
+#[cfg(feature = "admin")]
 use crate::ops::admin::{Admin, AdminActor, AdminServer, serve};
 use crate::ops::trace::{Traced, Tracer};
 use crate::supervisor::{Env, Launch, NodeControl, Reads, Supervision, supervise};
@@ -42,6 +44,7 @@ impl Node {
         let tracer = traced(&b)?;
         // Before the cluster: an address it cannot bind stops the node
         // before it touches Kafka.
+        #[cfg(feature = "admin")]
         let admin = admin(&b)?;
         // Wrong credentials or certificates stop the node here, saying
         // which, before any actor starts; so does a schema the registry
@@ -55,6 +58,7 @@ impl Node {
         let (registry, schema_ids) = match contact.await {
             Ok(registered) => registered,
             Err(error) => {
+                #[cfg(feature = "admin")]
                 if let Some(admin) = &admin {
                     admin.stop().await;
                 }
@@ -83,6 +87,7 @@ impl Node {
             control: control.clone(),
             supervisors: Vec::new(),
             stats: HashMap::new(),
+            #[cfg(feature = "admin")]
             admin,
             tracer,
             settings: env.settings.clone(),
@@ -132,15 +137,20 @@ fn traced(b: &NodeBuilder) -> Result<Option<Traced>> {
             provider: provider.clone(),
             owned: false,
         }),
+        #[cfg(feature = "otlp")]
         (None, Some(tracing)) => Some(Traced {
             provider: tracing.provider(&b.name)?,
             owned: true,
         }),
+        // `build` refuses tracing settings without the feature.
+        #[cfg(not(feature = "otlp"))]
+        (None, Some(_)) => None,
         (None, None) => None,
     })
 }
 
 /// The admin endpoint, serving already, when the node has one.
+#[cfg(feature = "admin")]
 fn admin(b: &NodeBuilder) -> Result<Option<AdminServer>> {
     let Some(addr) = b.admin else {
         return Ok(None);

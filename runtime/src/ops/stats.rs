@@ -85,6 +85,7 @@ impl Histogram {
 
     /// Its buckets as (upper bound in seconds, count in it), the last
     /// bound `f64::MAX`; the sum in seconds; the count.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // read by the admin endpoint
     pub(crate) fn read(&self) -> (Vec<(f64, u64)>, f64, u64) {
         let mut buckets = Vec::with_capacity(self.counts.len());
         let mut count = 0;
@@ -116,6 +117,7 @@ pub(crate) struct KafkaStats {
 
 /// What a client measured of one broker.
 #[derive(Debug, Default, Clone, Copy)]
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // read by the admin endpoint
 pub(crate) struct BrokerStats {
     /// Request round trip, average and 99th percentile, in microseconds.
     pub(crate) rtt_avg_us: i64,
@@ -221,6 +223,7 @@ impl ActorStats {
     }
 
     /// Asks the actor to pause (or resume), waking its feed to do it.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // read by the admin endpoint
     pub(crate) fn ask_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
         self.feed.wake();
@@ -228,6 +231,7 @@ impl ActorStats {
 
     /// Whether the running instance applied what [`ActorStats::ask_paused`]
     /// asked last.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // read by the admin endpoint
     pub(crate) fn pause_settled(&self) -> bool {
         self.pause_applied.load(Ordering::Acquire) == self.paused.load(Ordering::Acquire)
     }
@@ -306,6 +310,7 @@ impl ActorStats {
     }
 
     /// Why the actor stopped for good, else why its handler last failed.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // read by the admin endpoint
     pub(crate) fn last_error(&self) -> Option<String> {
         let stopped = self.stopped_because.lock().ok().and_then(|w| w.clone());
         stopped.or_else(|| self.last_error.lock().ok().and_then(|w| w.clone()))

@@ -22,9 +22,12 @@ use opentelemetry::trace::{
     TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+#[cfg(feature = "otlp")]
+use opentelemetry_sdk::trace::Sampler;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use crate::delivery::consumed::Position;
+#[cfg(feature = "otlp")]
 use crate::error::{Error, Result};
 use crate::wire::headers::Headers;
 
@@ -91,6 +94,7 @@ impl Tracing {
 
     /// The tracer provider these settings describe, for the node `node`
     /// (its `service.name`).
+    #[cfg(feature = "otlp")]
     pub(crate) fn provider(&self, node: &str) -> Result<SdkTracerProvider> {
         use opentelemetry_otlp::WithExportConfig as _;
         self.check().map_err(|reason| Error::Tracing { reason })?;
