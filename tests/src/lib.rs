@@ -9,6 +9,7 @@
 
 pub mod actors;
 pub mod apache;
+pub mod asking;
 pub mod bench;
 pub mod layers;
 pub mod load;

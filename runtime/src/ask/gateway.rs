@@ -22,18 +22,24 @@
 //! any more (it came after its request's timeout) is counted as late and
 //! dropped. Every gateway reads every reply: the price of needing neither a
 //! partition per instance nor a topic per instance.
+//!
+//! A gateway writes through the seam every actor's publisher writes
+//! through (`publisher::Sink`), and reads through the one every requester
+//! reads through (`kafka::tail`): on a node, Kafka clients of its own; in a
+//! simulation (`Simulation::gateway`), the simulated broker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Semaphore;
 
 use super::replies::{GatewayStats, Replies};
+use crate::delivery::tracker::{AckSlot, Acknowledged};
 use crate::error::{Error, Result};
 use crate::kafka::settings::ClientSettings;
-use crate::wire::codec::Encoder;
-use crate::wire::headers::Outbound;
+use crate::kafka::tail::TailReading;
+use crate::ops::stats::ActorStats;
+use crate::publisher::{KafkaProducer, Publisher, PublisherCore, Send, Sink};
 use crate::wire::record::Record;
 
 /// What a [`Gateway`] is: its name, the topic it owns and the topic its
@@ -88,11 +94,23 @@ impl GatewayOptions {
 /// any tokio code (an HTTP handler, a job) and from actors.
 pub struct Gateway<Q: Record, R: Record> {
     options: GatewayOptions,
-    source: String,
-    producer: FutureProducer,
-    encoder: Encoder<Q>,
+    /// Writes its requests on the topic it owns, through the seam every
+    /// actor's publisher writes through (a Kafka producer, or a
+    /// simulation's log). Locked while one request is encoded and queued.
+    publisher: Mutex<Publisher<Q>>,
     slots: Arc<Semaphore>,
     replies: Replies<R>,
+}
+
+/// Where a gateway's requests go and how its replies are read: a node's
+/// Kafka clients, or a simulation's.
+pub(crate) struct GatewayWiring {
+    /// Where its requests go.
+    pub(crate) sink: Sink,
+    /// How it reads the reply topic.
+    pub(crate) reading: TailReading,
+    /// The node's name: its requests' `ce_source` is `node/gateway`.
+    pub(crate) node: String,
 }
 
 impl<Q: Record, R: Record> std::fmt::Debug for Gateway<Q, R> {
@@ -105,38 +123,50 @@ impl<Q: Record, R: Record> std::fmt::Debug for Gateway<Q, R> {
 }
 
 impl<Q: Record, R: Record> Gateway<Q, R> {
-    /// Connects with the node's client settings: positions its reader at
-    /// the end of every partition of the reply topic (so every reply to a
-    /// request it sends from now on is seen), then returns.
+    /// Connects with the node's client settings: a producer of its own
+    /// that sends each request at once, and a reader positioned at the end
+    /// of every partition of the reply topic (so every reply to a request
+    /// it sends from now on is seen); then returns.
     pub(crate) async fn start(settings: &ClientSettings, options: GatewayOptions) -> Result<Self> {
-        let mut config = settings.producer(&options.name, None);
-        // A request waits for no batch: it goes out at once.
-        config.set("linger.ms", "0");
-        let producer: FutureProducer = config.create().map_err(|e| {
-            Error::kafka(
-                format!("cannot create producer of gateway `{}`", options.name),
-                e,
-            )
-        })?;
-        let replies = {
-            let (settings, name, topic) = (
-                settings.clone(),
-                options.name.clone(),
-                options.replies.clone(),
-            );
-            tokio::task::spawn_blocking(move || Replies::start(&settings, &name, &topic, None))
-                .await
-                .map_err(|e| Error::Gateway {
-                    gateway: options.name.clone(),
-                    reason: format!("its reply reader's setup failed: {e}"),
-                })??
+        let producer = KafkaProducer::create(
+            settings,
+            &options.name,
+            None,
+            Arc::new(ActorStats::default()),
+            Arc::default(),
+            // A request waits for no batch: it goes out at once.
+            |config| {
+                config.set("linger.ms", "0");
+            },
+        )?;
+        let wiring = GatewayWiring {
+            sink: Sink::Kafka(producer.producer),
+            reading: TailReading::Kafka(settings.clone()),
+            node: settings.node.clone(),
         };
+        let name = options.name.clone();
+        // The reader's setup waits for the broker's metadata.
+        tokio::task::spawn_blocking(move || Self::wired(wiring, options))
+            .await
+            .map_err(|e| Error::Gateway {
+                gateway: name,
+                reason: format!("its reply reader's setup failed: {e}"),
+            })?
+    }
+
+    /// A gateway over `wiring`'s clients.
+    pub(crate) fn wired(wiring: GatewayWiring, options: GatewayOptions) -> Result<Self> {
+        let core = PublisherCore::new(
+            wiring.sink,
+            options.requests.as_str().into(),
+            format!("{}/{}", wiring.node, options.name),
+        );
+        let publisher = Publisher::<Q>::new(Arc::new(core))?;
+        let replies = Replies::start(&wiring.reading, &options.name, &options.replies, None)?;
         Ok(Self {
-            source: format!("{}/{}", settings.node, options.name),
-            encoder: Encoder::<Q>::new()?,
             slots: Arc::new(Semaphore::new(options.max_pending)),
             options,
-            producer,
+            publisher: Mutex::new(publisher),
             replies,
         })
     }
@@ -166,47 +196,35 @@ impl<Q: Record, R: Record> Gateway<Q, R> {
             .map_err(|_| Error::GatewayClosed {
                 gateway: self.options.name.clone(),
             })?;
-        let mut value = Vec::new();
-        self.encoder
-            .encode(request, &mut value)
-            .map_err(|source| Error::Encode {
-                topic: self.options.requests.clone(),
-                source,
-            })?;
         let (id, rx) = self.replies.expect();
-        let now = std::time::SystemTime::now();
-        let time = humantime::format_rfc3339_millis(now).to_string();
-        let outbound = Outbound {
-            id: &id,
-            ty: self.encoder.full_name(),
-            source: &self.source,
-            time: &time,
-            correlation_id: &id,
-            causation_id: None,
-            traceparent: None,
-            tracestate: None,
-        };
-        let headers = outbound
-            .to_kafka(crate::Envelope::default(), &mut Vec::new())
-            // A responder that cannot answer answers with the reason.
-            .insert(rdkafka::message::Header {
-                key: crate::wire::headers::EXPECTS_REPLY,
-                value: Some("1"),
-            });
-        let record = FutureRecord::to(&self.options.requests)
-            .key(key)
-            .payload(&value)
-            .headers(headers);
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if let Err((error, _)) = self.producer.send(record, left).await {
+        let sent = AckSlot::watched();
+        let published = self
+            .publisher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Some(key.as_bytes()), request, Send::Sent(&id, &sent));
+        if let Err(error) = published {
             self.replies.forget(&id);
-            return Err(Error::kafka(
-                format!(
-                    "gateway `{}` cannot publish to `{}`",
-                    self.options.name, self.options.requests
+            return Err(error);
+        }
+        let delivered = match tokio::time::timeout_at(deadline, Acknowledged(sent)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(Error::Gateway {
+                gateway: self.options.name.clone(),
+                reason: format!(
+                    "its request to `{}` was not delivered{}",
+                    self.options.requests,
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
                 ),
-                error,
-            ));
+            }),
+            Err(_) => {
+                self.replies.timed_out();
+                Err(timed_out("for its request to be acknowledged"))
+            }
+        };
+        if let Err(error) = delivered {
+            self.replies.forget(&id);
+            return Err(error);
         }
         self.replies.sent();
         let received = tokio::time::timeout_at(deadline, rx).await.ok();

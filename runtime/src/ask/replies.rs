@@ -1,26 +1,20 @@
-//! The reading side of asking: a reader of every partition of a reply
-//! topic, without a consumer group, that resolves the requests of one
-//! asker (a gateway or an actor's requester) by `causation_id`, and what
-//! it counts.
+//! The reading side of asking: the replies of one asker (a gateway or an
+//! actor's requester), read by a tail of the reply topic
+//! ([`crate::kafka::tail`]: Kafka's, or the simulator's), each resolving
+//! the request it answers by `causation_id`; and what it counts.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::kafka::settings::ClientSettings;
+use crate::kafka::tail::{OnRecord, Tail, TailReading};
 use crate::wire::codec::{Decoder, SchemaRegistry};
-use crate::wire::headers::Headers;
+use crate::wire::headers::{Headers, REPLY_ERROR};
 use crate::wire::record::Record;
-
-/// How long a metadata or watermark request waits for the broker.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a gateway counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,90 +68,59 @@ pub(crate) type Received<R> =
 
 type Waiting<R> = Mutex<HashMap<String, oneshot::Sender<std::result::Result<R, NoReply>>>>;
 
-struct Shared<R> {
+/// What the tail shares with the asker: the requests waiting for their
+/// replies, and how to read a reply.
+struct Shared<R: Record> {
     waiting: Waiting<R>,
     counters: Counters,
-    stop: AtomicBool,
+    /// The reply topic.
+    topic: String,
+    /// What this asker's request ids start with.
+    prefix: String,
+    decoder: Decoder<R>,
 }
 
 /// The reading side of asking: a reader of every partition of a reply
 /// topic, without a consumer group, from where the topic ended when it
 /// started, resolving the requests this instance made (their ids start
 /// with its instance id). A [`Gateway`] and a [`Requester`] each own one.
-pub(crate) struct Replies<R> {
+pub(crate) struct Replies<R: Record> {
     /// The reply topic.
     topic: String,
     /// This reader's instance id: the start of its requests' ids.
     pub(super) instance: String,
     next: AtomicU64,
     shared: Arc<Shared<R>>,
-    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+    tail: Mutex<Option<Tail>>,
 }
 
 impl<R: Record> Replies<R> {
-    /// Positions a reader at the end of every partition of `topic` (so
-    /// every reply to a request made from now on is seen) and starts its
-    /// thread. Blocks on the broker's metadata. `registry` knows the reply
+    /// Starts reading `topic` from its end (so every reply to a request
+    /// made from now on is seen) as `reading` says, for asker `name`. On
+    /// Kafka, blocks on the broker's metadata. `registry` knows the reply
     /// type's other versions (and the schema registry), if any.
     pub(crate) fn start(
-        settings: &ClientSettings,
+        reading: &TailReading,
         name: &str,
         topic: &str,
         registry: Option<SchemaRegistry>,
     ) -> Result<Self> {
-        let instance = uuid::Uuid::new_v4().simple().to_string();
-        let mut config = settings.consumer(&format!("{name}.{instance}"), false);
-        // No group: it reads every partition, and never commits.
-        config
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "latest");
-        if settings.embedded {
-            // The embedded mock cluster answers a fetch only when its wait
-            // is over, even when a record came meanwhile (a broker answers
-            // at once): a reply would wait out up to the whole wait.
-            config.set("fetch.wait.max.ms", "1");
-        }
-        let failed = |reason: String| Error::Gateway {
-            gateway: name.to_owned(),
-            reason,
-        };
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|e| Error::kafka(format!("cannot create reply reader of `{name}`"), e))?;
-        let partitions = crate::client::partition_count(&consumer, topic, METADATA_TIMEOUT)?;
-        let mut list = TopicPartitionList::new();
-        for partition in 0..partitions {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-                .map_err(|e| {
-                    Error::kafka(format!("cannot read the end of `{topic}`/{partition}"), e)
-                })?;
-            list.add_partition_offset(topic, partition, Offset::Offset(high))
-                .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
-        }
-        consumer
-            .assign(&list)
-            .map_err(|e| Error::kafka("cannot assign reply partitions", e))?;
+        // From the simulation's seed inside one.
+        let instance = crate::wire::clock::new_id().simple().to_string();
         let shared = Arc::new(Shared {
             waiting: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-            stop: AtomicBool::new(false),
+            topic: topic.to_owned(),
+            prefix: format!("{instance}."),
+            decoder: Decoder::<R>::new(registry.unwrap_or_default())?,
         });
-        let reader = {
-            let shared = shared.clone();
-            let prefix = format!("{instance}.");
-            let decoder = Decoder::<R>::new(registry.unwrap_or_default())?;
-            std::thread::Builder::new()
-                .name(format!("replies-{name}"))
-                .spawn(move || read_replies(&consumer, &decoder, &prefix, &shared))
-                .map_err(|e| failed(format!("cannot start its reply reader: {e}")))?
-        };
+        let tail = reading.start(name, topic, shared.clone())?;
         Ok(Self {
             topic: topic.to_owned(),
             instance,
             next: AtomicU64::new(0),
             shared,
-            reader: Mutex::new(Some(reader)),
+            tail: Mutex::new(Some(tail)),
         })
     }
 
@@ -257,10 +220,9 @@ impl<R: Record> Replies<R> {
     }
 
     pub(super) async fn close(&self) {
-        self.shared.stop.store(true, Ordering::Release);
-        let reader = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(reader) = reader {
-            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut tail) = tail {
+            tail.close().await;
         }
         self.lock().clear();
     }
@@ -276,70 +238,50 @@ impl<R: Record> Replies<R> {
     }
 }
 
-impl<R> Drop for Replies<R> {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-    }
-}
-
-/// The reader's loop: each reply of this gateway's (its `causation_id`
-/// starts with `prefix`) resolves the request waiting for it.
-fn read_replies<R: Record>(
-    consumer: &BaseConsumer,
-    decoder: &Decoder<R>,
-    prefix: &str,
-    shared: &Shared<R>,
-) {
-    while !shared.stop.load(Ordering::Acquire) {
-        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "gateway reply reader");
-                continue;
-            }
-        };
-        let (headers, _) = Headers::from_kafka(&message);
-        let Some(cause) = headers.causation_id().filter(|c| c.starts_with(prefix)) else {
-            shared.counters.others.fetch_add(1, Ordering::Relaxed);
-            continue;
+impl<R: Record> OnRecord for Shared<R> {
+    /// Each reply of this asker's (its `causation_id` starts with
+    /// `prefix`) resolves the request waiting for it; other records are
+    /// counted and passed over.
+    fn record(&self, headers: &Headers, value: &[u8], partition: i32, offset: i64) {
+        let Some(cause) = headers
+            .causation_id()
+            .filter(|c| c.starts_with(&self.prefix))
+        else {
+            self.counters.others.fetch_add(1, Ordering::Relaxed);
+            return;
         };
         // Another type the responder wrote for this request (a `Started`
         // before the `Returned`): not the reply; the request still waits.
-        if headers.get(crate::wire::headers::REPLY_ERROR).is_none()
-            && headers.ce_type().is_some_and(|t| t != decoder.full_name())
+        if headers.get(REPLY_ERROR).is_none()
+            && headers
+                .ce_type()
+                .is_some_and(|t| t != self.decoder.full_name())
         {
-            shared.counters.others.fetch_add(1, Ordering::Relaxed);
-            continue;
+            self.counters.others.fetch_add(1, Ordering::Relaxed);
+            return;
         }
-        let waiting = shared
+        let waiting = self
             .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(cause);
         let Some(waiting) = waiting else {
-            shared.counters.late.fetch_add(1, Ordering::Relaxed);
-            continue;
+            self.counters.late.fetch_add(1, Ordering::Relaxed);
+            return;
         };
-        if let Some(reason) = headers.get(crate::wire::headers::REPLY_ERROR) {
+        if let Some(reason) = headers.get(REPLY_ERROR) {
             let reason = String::from_utf8_lossy(reason).into_owned();
             let _ = waiting.send(Err(NoReply::Refused(reason)));
-            continue;
+            return;
         }
-        let reply = decoder
-            .decode(message.payload().unwrap_or_default())
-            .map_err(|e| {
-                shared.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                NoReply::Undecodable(format!(
-                    "the reply at {}/{}@{} cannot be decoded: {}",
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    crate::error_chain(&e)
-                ))
-            });
+        let reply = self.decoder.decode(value).map_err(|e| {
+            self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+            NoReply::Undecodable(format!(
+                "the reply at {}/{partition}@{offset} cannot be decoded: {}",
+                self.topic,
+                crate::error_chain(&e)
+            ))
+        });
         let _ = waiting.send(reply);
     }
 }

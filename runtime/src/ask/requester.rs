@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::replies::{GatewayStats, NoReply, Received, Replies};
 use crate::error::{Error, Result};
-use crate::kafka::settings::ClientSettings;
+use crate::kafka::tail::TailReading;
 use crate::publisher::{Cause, Publisher, Send};
 use crate::wire::codec::SchemaRegistry;
 use crate::wire::record::Record;
@@ -69,7 +69,7 @@ pub struct Requester<R: Record> {
     inner: Arc<RequesterInner<R>>,
 }
 
-struct RequesterInner<R> {
+struct RequesterInner<R: Record> {
     name: String,
     options: RequesterOptions,
     replies: Replies<R>,
@@ -109,13 +109,13 @@ impl<R: Record> Requester<R> {
     /// Starts reading replies for actor `actor`. Blocks on the broker's
     /// metadata.
     pub(crate) fn start(
-        settings: &ClientSettings,
+        reading: &TailReading,
         registry: SchemaRegistry,
         actor: &str,
         options: RequesterOptions,
     ) -> Result<Self> {
         let name = format!("{actor}'s requester");
-        let replies = Replies::start(settings, actor, &options.replies, Some(registry))?;
+        let replies = Replies::start(reading, actor, &options.replies, Some(registry))?;
         Ok(Self {
             inner: Arc::new(RequesterInner {
                 name,
@@ -184,7 +184,7 @@ impl<T: Records> Publisher<T> {
         };
         let asking =
             self.core.asking.as_ref().ok_or_else(|| {
-                refused("asking needs a node's Kafka client; the simulator has none")
+                refused("this publisher has no reader of replies: it is no actor's")
             })?;
         if self.core.is_transactional() {
             // A held record would keep its transaction open until the reply.
@@ -193,7 +193,7 @@ impl<T: Records> Publisher<T> {
             ));
         }
         Requester::start(
-            &asking.settings,
+            &asking.reading,
             asking.registry.clone(),
             &asking.actor,
             options,

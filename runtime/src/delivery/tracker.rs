@@ -19,6 +19,15 @@ use crate::delivery::consumed::Position;
 pub(crate) struct AckSlot {
     pending: AtomicU32,
     failed: AtomicBool,
+    /// Someone awaits the slot ([`Acknowledged`]): a gateway's request.
+    watch: Option<Box<Watch>>,
+}
+
+/// Who awaits a watched slot, and why it failed.
+#[derive(Debug, Default)]
+struct Watch {
+    waker: futures::task::AtomicWaker,
+    reason: std::sync::OnceLock<String>,
 }
 
 impl AckSlot {
@@ -27,6 +36,17 @@ impl AckSlot {
         Arc::new(Self {
             pending: AtomicU32::new(1),
             failed: AtomicBool::new(false),
+            watch: None,
+        })
+    }
+
+    /// A slot waiting for nothing yet, which [`Acknowledged`] awaits: what
+    /// a record sent outside any handler (a gateway's request) counts on.
+    pub(crate) fn watched() -> Arc<Self> {
+        Arc::new(Self {
+            pending: AtomicU32::new(0),
+            failed: AtomicBool::new(false),
+            watch: Some(Box::default()),
         })
     }
 
@@ -42,12 +62,27 @@ impl AckSlot {
 
     /// One awaited thing is done (the handler returned Ok, or a publish was acknowledged).
     pub(crate) fn done(&self) {
-        self.pending.fetch_sub(1, Ordering::AcqRel);
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(watch) = &self.watch
+        {
+            watch.waker.wake();
+        }
     }
 
     /// A publish caused by this record failed for good.
     pub(crate) fn fail(&self) {
         self.failed.store(true, Ordering::Release);
+        if let Some(watch) = &self.watch {
+            watch.waker.wake();
+        }
+    }
+
+    /// [`AckSlot::fail`], saying why to whoever awaits the slot.
+    pub(crate) fn fail_because(&self, reason: impl FnOnce() -> String) {
+        if let Some(watch) = &self.watch {
+            let _ = watch.reason.set(reason());
+        }
+        self.fail();
     }
 
     fn is_complete(&self) -> bool {
@@ -56,6 +91,31 @@ impl AckSlot {
 
     fn has_failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
+    }
+}
+
+/// A watched slot ([`AckSlot::watched`]) awaited: `Ok` once everything
+/// counted on it is acknowledged, else why it failed (when said).
+pub(crate) struct Acknowledged(pub(crate) Arc<AckSlot>);
+
+impl std::future::Future for Acknowledged {
+    type Output = std::result::Result<(), Option<String>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let slot = &self.0;
+        let watch = slot.watch.as_ref().expect("only a watched slot is awaited");
+        watch.waker.register(cx.waker());
+        if slot.has_failed() {
+            return Poll::Ready(Err(watch.reason.get().cloned()));
+        }
+        if slot.is_complete() {
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Kafka side: where a node's cluster is ([`broker`]: an embedded mock
 //! cluster or a real one), the settings its clients are made from
 //! ([`settings`], [`security`], [`secret`]), its first contact with the
-//! cluster ([`connect`]), topics ([`topics`]), where a keyed record goes
+//! cluster ([`connect`]), topics ([`topics`]), a topic read from its end
+//! without a group ([`tail`]), where a keyed record goes
 //! ([`partitioner`]), and the schema registry beside the cluster (where it
 //! is, [`registry`]; its REST client, `registry_client`, feature
 //! `registry`).
@@ -20,4 +21,5 @@ pub(crate) mod registry_client;
 pub(crate) mod secret;
 pub(crate) mod security;
 pub(crate) mod settings;
+pub(crate) mod tail;
 pub(crate) mod topics;

@@ -76,29 +76,12 @@ impl RunningNode {
         &self,
         options: crate::GatewayOptions,
     ) -> Result<crate::Gateway<Q, R>> {
-        let refuse = |topic: &str, reason: String| Error::GatewayTopic {
-            gateway: options.name.clone(),
-            topic: topic.to_owned(),
-            reason,
-        };
-        let declared = crate::topology::GatewayInfo {
-            name: options.name.clone(),
-            requests: options.requests.clone(),
-            replies: options.replies.clone(),
-            // Checked below by schema, which says more than names.
-            request_type: None,
-            reply_type: None,
-        };
-        crate::topology::check_gateways(&self.actors, &[declared], false)?;
-        if let Some(responder) = self.actors.iter().find(|a| a.output == options.replies) {
-            crate::topology::check_gateway_types(
-                responder,
-                &options.requests,
-                &<Q as apache_avro::AvroSchema>::get_schema(),
-                &<R as apache_avro::AvroSchema>::get_schema(),
-            )
-            .map_err(|reason| refuse(&options.requests, reason))?;
-        }
+        crate::topology::check_opened_gateway(
+            &self.actors,
+            &options,
+            &<Q as apache_avro::AvroSchema>::get_schema(),
+            &<R as apache_avro::AvroSchema>::get_schema(),
+        )?;
         crate::ask::gateway::Gateway::start(&self.settings, options).await
     }
 

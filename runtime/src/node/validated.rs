@@ -203,7 +203,9 @@ impl Node {
             .iter()
             .map(|(a, _)| Node::envelope_of(&b, &**a))
             .collect();
+        let infos = Node::actors_of(&b);
         NodeParts {
+            infos,
             envelopes,
             name: b.name,
             actors: b.actors,
@@ -222,8 +224,12 @@ impl Node {
 
     /// The node's actors.
     pub fn actors(&self) -> Vec<ActorInfo> {
-        self.builder
-            .actors
+        Node::actors_of(&self.builder)
+    }
+
+    /// Each actor of `b`, as the topology checks see it.
+    fn actors_of(b: &NodeBuilder) -> Vec<ActorInfo> {
+        b.actors
             .iter()
             .map(|(a, _)| ActorInfo {
                 name: a.name().to_owned(),
@@ -231,21 +237,19 @@ impl Node {
                 output_type: a.output_type().to_owned(),
                 output_schemas: a.output_schemas(),
                 subscriptions: a.subscriptions().to_vec(),
-                dead_letter_topic: Node::dead_letter_of(&self.builder, &**a),
-                delivery: Node::delivery_of(&self.builder, a.name()),
-                envelope: Node::envelope_of(&self.builder, &**a),
-                encoding: self
-                    .builder
+                dead_letter_topic: Node::dead_letter_of(b, &**a),
+                delivery: Node::delivery_of(b, a.name()),
+                envelope: Node::envelope_of(b, &**a),
+                encoding: b
                     .encodings
                     .get(a.name())
                     .copied()
-                    .unwrap_or(self.builder.default_encoding),
-                subject_strategy: self
-                    .builder
+                    .unwrap_or(b.default_encoding),
+                subject_strategy: b
                     .subject_strategies
                     .get(a.name())
                     .copied()
-                    .unwrap_or(self.builder.default_subject_strategy),
+                    .unwrap_or(b.default_subject_strategy),
                 asks: a.asks().to_vec(),
             })
             .collect()
@@ -264,6 +268,8 @@ const STATISTICS_MS: &str = "5000";
 /// What the simulator takes from a node.
 #[cfg(feature = "testing")]
 pub(crate) struct NodeParts {
+    /// Each actor as the topology checks see it, in actor order.
+    pub(crate) infos: Vec<ActorInfo>,
     pub(crate) name: String,
     pub(crate) actors: Vec<(Arc<dyn ActorFactory>, Arc<crate::ops::stats::ActorStats>)>,
     pub(crate) topics: BTreeMap<String, TopicSpec>,

@@ -19,15 +19,16 @@ use std::sync::Arc;
 
 use crate::Records;
 use crate::delivery::inbound::Inbound;
+use crate::delivery::tracker::AckSlot;
 use crate::error::{Error, Result};
 use crate::wire::codec::Encoders;
 use crate::wire::headers::{Headers, Outbound, Outgoing};
 
-pub(crate) use producer::{ActorProducer, DeliveryTracker};
+pub(crate) use producer::KafkaProducer;
 #[cfg(feature = "testing")]
 pub(crate) use sink::DynSink;
 pub(crate) use sink::Sink;
-pub(crate) use state::{Asking, Cause, DEFAULT_MAX_MESSAGE_BYTES, PublisherCore};
+pub(crate) use state::{Asking, Cause, PublisherCore};
 pub(crate) use txn::TxnFailure;
 
 /// Writes records of type `T` (one [`Record`](crate::Record) type, or a
@@ -154,7 +155,7 @@ impl<T: Records> Publisher<T> {
         }
         let mut id_buf = [0u8; 36];
         let id: &str = match how {
-            Send::Request(id) => id,
+            Send::Request(id) | Send::Sent(id, _) => id,
             _ => crate::wire::clock::new_id()
                 .hyphenated()
                 .encode_lower(&mut id_buf),
@@ -222,8 +223,12 @@ impl<T: Records> Publisher<T> {
         const EXPECTS: [(&str, &[u8]); 1] = [(crate::wire::headers::EXPECTS_REPLY, b"1")];
         let headers = match how {
             Send::Forward(inbound) => Outgoing::Forwarded(inbound, &outbound),
-            Send::Request(_) => Outgoing::Answer(&outbound, &EXPECTS),
+            Send::Request(_) | Send::Sent(..) => Outgoing::Answer(&outbound, &EXPECTS),
             Send::Plain | Send::CausedBy(_) => Outgoing::Fresh(&outbound),
+        };
+        let slot = match how {
+            Send::Sent(_, watched) => watched.clone(),
+            _ => slot,
         };
         let sent = self.core.send(
             topic,
@@ -250,6 +255,9 @@ pub(crate) enum Send<'a> {
     Forward(&'a Headers),
     /// A request with this id, marked as expecting a reply.
     Request(&'a str),
+    /// A request with this id, counted on this slot (a gateway's, outside
+    /// any handler), which it awaits.
+    Sent(&'a str, &'a Arc<AckSlot>),
     /// Caused by a record held for an answered request.
     CausedBy(&'a Cause),
 }

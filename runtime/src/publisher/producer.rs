@@ -16,6 +16,9 @@ use crate::delivery::tracker::AckSlot;
 use crate::error::{Error, Result};
 use crate::ops::stats::ActorStats;
 
+/// librdkafka's default `message.max.bytes`.
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
 /// The Kafka producer of one actor instance.
 pub(crate) type ActorProducer = ThreadedProducer<DeliveryTracker>;
 
@@ -36,6 +39,55 @@ pub(crate) struct DeliveryTracker {
     pub(crate) queue_full_limit: Duration,
     /// Set when a record was not delivered (see `PublisherCore::undelivered`).
     pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A Kafka producer made from a node's client settings, with what the
+/// publisher over it needs to know.
+pub(crate) struct KafkaProducer {
+    pub(crate) producer: ActorProducer,
+    /// The flag its delivery reports raise when a record was not delivered.
+    pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
+    /// Its `message.max.bytes`: what a dead letter must fit.
+    pub(crate) max_message_bytes: usize,
+}
+
+impl KafkaProducer {
+    /// The producer of `client` (an actor, or a gateway) with `settings`,
+    /// as producer `transactional_id` when given, its configuration changed
+    /// by `tune` first; its reports count in `stats`, and a refusal for good
+    /// is kept in `refused`.
+    pub(crate) fn create(
+        settings: &crate::kafka::settings::ClientSettings,
+        client: &str,
+        transactional_id: Option<&str>,
+        stats: Arc<ActorStats>,
+        refused: Arc<std::sync::OnceLock<String>>,
+        tune: impl FnOnce(&mut rdkafka::ClientConfig),
+    ) -> Result<Self> {
+        let mut config = settings.producer(client, transactional_id);
+        tune(&mut config);
+        let number = |key: &str| config.get(key).and_then(|v| v.trim().parse::<u64>().ok());
+        let max_message_bytes =
+            number("message.max.bytes").map_or(DEFAULT_MAX_MESSAGE_BYTES, |n| n as usize);
+        // librdkafka's default message.timeout.ms is 5 minutes.
+        let queue_full_limit =
+            Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
+        let undelivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producer: ActorProducer = config
+            .create_with_context(DeliveryTracker {
+                actor: client.into(),
+                stats,
+                refused,
+                queue_full_limit,
+                undelivered: undelivered.clone(),
+            })
+            .map_err(|e| Error::kafka(format!("cannot create producer of `{client}`"), e))?;
+        Ok(Self {
+            producer,
+            undelivered,
+            max_message_bytes,
+        })
+    }
 }
 
 /// A publish waiting this long for room in the producer's queue is logged.
@@ -98,7 +150,7 @@ impl ProducerContext for DeliveryTracker {
                     "record not delivered; the offset that caused it will not be committed"
                 );
                 ActorStats::add(&self.stats.publish_failures, 1);
-                slot.fail();
+                slot.fail_because(|| error.to_string());
                 self.undelivered
                     .store(true, std::sync::atomic::Ordering::Release);
             }

@@ -15,6 +15,7 @@ use crate::wire::codec::Fingerprint;
 use crate::wire::envelope::Envelope;
 use crate::wire::headers::Outgoing;
 
+use super::producer::DEFAULT_MAX_MESSAGE_BYTES;
 use super::sink::Sink;
 use super::txn::{Transaction, TxnFailure};
 use crate::delivery::consumed::Position;
@@ -60,16 +61,14 @@ pub(crate) struct PublisherCore {
     pub(crate) schema_ids: Option<Arc<HashMap<Fingerprint, u32>>>,
 }
 
-/// What an actor's requesters read replies with: the node's client
-/// settings and schemas, and the actor's name.
+/// What an actor's requesters read replies with: a tail of the reply
+/// topic (a Kafka consumer, or the simulator's log), the node's schemas,
+/// and the actor's name.
 pub(crate) struct Asking {
-    pub(crate) settings: crate::kafka::settings::ClientSettings,
+    pub(crate) reading: crate::kafka::tail::TailReading,
     pub(crate) registry: crate::wire::codec::SchemaRegistry,
     pub(crate) actor: String,
 }
-
-/// librdkafka's default `message.max.bytes`.
-pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 impl PublisherCore {
     pub(crate) fn new(sink: Sink, topic: Arc<str>, source: String) -> Self {

@@ -109,6 +109,8 @@ pub(super) struct Driver {
     pub(super) world: Arc<Mutex<World>>,
     pub(super) actors: Vec<SimActor>,
     pub(super) node: String,
+    /// Each actor as the topology checks see it.
+    pub(super) infos: Vec<crate::topology::ActorInfo>,
     pub(super) registry: SchemaRegistry,
     pub(super) rng: ChaCha8Rng,
     pub(super) seed: u64,
@@ -177,6 +179,7 @@ impl Driver {
             world: Arc::new(Mutex::new(world)),
             actors,
             node: parts.name,
+            infos: parts.infos,
             registry: parts.registry,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seed,
@@ -262,10 +265,20 @@ impl Driver {
             .collect()
     }
 
+    /// Hands every tail (an asker's reader of its replies) the records
+    /// of its topic that became readable, outside the world's lock.
+    fn feed_tails(&mut self) {
+        let tapped = lock(&self.world).tapped();
+        for (on, record, partition, offset) in tapped {
+            on.record(&record.headers, &record.value, partition, offset);
+        }
+    }
+
     /// Restarts, commits and releases that are due.
     async fn housekeeping(&mut self) {
         self.sync();
         self.acknowledge_due();
+        self.feed_tails();
         self.rewind();
         let now = Instant::now();
         for actor in 0..self.actors.len() {
@@ -379,14 +392,23 @@ impl Driver {
 
     /// The driver's loop: until idle (`None`) or for a virtual duration.
     pub(super) async fn run(&mut self, duration: Option<Duration>) {
+        self.run_while(duration, || true).await;
+    }
+
+    /// [`Driver::run`], stopping also as soon as `go_on` says no, between
+    /// two steps (never inside one).
+    pub(super) async fn run_while(&mut self, duration: Option<Duration>, go_on: impl Fn() -> bool) {
         let deadline = duration.map(|d| Instant::now() + d);
-        loop {
+        while go_on() {
             self.housekeeping().await;
             if self.deliver_one().await {
                 continue;
             }
             if self.settle().await {
                 continue;
+            }
+            if !go_on() {
+                break;
             }
             let now = Instant::now();
             let target = match deadline {

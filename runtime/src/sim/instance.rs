@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::source::SimSource;
+use super::tail::SimTail;
 use super::world::{Outlet, Slot, World, lock};
 use crate::delivery::attempts::Failures;
 use crate::error::{Error, Result};
@@ -133,6 +134,9 @@ impl Launcher for SimLauncher {
             registry: &self.registry,
             node: &self.node,
             envelope: self.envelope,
+            tail: Arc::new(SimTail {
+                world: self.world.clone(),
+            }),
         };
         {
             let mut world = lock(&self.world);

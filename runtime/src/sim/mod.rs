@@ -45,6 +45,7 @@
 //! See `docs/testing.md` for a complete test of the example system.
 
 mod acks;
+mod ask;
 mod broker;
 mod chaos;
 mod check;
@@ -56,6 +57,7 @@ mod replay;
 mod seed;
 mod simulation;
 mod source;
+mod tail;
 mod topics;
 mod txn;
 mod world;

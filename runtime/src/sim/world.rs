@@ -100,6 +100,23 @@ pub(crate) struct Txn {
     pub(crate) written: Vec<(usize, i32, i64)>,
 }
 
+/// A tail in the world: its topic, the next offset it reads of each
+/// partition, and where it hands records.
+pub(crate) struct Tap {
+    pub(crate) topic: usize,
+    pub(crate) next: Vec<i64>,
+    pub(crate) on: Arc<dyn crate::kafka::tail::OnRecord>,
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap")
+            .field("topic", &self.topic)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A record published and not yet acknowledged by the simulated broker.
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -159,6 +176,8 @@ pub(crate) struct World {
     pub(crate) membership: u64,
     /// Wakes the driver.
     pub(crate) driver: Option<Waker>,
+    /// The tails reading topics from their end (askers' replies), by id.
+    pub(crate) taps: BTreeMap<u64, Tap>,
 }
 
 impl World {
@@ -181,6 +200,7 @@ impl World {
             next_id: 0,
             membership: 0,
             driver: None,
+            taps: BTreeMap::new(),
         }
     }
 
@@ -251,7 +271,9 @@ impl World {
                 "simulated broker lost a record; the offset that caused it will not be committed"
             );
             ActorStats::add(&record.stats.publish_failures, 1);
-            record.slot.fail();
+            record
+                .slot
+                .fail_because(|| "the simulated broker lost it".into());
         } else {
             let log = &mut self.logs[record.topic].partitions[record.partition as usize];
             log.push(record.record);

@@ -3,7 +3,6 @@
 //! its feed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{Arbiter, AsyncContext, Context};
 use futures::channel::oneshot;
@@ -17,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances};
 use crate::kafka::settings::ClientSettings;
 use crate::ops::stats::ActorStats;
-use crate::publisher::{ActorProducer, DeliveryTracker, Publisher, PublisherCore, Sink};
+use crate::publisher::{KafkaProducer, Publisher, PublisherCore, Sink};
 use crate::wire::codec::{SchemaRegistry, full_name};
 
 /// An actor as the node sees it, whatever its type.
@@ -48,15 +47,17 @@ pub(crate) struct Wiring<'a> {
     /// The flag the sink sets when a record was not delivered.
     pub(crate) undelivered: Arc<std::sync::atomic::AtomicBool>,
     /// Exactly-once: the transactional id and the transaction timeout.
-    pub(crate) transactional: Option<(String, Duration)>,
+    pub(crate) transactional: Option<(String, std::time::Duration)>,
     pub(crate) source: crate::feed::Boxed,
     pub(crate) input: Reading,
     pub(crate) stats: Arc<ActorStats>,
-    pub(crate) store_interval: Duration,
+    pub(crate) store_interval: std::time::Duration,
     pub(crate) registry: &'a SchemaRegistry,
     pub(crate) node: &'a str,
     /// How the instance writes its records' metadata.
     pub(crate) envelope: crate::Envelope,
+    /// How its requesters read their replies.
+    pub(crate) tail: Arc<dyn crate::kafka::tail::DynTail>,
 }
 
 /// What every instance of every actor of a node shares.
@@ -196,7 +197,12 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             format!("{}/{}", wiring.node, self.name),
         )
         .reporting_to(wiring.undelivered)
-        .envelope(wiring.envelope);
+        .envelope(wiring.envelope)
+        .asking(crate::publisher::Asking {
+            reading: crate::kafka::tail::TailReading::Dyn(wiring.tail),
+            registry: wiring.registry.clone(),
+            actor: self.name.clone(),
+        });
         if let Some((id, timeout)) = wiring.transactional {
             core = core.transactional(id, timeout);
         }
@@ -240,30 +246,18 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             Reads::Live => env.settings.transactional_id(&self.name),
             Reads::Replay(_) => format!("{}.dlq-replay", env.settings.transactional_id(&self.name)),
         });
-        let config = env
-            .settings
-            .producer(&self.name, transactional_id.as_deref());
-        let number = |key: &str| config.get(key).and_then(|v| v.trim().parse::<u64>().ok());
-        let max_message_bytes = number("message.max.bytes")
-            .map_or(crate::publisher::DEFAULT_MAX_MESSAGE_BYTES, |n| n as usize);
-        // librdkafka's default message.timeout.ms is 5 minutes.
-        let queue_full_limit =
-            Duration::from_millis(number("message.timeout.ms").unwrap_or(300_000));
-        let undelivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let producer: ActorProducer = config
-            .create_with_context(DeliveryTracker {
-                actor: actor.clone(),
-                stats: self.stats.clone(),
-                refused: failures.refused.clone(),
-                queue_full_limit,
-                undelivered: undelivered.clone(),
-            })
-            .map_err(|e| {
-                Error::kafka(
-                    format!("cannot create producer of actor `{}`", self.name),
-                    e,
-                )
-            })?;
+        let KafkaProducer {
+            producer,
+            undelivered,
+            max_message_bytes,
+        } = KafkaProducer::create(
+            &env.settings,
+            &self.name,
+            transactional_id.as_deref(),
+            self.stats.clone(),
+            failures.refused.clone(),
+            |_| {},
+        )?;
         let mut core = PublisherCore::new(
             Sink::Kafka(producer),
             self.output.as_str().into(),
@@ -274,7 +268,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         .envelope(env.envelopes.get(&self.name).copied().unwrap_or_default())
         .schema_ids(env.schema_ids.get(&self.name).cloned())
         .asking(crate::publisher::Asking {
-            settings: env.settings.clone(),
+            reading: crate::kafka::tail::TailReading::Kafka(env.settings.clone()),
             registry: env.registry.clone(),
             actor: self.name.clone(),
         })
