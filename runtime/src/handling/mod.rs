@@ -142,6 +142,23 @@ impl<A: TopicActor> Dispatch<'_, A> {
         if let Some(started) = timed {
             self.stats.time(started, raw.timestamp);
         }
+        self.follow(outcome, key, raw, attempt, sent, slot)
+    }
+
+    /// What follows a handler's outcome on the record at `key`, its
+    /// `attempt`-th try, under the failure policy: done, a retry, a dead
+    /// letter, a restart. `sent` is how many records the publisher had sent
+    /// before the handler ran.
+    fn follow(
+        &self,
+        outcome: std::result::Result<(), Failed>,
+        key: Position,
+        raw: &Fetched,
+        attempt: u32,
+        sent: u64,
+        slot: &Arc<AckSlot>,
+    ) -> Next {
+        let policy = &self.failures.policy;
         match outcome {
             Ok(()) => {
                 self.failures.attempts.forget(&key);
@@ -159,7 +176,8 @@ impl<A: TopicActor> Dispatch<'_, A> {
             Err(Failed::Error(reason)) if attempt <= policy.retries => {
                 ActorStats::add(&self.stats.retried, 1);
                 tracing::warn!(
-                    actor = self.actor, %topic, partition, offset, attempt, %reason,
+                    actor = self.actor, topic = %key.topic, partition = key.partition,
+                    offset = key.offset, attempt, %reason,
                     "handler failed; retrying the record"
                 );
                 Next::Retry {

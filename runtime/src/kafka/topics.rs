@@ -190,31 +190,38 @@ pub(crate) async fn ensure_topics(
         .await
         .map_err(|e| Error::kafka("create topics", e))?;
     for result in results {
-        match result {
-            Ok(name) => tracing::info!(topic = %name, "created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((
-                name,
-                RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed,
-            )) => {
-                return Err(Error::CreateTopic {
-                    topic: name,
-                    reason: "topic authorization failed: this node's principal may neither see \
-                             nor create it (the cluster's ACLs, see `scribe acls`)"
-                        .into(),
-                });
-            }
-            Err((name, code)) => {
-                return Err(Error::CreateTopic {
-                    topic: name,
-                    reason: code.to_string(),
-                });
-            }
-        }
+        created(result)?;
     }
     for (name, _) in topics {
         wait_for_topic(&admin, name).await?;
+    }
+    Ok(())
+}
+
+/// What the broker said of one topic it was asked to create: created, or
+/// there already; else why not, as an error naming the topic.
+fn created(result: std::result::Result<String, (String, RDKafkaErrorCode)>) -> Result<()> {
+    match result {
+        Ok(name) => tracing::info!(topic = %name, "created topic"),
+        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+        Err((
+            name,
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed,
+        )) => {
+            return Err(Error::CreateTopic {
+                topic: name,
+                reason: "topic authorization failed: this node's principal may neither see \
+                         nor create it (the cluster's ACLs, see `scribe acls`)"
+                    .into(),
+            });
+        }
+        Err((name, code)) => {
+            return Err(Error::CreateTopic {
+                topic: name,
+                reason: code.to_string(),
+            });
+        }
     }
     Ok(())
 }

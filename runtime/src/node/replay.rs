@@ -54,7 +54,7 @@ impl Node {
             .ok_or_else(|| Error::UnknownActor {
                 actor: actor.to_owned(),
             })?;
-        let mut policy = Node::policy_of(&b, actor);
+        let policy = Node::policy_of(&b, actor);
         let delivery = Node::delivery_of(&b, actor);
         let topic = Node::dead_letter_of(&b, &*b.actors[index].0).ok_or_else(|| {
             failed(
@@ -62,17 +62,7 @@ impl Node {
                     .into(),
             )
         })?;
-        let bootstrap = match &b.broker {
-            Broker::Embedded => {
-                return Err(failed(
-                    "its node's broker is embedded, and a new embedded broker starts empty: \
-                     replay against the cluster the node runs on (its bootstrap servers)"
-                        .into(),
-                ));
-            }
-            Broker::InProcess(broker) => broker.bootstrap_servers().to_owned(),
-            Broker::Bootstrap(servers) => servers.clone(),
-        };
+        let bootstrap = replay_bootstrap(&b.broker).map_err(failed)?;
         let settings = Node::settings_of(&b, bootstrap, matches!(b.broker, Broker::InProcess(_)));
         let envelopes = Node::envelopes_of(&b);
         let (registry, schema_ids) =
@@ -91,42 +81,24 @@ impl Node {
         let before = stats.snapshot();
         tracing::info!(actor, topic = %replay.topic, group = %replay.group, offsets = span, "replaying dead letters");
         if span > 0 {
-            // Past its budget the replay stops, saying why.
-            policy.over_budget = OverBudget::StopNode;
-            let (stop, stop_rx) = watch::channel(false);
-            let control = Arc::new(NodeControl {
-                stop,
-                halted: std::sync::Mutex::new(None),
-            });
-            let supervision = Supervision {
-                factory,
-                launch: Launch::Node(Arc::new(Env {
-                    tracer: None,
-                    settings,
-                    registry,
-                    envelopes,
-                    schema_ids,
-                })),
-                stats: stats.clone(),
-                dead_letter: Some(replay.topic.clone()),
-                policy: Arc::new(policy),
-                delivery,
-                control: control.clone(),
-                mode: Reads::Replay(Arc::new(replay.clone())),
+            let env = Env {
+                tracer: None,
+                settings,
+                registry,
+                envelopes,
+                schema_ids,
             };
-            let (started_tx, started_rx) = oneshot::channel();
-            supervise(supervision, stop_rx, started_tx).await;
-            if let Ok(Err(error)) = started_rx.await {
-                return Err(error);
-            }
-            if stats.unhealthy.load(std::sync::atomic::Ordering::Relaxed) {
-                let why = control.halted.lock().ok().and_then(|h| h.clone());
-                return Err(failed(format!(
-                    "it stopped before the end ({}); what it finished is committed in group `{}`",
-                    why.as_deref().unwrap_or("stopped by its failure policy"),
-                    replay.group
-                )));
-            }
+            let run = Run {
+                factory,
+                stats: stats.clone(),
+                env,
+                policy,
+                delivery,
+            };
+            run.until_the_end(&replay).await.map_err(|e| match e {
+                Ended::Error(error) => error,
+                Ended::Stopped(why) => failed(why),
+            })?;
         }
         let after = stats.snapshot();
         let waiting = replay.read.lock().map_or(0, |read| read.len() as u64);
@@ -138,6 +110,80 @@ impl Node {
             dead_lettered: after.dead_lettered - before.dead_lettered,
             restarts: after.restarts - before.restarts,
         })
+    }
+}
+
+/// Where a replay reads: the cluster the node runs on (an embedded broker
+/// would start empty); or why it cannot.
+fn replay_bootstrap(broker: &Broker) -> std::result::Result<String, String> {
+    match broker {
+        Broker::Embedded => Err(
+            "its node's broker is embedded, and a new embedded broker starts empty: \
+             replay against the cluster the node runs on (its bootstrap servers)"
+                .into(),
+        ),
+        Broker::InProcess(broker) => Ok(broker.bootstrap_servers().to_owned()),
+        Broker::Bootstrap(servers) => Ok(servers.clone()),
+    }
+}
+
+/// The actor a replay runs, and what it runs with.
+struct Run {
+    factory: Arc<dyn crate::supervisor::ActorFactory>,
+    stats: Arc<crate::ops::stats::ActorStats>,
+    env: Env,
+    policy: crate::delivery::policy::FailurePolicy,
+    delivery: crate::delivery::policy::Delivery,
+}
+
+/// Why a replay ended before its end.
+enum Ended {
+    /// The actor could not start.
+    Error(Error),
+    /// It stopped for good, saying why.
+    Stopped(String),
+}
+
+impl Run {
+    /// Runs the actor's supervisor over `replay` until the replay is past
+    /// its ends, or the actor stops for good.
+    async fn until_the_end(self, replay: &Replay) -> std::result::Result<(), Ended> {
+        let mut policy = self.policy;
+        // Past its budget the replay stops, saying why.
+        policy.over_budget = OverBudget::StopNode;
+        let (stop, stop_rx) = watch::channel(false);
+        let control = Arc::new(NodeControl {
+            stop,
+            halted: std::sync::Mutex::new(None),
+        });
+        let supervision = Supervision {
+            factory: self.factory,
+            launch: Launch::Node(Arc::new(self.env)),
+            stats: self.stats.clone(),
+            dead_letter: Some(replay.topic.clone()),
+            policy: Arc::new(policy),
+            delivery: self.delivery,
+            control: control.clone(),
+            mode: Reads::Replay(Arc::new(replay.clone())),
+        };
+        let (started_tx, started_rx) = oneshot::channel();
+        supervise(supervision, stop_rx, started_tx).await;
+        if let Ok(Err(error)) = started_rx.await {
+            return Err(Ended::Error(error));
+        }
+        if self
+            .stats
+            .unhealthy
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let why = control.halted.lock().ok().and_then(|h| h.clone());
+            return Err(Ended::Stopped(format!(
+                "it stopped before the end ({}); what it finished is committed in group `{}`",
+                why.as_deref().unwrap_or("stopped by its failure policy"),
+                replay.group
+            )));
+        }
+        Ok(())
     }
 }
 

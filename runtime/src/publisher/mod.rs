@@ -143,16 +143,7 @@ impl<T: Records> Publisher<T> {
     /// Encodes and sends `value` under `key`, its metadata as `how` says.
     pub(crate) fn send(&self, key: Option<&[u8]>, value: &T, how: Send<'_>) -> Result<()> {
         let mut buf = self.buf.borrow_mut();
-        buf.clear();
-        let index = value
-            .encode(&self.encoders, &mut buf)
-            .map_err(|source| Error::Encode {
-                topic: self.core.topic.to_string(),
-                source,
-            })?;
-        if let Some(frames) = &self.frames {
-            crate::wire::framing::reframe(&mut buf, &frames[index]);
-        }
+        let index = self.encode(value, &mut buf)?;
         let mut id_buf = [0u8; 36];
         let id: &str = match how {
             Send::Request(id) | Send::Sent(id, _) => id,
@@ -160,14 +151,7 @@ impl<T: Records> Publisher<T> {
                 .hyphenated()
                 .encode_lower(&mut id_buf),
         };
-        let now = crate::wire::clock::now();
-        let millis = crate::wire::clock::millis_of(now);
-        let mut clock = self.clock.borrow_mut();
-        if clock.millis != millis || clock.text.is_empty() {
-            clock.millis = millis;
-            clock.text.clear();
-            let _ = write!(clock.text, "{}", humantime::format_rfc3339_millis(now));
-        }
+        let (millis, clock) = self.now();
         let current = self.core.cause();
         let cause = match how {
             Send::CausedBy(held) => Some(held),
@@ -178,32 +162,7 @@ impl<T: Records> Publisher<T> {
             (None, Some(tracer)) => Some(tracer.publish(&self.core.source, &self.core.topic, id)),
             _ => None,
         };
-        let (correlation_id, causation_id, slot, traceparent, tracestate) = match cause {
-            Some(cause) => (
-                cause
-                    .headers
-                    .correlation_id()
-                    .or(cause.headers.id())
-                    .unwrap_or(id),
-                cause.headers.id(),
-                cause.slot.clone(),
-                // The handling span when traced; else the trace context
-                // the record came with, passed on unchanged.
-                cause
-                    .trace
-                    .as_ref()
-                    .map(|t| t.as_str())
-                    .or(cause.headers.traceparent()),
-                cause.headers.tracestate(),
-            ),
-            None => (
-                id,
-                None,
-                self.core.detached.clone(),
-                published.as_ref().map(|t| t.as_str()),
-                None,
-            ),
-        };
+        let lineage = self.lineage(cause, id, published.as_ref());
         let outbound = Outbound {
             id,
             ty: match value.record_type() {
@@ -212,14 +171,13 @@ impl<T: Records> Publisher<T> {
             },
             source: &self.core.source,
             time: &clock.text,
-            correlation_id,
-            causation_id,
-            traceparent,
-            tracestate,
+            correlation_id: lineage.correlation_id,
+            causation_id: lineage.causation_id,
+            traceparent: lineage.traceparent,
+            tracestate: lineage.tracestate,
         };
         // The cause stays locked while its headers are read: only this
         // thread takes the lock.
-        let topic = &self.core.topic;
         const EXPECTS: [(&str, &[u8]); 1] = [(crate::wire::headers::EXPECTS_REPLY, b"1")];
         let headers = match how {
             Send::Forward(inbound) => Outgoing::Forwarded(inbound, &outbound),
@@ -228,10 +186,10 @@ impl<T: Records> Publisher<T> {
         };
         let slot = match how {
             Send::Sent(_, watched) => watched.clone(),
-            _ => slot,
+            _ => lineage.slot,
         };
         let sent = self.core.send(
-            topic,
+            &self.core.topic,
             key,
             &buf,
             headers,
@@ -244,6 +202,83 @@ impl<T: Records> Publisher<T> {
         // handler does with the error: its offset never commits.
         sent.inspect_err(|_| slot.fail())
     }
+
+    /// Encodes `value` into `buf` (emptied first), in the topic's framing;
+    /// returns the index of its type.
+    fn encode(&self, value: &T, buf: &mut Vec<u8>) -> Result<usize> {
+        buf.clear();
+        let index = value
+            .encode(&self.encoders, buf)
+            .map_err(|source| Error::Encode {
+                topic: self.core.topic.to_string(),
+                source,
+            })?;
+        if let Some(frames) = &self.frames {
+            crate::wire::framing::reframe(buf, &frames[index]);
+        }
+        Ok(index)
+    }
+
+    /// The time now, in milliseconds and as RFC 3339 text (formatted once
+    /// per millisecond).
+    fn now(&self) -> (i64, std::cell::RefMut<'_, Clock>) {
+        let now = crate::wire::clock::now();
+        let millis = crate::wire::clock::millis_of(now);
+        let mut clock = self.clock.borrow_mut();
+        if clock.millis != millis || clock.text.is_empty() {
+            clock.millis = millis;
+            clock.text.clear();
+            let _ = write!(clock.text, "{}", humantime::format_rfc3339_millis(now));
+        }
+        (millis, clock)
+    }
+
+    /// Where a record with id `id` comes from: the record whose handling
+    /// caused it, if any, else itself (and the span `published` of its own,
+    /// when traced).
+    fn lineage<'a>(
+        &'a self,
+        cause: Option<&'a Cause>,
+        id: &'a str,
+        published: Option<&'a crate::ops::trace::TraceParent>,
+    ) -> Lineage<'a> {
+        match cause {
+            Some(cause) => Lineage {
+                correlation_id: cause
+                    .headers
+                    .correlation_id()
+                    .or(cause.headers.id())
+                    .unwrap_or(id),
+                causation_id: cause.headers.id(),
+                slot: cause.slot.clone(),
+                // The handling span when traced; else the trace context
+                // the record came with, passed on unchanged.
+                traceparent: cause
+                    .trace
+                    .as_ref()
+                    .map(|t| t.as_str())
+                    .or(cause.headers.traceparent()),
+                tracestate: cause.headers.tracestate(),
+            },
+            None => Lineage {
+                correlation_id: id,
+                causation_id: None,
+                slot: self.core.detached.clone(),
+                traceparent: published.map(|t| t.as_str()),
+                tracestate: None,
+            },
+        }
+    }
+}
+
+/// A record's metadata from the record that caused it, and the ack slot
+/// it counts on.
+struct Lineage<'a> {
+    correlation_id: &'a str,
+    causation_id: Option<&'a str>,
+    slot: Arc<AckSlot>,
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
 }
 
 /// How [`Publisher::send`] sends a record.

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::driver::Driver;
-use super::world::lock;
+use super::world::{World, lock};
 
 /// A record's coordinates.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -171,9 +171,20 @@ fn check_actor(driver: &Driver, actor: usize) -> InvariantReport {
             }
         }
     }
-    // Per key and input partition, outputs must follow input offsets
-    // (repeats of records already seen are the allowed duplicates).
-    let output = world.index.get(a.factory.output()).copied();
+    check_order(&world, a.factory.output(), &causes, &mut report);
+    report
+}
+
+/// Per key and input partition, an actor's outputs (on `output`) must
+/// follow its inputs' offsets; repeats of records already seen are the
+/// allowed duplicates. `causes` finds each input by its `ce_id`.
+fn check_order(
+    world: &World,
+    output: &str,
+    causes: &HashMap<&str, (usize, i32, i64)>,
+    report: &mut InvariantReport,
+) {
+    let output = world.index.get(output).copied();
     if let Some(out) = output {
         let log = &world.logs[out];
         for (partition, records) in log.partitions.iter().enumerate() {
@@ -206,5 +217,4 @@ fn check_actor(driver: &Driver, actor: usize) -> InvariantReport {
             }
         }
     }
-    report
 }

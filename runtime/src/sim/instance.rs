@@ -47,37 +47,7 @@ impl Launcher for SimLauncher {
         failures: &Failures,
         mode: &Reads,
     ) -> Result<Instance> {
-        let (group, input, replay) = match mode {
-            Reads::Live => (self.actor, Reading::Subscribed, None),
-            Reads::Replay(replay) => {
-                let world = lock(&self.world);
-                let topic = *world
-                    .index
-                    .get(&replay.topic)
-                    .ok_or_else(|| Error::UnknownTopic {
-                        topic: replay.topic.clone(),
-                    })?;
-                let committed = world.committed.get(&self.replay_group);
-                let mut ends = BTreeMap::new();
-                let mut positions = BTreeMap::new();
-                for (&partition, &(low, end)) in &replay.ranges {
-                    let start = committed
-                        .and_then(|c| c.get(&(topic, partition)))
-                        .copied()
-                        .unwrap_or(low)
-                        .max(low);
-                    if start < end {
-                        ends.insert(partition, end);
-                        positions.insert((topic, partition), start);
-                    }
-                }
-                let input = Reading::DeadLetters {
-                    ends,
-                    read: replay.read.clone(),
-                };
-                (self.replay_group, input, Some(positions))
-            }
-        };
+        let (group, input, replay) = self.reads(mode)?;
         let (id, topic) = {
             let mut world = lock(&self.world);
             let topic = world.index.get(factory.output()).copied();
@@ -151,3 +121,45 @@ impl Launcher for SimLauncher {
         spawned
     }
 }
+
+impl SimLauncher {
+    /// What an instance reads: its actor's subscriptions in the actor's
+    /// group; or, for a replay, the dead letters not yet replayed (from the
+    /// replay group's commits) up to where they ended, with where each
+    /// partition starts.
+    fn reads(&self, mode: &Reads) -> Result<(usize, Reading, Option<Positions>)> {
+        let replay = match mode {
+            Reads::Live => return Ok((self.actor, Reading::Subscribed, None)),
+            Reads::Replay(replay) => replay,
+        };
+        let world = lock(&self.world);
+        let topic = *world
+            .index
+            .get(&replay.topic)
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: replay.topic.clone(),
+            })?;
+        let committed = world.committed.get(&self.replay_group);
+        let mut ends = BTreeMap::new();
+        let mut positions = BTreeMap::new();
+        for (&partition, &(low, end)) in &replay.ranges {
+            let start = committed
+                .and_then(|c| c.get(&(topic, partition)))
+                .copied()
+                .unwrap_or(low)
+                .max(low);
+            if start < end {
+                ends.insert(partition, end);
+                positions.insert((topic, partition), start);
+            }
+        }
+        let input = Reading::DeadLetters {
+            ends,
+            read: replay.read.clone(),
+        };
+        Ok((self.replay_group, input, Some(positions)))
+    }
+}
+
+/// Where a replay starts, per topic and partition.
+type Positions = BTreeMap<(usize, i32), i64>;

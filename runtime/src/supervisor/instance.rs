@@ -238,7 +238,59 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance> {
-        let actor: Arc<str> = self.name.as_str().into();
+        let core = Arc::new(self.kafka_core(env, failures, mode)?);
+        let publisher = Publisher::<A::Output>::new(core.clone())?;
+        let routes = self.routes(&env.registry)?;
+        let (consumer, input) = self.kafka_consumer(env, failures, mode, &routes)?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (exit_tx, exit_rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let args = self.args.clone();
+        let parts = FeedParts {
+            actor: self.name.as_str().into(),
+            consumer,
+            routes,
+            core: core.clone(),
+            stats: self.stats.clone(),
+            store_interval: crate::feed::store_interval(
+                env.settings.commit_interval,
+                failures.transactional,
+            ),
+            failures: failures.clone(),
+            input,
+        };
+        let arbiter = Arbiter::new();
+        let spawned = arbiter.spawn_fn(move || {
+            // On the actor's thread: it waits for the broker, which fences
+            // any older instance and settles its open transaction.
+            if let Err(error) = core.init_transactions() {
+                let reason = crate::error::chain(&error);
+                let _ = ready_tx.send(Err(reason.clone().into()));
+                let _ = exit_tx.send(Exit::Failed(Failure::Transaction(reason)));
+                return;
+            }
+            start::<A, ActorConsumer>(args, publisher, parts, stop_rx, exit_tx, ready_tx);
+        });
+        if !spawned {
+            return Err(Error::Shutdown {
+                actor: self.name.clone(),
+                reason: "its thread is gone".into(),
+            });
+        }
+        Ok(Instance {
+            arbiter: Some(arbiter),
+            stop: Some(stop_tx),
+            exit: exit_rx,
+            ready: Some(ready_rx),
+        })
+    }
+}
+
+impl<A: TopicActor> Factory<A> {
+    /// What an instance on Kafka publishes through: its own producer (as
+    /// its transactional id under exactly-once), the node's envelope,
+    /// registry ids, tracer, and a Kafka reader for its requesters.
+    fn kafka_core(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<PublisherCore> {
         // Exactly-once: the transactional id is the actor's identity on the
         // cluster, so a second live instance fences the first; a replay is
         // an identity of its own, so it does not fence the live node.
@@ -276,85 +328,46 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
         }
-        let core = Arc::new(core);
-        let publisher = Publisher::<A::Output>::new(core.clone())?;
-        let routes = self.routes(&env.registry)?;
-        let (consumer, input) = if routes.is_empty() {
-            (None, Reading::Subscribed)
-        } else {
-            let mut config = env.settings.consumer(&self.name, failures.transactional);
-            if let Reads::Replay(replay) = mode {
-                config.set("group.id", &replay.group);
-            }
-            let consumer: ActorConsumer = config
-                .create_with_context(Rebalances::reporting_to(self.stats.clone(), &config))
-                .map_err(|e| {
-                    Error::kafka(
-                        format!("cannot create consumer of actor `{}`", self.name),
-                        e,
-                    )
-                })?;
-            let input = match mode {
-                Reads::Live => {
-                    let subscription = routes.subscription();
-                    let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
-                    consumer.subscribe(&topics).map_err(|e| {
-                        Error::kafka(format!("actor `{}` cannot subscribe", self.name), e)
-                    })?;
-                    Reading::Subscribed
-                }
-                Reads::Replay(replay) => replay.assign(&consumer)?,
-            };
-            (Some(Arc::new(consumer)), input)
-        };
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let (exit_tx, exit_rx) = oneshot::channel();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let args = self.args.clone();
-        let stats = self.stats.clone();
-        let store_interval =
-            crate::feed::store_interval(env.settings.commit_interval, failures.transactional);
-        let failures = failures.clone();
-        let arbiter = Arbiter::new();
-        let spawned = arbiter.spawn_fn(move || {
-            // On the actor's thread: it waits for the broker, which fences
-            // any older instance and settles its open transaction.
-            if let Err(error) = core.init_transactions() {
-                let reason = crate::error::chain(&error);
-                let _ = ready_tx.send(Err(reason.clone().into()));
-                let _ = exit_tx.send(Exit::Failed(Failure::Transaction(reason)));
-                return;
-            }
-            start::<A, ActorConsumer>(
-                args,
-                publisher,
-                FeedParts {
-                    actor,
-                    consumer,
-                    routes,
-                    core,
-                    stats,
-                    store_interval,
-                    failures,
-                    input,
-                },
-                stop_rx,
-                exit_tx,
-                ready_tx,
-            );
-        });
-        if !spawned {
-            return Err(Error::Shutdown {
-                actor: self.name.clone(),
-                reason: "its thread is gone".into(),
-            });
+        Ok(core)
+    }
+
+    /// An instance's Kafka consumer, subscribed to what `routes` read (or
+    /// assigned the dead letters a replay reads); none for an actor that
+    /// reads nothing.
+    fn kafka_consumer(
+        &self,
+        env: &Env,
+        failures: &Failures,
+        mode: &Reads,
+        routes: &Routes<A>,
+    ) -> Result<(Option<Arc<ActorConsumer>>, Reading)> {
+        if routes.is_empty() {
+            return Ok((None, Reading::Subscribed));
         }
-        Ok(Instance {
-            arbiter: Some(arbiter),
-            stop: Some(stop_tx),
-            exit: exit_rx,
-            ready: Some(ready_rx),
-        })
+        let mut config = env.settings.consumer(&self.name, failures.transactional);
+        if let Reads::Replay(replay) = mode {
+            config.set("group.id", &replay.group);
+        }
+        let consumer: ActorConsumer = config
+            .create_with_context(Rebalances::reporting_to(self.stats.clone(), &config))
+            .map_err(|e| {
+                Error::kafka(
+                    format!("cannot create consumer of actor `{}`", self.name),
+                    e,
+                )
+            })?;
+        let input = match mode {
+            Reads::Live => {
+                let subscription = routes.subscription();
+                let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
+                consumer.subscribe(&topics).map_err(|e| {
+                    Error::kafka(format!("actor `{}` cannot subscribe", self.name), e)
+                })?;
+                Reading::Subscribed
+            }
+            Reads::Replay(replay) => replay.assign(&consumer)?,
+        };
+        Ok((Some(Arc::new(consumer)), input))
     }
 }
 
