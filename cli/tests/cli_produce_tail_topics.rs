@@ -27,12 +27,8 @@ fn scribe(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[tokio::test]
-async fn produce_then_tail_round_trips_json_through_avro() {
-    let kafka = TestKafka::from_env();
-    let id = unique("cli");
-    let topic = format!("{id}.alarms");
-    kafka.create_topic(&topic, 1).await;
+/// A node file whose actor `{id}-alarm` (a threshold alarm) owns `topic`.
+fn alarm_node(kafka: &TestKafka, id: &str, topic: &str) -> std::path::PathBuf {
     let config = std::env::temp_dir().join(format!("{id}.toml"));
     std::fs::write(
         &config,
@@ -52,6 +48,16 @@ params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low =
         ),
     )
     .unwrap();
+    config
+}
+
+#[tokio::test]
+async fn produce_then_tail_round_trips_json_through_avro() {
+    let kafka = TestKafka::from_env();
+    let id = unique("cli");
+    let topic = format!("{id}.alarms");
+    kafka.create_topic(&topic, 1).await;
+    let config = alarm_node(&kafka, &id, &topic);
     let config = config.to_str().unwrap();
 
     // The topic has an owner: writing there unasked is refused.
@@ -195,25 +201,7 @@ async fn tail_prints_a_record_whose_header_key_is_not_utf8_and_names_the_header(
     let id = unique("cli-poison");
     let topic = format!("{id}.alarms");
     kafka.create_topic(&topic, 1).await;
-    let config = std::env::temp_dir().join(format!("{id}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[node]
-name = "{id}"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[[actors]]
-name = "{id}-alarm"
-kind = "threshold-alarm"
-output = "{topic}"
-params = {{ input = "{id}.summaries", metric = "cpu_percent", high = 80.0, low = 60.0 }}
-"#,
-            bootstrap = kafka.bootstrap()
-        ),
-    )
-    .unwrap();
+    let config = alarm_node(&kafka, &id, &topic);
     let config = config.to_str().unwrap();
     let value = std::env::temp_dir().join(format!("{id}.value"));
     std::fs::write(&value, br#"{"plain": "json"}"#).unwrap();

@@ -1,7 +1,8 @@
 #![doc = include_str!("../../README.md")]
 
-// The subsystems, from the bottom up (ARCHITECTURE.md draws the layers;
-// `tests/tests/runtime_modules_depend_one_way.rs` checks them).
+// The subsystems. ARCHITECTURE.md draws their layers, from `wire` at the
+// bottom to `sim` at the top; `tests/tests/runtime_modules_depend_one_way.rs`
+// checks that each imports only from those below it.
 mod actor;
 mod ask;
 mod delivery;

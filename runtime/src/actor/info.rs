@@ -12,7 +12,7 @@ pub struct SubscriptionInfo {
     /// The subscribed topic, or with `pattern`, a regular expression that
     /// topic names must match from their start.
     pub topic: String,
-    /// Whether `topic` is a pattern (see [`Subscriptions::subscribe_matching`]).
+    /// Whether `topic` is a pattern (see [`Subscriptions::subscribe_matching`](crate::Subscriptions::subscribe_matching)).
     pub pattern: bool,
     /// Avro full name of the record type the actor reads it as.
     pub record_type: String,
@@ -26,18 +26,18 @@ pub struct SubscriptionInfo {
 /// Which of a topic's records a subscription takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
-    /// Every record ([`Subscriptions::subscribe`]): the topic carries one
+    /// Every record ([`Subscriptions::subscribe`](crate::Subscriptions::subscribe)): the topic carries one
     /// type, and a record that cannot be read as it is dead-lettered.
     Every,
-    /// The records of the subscription's type ([`Subscriptions::on`]), on
+    /// The records of the subscription's type ([`Subscriptions::on`](crate::Subscriptions::on)), on
     /// a topic that may carry several.
     Type,
     /// The records whose type's full name starts with this prefix
-    /// ([`Subscriptions::on_prefix`]), read as [`AnyRecord`]s.
+    /// ([`Subscriptions::on_prefix`](crate::Subscriptions::on_prefix)), read as [`AnyRecord`](crate::AnyRecord)s.
     Prefix(String),
     /// Every record, written by a client that is not scribe (JSON, raw
     /// bytes), turned into the subscription's type by the actor's own
-    /// function ([`Subscriptions::subscribe_foreign`]). No schema is
+    /// function ([`Subscriptions::subscribe_foreign`](crate::Subscriptions::subscribe_foreign)). No schema is
     /// checked against the topic.
     Foreign,
 }

@@ -60,7 +60,7 @@ impl RequesterOptions {
 /// Made by [`Publisher::requester`](crate::Publisher::requester), usually
 /// in the actor's `create`.
 ///
-/// Replies are read as a [`Gateway`] reads them: every partition of the
+/// Replies are read as a [`Gateway`](crate::Gateway) reads them: every partition of the
 /// reply topic, without a consumer group, matched by `causation_id` against
 /// request ids that start with this requester's instance id. So a reply
 /// reaches the instance that asked, whichever node of several sharing the

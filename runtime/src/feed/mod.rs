@@ -10,6 +10,11 @@
 //! context, which holds a revocation back until the feed has settled it.
 //! The consumer is a [`Source`] ([`source`]): Kafka's ([`kafka`]), or the
 //! simulator's in-memory log.
+//!
+//! Owns: an instance's loop over its records, its offsets and its drain.
+//! May import: `error`, `wire`, `delivery`, `ops`, `publisher`, `actor`,
+//! `handling`. Imported by: `supervisor` (which builds feeds) and `sim`
+//! (its sources).
 
 mod commit;
 mod kafka;

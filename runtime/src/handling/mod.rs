@@ -2,6 +2,10 @@
 //! it to the actor under a panic guard, and carrying out the actor's
 //! failure policy when that fails (a retry, a dead letter, a restart or a
 //! stop). Shared by the Kafka feed and the simulator's.
+//!
+//! Owns: what becomes of one record between its bytes and its handler's
+//! outcome. May import: `error`, `wire`, `delivery`, `ops`, `publisher`,
+//! `actor`. Imported by: `feed`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

@@ -17,9 +17,9 @@ use crate::wire::codec::SchemaRegistry;
 use crate::wire::envelope::Envelope;
 use crate::wire::framing::{Encoding, SubjectStrategy};
 
-/// Builds a [`Node`]: its actors, topics, broker and client settings.
+/// Builds a [`Node`](crate::Node): its actors, topics, broker and client settings.
 ///
-/// Nothing touches Kafka until [`Node::start`]; [`NodeBuilder::build`]
+/// Nothing touches Kafka until [`Node::start`](crate::Node::start); [`NodeBuilder::build`]
 /// validates the whole topology first.
 pub struct NodeBuilder {
     pub(super) name: String,

@@ -5,6 +5,11 @@
 //! under it, where records go;
 //! [`producer`] sends records and receives the broker's delivery reports;
 //! [`txn`] runs an exactly-once actor's transactions.
+//!
+//! Owns: writing records (an actor's, its dead letters, a gateway's
+//! requests) and knowing when they are acknowledged. May import: `error`,
+//! `wire`, `kafka`, `delivery`, `ops`. Imported by: `actor`, `ask`,
+//! `handling`, `feed`, `supervisor`, `sim` (its sink).
 
 mod producer;
 mod sink;

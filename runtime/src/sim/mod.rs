@@ -43,6 +43,11 @@
 //! and records of one key published out of their inputs' order.
 //!
 //! See `docs/testing.md` for a complete test of the example system.
+//!
+//! Owns: the simulated broker (`driver`, `broker`, `world`, `acks`, `txn`,
+//! `chaos`, `members`, `source`, `tail`) and the public [`Simulation`]
+//! (`simulation`, `topics`, `ask`, `check`, `faults`, `seed`). May import
+//! every subsystem; nothing in the runtime imports it (a test checks).
 
 mod acks;
 mod ask;

@@ -1,7 +1,7 @@
 //! The seed a simulation runs from: `SCRIBE_SIM_SEED` when set, so that
 //! a failure is reproduced by its seed.
 
-/// The environment variable that sets the seed of [`Simulation::new`] and
+/// The environment variable that sets the seed of [`Simulation::new`](super::Simulation::new) and
 /// [`seeds`].
 pub const SEED_VAR: &str = "SCRIBE_SIM_SEED";
 

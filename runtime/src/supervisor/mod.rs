@@ -2,6 +2,10 @@
 //! ([`instance`]), restarts it when it fails within its restart budget, and
 //! stops it with a drain. [`replay`] is what an instance replaying dead
 //! letters reads.
+//!
+//! Owns: an actor's instances over its life, and its restart budget. May
+//! import every subsystem below it (`feed` and down). Imported by: `node`
+//! and `sim` (which run the same `supervise` loop).
 
 mod instance;
 mod replay;

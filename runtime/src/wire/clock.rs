@@ -1,7 +1,7 @@
 //! The time and the ids actors see.
 //!
 //! Outside a simulation these are the system clock and random UUIDs. Inside
-//! one ([`crate::sim`], feature `testing`) they are the simulated clock and
+//! one (`scribe::sim`, feature `testing`) they are the simulated clock and
 //! ids drawn from the simulation's seed, so a run is reproducible and
 //! "one hour" passes in milliseconds. Actors that read the time should call
 //! [`now`] or [`now_ms`] rather than `SystemTime::now()`: the result is the

@@ -1,6 +1,6 @@
 //! Avro single-object encoding, the schemas a node knows, and schema
-//! resolution: [`fingerprint`] (how a value names its writer's schema),
-//! [`schema`] (the [`SchemaRegistry`]), [`encode`] and [`decode`]
+//! resolution: `fingerprint` (how a value names its writer's schema),
+//! `schema` (the [`SchemaRegistry`]), `encode` and `decode`
 //! ([`DecodeError`] says why a value could not be read).
 //!
 //! Every value on the bus is encoded as the Avro specification's

@@ -54,7 +54,7 @@ pub struct SchemaRegistry {
 
 /// Where a [`SchemaRegistry`] looks up the schemas of registry ids it
 /// did not learn at start: the schema registry's REST client
-/// ([`RegistryClient`](crate::kafka::registry::RegistryClient)), or any other
+/// (`scribe::confluent::RegistryClient`, feature `registry`), or any other
 /// source of schemas by id.
 pub trait SchemaLookup: Send + Sync + 'static {
     /// Where it looks, for messages (never with credentials).

@@ -12,7 +12,7 @@
 //! | the `ce_id` of the record being handled when this one was published | `causation_id` | `causation_id` |
 //! | W3C trace context, when present | `traceparent`, `tracestate` | `traceparent`, `tracestate` |
 //!
-//! An actor writes them in its [`Envelope`]: by default one
+//! An actor writes them in its [`Envelope`](crate::Envelope): by default one
 //! `scribe_envelope` header (see [`crate::wire::envelope`]); as CloudEvents
 //! headers (with `ce_specversion` `1.0` and `content-type`
 //! [`CONTENT_TYPE_AVRO`]) when configured so. Every reader takes both.
