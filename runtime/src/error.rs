@@ -222,6 +222,43 @@ pub enum Error {
         /// Which step, as which transactional id, and the broker's answer.
         reason: String,
     },
+    /// A store refused a call: outside a handler, on a partition this
+    /// instance does not hold, or with a key or value that does not encode
+    /// or decode. A handler that returns it fails under its actor's
+    /// failure policy.
+    #[error("actor `{actor}`, store `{store}`: {reason}")]
+    State {
+        /// The actor.
+        actor: String,
+        /// Its store.
+        store: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A changelog record stopped a restore: the partition's state is not
+    /// restored, and its records are not handled.
+    #[error("cannot restore from changelog {topic}/{partition}@{offset}: {reason}")]
+    Restore {
+        /// The changelog topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// The offset of the record.
+        offset: i64,
+        /// What is wrong with the record.
+        reason: String,
+    },
+    /// A changelog topic exists but cannot hold its store: too few or too
+    /// many partitions, or not compacted.
+    #[error("changelog `{topic}` of actor `{actor}`: {reason}")]
+    Changelog {
+        /// The changelog topic.
+        topic: String,
+        /// The actor that owns it.
+        actor: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `[kafka.security]` (or [`crate::NodeBuilder::security`]) is
     /// incomplete, contradictory, or names a file that cannot be read.
     #[error("kafka.security.{field}: {reason}")]

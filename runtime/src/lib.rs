@@ -15,6 +15,7 @@ mod ops;
 mod publisher;
 #[cfg(feature = "testing")]
 pub mod sim;
+pub mod state;
 mod supervisor;
 pub mod topology;
 mod wire;
@@ -49,6 +50,7 @@ pub use kafka::topics::TopicSpec;
 pub use node::{Node, NodeBuilder, Replayed, RunningNode};
 pub use ops::stats::{ActorState, StatsSnapshot};
 pub use publisher::Publisher;
+pub use state::{Store, StoreInfo};
 pub use topology::ActorInfo;
 pub use wire::codec::{DecodeError, Fingerprint, SchemaRegistry};
 pub use wire::envelope::Envelope;

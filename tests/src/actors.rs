@@ -363,3 +363,88 @@ impl TopicActor for Runs {
         Ok(Self { out, count })
     }
 }
+
+/// How a [`Tally`] behaves (its `params` in a node file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TallyArgs {
+    /// The topic of [`Number`]s it reads.
+    pub input: String,
+    /// More topics of [`Number`]s it counts into the same tallies.
+    #[serde(default)]
+    pub also: Vec<String>,
+}
+
+/// Counts the [`Number`]s of each key and sums their sequence numbers, in
+/// a store; publishes each number with its key's tally so far. Whatever
+/// crashes or rebalances meet it, each number's tally is what an
+/// uninterrupted run gives.
+#[derive(Debug)]
+pub struct Tally {
+    tallies: Store<String, crate::records::Tally>,
+    out: Publisher<crate::records::Tallied>,
+}
+
+impl Actor for Tally {
+    type Context = Context<Self>;
+}
+
+impl TopicActor for Tally {
+    type Output = crate::records::Tallied;
+    type Args = TallyArgs;
+    fn subscriptions(args: &TallyArgs, subs: &mut Subscriptions<Self>) {
+        subs.subscribe::<Number>(args.input.as_str());
+        for topic in &args.also {
+            subs.subscribe::<Number>(topic.as_str());
+        }
+        subs.store::<String, crate::records::Tally>("tallies");
+    }
+    fn create(_: TallyArgs, out: Publisher<crate::records::Tallied>) -> Result<Self, ActorError> {
+        Ok(Self {
+            tallies: out.store("tallies")?,
+            out,
+        })
+    }
+}
+
+impl Handler<Inbound<Number>> for Tally {
+    type Result = Result<(), ActorError>;
+    fn handle(&mut self, m: Inbound<Number>, _: &mut Context<Self>) -> Self::Result {
+        let mut tally = self.tallies.get(&m.key)?.unwrap_or_default();
+        tally.count += 1;
+        tally.sum += m.seq;
+        self.tallies.put(&m.key, &tally)?;
+        let tallied = crate::records::Tallied {
+            key: m.key.clone(),
+            seq: m.seq,
+            count: tally.count,
+            sum: tally.sum,
+        };
+        self.out.publish(&m.key, tallied)?;
+        Ok(())
+    }
+}
+
+/// The tally an uninterrupted [`Tally`] gives each of `numbers`, by
+/// sequence number: numbers of one key are counted in the order given.
+pub fn expected_tallies(
+    numbers: impl IntoIterator<Item = Number>,
+) -> std::collections::BTreeMap<i64, crate::records::Tallied> {
+    let mut so_far: std::collections::BTreeMap<String, crate::records::Tally> =
+        std::collections::BTreeMap::new();
+    numbers
+        .into_iter()
+        .map(|n| {
+            let tally = so_far.entry(n.key.clone()).or_default();
+            tally.count += 1;
+            tally.sum += n.seq;
+            let tallied = crate::records::Tallied {
+                key: n.key,
+                seq: n.seq,
+                count: tally.count,
+                sum: tally.sum,
+            };
+            (n.seq, tallied)
+        })
+        .collect()
+}

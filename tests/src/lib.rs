@@ -262,9 +262,28 @@ impl TestKafka {
     pub async fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<RawRecord> {
         let bootstrap = self.bootstrap.clone();
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || read_blocking(&bootstrap, &topic, count, timeout))
-            .await
-            .expect("reader thread")
+        tokio::task::spawn_blocking(move || {
+            read_blocking(&bootstrap, &topic, count, timeout, "read_committed")
+        })
+        .await
+        .expect("reader thread")
+    }
+
+    /// As [`read`](Self::read), but also what open or aborted transactions
+    /// wrote: what a handler produced before its transaction committed.
+    pub async fn read_uncommitted(
+        &self,
+        topic: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<RawRecord> {
+        let bootstrap = self.bootstrap.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            read_blocking(&bootstrap, &topic, count, timeout, "read_uncommitted")
+        })
+        .await
+        .expect("reader thread")
     }
 
     /// The sum over `topic`'s partitions of the offsets `group` has
@@ -333,9 +352,16 @@ impl TestKafka {
     }
 }
 
-fn read_blocking(bootstrap: &str, topic: &str, count: usize, timeout: Duration) -> Vec<RawRecord> {
+fn read_blocking(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+    isolation: &str,
+) -> Vec<RawRecord> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", isolation)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "20")

@@ -50,3 +50,27 @@ pub struct Payload {
     /// Filler text making the record about 200 bytes.
     pub body: String,
 }
+
+/// What a [`Tally`](crate::actors::Tally) remembers of a key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "scribe.test")]
+pub struct Tally {
+    /// Numbers of the key handled so far.
+    pub count: i64,
+    /// The sum of their sequence numbers.
+    pub sum: i64,
+}
+
+/// A number with its key's tally once it was counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "scribe.test")]
+pub struct Tallied {
+    /// The key.
+    pub key: String,
+    /// The number's sequence number.
+    pub seq: i64,
+    /// Numbers of the key counted, this one included.
+    pub count: i64,
+    /// The sum of their sequence numbers.
+    pub sum: i64,
+}

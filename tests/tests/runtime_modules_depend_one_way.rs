@@ -24,6 +24,7 @@ const LAYERS: &[&str] = &[
     "kafka",
     "delivery",
     "ops",
+    "state",
     "publisher",
     "actor",
     "ask",

@@ -12,6 +12,8 @@ use super::info::{AskInfo, Binding, SubscriptionInfo};
 use crate::delivery::inbound::Inbound;
 use crate::error::{ActorError, Result};
 use crate::publisher::Publisher;
+use crate::state::StoreInfo;
+use crate::state::stores::ValueCheck;
 use crate::wire::codec::{SchemaRegistry, full_name};
 use crate::wire::record::Record;
 use crate::wire::records::{AnyRecord, Records};
@@ -116,6 +118,21 @@ pub struct Subscriptions<A> {
     pub(crate) dead_letter_unhandled: Vec<String>,
     /// The requests the actor declares it asks.
     pub(crate) asks: Vec<AskInfo>,
+    /// The stores it declares.
+    pub(crate) stores: Vec<StoreDecl>,
+}
+
+/// A store an actor declares: what it is (its changelog not named yet),
+/// and how its values are checked once the node's schemas are known.
+pub(crate) struct StoreDecl {
+    pub(crate) info: StoreInfo,
+    pub(crate) check: fn(&SchemaRegistry) -> Result<ValueCheck>,
+}
+
+/// Checks values as `V`, resolved from their writers' schemas in `registry`.
+fn value_check<V: Record>(registry: &SchemaRegistry) -> Result<ValueCheck> {
+    let decoder = crate::wire::codec::Decoder::<V>::new(registry.clone())?;
+    Ok(Arc::new(move |bytes| decoder.decode(bytes).map(drop)))
 }
 
 impl<A> fmt::Debug for Subscriptions<A> {
@@ -132,6 +149,7 @@ impl<A: TopicActor> Subscriptions<A> {
             entries: Vec::new(),
             dead_letter_unhandled: Vec::new(),
             asks: Vec::new(),
+            stores: Vec::new(),
         };
         A::subscriptions(args, &mut subs);
         subs
@@ -233,6 +251,31 @@ impl<A: TopicActor> Subscriptions<A> {
             request,
             reply_type: full_name(&reply),
             reply,
+        });
+        self
+    }
+
+    /// Declares store `name`: keyed state with keys of type `K` and values
+    /// of type `V` (see [`Store`](crate::Store)), which the actor takes in
+    /// `create` with [`Publisher::store`](crate::Publisher::store). Its
+    /// changelog, `<output>.<name>.changelog`, is a compacted topic the
+    /// actor owns, created with as many partitions as its input.
+    ///
+    /// The name is 1 to 64 of `[a-z0-9_-]`, unique within the actor. An
+    /// actor with stores reads named topics (no patterns), all with one
+    /// partition count: state is sharded by input partition.
+    pub fn store<K: Record, V: Record>(&mut self, name: impl Into<String>) -> &mut Self {
+        let (key_schema, value_schema) = (K::get_schema(), V::get_schema());
+        self.stores.push(StoreDecl {
+            info: StoreInfo {
+                name: name.into(),
+                changelog: String::new(),
+                key_type: full_name(&key_schema),
+                key_schema,
+                value_type: full_name(&value_schema),
+                value_schema,
+            },
+            check: value_check::<V>,
         });
         self
     }

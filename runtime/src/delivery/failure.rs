@@ -34,6 +34,8 @@ pub(crate) enum Failure {
     Consumer(String),
     /// A new instance could not be built or started.
     Start(String),
+    /// A partition's state could not be restored.
+    Restore(String),
     /// The instance's thread ended without saying why, or its drain took
     /// too long.
     Lost(String),
@@ -87,6 +89,7 @@ impl fmt::Display for Failure {
             | Failure::Refused(reason)
             | Failure::Consumer(reason)
             | Failure::Start(reason)
+            | Failure::Restore(reason)
             | Failure::Lost(reason) => f.write_str(reason),
         }
     }

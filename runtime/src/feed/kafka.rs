@@ -140,4 +140,11 @@ impl Source for ActorConsumer {
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         rdkafka::consumer::Consumer::group_metadata(self)
     }
+
+    fn take_assigned(&self) -> Vec<(String, i32)> {
+        match &self.context().held_back {
+            Some(held) => std::mem::take(&mut *held.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Vec::new(),
+        }
+    }
 }

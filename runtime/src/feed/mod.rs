@@ -20,6 +20,8 @@ mod commit;
 mod kafka;
 mod reader;
 mod rebalance;
+mod restores;
+mod restoring;
 mod source;
 
 use std::future::Future;
@@ -45,6 +47,7 @@ use crate::publisher::PublisherCore;
 use reader::ReadAt;
 pub(crate) use reader::{ReadSet, Reading};
 pub(crate) use rebalance::{ActorConsumer, Rebalances};
+pub(crate) use restores::Restores;
 pub(crate) use source::Source;
 #[cfg(feature = "testing")]
 pub(crate) use source::{Boxed, DynSource, Owned};
@@ -120,6 +123,8 @@ pub(crate) struct Feed<A: TopicActor, S: Source> {
     handled: Vec<Position>,
     /// Whether the consumer is paused (by the admin endpoint).
     paused: bool,
+    /// With stores: their restores.
+    state: Option<Restores>,
 }
 
 /// What a feed is made of.
@@ -133,6 +138,8 @@ pub(crate) struct FeedParts<A: TopicActor, S: Source> {
     pub(crate) store_interval: Duration,
     pub(crate) failures: Failures,
     pub(crate) input: Reading,
+    /// With stores: what restores them.
+    pub(crate) state: Option<Restores>,
 }
 
 impl<A: TopicActor, S: Source> Feed<A, S> {
@@ -150,6 +157,7 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             store_interval,
             failures,
             input,
+            state,
         } = parts;
         let routes = Arc::new(routes);
         let at_hand =
@@ -180,6 +188,7 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             rebalances: 0,
             handled: Vec::new(),
             paused: false,
+            state,
         }
     }
 
@@ -194,7 +203,16 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
         let Some(consumer) = &self.consumer else {
             return;
         };
-        match consumer.set_paused(wanted) {
+        let paused = consumer.set_paused(wanted).and_then(|()| {
+            // What waits for its restore stays held back.
+            match (&self.state, wanted) {
+                (Some(state), false) => state
+                    .held_back()
+                    .try_for_each(|(topic, partition)| consumer.pause(topic, *partition)),
+                _ => Ok(()),
+            }
+        });
+        match paused {
             Ok(()) => {
                 self.paused = wanted;
                 self.stats
@@ -446,6 +464,7 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
             return Poll::Ready(());
         }
         this.apply_pause(task);
+        this.poll_state(task);
         let mut run = Run {
             handled: 0,
             started: Instant::now(),

@@ -33,6 +33,10 @@ pub(crate) struct Rebalances {
     /// runs as the consumer closes (librdkafka issue 4041): a node that
     /// got SIGTERM during a rebalance then never exited.
     cooperative: bool,
+    /// For an actor with stores: each partition assigned, paused before
+    /// a record of it is fetched, until the feed restored its state
+    /// ([`Source::take_assigned`](super::Source::take_assigned)).
+    pub(super) held_back: Option<std::sync::Mutex<Vec<(String, i32)>>>,
 }
 
 impl Rebalances {
@@ -47,6 +51,13 @@ impl Rebalances {
             cooperative: cooperative(config),
             ..Self::default()
         }
+    }
+
+    /// Holds every partition assigned back (paused) until the feed has
+    /// restored its state.
+    pub(crate) fn holding_back(mut self, hold: bool) -> Self {
+        self.held_back = hold.then(Default::default);
+        self
     }
 }
 
@@ -109,6 +120,20 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
                 consumer.unassign()
             }
         };
+        if let (Ok(()), Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, Some(held)) =
+            (&outcome, err, &self.held_back)
+        {
+            // Before a record of them is fetched: their state first.
+            if let Err(error) = consumer.pause(partitions) {
+                tracing::error!(%error, "cannot hold newly assigned partitions back for their restore");
+            }
+            held.lock().unwrap_or_else(|p| p.into_inner()).extend(
+                partitions
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition())),
+            );
+        }
         if let Err(error) = outcome {
             tracing::error!(%error, "cannot take the rebalance's assignment");
         } else if let (Why::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, Some(stats)) = (err, &self.stats)

@@ -106,6 +106,14 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// The group's metadata, which a transaction commits offsets under.
     fn group_metadata(&self) -> Option<ConsumerGroupMetadata>;
 
+    /// The partitions assigned since the last call, each already paused,
+    /// when the source was told to hold new partitions back (an actor with
+    /// stores restores a partition before its first record). Empty
+    /// otherwise.
+    fn take_assigned(&self) -> Vec<(String, i32)> {
+        Vec::new()
+    }
+
     /// Whether the source wants to hear which records were handled
     /// ([`Source::handled`]). Only the simulator does, to check its
     /// invariants; for Kafka the feed keeps no list.

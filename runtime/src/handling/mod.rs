@@ -21,7 +21,7 @@ use crate::delivery::inbound::Meta;
 use crate::delivery::tracker::AckSlot;
 use crate::error::chain as error_chain;
 use crate::ops::stats::ActorStats;
-use crate::publisher::{Cause, PublisherCore};
+use crate::publisher::{Cause, PublisherCore, Sending};
 use crate::wire::codec::DecodeError;
 use crate::wire::headers::{self, Headers};
 
@@ -287,16 +287,16 @@ impl<A: TopicActor> Dispatch<'_, A> {
             tracestate: raw.headers.tracestate(),
         };
         let extra = [(headers::REPLY_ERROR, reason.as_bytes())];
+        let record = Sending {
+            topic: &self.core.topic,
+            partition: None,
+            key: raw.key.as_deref(),
+            value: Some(&[]),
+            headers: headers::Outgoing::Answer(&outbound, &extra),
+            timestamp: Some(crate::wire::clock::millis_of(now)),
+        };
         self.core
-            .send(
-                &self.core.topic,
-                raw.key.as_deref(),
-                &[],
-                headers::Outgoing::Answer(&outbound, &extra),
-                &mut Vec::new(),
-                Some(crate::wire::clock::millis_of(now)),
-                slot,
-            )
+            .send(record, &mut Vec::new(), slot)
             .inspect_err(|_| slot.fail())?;
         ActorStats::add(&self.stats.error_replies, 1);
         Ok(())
@@ -355,8 +355,22 @@ pub(crate) fn deliver<A: TopicActor>(
         slot: slot.clone(),
         trace: traced.as_ref().map(|span| span.parent),
     });
-    let outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
+    if let Some(stores) = &core.stores {
+        stores.begin(at);
+    }
+    let mut outcome = catch_unwind(AssertUnwindSafe(|| record.deliver(act, ctx)));
     core.end();
+    match (&outcome, &core.stores) {
+        // The state changes go with the outputs; a refused one fails the
+        // record as a refused publish does.
+        (Ok(Ok(())), Some(_)) => {
+            if let Err(error) = core.write_changes(&slot) {
+                outcome = Ok(Err(Box::new(error)));
+            }
+        }
+        (_, Some(stores)) => stores.discard(),
+        (_, None) => {}
+    }
     match outcome {
         Ok(Ok(())) => {
             ActorStats::add(&stats.handled, 1);

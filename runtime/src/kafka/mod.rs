@@ -1,7 +1,8 @@
 //! The Kafka side: where a node's cluster is ([`broker`]: an embedded mock
 //! cluster or a real one), the settings its clients are made from
 //! ([`settings`], [`security`], [`secret`]), its first contact with the
-//! cluster ([`connect`]), topics ([`topics`]), a topic read from its end
+//! cluster ([`connect`]), topics ([`topics`]) and the changelogs of
+//! actors' stores ([`changelogs`]), a topic read from its end
 //! without a group ([`tail`]), where a keyed record goes
 //! ([`partitioner`]), and the schema registry beside the cluster (where it
 //! is, [`registry`]; its REST client, `registry_client`, feature
@@ -13,6 +14,7 @@
 //! `scribe::client`.
 
 pub(crate) mod broker;
+pub(crate) mod changelogs;
 pub(crate) mod connect;
 pub(crate) mod partitioner;
 pub(crate) mod registry;

@@ -200,7 +200,9 @@ pub(crate) async fn ensure_topics(
 
 /// What the broker said of one topic it was asked to create: created, or
 /// there already; else why not, as an error naming the topic.
-fn created(result: std::result::Result<String, (String, RDKafkaErrorCode)>) -> Result<()> {
+pub(super) fn created(
+    result: std::result::Result<String, (String, RDKafkaErrorCode)>,
+) -> Result<()> {
     match result {
         Ok(name) => tracing::info!(topic = %name, "created topic"),
         Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -226,7 +228,10 @@ fn created(result: std::result::Result<String, (String, RDKafkaErrorCode)>) -> R
     Ok(())
 }
 
-async fn wait_for_topic(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<()> {
+pub(super) async fn wait_for_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<()> {
     let started = Instant::now();
     loop {
         let found = admin

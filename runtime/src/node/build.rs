@@ -2,7 +2,7 @@
 //! of into a [`Node`], before anything touches Kafka. What it refuses is
 //! what `scribe check` refuses, with the same one line.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::builder::NodeBuilder;
 use super::validated::Node;
@@ -63,6 +63,7 @@ impl NodeBuilder {
         let node = Node { builder: self };
         let actors = node.actors();
         check_encodings(&node, &actors)?;
+        check_stores(&node, &actors)?;
         crate::topology::check(&actors)?;
         crate::topology::check_gateways(&actors, &node.builder.gateways, false)?;
         crate::topology::check_asks(&actors, false)?;
@@ -239,6 +240,105 @@ fn check_dead_letters(actors: &[ActorInfo]) -> Result<()> {
             ),
             why,
         ));
+    }
+    Ok(())
+}
+
+/// The consumers' `partition.assignment.strategy`, if the node sets it
+/// (the last setting wins, the consumer's over the common one).
+fn assignment_strategy(node: &Node) -> Option<&str> {
+    let b = &node.builder;
+    b.common
+        .iter()
+        .chain(&b.consumer)
+        .filter(|(key, _)| key == "partition.assignment.strategy")
+        .map(|(_, value)| value.as_str())
+        .next_back()
+}
+
+/// An actor's stores: legal, distinct names; named topics to shard them
+/// by, all of one partition count as far as the node's topic settings
+/// say (the broker's counts are checked at start); changelogs that are
+/// nothing else of the actor's.
+fn check_stores(node: &Node, actors: &[ActorInfo]) -> Result<()> {
+    for actor in actors.iter().filter(|a| !a.stores.is_empty()) {
+        let setting = |store: &str| format!("actor `{}`: store `{store}`", actor.name);
+        let mut names = BTreeSet::new();
+        for store in &actor.stores {
+            crate::state::check_store_name(&store.name)
+                .map_err(|reason| invalid(setting(&store.name), reason))?;
+            if !names.insert(&store.name) {
+                return Err(invalid(setting(&store.name), "declared twice"));
+            }
+            check_name("topic", &store.changelog)?;
+            if actor.dead_letter_topic.as_ref() == Some(&store.changelog) {
+                return Err(invalid(
+                    setting(&store.name),
+                    format!(
+                        "its changelog `{}` is the actor's dead-letter topic",
+                        store.changelog
+                    ),
+                ));
+            }
+        }
+        let store = &actor.stores[0].name;
+        if actor.subscriptions.is_empty() {
+            return Err(invalid(
+                setting(store),
+                "the actor reads no topic: state is sharded by input partition",
+            ));
+        }
+        if let Some(pattern) = actor.subscriptions.iter().find(|s| s.pattern) {
+            return Err(invalid(
+                setting(store),
+                format!(
+                    "the actor reads pattern `{}`: an actor with stores reads named topics, \
+                     whose partition counts must agree",
+                    pattern.topic
+                ),
+            ));
+        }
+        if actor.subscriptions.len() > 1
+            && let Some(strategy) = assignment_strategy(node)
+            && strategy.split(',').next().map(str::trim) != Some("range")
+        {
+            return Err(invalid(
+                setting(store),
+                format!(
+                    "the actor reads {} topics and `partition.assignment.strategy` is \
+                     `{strategy}`: only `range` gives one member partition p of every input, \
+                     whose state is one shard",
+                    actor.subscriptions.len()
+                ),
+            ));
+        }
+        let counts: BTreeMap<&str, i32> = actor
+            .subscriptions
+            .iter()
+            .map(|s| {
+                let spec = node
+                    .builder
+                    .topics
+                    .get(&s.topic)
+                    .unwrap_or(&node.builder.default_topic);
+                (s.topic.as_str(), spec.partitions)
+            })
+            .collect();
+        let first = counts.values().next().copied().unwrap_or_default();
+        if counts.values().any(|c| *c != first) {
+            let listed: Vec<String> = counts
+                .iter()
+                .map(|(topic, count)| format!("`{topic}` has {count}"))
+                .collect();
+            return Err(invalid(
+                setting(store),
+                format!(
+                    "the actor's inputs differ in partition count ({}): state is sharded by \
+                     input partition, so they must agree",
+                    listed.join(", ")
+                ),
+            ));
+        }
     }
     Ok(())
 }

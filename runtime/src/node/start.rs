@@ -1,7 +1,8 @@
 //! [`Node::start`]: from a validated node to a running one. The broker
 //! (the embedded one, started here), the tracer and the admin endpoint
 //! first; then, before any actor starts, the schema registry, the first
-//! contact with the cluster and the missing topics, so that wrong
+//! contact with the cluster and the missing topics (changelogs last,
+//! with their inputs' partition counts), so that wrong
 //! credentials, certificates or schemas stop the node naming why; then
 //! one supervisor per actor.
 
@@ -18,6 +19,7 @@ use super::validated::Node;
 use crate::delivery::policy::Delivery;
 use crate::error::{Error, Result};
 use crate::kafka::broker::{Broker, EmbeddedBroker};
+use crate::kafka::changelogs::ensure_changelogs;
 use crate::kafka::connect::first_contact_of;
 use crate::kafka::topics::ensure_topics;
 #[cfg(feature = "admin")]
@@ -38,6 +40,7 @@ impl Node {
         let infos = self.actors();
         let registry = self.schema_registry();
         let topics: Vec<_> = self.topics().into_iter().collect();
+        let changelogs = self.changelogs();
         let b = self.builder;
         let (bootstrap, embedded) = broker(&b.broker)?;
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
@@ -53,6 +56,7 @@ impl Node {
             let registered = Node::registered(b.schema_registry.clone(), &infos, registry).await?;
             first_contact_of(&settings).await?;
             ensure_topics(&settings, embedded.as_ref(), &topics).await?;
+            ensure_changelogs(&settings, embedded.as_ref(), &changelogs).await?;
             Ok::<_, Error>(registered)
         };
         let (registry, schema_ids) = match contact.await {

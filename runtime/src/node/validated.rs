@@ -127,6 +127,39 @@ impl Node {
         topics
     }
 
+    /// The changelog of every store of the node's actors: its owner, the
+    /// topics whose partition count it takes, and its replication (its
+    /// owner's output's).
+    pub(crate) fn changelogs(&self) -> Vec<crate::kafka::changelogs::ChangelogSpec> {
+        let b = &self.builder;
+        self.actors()
+            .iter()
+            .flat_map(|actor| {
+                let mut inputs: Vec<String> = actor
+                    .subscriptions
+                    .iter()
+                    .map(|s| s.topic.clone())
+                    .collect();
+                inputs.dedup();
+                let replication = b
+                    .topics
+                    .get(&actor.output)
+                    .unwrap_or(&b.default_topic)
+                    .replication;
+                actor
+                    .stores
+                    .iter()
+                    .map(move |store| crate::kafka::changelogs::ChangelogSpec {
+                        topic: store.changelog.clone(),
+                        actor: actor.name.clone(),
+                        inputs: inputs.clone(),
+                        replication,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Every schema the node knows: its actors' types and any registered.
     pub fn schema_registry(&self) -> SchemaRegistry {
         Node::registry_of(&self.builder)
@@ -251,6 +284,7 @@ impl Node {
                     .copied()
                     .unwrap_or(b.default_subject_strategy),
                 asks: a.asks().to_vec(),
+                stores: a.stores().to_vec(),
             })
             .collect()
     }

@@ -26,13 +26,14 @@ use crate::Records;
 use crate::delivery::inbound::Inbound;
 use crate::delivery::tracker::AckSlot;
 use crate::error::{Error, Result};
-use crate::wire::codec::Encoders;
+use crate::state::Store;
+use crate::wire::codec::{Encoders, Fingerprint, full_name};
 use crate::wire::headers::{Headers, Outbound, Outgoing};
 
 pub(crate) use producer::KafkaProducer;
 #[cfg(feature = "testing")]
-pub(crate) use sink::DynSink;
-pub(crate) use sink::Sink;
+pub(crate) use sink::{DynSink, Sent};
+pub(crate) use sink::{Sending, Sink};
 pub(crate) use state::{Asking, Cause, PublisherCore};
 pub(crate) use txn::TxnFailure;
 
@@ -115,6 +116,49 @@ impl<T: Records> Publisher<T> {
         &self.core.topic
     }
 
+    /// The actor's store `name`, as declared in
+    /// [`TopicActor::subscriptions`](crate::TopicActor::subscriptions) with
+    /// [`Subscriptions::store`](crate::Subscriptions::store): keys of type
+    /// `K`, values of type `V`. Take it in `create`; its changes are
+    /// written to its changelog with this publisher's records. Fails when
+    /// the actor declares no store of that name, or declares it with other
+    /// types.
+    pub fn store<K: crate::Record, V: crate::Record>(&self, name: &str) -> Result<Store<K, V>> {
+        let refused = |reason: String| Error::State {
+            actor: self
+                .core
+                .source
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            store: name.to_owned(),
+            reason,
+        };
+        let Some(stores) = &self.core.stores else {
+            return Err(refused(
+                "the actor declares no store (`Subscriptions::store` in `subscriptions`)".into(),
+            ));
+        };
+        let index = stores.index_of(name).ok_or_else(|| {
+            refused("the actor declares no store of this name (`Subscriptions::store`)".into())
+        })?;
+        let info = &stores.specs()[index].info;
+        let (key, value) = (K::get_schema(), V::get_schema());
+        if Fingerprint::of(&key) != Fingerprint::of(&info.key_schema)
+            || Fingerprint::of(&value) != Fingerprint::of(&info.value_schema)
+        {
+            return Err(refused(format!(
+                "declared as Store<{}, {}>, taken as Store<{}, {}>",
+                info.key_type,
+                info.value_type,
+                full_name(&key),
+                full_name(&value)
+            )));
+        }
+        Store::new(stores.clone(), index)
+    }
+
     /// Publishes `value` under `key`; records with one key keep their order.
     ///
     /// Returns once the record is queued for sending. Fails when the value
@@ -193,15 +237,17 @@ impl<T: Records> Publisher<T> {
             Send::Sent(_, watched) => watched.clone(),
             _ => lineage.slot,
         };
-        let sent = self.core.send(
-            &self.core.topic,
+        let record = Sending {
+            topic: &self.core.topic,
+            partition: None,
             key,
-            &buf,
+            value: Some(&buf),
             headers,
-            &mut self.envelope.borrow_mut(),
-            Some(millis),
-            &slot,
-        );
+            timestamp: Some(millis),
+        };
+        let sent = self
+            .core
+            .send(record, &mut self.envelope.borrow_mut(), &slot);
         drop(current);
         // A refused publish fails the record that caused it, whatever the
         // handler does with the error: its offset never commits.

@@ -34,11 +34,8 @@ pub(crate) trait DynSink: Send + Sync {
     /// Sends one record; on an error the slot's count is released.
     fn send(
         &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
+        record: Sent<'_>,
         headers: crate::wire::headers::Headers,
-        timestamp_ms: i64,
         ack: Arc<AckSlot>,
     ) -> Result<()>;
     /// Waits until everything sent is answered.
@@ -65,42 +62,80 @@ impl Sink {
         }
     }
 
-    /// Sends one record to `topic`, its metadata in `form` (`buf` holds
-    /// a compact envelope while it is copied). `ack` counts it already; on
-    /// an error the count is released.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends `record`, its metadata in `form` (`buf` holds a compact
+    /// envelope while it is copied). `ack` counts it already; on an error
+    /// the count is released.
     pub(super) fn send(
         &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: Outgoing<'_>,
+        record: Sending<'_>,
         (form, buf): (Envelope, &mut Vec<u8>),
-        timestamp: Option<i64>,
         ack: Arc<AckSlot>,
     ) -> Result<()> {
+        let Sending {
+            topic,
+            partition,
+            key,
+            value,
+            headers,
+            timestamp,
+        } = record;
         match self {
             Sink::Kafka(producer) => {
-                let mut record = BaseRecord::with_opaque_to(topic, ack)
-                    .payload(value)
-                    .headers(headers.to_kafka(form, buf));
+                let mut out =
+                    BaseRecord::with_opaque_to(topic, ack).headers(headers.to_kafka(form, buf));
+                if let Some(value) = value {
+                    out = out.payload(value);
+                }
+                if let Some(partition) = partition {
+                    out = out.partition(partition);
+                }
                 if let Some(timestamp) = timestamp {
-                    record = record.timestamp(timestamp);
+                    out = out.timestamp(timestamp);
                 }
                 if let Some(key) = key {
-                    record = record.key(key);
+                    out = out.key(key);
                 }
-                send(producer, record, topic)
+                send(producer, out, topic)
             }
             #[cfg(feature = "testing")]
             Sink::Dyn(sink) => sink.send(
-                topic,
-                key,
-                value,
+                Sent {
+                    topic,
+                    partition,
+                    key,
+                    value,
+                    timestamp_ms: timestamp.unwrap_or_else(crate::wire::clock::now_ms),
+                },
                 headers.to_headers(form),
-                timestamp.unwrap_or_else(crate::wire::clock::now_ms),
                 ack,
             ),
         }
     }
+}
+
+/// One record on its way to a sink.
+pub(crate) struct Sending<'a> {
+    pub(crate) topic: &'a str,
+    /// The partition, when the sender picks it (a changelog record's, in
+    /// its input's partition); else the key's.
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<&'a [u8]>,
+    /// Its value; none for a tombstone (a deleted state key).
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: Outgoing<'a>,
+    /// Its timestamp in milliseconds; none for now.
+    pub(crate) timestamp: Option<i64>,
+}
+
+/// A record as a [`DynSink`] gets it, its headers apart.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sent<'a> {
+    pub(crate) topic: &'a str,
+    /// The partition the sender picked, if it did.
+    pub(crate) partition: Option<i32>,
+    pub(crate) key: Option<&'a [u8]>,
+    /// None for a tombstone.
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) timestamp_ms: i64,
 }

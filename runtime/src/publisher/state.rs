@@ -16,9 +16,11 @@ use crate::wire::envelope::Envelope;
 use crate::wire::headers::Outgoing;
 
 use super::producer::DEFAULT_MAX_MESSAGE_BYTES;
-use super::sink::Sink;
+use super::sink::{Sending, Sink};
 use super::txn::{Transaction, TxnFailure};
 use crate::delivery::consumed::Position;
+use crate::state::changelog::{RESTORED, STATE_INPUT};
+use crate::state::stores::Stores;
 
 /// The record being handled while a handler runs: what publishes inherit.
 #[derive(Debug, Clone)]
@@ -59,6 +61,9 @@ pub(crate) struct PublisherCore {
     /// When the topic is written in the schema registry's framing: the
     /// registry id of each schema the actor writes, by fingerprint.
     pub(crate) schema_ids: Option<Arc<HashMap<Fingerprint, u32>>>,
+    /// The actor's stores, when it declares any: their changes are written
+    /// with its records, and committed or aborted with its transactions.
+    pub(crate) stores: Option<Arc<Stores>>,
 }
 
 /// What an actor's requesters read replies with: a tail of the reply
@@ -86,7 +91,70 @@ impl PublisherCore {
             tracer: None,
             schema_ids: None,
             asking: None,
+            stores: None,
         }
+    }
+
+    /// Keeps the actor's state in `stores`, if it has any.
+    pub(crate) fn stores(mut self, stores: Option<Arc<Stores>>) -> Self {
+        self.stores = stores;
+        self
+    }
+
+    /// After restoring `partition` (at-least-once): writes each key whose
+    /// last change the restore dropped, with its restored value (a
+    /// tombstone when absent), marked as written by a restore, to the
+    /// changelog of its store (`restored` is in store order), counted on
+    /// `slot`.
+    pub(crate) fn write_repairs(
+        &self,
+        partition: i32,
+        restored: &[crate::state::restore::Restored],
+        slot: &Arc<AckSlot>,
+    ) -> Result<()> {
+        let Some(stores) = &self.stores else {
+            return Ok(());
+        };
+        let headers = [(STATE_INPUT, RESTORED.as_bytes())];
+        let mut buf = Vec::new();
+        for (spec, restored) in stores.specs().iter().zip(restored) {
+            for (key, value) in &restored.repairs {
+                let record = Sending {
+                    topic: &spec.info.changelog,
+                    partition: Some(partition),
+                    key: Some(key),
+                    value: value.as_deref(),
+                    headers: Outgoing::Bare(&headers),
+                    timestamp: None,
+                };
+                self.send(record, &mut buf, slot)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a handler returned `Ok`: writes its state changes to their
+    /// changelogs, counted on `slot` (the handled record's), and makes
+    /// them its stores'. An error fails the slot: the record's offset
+    /// never commits.
+    pub(crate) fn write_changes(&self, slot: &Arc<AckSlot>) -> Result<()> {
+        let Some(stores) = &self.stores else {
+            return Ok(());
+        };
+        let mut buf = Vec::new();
+        stores.finish(|change| {
+            let headers = [(STATE_INPUT, change.input.as_bytes())];
+            let record = Sending {
+                topic: change.topic,
+                partition: Some(change.partition),
+                key: Some(change.key),
+                value: change.value,
+                headers: Outgoing::Bare(&headers),
+                timestamp: None,
+            };
+            self.send(record, &mut buf, slot)
+                .inspect_err(|_| slot.fail())
+        })
     }
 
     /// Lets its actor ask ([`Publisher::requester`](crate::Publisher::requester)).
@@ -156,34 +224,21 @@ impl PublisherCore {
         *self.cause() = None;
     }
 
-    /// Sends a record caused by the record of `cause_slot` (inside or
+    /// Sends `record`, caused by the record of `cause_slot` (inside or
     /// outside a transaction): it counts on the slot until the broker
     /// acknowledges it. The caller fails the slot on an error. `buf` holds
     /// the record's compact envelope while it is copied.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
-        headers: Outgoing<'_>,
+        record: Sending<'_>,
         buf: &mut Vec<u8>,
-        timestamp: Option<i64>,
         cause_slot: &Arc<AckSlot>,
     ) -> Result<()> {
         self.begin_transaction()?;
         let ack = self.ack_slot(cause_slot.clone());
         ack.add_pending();
         self.sent.fetch_add(1, Ordering::Relaxed);
-        self.sink.send(
-            topic,
-            key,
-            value,
-            headers,
-            (self.envelope, buf),
-            timestamp,
-            ack,
-        )
+        self.sink.send(record, (self.envelope, buf), ack)
     }
 
     /// Writes a record the actor gives up on to its dead-letter topic: the
@@ -203,8 +258,15 @@ impl PublisherCore {
         // failure's headers, and whether it is only part of its record.
         let mut buf = Vec::new();
         let mut write = |key: Option<&[u8]>, value: &[u8], extra: &[(&str, &[u8])]| {
-            let headers = Outgoing::Kept(&raw.headers, extra);
-            self.send(topic, key, value, headers, &mut buf, raw.timestamp, slot)
+            let record = Sending {
+                topic,
+                partition: None,
+                key,
+                value: Some(value),
+                headers: Outgoing::Kept(&raw.headers, extra),
+                timestamp: raw.timestamp,
+            };
+            self.send(record, &mut buf, slot)
         };
         let written = match write(raw.key.as_deref(), &raw.value, extra) {
             Err(Error::Publish {
@@ -291,13 +353,21 @@ impl PublisherCore {
         offsets: &[Position],
         group: Option<&ConsumerGroupMetadata>,
     ) -> std::result::Result<(bool, u32), TxnFailure> {
-        self.txn
+        let committed = self
+            .txn
             .as_ref()
-            .map_or(Ok((false, 0)), |txn| txn.commit(&self.sink, offsets, group))
+            .map_or(Ok((false, 0)), |txn| txn.commit(&self.sink, offsets, group));
+        if let (Ok((true, _)), Some(stores)) = (&committed, &self.stores) {
+            stores.committed();
+        }
+        committed
     }
 
     /// Aborts the open transaction, if one is open; returns whether one was.
     pub(crate) fn abort(&self) -> bool {
+        if let Some(stores) = &self.stores {
+            stores.aborted();
+        }
         self.txn.as_ref().is_some_and(|txn| txn.abort(&self.sink))
     }
 }

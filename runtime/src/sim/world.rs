@@ -391,13 +391,27 @@ pub(crate) struct Outlet {
 impl crate::publisher::DynSink for Outlet {
     fn send(
         &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        value: &[u8],
+        sent: crate::publisher::Sent<'_>,
         headers: Headers,
-        timestamp_ms: i64,
         slot: Arc<AckSlot>,
     ) -> Result<()> {
+        let crate::publisher::Sent {
+            topic,
+            partition,
+            key,
+            value,
+            timestamp_ms,
+        } = sent;
+        // Only a store's changelog picks its partition or deletes a key,
+        // and the simulator refuses actors with stores (for now).
+        let Some(value) = value.filter(|_| partition.is_none()) else {
+            slot.done();
+            return Err(crate::Error::State {
+                actor: String::new(),
+                store: topic.to_owned(),
+                reason: "the simulator does not run stores".into(),
+            });
+        };
         let mut world = lock(&self.world);
         let index = if *world.logs[self.topic].name == *topic {
             self.topic

@@ -13,10 +13,13 @@ use crate::actor::{Routes, SubscriptionInfo, Subscriptions, SwitchRoute, TopicAc
 use crate::delivery::attempts::Failures;
 use crate::delivery::failure::Failure;
 use crate::error::{Error, Result};
-use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances};
+use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances, Restores};
 use crate::kafka::settings::ClientSettings;
 use crate::ops::stats::ActorStats;
 use crate::publisher::{KafkaProducer, Publisher, PublisherCore, Sink};
+use crate::state::reading::{ChangelogReading, Restorer};
+use crate::state::stores::{StoreSpec, Stores};
+use crate::state::{StoreInfo, changelog_topic};
 use crate::wire::codec::{SchemaRegistry, full_name};
 
 /// An actor as the node sees it, whatever its type.
@@ -26,6 +29,10 @@ pub(crate) trait ActorFactory: Send + Sync {
     fn output_type(&self) -> &str;
     fn output_schemas(&self) -> Vec<apache_avro::Schema>;
     fn subscriptions(&self) -> &[SubscriptionInfo];
+    /// The stores it declares, their changelogs named.
+    fn stores(&self) -> &[StoreInfo] {
+        &[]
+    }
     /// The requests it declares it asks.
     fn asks(&self) -> &[crate::actor::AskInfo] {
         &[]
@@ -84,6 +91,7 @@ pub(crate) struct Factory<A: TopicActor> {
     pub(crate) args: A::Args,
     pub(crate) subscriptions: Subscriptions<A>,
     infos: Vec<SubscriptionInfo>,
+    stores: Vec<StoreInfo>,
     pub(crate) stats: Arc<ActorStats>,
 }
 
@@ -91,6 +99,14 @@ impl<A: TopicActor> Factory<A> {
     pub(crate) fn new(name: String, output: String, args: A::Args, stats: Arc<ActorStats>) -> Self {
         let subscriptions = Subscriptions::<A>::of(&args);
         let infos = subscriptions.infos().cloned().collect();
+        let stores = subscriptions
+            .stores
+            .iter()
+            .map(|decl| StoreInfo {
+                changelog: changelog_topic(&output, &decl.info.name),
+                ..decl.info.clone()
+            })
+            .collect();
         Self {
             name,
             output,
@@ -98,8 +114,60 @@ impl<A: TopicActor> Factory<A> {
             args,
             subscriptions,
             infos,
+            stores,
             stats,
         }
+    }
+
+    /// The actor's stores for an instance, their values checked against
+    /// `registry`; none when it declares none.
+    fn state(&self, registry: &SchemaRegistry, transactional: bool) -> Result<Option<Arc<Stores>>> {
+        if self.stores.is_empty() {
+            return Ok(None);
+        }
+        let specs = self
+            .subscriptions
+            .stores
+            .iter()
+            .zip(&self.stores)
+            .map(|(decl, info)| {
+                Ok(StoreSpec {
+                    info: info.clone(),
+                    check: (decl.check)(registry)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Arc::new(Stores::new(
+            self.name.as_str().into(),
+            specs,
+            registry.clone(),
+            transactional,
+        ))))
+    }
+
+    /// What restores the partitions of an instance on Kafka, when the
+    /// actor has stores.
+    fn restores(
+        &self,
+        env: &Env,
+        core: &PublisherCore,
+        routes: &Routes<A>,
+        transactional: bool,
+    ) -> Result<Option<Restores>> {
+        let Some(stores) = &core.stores else {
+            return Ok(None);
+        };
+        let reading = ChangelogReading::Kafka {
+            settings: env.settings.clone(),
+            group: self.name.clone(),
+        };
+        let restorer = Restorer::start(&reading, &self.name, stores.specs(), transactional)?;
+        let inputs = routes
+            .subscription()
+            .iter()
+            .map(|topic| Arc::from(topic.as_str()))
+            .collect();
+        Ok(Some(Restores::new(stores.clone(), restorer, inputs)))
     }
 }
 
@@ -170,6 +238,10 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
         &self.infos
     }
 
+    fn stores(&self) -> &[StoreInfo] {
+        &self.stores
+    }
+
     fn asks(&self) -> &[crate::actor::AskInfo] {
         &self.subscriptions.asks
     }
@@ -187,10 +259,21 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             // may be built with the same version.
             registry.insert(sub.info.schema.clone());
         }
+        for store in &self.stores {
+            registry.insert(store.key_schema.clone());
+            registry.insert(store.value_schema.clone());
+        }
     }
 
     #[cfg(feature = "testing")]
     fn spawn_wired(&self, wiring: Wiring<'_>, failures: &Failures) -> Result<Instance> {
+        if !self.stores.is_empty() {
+            return Err(Error::State {
+                actor: self.name.clone(),
+                store: self.stores[0].name.clone(),
+                reason: "the simulator does not run actors with stores yet".into(),
+            });
+        }
         let mut core = PublisherCore::new(
             wiring.sink,
             self.output.as_str().into(),
@@ -224,6 +307,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                 store_interval: wiring.store_interval,
                 failures: failures.clone(),
                 input: wiring.input,
+                state: None,
             },
             stop_rx,
             exit_tx,
@@ -238,10 +322,18 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
     }
 
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance> {
+        if !self.stores.is_empty() && !matches!(mode, Reads::Live) {
+            return Err(Error::State {
+                actor: self.name.clone(),
+                store: self.stores[0].name.clone(),
+                reason: "the dead letters of an actor with stores cannot be replayed yet".into(),
+            });
+        }
         let core = Arc::new(self.kafka_core(env, failures, mode)?);
         let publisher = Publisher::<A::Output>::new(core.clone())?;
         let routes = self.routes(&env.registry)?;
         let (consumer, input) = self.kafka_consumer(env, failures, mode, &routes)?;
+        let state = self.restores(env, &core, &routes, failures.transactional)?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -258,6 +350,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             ),
             failures: failures.clone(),
             input,
+            state,
         };
         let arbiter = Arbiter::new();
         let spawned = arbiter.spawn_fn(move || {
@@ -324,7 +417,8 @@ impl<A: TopicActor> Factory<A> {
             registry: env.registry.clone(),
             actor: self.name.clone(),
         })
-        .traced(env.tracer.clone());
+        .traced(env.tracer.clone())
+        .stores(self.state(&env.registry, failures.transactional)?);
         if let Some(id) = transactional_id {
             core = core.transactional(id, env.settings.transaction_timeout);
         }
@@ -349,7 +443,10 @@ impl<A: TopicActor> Factory<A> {
             config.set("group.id", &replay.group);
         }
         let consumer: ActorConsumer = config
-            .create_with_context(Rebalances::reporting_to(self.stats.clone(), &config))
+            .create_with_context(
+                Rebalances::reporting_to(self.stats.clone(), &config)
+                    .holding_back(!self.stores.is_empty()),
+            )
             .map_err(|e| {
                 Error::kafka(
                     format!("cannot create consumer of actor `{}`", self.name),

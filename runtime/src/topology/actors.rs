@@ -1,8 +1,9 @@
-//! [`ActorInfo`]: what a described actor of a node owns, reads, writes
-//! and asks, as the topology checks and the tools see it.
+//! [`ActorInfo`]: what a described actor of a node owns, reads, writes,
+//! asks and remembers, as the topology checks and the tools see it.
 
 use crate::actor::{AskInfo, SubscriptionInfo};
 use crate::delivery::policy::Delivery;
+use crate::state::StoreInfo;
 
 /// A described actor of a node: what it owns and what it reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +36,10 @@ pub struct ActorInfo {
     /// The requests it declares it asks
     /// ([`Subscriptions::asks`](crate::Subscriptions::asks)).
     pub asks: Vec<AskInfo>,
+    /// The stores it declares
+    /// ([`Subscriptions::store`](crate::Subscriptions::store)), each with
+    /// the changelog topic it owns.
+    pub stores: Vec<StoreInfo>,
 }
 
 impl ActorInfo {

@@ -71,30 +71,32 @@ pub fn check(actors: &[ActorInfo]) -> Result<Vec<ExternalTopic>> {
             });
         }
     }
-    // Dead-letter topics are written by their actor's supervisor: owned too.
+    // Dead-letter topics are written by their actor's supervisor, and
+    // changelogs by its stores: owned too.
     let mut dead_letters: BTreeMap<&str, &str> = BTreeMap::new();
     for actor in actors {
-        let Some(topic) = &actor.dead_letter_topic else {
-            continue;
-        };
-        let other = owners
-            .get(topic.as_str())
-            .map(|a| a.name.as_str())
-            .or_else(|| dead_letters.get(topic.as_str()).copied())
-            .filter(|other| *other != actor.name);
-        if let Some(other) = other {
-            return Err(Error::TopicOwnedTwice {
-                topic: topic.clone(),
-                first: other.to_owned(),
-                second: actor.name.clone(),
-            });
+        let changelogs = actor.stores.iter().map(|s| &s.changelog);
+        for topic in actor.dead_letter_topic.iter().chain(changelogs) {
+            let other = owners
+                .get(topic.as_str())
+                .map(|a| a.name.as_str())
+                .or_else(|| dead_letters.get(topic.as_str()).copied())
+                .filter(|other| *other != actor.name);
+            if let Some(other) = other {
+                return Err(Error::TopicOwnedTwice {
+                    topic: topic.clone(),
+                    first: other.to_owned(),
+                    second: actor.name.clone(),
+                });
+            }
+            dead_letters.insert(topic, &actor.name);
         }
-        dead_letters.insert(topic, &actor.name);
     }
     let mut external = Vec::new();
     for actor in actors {
         for sub in &actor.subscriptions {
-            // Dead letters are whatever could not be handled: any bytes.
+            // Dead letters are whatever could not be handled, changelogs
+            // state: any bytes.
             if dead_letters.contains_key(sub.topic.as_str()) {
                 continue;
             }

@@ -5,5 +5,6 @@
 fn main() -> std::process::ExitCode {
     let mut registry = scribe_cli::settings::Registry::standard();
     registry.register::<scribe_tests::actors::Crasher>("test.crasher");
+    registry.register::<scribe_tests::actors::Tally>("test.tally");
     scribe_cli::main(registry)
 }

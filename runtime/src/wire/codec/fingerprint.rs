@@ -8,7 +8,7 @@ use apache_avro::{Schema, rabin::Rabin};
 /// The two bytes that open every single-object encoded value.
 pub const SINGLE_OBJECT_MARKER: [u8; 2] = [0xC3, 0x01];
 /// Length of the single-object header: marker and fingerprint.
-pub(super) const HEADER_LEN: usize = 10;
+pub(crate) const HEADER_LEN: usize = 10;
 
 /// The CRC-64-AVRO (Rabin) fingerprint of a schema's parsing canonical form,
 /// as the 8 little-endian bytes the single-object header carries.

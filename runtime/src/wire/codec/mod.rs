@@ -25,5 +25,9 @@ mod schema;
 pub use decode::{Decoder, decode_json};
 pub use decode_error::DecodeError;
 pub use encode::{Encoder, Encoders, encode_json};
+/// Length of the single-object header (marker and fingerprint) before a
+/// value's Avro datum.
+pub(crate) use fingerprint::HEADER_LEN as SINGLE_OBJECT_HEADER_LEN;
 pub use fingerprint::{Fingerprint, SINGLE_OBJECT_MARKER};
+pub(crate) use schema::intern;
 pub use schema::{SchemaLookup, SchemaRegistry, full_name};

@@ -15,7 +15,7 @@ use crate::wire::record::Record;
 
 /// Schemas live for the whole process once seen: decoders borrow them, and a
 /// program registers a bounded set of schemas.
-pub(super) fn intern(schema: Schema) -> (&'static Schema, Fingerprint) {
+pub(crate) fn intern(schema: Schema) -> (&'static Schema, Fingerprint) {
     static INTERNED: OnceLock<Mutex<HashMap<Fingerprint, &'static Schema>>> = OnceLock::new();
     let fingerprint = Fingerprint::of(&schema);
     let mut table = INTERNED

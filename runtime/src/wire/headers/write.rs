@@ -150,6 +150,8 @@ pub(crate) enum Outgoing<'a> {
     /// Fresh metadata, then `extra`: an error reply's (its reason), a
     /// request's (its mark that it expects a reply).
     Answer(&'a Outbound<'a>, &'a [(&'a str, &'a [u8])]),
+    /// Only these headers, no metadata: a changelog record's.
+    Bare(&'a [(&'a str, &'a [u8])]),
 }
 
 impl<'a> Outgoing<'a> {
@@ -162,6 +164,7 @@ impl<'a> Outgoing<'a> {
                 (inbound.forwarded_known(outbound), form, &inbound.other, &[])
             }
             Outgoing::Answer(outbound, extra) => (outbound.known(), form, &[], extra),
+            Outgoing::Bare(extra) => ([None; KNOWN.len()], form, &[], extra),
             Outgoing::Kept(headers, extra) => (
                 std::array::from_fn(|slot| headers.known(slot)),
                 headers.envelope(),

@@ -1,0 +1,27 @@
+//! Actor state that survives what records survive: typed stores
+//! (`store`), the state of one instance as bytes, partition by partition
+//! (`stores`), each store's changelog topic and what its records say
+//! (`changelog`), restoring a partition from it (`restore`), and
+//! reading changelogs to restore, the seam under it (`reading`).
+//!
+//! An actor declares its stores (`info`); the publisher writes their
+//! changes to their changelogs, counted with the actor's outputs, and the
+//! feed restores a partition's shards before its first record.
+//!
+//! Owns: what actors remember, and the rules that keep it in step with
+//! the committed input. May import: `error`, `wire`, `kafka`, `delivery`,
+//! `ops`. Imported by: `publisher` (which writes the changes and commits
+//! or aborts them with its transactions), `actor` (declarations),
+//! `topology`, `handling`, `feed`, `supervisor`, `node`, `sim`.
+
+pub(crate) mod changelog;
+mod info;
+pub(crate) mod reading;
+pub(crate) mod restore;
+mod store;
+pub(crate) mod stores;
+
+pub use changelog::changelog_topic;
+pub use info::StoreInfo;
+pub(crate) use info::check_store_name;
+pub use store::Store;

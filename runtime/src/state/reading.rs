@@ -1,0 +1,468 @@
+//! Reading changelogs to restore partitions: the seam under the restore.
+//!
+//! A [`Restorer`] restores the partitions an instance is assigned, each
+//! store's changelog partition read from its start to its end as a
+//! `read_committed` reader sees it, while the instance goes on handling
+//! the partitions it holds. On Kafka ([`ChangelogReading::Kafka`]) each
+//! store has a consumer of its own on a thread of its own (so that the end
+//! of a partition, which librdkafka reports by partition number only,
+//! names one changelog); at-least-once, it asks the actor's consumer group
+//! for the committed offsets of the partition's inputs first. What is done
+//! with each record is written once, in
+//! [`Restoring`](super::restore::Restoring), so that a simulated changelog
+//! (not there yet: the simulator refuses actors with stores) needs only a
+//! reader of its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::task::Poll;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::channel::mpsc as channel;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::changelog::{ChangeRecord, STATE_INPUT};
+use super::restore::{Committed, Restored, Restoring};
+use super::stores::StoreSpec;
+use crate::error::{Error, Result};
+use crate::kafka::settings::ClientSettings;
+
+/// How long a broker call of a restore (offsets, watermarks) waits.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a restore thread waits for a record before looking at its
+/// commands again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How an instance reads its changelogs.
+#[derive(Clone)]
+pub(crate) enum ChangelogReading {
+    /// Kafka consumers with the node's client settings, in the actor's
+    /// consumer group `group` (only to read its committed offsets: they
+    /// are assigned, never subscribed).
+    Kafka {
+        settings: ClientSettings,
+        group: String,
+    },
+}
+
+impl std::fmt::Debug for ChangelogReading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangelogReading::Kafka { group, .. } => {
+                f.debug_struct("Kafka").field("group", group).finish()
+            }
+        }
+    }
+}
+
+/// What restoring a partition came to: its shards, one per store in
+/// order, or the error that stopped it.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub(crate) partition: i32,
+    pub(crate) outcome: Result<Vec<Restored>>,
+}
+
+/// What a store's reader is asked.
+enum Command {
+    /// Restore `partition`, whose inputs are these topics, as restore
+    /// number `round` of the instance.
+    Restore {
+        partition: i32,
+        inputs: Vec<Arc<str>>,
+        round: u64,
+    },
+    /// `partition` is no longer the instance's: stop restoring it.
+    Forget(i32),
+}
+
+/// One store's part of a partition's restore, as its reader reports it.
+struct Part {
+    store: usize,
+    partition: i32,
+    /// The restore it belongs to: a part of an earlier restore of the
+    /// partition (reported before its `Forget` arrived) is not this one's.
+    round: u64,
+    outcome: Result<Restored>,
+}
+
+/// Restores the partitions of one instance, store by store.
+pub(crate) struct Restorer {
+    readers: Vec<Reader>,
+    parts: channel::UnboundedReceiver<Part>,
+    /// Partitions being restored: the restore's round, and each store's
+    /// part so far.
+    restoring: BTreeMap<i32, (u64, Vec<Option<Restored>>)>,
+    stores: usize,
+    /// The last restore's round.
+    rounds: u64,
+}
+
+impl std::fmt::Debug for Restorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restorer")
+            .field("restoring", &self.restoring.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One store's reader: a consumer of its changelog on a thread of its own.
+struct Reader {
+    commands: mpsc::Sender<Command>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Restorer {
+    /// Starts the readers of `specs`, the stores of actor `actor`
+    /// (exactly-once when `transactional`: every committed change applies).
+    pub(crate) fn start(
+        reading: &ChangelogReading,
+        actor: &str,
+        specs: &[StoreSpec],
+        transactional: bool,
+    ) -> Result<Self> {
+        let (parts_tx, parts) = channel::unbounded();
+        let readers = specs
+            .iter()
+            .enumerate()
+            .map(|(store, spec)| match reading {
+                ChangelogReading::Kafka { settings, group } => kafka_reader(
+                    settings,
+                    group,
+                    actor,
+                    store,
+                    spec.clone(),
+                    transactional,
+                    parts_tx.clone(),
+                ),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            readers,
+            parts,
+            restoring: BTreeMap::new(),
+            stores: specs.len(),
+            rounds: 0,
+        })
+    }
+
+    /// Starts restoring `partition`, whose inputs are `inputs`.
+    pub(crate) fn restore(&mut self, partition: i32, inputs: Vec<Arc<str>>) {
+        self.rounds += 1;
+        let round = self.rounds;
+        self.restoring
+            .insert(partition, (round, (0..self.stores).map(|_| None).collect()));
+        for reader in &self.readers {
+            reader.send(Command::Restore {
+                partition,
+                inputs: inputs.clone(),
+                round,
+            });
+        }
+    }
+
+    /// Stops restoring `partition`, if it is being restored.
+    pub(crate) fn forget(&mut self, partition: i32) {
+        if self.restoring.remove(&partition).is_some() {
+            for reader in &self.readers {
+                reader.send(Command::Forget(partition));
+            }
+        }
+    }
+
+    /// The next partition whose restore ended, once every store's part of
+    /// it is in (or one failed).
+    pub(crate) fn poll_done(&mut self, task: &mut std::task::Context<'_>) -> Poll<Done> {
+        while let Poll::Ready(Some(Part {
+            store,
+            partition,
+            round,
+            outcome,
+        })) = self.parts.poll_next_unpin(task)
+        {
+            let Some((_, parts)) = self
+                .restoring
+                .get_mut(&partition)
+                .filter(|(current, _)| *current == round)
+            else {
+                // Forgotten meanwhile, or an earlier restore's.
+                continue;
+            };
+            match outcome {
+                Err(error) => {
+                    self.forget(partition);
+                    return Poll::Ready(Done {
+                        partition,
+                        outcome: Err(error),
+                    });
+                }
+                Ok(restored) => parts[store] = Some(restored),
+            }
+            if parts.iter().all(Option::is_some) {
+                let (_, parts) = self.restoring.remove(&partition).unwrap_or_default();
+                return Poll::Ready(Done {
+                    partition,
+                    outcome: Ok(parts.into_iter().flatten().collect()),
+                });
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Reader {
+    fn send(&self, command: Command) {
+        // A reader whose thread ended has reported why.
+        let _ = self.commands.send(command);
+    }
+}
+
+impl Drop for Restorer {
+    fn drop(&mut self) {
+        for reader in &mut self.readers {
+            reader.stop.store(true, Ordering::Release);
+            // The thread notices within a poll; it is not waited for.
+            drop(reader.thread.take());
+        }
+    }
+}
+
+/// A store's reader on Kafka: a consumer of its changelog on a thread of
+/// its own.
+fn kafka_reader(
+    settings: &ClientSettings,
+    group: &str,
+    actor: &str,
+    store: usize,
+    spec: StoreSpec,
+    transactional: bool,
+    parts: channel::UnboundedSender<Part>,
+) -> Result<Reader> {
+    let mut config = settings.consumer(group, false);
+    config
+        .set("client.id", format!("{}.{actor}.restore", settings.node))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let consumer: BaseConsumer<RestoreContext> =
+        config.create_with_context(RestoreContext).map_err(|e| {
+            Error::kafka(
+                format!(
+                    "cannot create the reader of changelog `{}` for actor `{actor}`",
+                    spec.info.changelog
+                ),
+                e,
+            )
+        })?;
+    let (commands, received) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        let mut reader = KafkaReader {
+            consumer,
+            spec,
+            store,
+            transactional,
+            parts,
+            active: BTreeMap::new(),
+        };
+        std::thread::Builder::new()
+            .name(format!("restore-{actor}"))
+            .spawn(move || reader.run(&received, &stop))
+            .map_err(|e| Error::State {
+                actor: actor.to_owned(),
+                store: String::new(),
+                reason: format!("cannot start a restore thread: {e}"),
+            })?
+    };
+    Ok(Reader {
+        commands,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// A restore consumer's context: the end of a partition, which a restore
+/// asks for, is no error to log.
+struct RestoreContext;
+
+impl ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!(%error, reason, "changelog reader error");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
+/// The state of a store's reader on Kafka.
+struct KafkaReader {
+    consumer: BaseConsumer<RestoreContext>,
+    spec: StoreSpec,
+    store: usize,
+    transactional: bool,
+    parts: channel::UnboundedSender<Part>,
+    /// The partitions being read, each with its round and its restore so
+    /// far.
+    active: BTreeMap<i32, (u64, Restoring)>,
+}
+
+impl KafkaReader {
+    fn run(&mut self, commands: &mpsc::Receiver<Command>, stop: &AtomicBool) {
+        while !stop.load(Ordering::Acquire) {
+            let command = if self.active.is_empty() {
+                match commands.recv_timeout(POLL) {
+                    Ok(command) => Some(command),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                commands.try_recv().ok()
+            };
+            match command {
+                Some(Command::Restore {
+                    partition,
+                    inputs,
+                    round,
+                }) => {
+                    if let Err(error) = self.begin(partition, &inputs, round) {
+                        self.report(partition, round, Err(error));
+                    }
+                    continue;
+                }
+                Some(Command::Forget(partition)) => {
+                    if self.active.remove(&partition).is_some() {
+                        self.unassign(partition);
+                    }
+                    continue;
+                }
+                None if self.active.is_empty() => continue,
+                None => {}
+            }
+            self.read();
+        }
+    }
+
+    fn topic(&self) -> &str {
+        &self.spec.info.changelog
+    }
+
+    /// Starts reading `partition` from its start, after reading the
+    /// committed offsets of its inputs (at-least-once).
+    fn begin(&mut self, partition: i32, inputs: &[Arc<str>], round: u64) -> Result<()> {
+        let committed = if self.transactional {
+            Committed::keep_all()
+        } else {
+            self.committed(partition, inputs)?
+        };
+        let restoring = Restoring::new(
+            Arc::from(self.topic()),
+            partition,
+            self.spec.check.clone(),
+            Arc::new(committed),
+        );
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(self.topic(), partition, Offset::Beginning)
+            .and_then(|()| self.consumer.incremental_assign(&list))
+            .map_err(|e| {
+                Error::kafka(
+                    format!("cannot read changelog `{}`/{partition}", self.topic()),
+                    e,
+                )
+            })?;
+        self.active.insert(partition, (round, restoring));
+        Ok(())
+    }
+
+    /// What the actor's group committed for `partition` of each input.
+    fn committed(&self, partition: i32, inputs: &[Arc<str>]) -> Result<Committed> {
+        let mut list = TopicPartitionList::new();
+        for input in inputs {
+            list.add_partition(input, partition);
+        }
+        let offsets = self
+            .consumer
+            .committed_offsets(list, BROKER_TIMEOUT)
+            .map_err(|e| {
+                Error::kafka(
+                    format!(
+                        "cannot read the committed offsets of partition {partition} of the input"
+                    ),
+                    e,
+                )
+            })?;
+        let mut committed = Committed::default();
+        for e in offsets.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(at) => Some(at),
+                _ => None,
+            };
+            committed.insert(e.topic(), e.partition(), offset);
+        }
+        Ok(committed)
+    }
+
+    /// Reads what is there, until a poll waits in vain.
+    fn read(&mut self) {
+        let Some(message) = self.consumer.poll(POLL) else {
+            return;
+        };
+        match message {
+            Ok(message) => {
+                let partition = message.partition();
+                let Some((round, restoring)) = self.active.get_mut(&partition) else {
+                    return;
+                };
+                // Read without panicking on a header key that is not UTF-8.
+                let (headers, _) = crate::wire::headers::Headers::from_kafka(&message);
+                let record = ChangeRecord {
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(Arc::from),
+                    input: headers.get(STATE_INPUT).map(<[u8]>::to_vec),
+                };
+                if let Err(error) = restoring.apply(record) {
+                    let round = *round;
+                    self.active.remove(&partition);
+                    self.unassign(partition);
+                    self.report(partition, round, Err(error));
+                }
+            }
+            Err(KafkaError::PartitionEOF(partition)) => {
+                if let Some((round, restoring)) = self.active.remove(&partition) {
+                    self.unassign(partition);
+                    self.report(partition, round, Ok(restoring.finish()));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(changelog = %self.topic(), %error, "reading a changelog to restore");
+            }
+        }
+    }
+
+    fn unassign(&self, partition: i32) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(self.topic(), partition);
+        if let Err(error) = self.consumer.incremental_unassign(&list) {
+            tracing::debug!(changelog = %self.topic(), partition, %error, "cannot stop reading a changelog partition");
+        }
+    }
+
+    fn report(&self, partition: i32, round: u64, outcome: Result<Restored>) {
+        let _ = self.parts.unbounded_send(Part {
+            store: self.store,
+            partition,
+            round,
+            outcome,
+        });
+    }
+}

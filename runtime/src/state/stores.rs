@@ -1,0 +1,547 @@
+//! [`Stores`]: the state of one actor instance, store by store and
+//! partition by partition, as bytes.
+//!
+//! Each partition the instance holds has a shard per store: what the
+//! changelog says, restored before the partition's first record, then
+//! changed by its handlers. A handler's changes are kept aside while it
+//! runs; they take effect when it returns `Ok` ([`Stores::finish`] sends
+//! them to the changelog), and are forgotten when it fails or panics
+//! ([`Stores::discard`]), so a record tried again changes the state once.
+//! Under exactly-once, what handlers changed since the transaction began
+//! is kept aside too, until the transaction commits ([`Stores::committed`])
+//! or aborts ([`Stores::aborted`]): no aborted change is ever seen.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::StoreInfo;
+use super::changelog::Input;
+use crate::delivery::consumed::Position;
+use crate::error::{Error, Result};
+use crate::wire::codec::{DecodeError, SchemaRegistry};
+
+/// A key and its value, as a store keeps them (encoded).
+pub(crate) type Entry = (Vec<u8>, Arc<[u8]>);
+
+/// Checks that a state value decodes as its store's type.
+pub(crate) type ValueCheck =
+    Arc<dyn Fn(&[u8]) -> std::result::Result<(), DecodeError> + Send + Sync>;
+
+/// A store as an instance holds it: what it is, and how its values are
+/// checked when restored.
+#[derive(Clone)]
+pub(crate) struct StoreSpec {
+    pub(crate) info: StoreInfo,
+    pub(crate) check: ValueCheck,
+}
+
+impl std::fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSpec")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// A key's change: its new value, or `None` once deleted.
+type Change = Option<Arc<[u8]>>;
+
+/// One store's share of one partition.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Shard {
+    /// What the changelog holds (under exactly-once: what committed).
+    pub(crate) base: BTreeMap<Vec<u8>, Arc<[u8]>>,
+    /// Exactly-once: the changes of the open transaction.
+    txn: BTreeMap<Vec<u8>, Change>,
+}
+
+impl Shard {
+    /// A shard holding `base`.
+    pub(crate) fn of(base: BTreeMap<Vec<u8>, Arc<[u8]>>) -> Self {
+        Self {
+            base,
+            txn: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Arc<[u8]>> {
+        match self.txn.get(key) {
+            Some(change) => change.clone(),
+            None => self.base.get(key).cloned(),
+        }
+    }
+
+    fn apply(map: &mut BTreeMap<Vec<u8>, Arc<[u8]>>, key: Vec<u8>, change: Change) {
+        match change {
+            Some(value) => {
+                map.insert(key, value);
+            }
+            None => {
+                map.remove(&key);
+            }
+        }
+    }
+
+    fn commit(&mut self) {
+        for (key, change) in std::mem::take(&mut self.txn) {
+            Self::apply(&mut self.base, key, change);
+        }
+    }
+}
+
+/// A change on its way to the changelog: what [`Stores::finish`] hands
+/// its sender.
+#[derive(Debug)]
+pub(crate) struct Outgoing<'a> {
+    /// The changelog topic.
+    pub(crate) topic: &'a str,
+    pub(crate) partition: i32,
+    pub(crate) key: &'a [u8],
+    /// The new value; none for a deletion (a tombstone).
+    pub(crate) value: Option<&'a [u8]>,
+    /// The [`STATE_INPUT`](super::changelog::STATE_INPUT) header's value.
+    pub(crate) input: &'a str,
+}
+
+/// The state of one actor instance.
+pub(crate) struct Stores {
+    actor: Arc<str>,
+    specs: Vec<StoreSpec>,
+    registry: SchemaRegistry,
+    transactional: bool,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("actor", &self.actor)
+            .field("stores", &self.specs)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The record being handled, and its changes so far, store by store.
+    current: Option<Position>,
+    changes: Vec<BTreeMap<Vec<u8>, Change>>,
+    /// The shards of each partition held, one per store.
+    partitions: BTreeMap<i32, Vec<Shard>>,
+}
+
+impl Stores {
+    /// The stores `specs` of `actor`; `transactional` under exactly-once.
+    pub(crate) fn new(
+        actor: Arc<str>,
+        specs: Vec<StoreSpec>,
+        registry: SchemaRegistry,
+        transactional: bool,
+    ) -> Self {
+        let changes = vec![BTreeMap::new(); specs.len()];
+        Self {
+            actor,
+            specs,
+            registry,
+            transactional,
+            inner: Mutex::new(Inner {
+                changes,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stores, in the order the actor declared them.
+    pub(crate) fn specs(&self) -> &[StoreSpec] {
+        &self.specs
+    }
+
+    /// The node's schemas, which state values are read with.
+    pub(crate) fn registry(&self) -> &SchemaRegistry {
+        &self.registry
+    }
+
+    /// The actor's name.
+    pub(crate) fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The index of store `name`, if the actor declared it.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.info.name == name)
+    }
+
+    fn refused(&self, index: usize, reason: String) -> Error {
+        Error::State {
+            actor: self.actor.to_string(),
+            store: self.specs[index].info.name.clone(),
+            reason,
+        }
+    }
+
+    /// The shard of store `index` for the record being handled, and that
+    /// record's changes.
+    fn scope<'a>(
+        &self,
+        inner: &'a mut Inner,
+        index: usize,
+    ) -> Result<(&'a mut BTreeMap<Vec<u8>, Change>, &'a Shard)> {
+        let Some(at) = &inner.current else {
+            return Err(self.refused(
+                index,
+                "state is read and written only while a record is handled".into(),
+            ));
+        };
+        let Some(shards) = inner.partitions.get(&at.partition) else {
+            return Err(self.refused(
+                index,
+                format!(
+                    "partition {} is not restored on this instance (record {at})",
+                    at.partition
+                ),
+            ));
+        };
+        Ok((&mut inner.changes[index], &shards[index]))
+    }
+
+    /// The value of `key` in store `index`, as the record being handled
+    /// sees it (its own changes first).
+    pub(crate) fn get(&self, index: usize, key: &[u8]) -> Result<Option<Arc<[u8]>>> {
+        let mut inner = self.lock();
+        let (changes, shard) = self.scope(&mut inner, index)?;
+        Ok(match changes.get(key) {
+            Some(change) => change.clone(),
+            None => shard.get(key),
+        })
+    }
+
+    /// Sets `key` of store `index` to `value` (`None` deletes it), taking
+    /// effect when the handler returns `Ok`.
+    pub(crate) fn set(&self, index: usize, key: Vec<u8>, value: Change) -> Result<()> {
+        let mut inner = self.lock();
+        let (changes, _) = self.scope(&mut inner, index)?;
+        changes.insert(key, value);
+        Ok(())
+    }
+
+    /// Every key of store `index` in the record's partition, with its
+    /// value, in the order of the keys' bytes.
+    pub(crate) fn scan(&self, index: usize) -> Result<Vec<Entry>> {
+        let mut inner = self.lock();
+        let (changes, shard) = self.scope(&mut inner, index)?;
+        let mut all: BTreeMap<&[u8], Option<&Arc<[u8]>>> = shard
+            .base
+            .iter()
+            .map(|(key, value)| (key.as_slice(), Some(value)))
+            .collect();
+        for (key, change) in shard.txn.iter().chain(changes.iter()) {
+            all.insert(key, change.as_ref());
+        }
+        Ok(all
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key.to_vec(), v.clone())))
+            .collect())
+    }
+
+    /// A record begins to be handled: state calls see its partition.
+    pub(crate) fn begin(&self, at: &Position) {
+        let mut inner = self.lock();
+        inner.current = Some(at.clone());
+        for changes in &mut inner.changes {
+            changes.clear();
+        }
+    }
+
+    /// The record's handler failed or panicked: its changes are forgotten.
+    pub(crate) fn discard(&self) {
+        let mut inner = self.lock();
+        inner.current = None;
+        for changes in &mut inner.changes {
+            changes.clear();
+        }
+    }
+
+    /// The record's handler returned `Ok`: hands each change to `send`
+    /// (which writes it to the changelog, counted on the record's slot),
+    /// then makes the changes the shard's. On an error from `send` the
+    /// changes are forgotten and the error returned: the record fails
+    /// (its slot was failed by the send, so its offset never commits).
+    pub(crate) fn finish(&self, mut send: impl FnMut(Outgoing<'_>) -> Result<()>) -> Result<()> {
+        let (at, mut changes) = {
+            let mut inner = self.lock();
+            let Some(at) = inner.current.take() else {
+                return Ok(());
+            };
+            if inner.changes.iter().all(BTreeMap::is_empty) {
+                return Ok(());
+            }
+            let empty = vec![BTreeMap::new(); self.specs.len()];
+            (at, std::mem::replace(&mut inner.changes, empty))
+        };
+        let input = Input::text(&at.topic, at.partition, at.offset);
+        for (spec, changes) in self.specs.iter().zip(&changes) {
+            for (key, value) in changes {
+                send(Outgoing {
+                    topic: &spec.info.changelog,
+                    partition: at.partition,
+                    key,
+                    value: value.as_deref(),
+                    input: &input,
+                })?;
+            }
+        }
+        let mut inner = self.lock();
+        let transactional = self.transactional;
+        if let Some(shards) = inner.partitions.get_mut(&at.partition) {
+            for (shard, changes) in shards.iter_mut().zip(&mut changes) {
+                for (key, change) in std::mem::take(changes) {
+                    if transactional {
+                        shard.txn.insert(key, change);
+                    } else {
+                        Shard::apply(&mut shard.base, key, change);
+                    }
+                }
+            }
+        }
+        // The emptied maps are kept for the next record.
+        inner.changes = changes;
+        Ok(())
+    }
+
+    /// Exactly-once: the transaction committed; its changes are the
+    /// shards' now.
+    pub(crate) fn committed(&self) {
+        let mut inner = self.lock();
+        for shard in inner.partitions.values_mut().flatten() {
+            shard.commit();
+        }
+    }
+
+    /// Exactly-once: the transaction aborted; its changes are gone, as
+    /// they are from the changelog.
+    pub(crate) fn aborted(&self) {
+        let mut inner = self.lock();
+        for shard in inner.partitions.values_mut().flatten() {
+            shard.txn.clear();
+        }
+    }
+
+    /// `partition` is restored: its shards, one per store, in order.
+    pub(crate) fn install(&self, partition: i32, shards: Vec<Shard>) {
+        debug_assert_eq!(shards.len(), self.specs.len());
+        self.lock().partitions.insert(partition, shards);
+    }
+
+    /// `partition` is no longer this instance's: its shards go.
+    pub(crate) fn release(&self, partition: i32) -> bool {
+        self.lock().partitions.remove(&partition).is_some()
+    }
+
+    /// The partitions whose shards this instance holds.
+    pub(crate) fn held(&self) -> Vec<i32> {
+        self.lock().partitions.keys().copied().collect()
+    }
+
+    /// The committed value of `key` in store `index`, partition
+    /// `partition`, if this instance holds that partition (`Err` when it
+    /// does not): what a reader outside the actor sees.
+    #[cfg(test)]
+    pub(crate) fn peek(
+        &self,
+        index: usize,
+        partition: i32,
+        key: &[u8],
+    ) -> std::result::Result<Option<Arc<[u8]>>, ()> {
+        let inner = self.lock();
+        let shards = inner.partitions.get(&partition).ok_or(())?;
+        Ok(shards[index].base.get(key).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> StoreSpec {
+        StoreSpec {
+            info: StoreInfo {
+                name: name.into(),
+                changelog: format!("out.{name}.changelog"),
+                key_type: "string".into(),
+                key_schema: apache_avro::Schema::String,
+                value_type: "long".into(),
+                value_schema: apache_avro::Schema::Long,
+            },
+            check: Arc::new(|_| Ok(())),
+        }
+    }
+
+    fn stores(transactional: bool) -> Stores {
+        let stores = Stores::new(
+            "counter".into(),
+            vec![spec("a"), spec("b")],
+            SchemaRegistry::new(),
+            transactional,
+        );
+        stores.install(0, vec![Shard::default(), Shard::default()]);
+        stores
+    }
+
+    fn at(offset: i64) -> Position {
+        Position::new("in".into(), 0, offset)
+    }
+
+    fn value(v: u8) -> Change {
+        Some(Arc::from(&[v][..]))
+    }
+
+    type Sent = Vec<(String, i32, Vec<u8>, Option<Vec<u8>>, String)>;
+
+    fn sender(sent: &mut Sent) -> impl FnMut(Outgoing<'_>) -> Result<()> + '_ {
+        |c| {
+            sent.push((
+                c.topic.into(),
+                c.partition,
+                c.key.to_vec(),
+                c.value.map(<[u8]>::to_vec),
+                c.input.into(),
+            ));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn changes_take_effect_when_the_handler_returns_ok() {
+        let stores = stores(false);
+        stores.begin(&at(7));
+        stores.set(0, b"k".to_vec(), value(1)).unwrap();
+        stores.set(1, b"j".to_vec(), value(2)).unwrap();
+        stores.set(1, b"j".to_vec(), None).unwrap();
+        assert_eq!(stores.get(0, b"k").unwrap(), value(1), "its own change");
+        assert_eq!(stores.peek(0, 0, b"k"), Ok(None), "not yet the shard's");
+        let mut sent = Sent::new();
+        stores.finish(sender(&mut sent)).unwrap();
+        assert_eq!(
+            sent,
+            vec![
+                (
+                    "out.a.changelog".into(),
+                    0,
+                    b"k".to_vec(),
+                    Some(vec![1]),
+                    "in/0/7".into()
+                ),
+                (
+                    "out.b.changelog".into(),
+                    0,
+                    b"j".to_vec(),
+                    None,
+                    "in/0/7".into()
+                ),
+            ],
+            "one change per key, the last one"
+        );
+        assert_eq!(stores.peek(0, 0, b"k"), Ok(value(1)));
+        assert!(stores.get(0, b"k").is_err(), "no record is handled now");
+    }
+
+    #[test]
+    fn a_failed_handler_changes_nothing() {
+        let stores = stores(false);
+        stores.begin(&at(1));
+        stores.set(0, b"k".to_vec(), value(1)).unwrap();
+        stores.discard();
+        stores.begin(&at(1));
+        assert_eq!(stores.get(0, b"k").unwrap(), None);
+        let mut sent = Sent::new();
+        stores.finish(sender(&mut sent)).unwrap();
+        assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn a_refused_send_leaves_the_shard_as_it_was() {
+        let stores = stores(false);
+        stores.begin(&at(1));
+        stores.set(0, b"k".to_vec(), value(1)).unwrap();
+        let refused = stores.finish(|_| {
+            Err(Error::State {
+                actor: "counter".into(),
+                store: "a".into(),
+                reason: "queue full".into(),
+            })
+        });
+        assert!(refused.is_err());
+        assert_eq!(stores.peek(0, 0, b"k"), Ok(None));
+    }
+
+    #[test]
+    fn under_exactly_once_only_committed_changes_survive_an_abort() {
+        let stores = stores(true);
+        let mut sent = Sent::new();
+        stores.begin(&at(1));
+        stores.set(0, b"k".to_vec(), value(1)).unwrap();
+        stores.finish(sender(&mut sent)).unwrap();
+        stores.committed();
+        stores.begin(&at(2));
+        stores.set(0, b"k".to_vec(), value(2)).unwrap();
+        stores.set(0, b"new".to_vec(), value(3)).unwrap();
+        stores.finish(sender(&mut sent)).unwrap();
+        stores.begin(&at(3));
+        assert_eq!(
+            stores.get(0, b"k").unwrap(),
+            value(2),
+            "the open transaction's"
+        );
+        assert_eq!(
+            stores.peek(0, 0, b"k"),
+            Ok(value(1)),
+            "outside: what committed"
+        );
+        stores.discard();
+        stores.aborted();
+        stores.begin(&at(2));
+        assert_eq!(stores.get(0, b"k").unwrap(), value(1));
+        assert_eq!(stores.get(0, b"new").unwrap(), None);
+    }
+
+    #[test]
+    fn a_scan_sees_the_shard_with_the_records_changes() {
+        let stores = stores(true);
+        let mut sent = Sent::new();
+        stores.begin(&at(1));
+        for k in [b"a", b"b", b"c"] {
+            stores.set(0, k.to_vec(), value(k[0])).unwrap();
+        }
+        stores.finish(sender(&mut sent)).unwrap();
+        stores.committed();
+        stores.begin(&at(2));
+        stores.set(0, b"b".to_vec(), None).unwrap();
+        stores.finish(sender(&mut sent)).unwrap();
+        stores.begin(&at(3));
+        stores.set(0, b"d".to_vec(), value(9)).unwrap();
+        let keys: Vec<Vec<u8>> = stores
+            .scan(0)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+    }
+
+    #[test]
+    fn a_partition_not_held_is_refused_naming_it() {
+        let stores = stores(false);
+        stores.begin(&Position::new("in".into(), 5, 10));
+        let error = stores.get(0, b"k").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "actor `counter`, store `a`: partition 5 is not restored on this instance (record in/5@10)"
+        );
+        assert!(stores.release(0));
+        assert!(stores.held().is_empty());
+    }
+}
