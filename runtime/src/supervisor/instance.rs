@@ -13,12 +13,10 @@ use crate::actor::{Routes, SubscriptionInfo, Subscriptions, SwitchRoute, TopicAc
 use crate::delivery::attempts::Failures;
 use crate::delivery::failure::Failure;
 use crate::error::{Error, Result};
-use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances, Restores};
+use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances};
 use crate::kafka::settings::ClientSettings;
 use crate::ops::stats::ActorStats;
 use crate::publisher::{KafkaProducer, Publisher, PublisherCore, Sink};
-use crate::state::reading::{ChangelogReading, Restorer};
-use crate::state::stores::{StoreSpec, Stores};
 use crate::state::{StoreInfo, changelog_topic};
 use crate::wire::codec::{SchemaRegistry, full_name};
 
@@ -91,7 +89,7 @@ pub(crate) struct Factory<A: TopicActor> {
     pub(crate) args: A::Args,
     pub(crate) subscriptions: Subscriptions<A>,
     infos: Vec<SubscriptionInfo>,
-    stores: Vec<StoreInfo>,
+    pub(super) stores: Vec<StoreInfo>,
     pub(crate) stats: Arc<ActorStats>,
 }
 
@@ -117,57 +115,6 @@ impl<A: TopicActor> Factory<A> {
             stores,
             stats,
         }
-    }
-
-    /// The actor's stores for an instance, their values checked against
-    /// `registry`; none when it declares none.
-    fn state(&self, registry: &SchemaRegistry, transactional: bool) -> Result<Option<Arc<Stores>>> {
-        if self.stores.is_empty() {
-            return Ok(None);
-        }
-        let specs = self
-            .subscriptions
-            .stores
-            .iter()
-            .zip(&self.stores)
-            .map(|(decl, info)| {
-                Ok(StoreSpec {
-                    info: info.clone(),
-                    check: (decl.check)(registry)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Arc::new(Stores::new(
-            self.name.as_str().into(),
-            specs,
-            registry.clone(),
-            transactional,
-        ))))
-    }
-
-    /// What restores the partitions of an instance on Kafka, when the
-    /// actor has stores.
-    fn restores(
-        &self,
-        env: &Env,
-        core: &PublisherCore,
-        routes: &Routes<A>,
-        transactional: bool,
-    ) -> Result<Option<Restores>> {
-        let Some(stores) = &core.stores else {
-            return Ok(None);
-        };
-        let reading = ChangelogReading::Kafka {
-            settings: env.settings.clone(),
-            group: self.name.clone(),
-        };
-        let restorer = Restorer::start(&reading, &self.name, stores.specs(), transactional)?;
-        let inputs = routes
-            .subscription()
-            .iter()
-            .map(|topic| Arc::from(topic.as_str()))
-            .collect();
-        Ok(Some(Restores::new(stores.clone(), restorer, inputs)))
     }
 }
 

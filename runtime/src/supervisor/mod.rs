@@ -10,6 +10,7 @@
 mod instance;
 mod replay;
 mod restarter;
+mod stateful;
 
 use std::sync::Arc;
 use std::time::Duration;
