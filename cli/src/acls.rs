@@ -47,6 +47,8 @@ pub enum Operation {
     Create,
     /// See the resource's metadata.
     Describe,
+    /// See the resource's configuration (a changelog's cleanup policy).
+    DescribeConfigs,
 }
 
 impl Operation {
@@ -56,6 +58,7 @@ impl Operation {
             Operation::Write => "Write",
             Operation::Create => "Create",
             Operation::Describe => "Describe",
+            Operation::DescribeConfigs => "DescribeConfigs",
         }
     }
 }
@@ -127,7 +130,7 @@ pub fn deployment_acls(deployment: &crate::Deployment) -> Result<Vec<NodeAcls>> 
 
 /// What the actors of node `node` need.
 fn node_grants(node: &str, actors: &[scribe::ActorInfo]) -> Result<Vec<Grant>, String> {
-    use Operation::{Create, Describe, Read, Write};
+    use Operation::{Create, Describe, DescribeConfigs, Read, Write};
     let mut grants: BTreeMap<(Resource, Pattern, String), Grant> = BTreeMap::new();
     let mut grant = |resource, pattern, name: &str, ops: &[Operation], why: String| {
         let entry = grants
@@ -209,6 +212,18 @@ fn node_grants(node: &str, actors: &[scribe::ActorInfo]) -> Result<Vec<Grant>, S
                 &format!("{name}.dlq-replay"),
                 &[Read],
                 format!("`scribe dlq replay` of actor `{name}`"),
+            );
+        }
+        for store in &actor.stores {
+            grant(
+                Resource::Topic,
+                Pattern::Literal,
+                &store.changelog,
+                &[Write, Create, Describe, DescribeConfigs, Read],
+                format!(
+                    "actor `{name}`'s store `{}` (written; read to restore; its cleanup policy checked at start)",
+                    store.name
+                ),
             );
         }
         if actor.delivery == Delivery::ExactlyOnce {
@@ -347,6 +362,52 @@ mod tests {
     fn a_pattern_without_a_literal_start_is_refused() {
         let error = pattern_prefixes(r".*\.alarms").unwrap_err();
         assert!(error.contains("starts with no literal text"), "{error}");
+    }
+
+    #[test]
+    fn an_actor_with_a_store_may_write_read_create_and_describe_its_changelog() {
+        let actor = scribe::ActorInfo {
+            name: "tally".into(),
+            output: "tallies".into(),
+            output_type: "long".into(),
+            output_schemas: vec![apache_avro::Schema::Long],
+            subscriptions: vec![scribe::SubscriptionInfo {
+                topic: "numbers".into(),
+                pattern: false,
+                record_type: "long".into(),
+                schema: apache_avro::Schema::Long,
+                binding: scribe::Binding::Every,
+            }],
+            dead_letter_topic: None,
+            delivery: Delivery::AtLeastOnce,
+            envelope: Default::default(),
+            encoding: Default::default(),
+            subject_strategy: Default::default(),
+            asks: Vec::new(),
+            stores: vec![scribe::StoreInfo {
+                name: "counts".into(),
+                changelog: "tallies.counts.changelog".into(),
+                key_type: "string".into(),
+                key_schema: apache_avro::Schema::String,
+                value_type: "long".into(),
+                value_schema: apache_avro::Schema::Long,
+            }],
+        };
+        let grants = node_grants("n", &[actor]).unwrap();
+        let changelog = grants
+            .iter()
+            .find(|g| g.name == "tallies.counts.changelog")
+            .expect("a grant on the changelog");
+        assert_eq!(
+            (changelog.resource, changelog.pattern),
+            (Resource::Topic, Pattern::Literal)
+        );
+        use Operation::*;
+        assert_eq!(
+            changelog.operations,
+            vec![Read, Write, Create, Describe, DescribeConfigs]
+        );
+        assert!(changelog.why[0].contains("actor `tally`'s store `counts`"));
     }
 
     #[test]

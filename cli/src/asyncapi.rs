@@ -351,6 +351,45 @@ pub fn document(deployment: &Deployment) -> Value {
                     }),
                 );
             }
+            for store in &actor.stores {
+                let key = format!("{}.{}.state", actor.name, store.name);
+                let value = serde_json::to_value(&store.value_schema)
+                    .unwrap_or_else(|_| json!(store.value_schema.canonical_form()));
+                let record_key = serde_json::to_value(&store.key_schema)
+                    .unwrap_or_else(|_| json!(store.key_schema.canonical_form()));
+                messages.entry(key.clone()).or_insert_with(|| {
+                    json!({
+                        "name": key,
+                        "title": format!("A change of store `{}` of `{}`", store.name, actor.name),
+                        "summary": format!(
+                            "The new value of a key of store `{}` (`{}` in Avro single-object encoding; no value: deleted). The key is the `{}` datum. Header scribe_state_input names the input record that made the change (topic/partition/offset), or `restored`.",
+                            store.name, store.value_type, store.key_type
+                        ),
+                        "contentType": "application/avro",
+                        "payload": {"schemaFormat": AVRO, "schema": value},
+                        "x-scribe-key-schema": record_key,
+                    })
+                });
+                channel_messages
+                    .entry(store.changelog.clone())
+                    .or_default()
+                    .insert(key.clone(), key.clone());
+                owners.insert(
+                    store.changelog.clone(),
+                    (actor.name.clone(), node.to_owned()),
+                );
+                operations.insert(
+                    id(&format!("{}.state.{}", actor.name, store.name)),
+                    json!({
+                        "action": "send",
+                        "title": format!("{} keeps store {} in its changelog", actor.name, store.name),
+                        "channel": {"$ref": format!("#/channels/{}", pointer(&id(&store.changelog)))},
+                        "messages": [{"$ref": format!("#/channels/{}/messages/{}", pointer(&id(&store.changelog)), pointer(&key))}],
+                        "x-scribe-actor": actor.name,
+                        "x-scribe-node": node,
+                    }),
+                );
+            }
         }
     }
 

@@ -254,6 +254,13 @@ pub fn check(registry: &Registry, files: &[PathBuf]) -> Result<String> {
                 "  {} [{}] writes {} ({}); reads {}{delivery}",
                 actor.name, section.kind, actor.output, actor.output_type, reads
             );
+            for store in &actor.stores {
+                let _ = writeln!(
+                    out,
+                    "    remembers {} ({} -> {}) in {}",
+                    store.name, store.key_type, store.value_type, store.changelog
+                );
+            }
             for ask in &actor.asks {
                 let responder = deployment
                     .owner(&ask.replies)
@@ -388,6 +395,15 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
                 edges.push((id("t", &sub.topic), me.clone(), sub.record_type.clone()));
                 topics.insert(sub.topic.clone());
             }
+            for store in &actor.stores {
+                // The changelog it writes and restores from.
+                edges.push((
+                    me.clone(),
+                    id("t", &store.changelog),
+                    format!("state {}", store.name),
+                ));
+                topics.insert(store.changelog.clone());
+            }
             actors.push((me, actor.name.clone(), section.kind.clone()));
         }
         for gateway in loaded.node.gateways() {
@@ -405,6 +421,13 @@ pub fn graph(deployment: &Deployment, format: Format) -> String {
         .actors
         .iter()
         .map(|a| a.output.as_str())
+        .chain(
+            deployment
+                .actors
+                .iter()
+                .flat_map(|a| &a.stores)
+                .map(|s| s.changelog.as_str()),
+        )
         .chain(
             deployment
                 .nodes

@@ -79,9 +79,9 @@ enum Command {
     },
     /// Print the ACL bindings each node of the deployment needs, and
     /// nothing more, as `kafka-acls` command lines: its principal may write
-    /// only the topics its actors own (and their dead-letter topics), read
-    /// the topics they subscribe to, and use their consumer groups and
-    /// transactional ids. Applied with `allow.everyone.if.no.acl.found=false`,
+    /// only the topics its actors own (and their dead-letter topics and
+    /// changelogs), read the topics they subscribe to, and use their
+    /// consumer groups and transactional ids. Applied with `allow.everyone.if.no.acl.found=false`,
     /// the brokers refuse any other writer.
     ///
     /// A node's principal is `kafka.security.principal`, else `User:` and

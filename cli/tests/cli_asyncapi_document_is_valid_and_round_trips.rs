@@ -12,29 +12,6 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The directory holding `node_modules` with the parser
-/// (`SCRIBE_ASYNCAPI_PARSER_DIR`, else `~/.cache/scribe/asyncapi`, where
-/// `.ci/run` installs it), or `None` to skip; with
-/// `SCRIBE_REQUIRE_ASYNCAPI=1` (CI sets it) a missing parser fails.
-fn parser_dir() -> Option<PathBuf> {
-    let dir = std::env::var("SCRIBE_ASYNCAPI_PARSER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/scribe/asyncapi")
-        });
-    let found = dir.join("node_modules/@asyncapi/parser").is_dir()
-        && dir
-            .join("node_modules/@asyncapi/avro-schema-parser")
-            .is_dir();
-    let required = std::env::var("SCRIBE_REQUIRE_ASYNCAPI").is_ok_and(|v| v == "1");
-    assert!(
-        found || !required,
-        "SCRIBE_REQUIRE_ASYNCAPI=1 but {} has no @asyncapi/parser (.ci/run installs it)",
-        dir.display()
-    );
-    found.then_some(dir)
-}
-
 const EDGE: &str = r#"
 [node]
 name = "edge"
@@ -88,7 +65,7 @@ replies = "alarms.asked"
 
 #[test]
 fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
-    let Some(parser) = parser_dir() else {
+    let Some(parser) = scribe_tests::asyncapi::parser_dir() else {
         println!("skipped: no @asyncapi/parser (set SCRIBE_REQUIRE_ASYNCAPI=1 to fail)");
         return;
     };
@@ -134,29 +111,7 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
         ["scribe.metrics.HostMetrics.confluent-topic_name"]
     );
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/asyncapi/validate.mjs");
-    // The script runs from the parser's directory, where Node finds its
-    // packages.
-    let local = parser.join("validate.mjs");
-    std::fs::copy(&script, &local).unwrap();
-    let parsed = Command::new("node")
-        .arg(&local)
-        .arg(&document)
-        .current_dir(&parser)
-        .output()
-        .expect("node runs");
-    assert!(
-        parsed.status.success(),
-        "the parser refused the document: {}",
-        String::from_utf8_lossy(&parsed.stderr)
-    );
-    let read: Value = serde_json::from_slice(&parsed.stdout).unwrap();
-    assert_eq!(read["version"], "3.0.0");
-    assert_eq!(
-        read["warnings"],
-        serde_json::json!([]),
-        "no warnings either"
-    );
+    let read = scribe_tests::asyncapi::parse(&parser, &document);
 
     let deployment = scribe_cli::load(&scribe_cli::settings::Registry::standard(), &files)
         .expect("valid deployment");

@@ -10,6 +10,7 @@
 pub mod actors;
 pub mod apache;
 pub mod asking;
+pub mod asyncapi;
 pub mod bench;
 pub mod layers;
 pub mod load;

@@ -142,19 +142,7 @@ impl Tool {
                     spec.partitions
                 );
             }
-            let end = reachable
-                .as_ref()
-                .and_then(|(consumer, partitions)| {
-                    (0..*partitions.get(&topic)?)
-                        .map(|p| {
-                            consumer
-                                .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
-                                .ok()
-                                .map(|(_, high)| high)
-                        })
-                        .sum::<Option<i64>>()
-                })
-                .map_or("-".to_owned(), |n| n.to_string());
+            let end = end_offsets(reachable.as_ref(), &topic);
             // What the cluster has; what the config says when unknown.
             let partitions = match (on_cluster, &reachable) {
                 (Some(n), _) => n.to_string(),
@@ -162,6 +150,23 @@ impl Tool {
                 (None, None) => format!("({})", spec.partitions),
             };
             println!("{topic:<32} {owner_name:<20} {record_type:<36} {partitions:>10} {end:>12}");
+        }
+        // Each store's changelog: the actor's, as many partitions as its
+        // input (created at start).
+        for actor in &actors {
+            for store in &actor.stores {
+                let topic = &store.changelog;
+                let on_cluster = reachable
+                    .as_ref()
+                    .and_then(|(_, partitions)| partitions.get(topic).copied());
+                let end = end_offsets(reachable.as_ref(), topic);
+                let partitions = on_cluster.map_or("-".to_owned(), |n| n.to_string());
+                let record_type = format!("state {} -> {}", store.key_type, store.value_type);
+                println!(
+                    "{topic:<32} {:<20} {record_type:<36} {partitions:>10} {end:>12}",
+                    actor.name
+                );
+            }
         }
         Ok(())
     }
@@ -273,4 +278,24 @@ pub(super) fn next_message(
             None
         }
     }
+}
+
+/// The sum of `topic`'s end offsets over its partitions, as the cluster
+/// (when reached) says; `-` when unknown.
+fn end_offsets(
+    reachable: Option<&(BaseConsumer, std::collections::HashMap<String, i32>)>,
+    topic: &str,
+) -> String {
+    reachable
+        .and_then(|(consumer, partitions)| {
+            (0..*partitions.get(topic)?)
+                .map(|p| {
+                    consumer
+                        .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                        .ok()
+                        .map(|(_, high)| high)
+                })
+                .sum::<Option<i64>>()
+        })
+        .map_or("-".to_owned(), |n| n.to_string())
 }

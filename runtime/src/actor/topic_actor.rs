@@ -270,9 +270,9 @@ impl<A: TopicActor> Subscriptions<A> {
             info: StoreInfo {
                 name: name.into(),
                 changelog: String::new(),
-                key_type: full_name(&key_schema),
+                key_type: type_name(&key_schema),
                 key_schema,
-                value_type: full_name(&value_schema),
+                value_type: type_name(&value_schema),
                 value_schema,
             },
             check: value_check::<V>,
@@ -376,4 +376,10 @@ impl<A: TopicActor> Subscriptions<A> {
     pub fn infos(&self) -> impl Iterator<Item = &SubscriptionInfo> {
         self.entries.iter().map(|s| &s.info)
     }
+}
+
+/// A store's key or value type as people write it: a named type's full
+/// name, a primitive's name without the quotes of its canonical form.
+fn type_name(schema: &apache_avro::Schema) -> String {
+    full_name(schema).trim_matches('"').to_owned()
 }

@@ -51,6 +51,11 @@ pub(crate) struct ActorStats {
     /// Whether handling times are measured (the admin endpoint is on):
     /// off, a record costs one load of this flag.
     pub(crate) timed: std::sync::atomic::AtomicBool,
+    /// The restores of its running instance under way, by store and
+    /// partition (written by the restore threads now and then, read by
+    /// `/ready` and `/metrics`).
+    pub(crate) restoring:
+        std::sync::Mutex<std::collections::BTreeMap<(String, i32), RestoreProgress>>,
     /// How long the handler took, per record handled.
     pub(crate) handling: Histogram,
     /// From the record's timestamp to the end of its handling.
@@ -198,7 +203,49 @@ impl std::fmt::Display for ActorState {
     }
 }
 
+/// How far the restore of one partition of one store is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RestoreProgress {
+    /// Changelog records between what was read and the end the restore
+    /// reads to.
+    pub(crate) records_left: u64,
+    /// Changelog records read so far.
+    pub(crate) records_read: u64,
+    /// Bytes of keys and values read so far.
+    pub(crate) bytes_read: u64,
+}
+
 impl ActorStats {
+    /// Notes how far the restore of `store`'s `partition` is; `None`: it
+    /// ended (or was given up).
+    pub(crate) fn restore_progress(
+        &self,
+        store: &str,
+        partition: i32,
+        progress: Option<RestoreProgress>,
+    ) {
+        let mut restoring = self.restoring.lock().unwrap_or_else(|p| p.into_inner());
+        match progress {
+            Some(progress) => {
+                restoring.insert((store.to_owned(), partition), progress);
+            }
+            None => {
+                restoring.remove(&(store.to_owned(), partition));
+            }
+        }
+    }
+
+    /// The restores under way, by store and partition.
+    #[cfg(feature = "admin")]
+    pub(crate) fn restores(&self) -> Vec<((String, i32), RestoreProgress)> {
+        self.restoring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(at, progress)| (at.clone(), *progress))
+            .collect()
+    }
+
     /// Moves the actor to `state`; an unhealthy actor stays unhealthy.
     pub(crate) fn set_state(&self, state: ActorState) {
         let new = state as u8;

@@ -33,12 +33,15 @@ use super::restore::{Committed, Restored, Restoring};
 use super::stores::StoreSpec;
 use crate::error::{Error, Result};
 use crate::kafka::settings::ClientSettings;
+use crate::ops::stats::{ActorStats, RestoreProgress};
 
 /// How long a broker call of a restore (offsets, watermarks) waits.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a restore thread waits for a record before looking at its
 /// commands again.
 const POLL: Duration = Duration::from_millis(100);
+/// How many records a restore reads between two reports of its progress.
+const PROGRESS_EVERY: u64 = 4096;
 
 /// How an instance reads its changelogs.
 #[derive(Clone)]
@@ -123,11 +126,13 @@ struct Reader {
 impl Restorer {
     /// Starts the readers of `specs`, the stores of actor `actor`
     /// (exactly-once when `transactional`: every committed change applies).
+    /// Its progress shows in `stats` (`/ready`, `/metrics`).
     pub(crate) fn start(
         reading: &ChangelogReading,
         actor: &str,
         specs: &[StoreSpec],
         transactional: bool,
+        stats: &Arc<ActorStats>,
     ) -> Result<Self> {
         let (parts_tx, parts) = channel::unbounded();
         let readers = specs
@@ -138,10 +143,13 @@ impl Restorer {
                     settings,
                     group,
                     actor,
-                    store,
-                    spec.clone(),
-                    transactional,
-                    parts_tx.clone(),
+                    ReaderOf {
+                        store,
+                        spec: spec.clone(),
+                        transactional,
+                        parts: parts_tx.clone(),
+                        stats: stats.clone(),
+                    },
                 ),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -237,14 +245,22 @@ impl Drop for Restorer {
 
 /// A store's reader on Kafka: a consumer of its changelog on a thread of
 /// its own.
+/// What a store's reader reads, and where it reports.
+struct ReaderOf {
+    /// The store's index in the actor's declaration.
+    store: usize,
+    spec: StoreSpec,
+    /// Exactly-once: every committed change applies.
+    transactional: bool,
+    parts: channel::UnboundedSender<Part>,
+    stats: Arc<ActorStats>,
+}
+
 fn kafka_reader(
     settings: &ClientSettings,
     group: &str,
     actor: &str,
-    store: usize,
-    spec: StoreSpec,
-    transactional: bool,
-    parts: channel::UnboundedSender<Part>,
+    of: ReaderOf,
 ) -> Result<Reader> {
     let mut config = settings.consumer(group, false);
     config
@@ -257,7 +273,7 @@ fn kafka_reader(
             Error::kafka(
                 format!(
                     "cannot create the reader of changelog `{}` for actor `{actor}`",
-                    spec.info.changelog
+                    of.spec.info.changelog
                 ),
                 e,
             )
@@ -268,10 +284,7 @@ fn kafka_reader(
         let stop = stop.clone();
         let mut reader = KafkaReader {
             consumer,
-            spec,
-            store,
-            transactional,
-            parts,
+            of,
             active: BTreeMap::new(),
         };
         std::thread::Builder::new()
@@ -307,17 +320,45 @@ impl ConsumerContext for RestoreContext {}
 /// The state of a store's reader on Kafka.
 struct KafkaReader {
     consumer: BaseConsumer<RestoreContext>,
-    spec: StoreSpec,
-    store: usize,
-    transactional: bool,
-    parts: channel::UnboundedSender<Part>,
-    /// The partitions being read, each with its round and its restore so
-    /// far.
-    active: BTreeMap<i32, (u64, Restoring)>,
+    of: ReaderOf,
+    /// The partitions being read.
+    active: BTreeMap<i32, Active>,
+}
+
+/// A partition being read.
+struct Active {
+    /// The restore it is part of.
+    round: u64,
+    restoring: Restoring,
+    /// The partition's end when the restore began: what it reads to, at
+    /// least (the end of partition a later read reports ends it).
+    end: i64,
+    /// Records read since the last progress report.
+    unreported: u64,
+}
+
+impl Active {
+    fn progress(&self, next: i64) -> RestoreProgress {
+        let counts = self.restoring.counts();
+        RestoreProgress {
+            records_left: u64::try_from(self.end - next).unwrap_or(0),
+            records_read: counts.applied + counts.dropped,
+            bytes_read: counts.bytes,
+        }
+    }
 }
 
 impl KafkaReader {
     fn run(&mut self, commands: &mpsc::Receiver<Command>, stop: &AtomicBool) {
+        self.serve(commands, stop);
+        // Its restores end with it: none shows as under way any more.
+        let partitions: Vec<i32> = self.active.keys().copied().collect();
+        for partition in partitions {
+            self.end(partition);
+        }
+    }
+
+    fn serve(&mut self, commands: &mpsc::Receiver<Command>, stop: &AtomicBool) {
         while !stop.load(Ordering::Acquire) {
             let command = if self.active.is_empty() {
                 match commands.recv_timeout(POLL) {
@@ -342,6 +383,9 @@ impl KafkaReader {
                 Some(Command::Forget(partition)) => {
                     if self.active.remove(&partition).is_some() {
                         self.unassign(partition);
+                        self.of
+                            .stats
+                            .restore_progress(&self.of.spec.info.name, partition, None);
                     }
                     continue;
                 }
@@ -353,13 +397,13 @@ impl KafkaReader {
     }
 
     fn topic(&self) -> &str {
-        &self.spec.info.changelog
+        &self.of.spec.info.changelog
     }
 
     /// Starts reading `partition` from its start, after reading the
     /// committed offsets of its inputs (at-least-once).
     fn begin(&mut self, partition: i32, inputs: &[Arc<str>], round: u64) -> Result<()> {
-        let committed = if self.transactional {
+        let committed = if self.of.transactional {
             Committed::keep_all()
         } else {
             self.committed(partition, inputs)?
@@ -367,9 +411,21 @@ impl KafkaReader {
         let restoring = Restoring::new(
             Arc::from(self.topic()),
             partition,
-            self.spec.check.clone(),
+            self.of.spec.check.clone(),
             Arc::new(committed),
         );
+        let (start, end) = self
+            .consumer
+            .fetch_watermarks(self.topic(), partition, BROKER_TIMEOUT)
+            .map_err(|e| {
+                Error::kafka(
+                    format!(
+                        "cannot read the end of changelog `{}`/{partition}",
+                        self.topic()
+                    ),
+                    e,
+                )
+            })?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(self.topic(), partition, Offset::Beginning)
             .and_then(|()| self.consumer.incremental_assign(&list))
@@ -379,7 +435,18 @@ impl KafkaReader {
                     e,
                 )
             })?;
-        self.active.insert(partition, (round, restoring));
+        let active = Active {
+            round,
+            restoring,
+            end,
+            unreported: 0,
+        };
+        self.of.stats.restore_progress(
+            &self.of.spec.info.name,
+            partition,
+            Some(active.progress(start)),
+        );
+        self.active.insert(partition, active);
         Ok(())
     }
 
@@ -419,7 +486,7 @@ impl KafkaReader {
         match message {
             Ok(message) => {
                 let partition = message.partition();
-                let Some((round, restoring)) = self.active.get_mut(&partition) else {
+                let Some(active) = self.active.get_mut(&partition) else {
                     return;
                 };
                 // Read without panicking on a header key that is not UTF-8.
@@ -430,23 +497,43 @@ impl KafkaReader {
                     value: message.payload().map(Arc::from),
                     input: headers.get(STATE_INPUT).map(<[u8]>::to_vec),
                 };
-                if let Err(error) = restoring.apply(record) {
-                    let round = *round;
-                    self.active.remove(&partition);
-                    self.unassign(partition);
+                let offset = record.offset;
+                if let Err(error) = active.restoring.apply(record) {
+                    let round = active.round;
+                    self.end(partition);
                     self.report(partition, round, Err(error));
+                    return;
+                }
+                active.unreported += 1;
+                if active.unreported >= PROGRESS_EVERY {
+                    active.unreported = 0;
+                    let progress = active.progress(offset + 1);
+                    self.of.stats.restore_progress(
+                        &self.of.spec.info.name,
+                        partition,
+                        Some(progress),
+                    );
                 }
             }
             Err(KafkaError::PartitionEOF(partition)) => {
-                if let Some((round, restoring)) = self.active.remove(&partition) {
-                    self.unassign(partition);
-                    self.report(partition, round, Ok(restoring.finish()));
+                if let Some(active) = self.end(partition) {
+                    self.report(partition, active.round, Ok(active.restoring.finish()));
                 }
             }
             Err(error) => {
                 tracing::warn!(changelog = %self.topic(), %error, "reading a changelog to restore");
             }
         }
+    }
+
+    /// Stops reading `partition`: its restore ended.
+    fn end(&mut self, partition: i32) -> Option<Active> {
+        let active = self.active.remove(&partition)?;
+        self.unassign(partition);
+        self.of
+            .stats
+            .restore_progress(&self.of.spec.info.name, partition, None);
+        Some(active)
     }
 
     fn unassign(&self, partition: i32) {
@@ -458,8 +545,8 @@ impl KafkaReader {
     }
 
     fn report(&self, partition: i32, round: u64, outcome: Result<Restored>) {
-        let _ = self.parts.unbounded_send(Part {
-            store: self.store,
+        let _ = self.of.parts.unbounded_send(Part {
+            store: self.of.store,
             partition,
             round,
             outcome,

@@ -176,6 +176,11 @@ impl Restoring {
         Ok(())
     }
 
+    /// What it has read so far.
+    pub(crate) fn counts(&self) -> Counts {
+        self.counts
+    }
+
     /// The restored shard, and the repairs to write.
     pub(crate) fn finish(self) -> Restored {
         let repairs = self

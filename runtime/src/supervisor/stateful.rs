@@ -61,7 +61,13 @@ impl<A: TopicActor> Factory<A> {
             settings: env.settings.clone(),
             group: self.name.clone(),
         };
-        let restorer = Restorer::start(&reading, &self.name, stores.specs(), transactional)?;
+        let restorer = Restorer::start(
+            &reading,
+            &self.name,
+            stores.specs(),
+            transactional,
+            &self.stats,
+        )?;
         let inputs = routes
             .subscription()
             .iter()

@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::node::Admin;
-use crate::ops::stats::{ActorState, BrokerStats, KafkaStats, StatsSnapshot};
+use crate::ops::stats::{ActorState, BrokerStats, KafkaStats, RestoreProgress, StatsSnapshot};
 
 /// One actor at one scrape.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ struct Scraped {
     partitions: i64,
     in_flight: u64,
     kafka: KafkaStats,
+    /// Restores under way, by store and partition.
+    restores: Vec<((String, i32), RestoreProgress)>,
     /// (buckets, sum, count) of the handling and end-to-end histograms.
     handling: (Vec<(f64, u64)>, f64, u64),
     end_to_end: (Vec<(f64, u64)>, f64, u64),
@@ -49,6 +51,7 @@ impl Snapshot {
                         .load(std::sync::atomic::Ordering::Acquire),
                     in_flight: a.stats.in_flight.load(std::sync::atomic::Ordering::Relaxed),
                     kafka: a.stats.kafka.lock().map(|k| k.clone()).unwrap_or_default(),
+                    restores: a.stats.restores(),
                     handling: a.stats.handling.read(),
                     end_to_end: a.stats.end_to_end.read(),
                 })
@@ -199,6 +202,7 @@ impl Collector for Snapshot {
             }
         }
         self.encode_lag(&mut encoder)?;
+        self.encode_restores(&mut encoder)?;
         for (name, help, which) in HISTOGRAMS {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
             for actor in &self.actors {
@@ -249,6 +253,50 @@ impl Snapshot {
                     ("partition", partition.as_str()),
                 ];
                 ConstGauge::new(*lag).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A figure of a restore under way: its name, help, and where it is.
+type RestoreFigure = (&'static str, &'static str, fn(&RestoreProgress) -> u64);
+
+/// What `/metrics` shows of each restore under way.
+const RESTORE_FIGURES: &[RestoreFigure] = &[
+    (
+        "state_restore_records_left",
+        "Changelog records a partition's restore has still to read, per store and partition (only while it restores).",
+        |r| r.records_left,
+    ),
+    (
+        "state_restore_records_read",
+        "Changelog records a partition's restore has read so far, per store and partition (only while it restores).",
+        |r| r.records_read,
+    ),
+    (
+        "state_restore_bytes_read",
+        "Bytes of keys and values a partition's restore has read so far, per store and partition (only while it restores).",
+        |r| r.bytes_read,
+    ),
+];
+
+impl Snapshot {
+    /// How far each restore under way is, per actor, store and partition.
+    fn encode_restores(&self, encoder: &mut DescriptorEncoder) -> Encoded {
+        for (name, help, value) in RESTORE_FIGURES {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for actor in &self.actors {
+                for ((store, partition), progress) in &actor.restores {
+                    let partition = partition.to_string();
+                    let labels = [
+                        ("actor", actor.name.as_str()),
+                        ("store", store.as_str()),
+                        ("partition", partition.as_str()),
+                    ];
+                    let value = i64::try_from(value(progress)).unwrap_or(i64::MAX);
+                    ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+                }
             }
         }
         Ok(())
@@ -354,5 +402,35 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_restore_under_way_shows_per_store_and_partition_and_makes_the_actor_not_ready() {
+        let admin = admin(ActorState::Running, 1);
+        let progress = RestoreProgress {
+            records_left: 900,
+            records_read: 100,
+            bytes_read: 4096,
+        };
+        admin.actors[0]
+            .stats
+            .restore_progress("counts", 2, Some(progress));
+        let mut registry = Registry::with_prefix("scribe");
+        registry.register_collector(Box::new(Snapshot::of(&admin)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "scribe_state_restore_records_left{actor=\"relay\",store=\"counts\",partition=\"2\"} 900",
+            "scribe_state_restore_records_read{actor=\"relay\",store=\"counts\",partition=\"2\"} 100",
+            "scribe_state_restore_bytes_read{actor=\"relay\",store=\"counts\",partition=\"2\"} 4096",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        assert_eq!(
+            admin.actors[0].not_ready().as_deref(),
+            Some("restoring the state of partitions {2} (900 changelog records left)")
+        );
+        admin.actors[0].stats.restore_progress("counts", 2, None);
+        assert_eq!(admin.actors[0].not_ready(), None, "restored: ready");
     }
 }

@@ -39,7 +39,18 @@ impl AdminActor {
             {
                 Some("its consumer has not been assigned partitions yet".into())
             }
-            ActorState::Running => None,
+            ActorState::Running => {
+                let restores = self.stats.restores();
+                if restores.is_empty() {
+                    return None;
+                }
+                let partitions: std::collections::BTreeSet<i32> =
+                    restores.iter().map(|((_, p), _)| *p).collect();
+                let left: u64 = restores.iter().map(|(_, r)| r.records_left).sum();
+                Some(format!(
+                    "restoring the state of partitions {partitions:?} ({left} changelog records left)"
+                ))
+            }
             ActorState::Starting => Some("its first instance is starting".into()),
             ActorState::Restarting => Some("it failed and waits to be restarted".into()),
             ActorState::Unhealthy => Some(
