@@ -56,5 +56,7 @@ if [ "$kafka" = 1 ]; then
   done
   SCRIBE_TEST_BOOTSTRAP="$bootstrap" cargo bench -p scribe-tests --bench workloads -- \
     --records "$records" 2>&1 | grep '^bench'
+  SCRIBE_TEST_BOOTSTRAP="$bootstrap" cargo bench -p scribe-tests --bench state -- \
+    --records "$records" 2>&1 | grep '^bench'
 
 fi
