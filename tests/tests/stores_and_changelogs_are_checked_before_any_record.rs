@@ -61,11 +61,29 @@ async fn several_inputs_without_the_range_assignor_are_refused_by_build() {
         error.contains("`roundrobin`") && error.contains("only `range`"),
         "{error}"
     );
-    // One input: any assignor keeps a partition's records on one member.
+    // One input: any eager assignor keeps a partition's records on one
+    // member.
     tally(&kafka, &id, "a", &[])
-        .consumer_property("partition.assignment.strategy", "cooperative-sticky")
+        .consumer_property("partition.assignment.strategy", "roundrobin")
         .build()
-        .expect("one input, any assignor");
+        .expect("one input, any eager assignor");
+}
+
+#[actix::test]
+async fn a_cooperative_assignor_is_refused_by_build() {
+    let kafka = TestKafka::from_env();
+    let id = unique("cooperative");
+    let error = refusal(
+        tally(&kafka, &id, "a", &[])
+            .consumer_property("partition.assignment.strategy", "cooperative-sticky"),
+    );
+    println!("{error}");
+    assert!(
+        error.contains(&format!("actor `{id}-tally`: store `tallies`"))
+            && error.contains("`cooperative-sticky`")
+            && error.contains("use an eager assignor"),
+        "{error}"
+    );
 }
 
 #[actix::test]

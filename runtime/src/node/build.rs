@@ -298,6 +298,19 @@ fn check_stores(node: &Node, actors: &[ActorInfo]) -> Result<()> {
                 ),
             ));
         }
+        if let Some(strategy) = assignment_strategy(node)
+            && strategy.contains("cooperative")
+        {
+            return Err(invalid(
+                setting(store),
+                format!(
+                    "`partition.assignment.strategy` is `{strategy}`: a cooperative rebalance \
+                     takes a partition away without letting the actor settle it first, so a \
+                     record in hand would find its state gone (use an eager assignor: `range`, \
+                     librdkafka's default)"
+                ),
+            ));
+        }
         if actor.subscriptions.len() > 1
             && let Some(strategy) = assignment_strategy(node)
             && strategy.split(',').next().map(str::trim) != Some("range")
