@@ -2,7 +2,8 @@
 //! (`store`), the state of one instance as bytes, partition by partition
 //! (`stores`), each store's changelog topic and what its records say
 //! (`changelog`), restoring a partition from it (`restore`), and
-//! reading changelogs to restore, the seam under it (`reading`).
+//! reading changelogs to restore, the seam under it (`reading`), with a
+//! reader thread per store on Kafka (`kafka_reader`).
 //!
 //! An actor declares its stores (`info`); the publisher writes their
 //! changes to their changelogs, counted with the actor's outputs, and the
@@ -16,6 +17,7 @@
 
 pub(crate) mod changelog;
 mod info;
+mod kafka_reader;
 pub(crate) mod reading;
 pub(crate) mod restore;
 mod store;
