@@ -237,17 +237,6 @@ impl KafkaReader {
     /// Starts reading `partition` from its start, after reading the
     /// committed offsets of its inputs (at-least-once).
     fn begin(&mut self, partition: i32, inputs: &[Arc<str>], round: u64) -> Result<()> {
-        let committed = if self.of.transactional {
-            Committed::keep_all()
-        } else {
-            self.committed(partition, inputs)?
-        };
-        let restoring = Restoring::new(
-            Arc::from(self.topic()),
-            partition,
-            self.of.spec.check.clone(),
-            Arc::new(committed),
-        );
         let (start, end) = self
             .consumer
             .fetch_watermarks(self.topic(), partition, BROKER_TIMEOUT)
@@ -260,6 +249,30 @@ impl KafkaReader {
                     e,
                 )
             })?;
+        if end <= start {
+            // Nothing to read (a first start, a partition that never held
+            // state): restored at once, without waiting for a fetch to
+            // report the partition's end.
+            let empty = Restoring::new(
+                Arc::from(self.topic()),
+                partition,
+                self.of.spec.check.clone(),
+                Arc::new(Committed::keep_all()),
+            );
+            self.report(partition, round, Ok(empty.finish()));
+            return Ok(());
+        }
+        let committed = if self.of.transactional {
+            Committed::keep_all()
+        } else {
+            self.committed(partition, inputs)?
+        };
+        let restoring = Restoring::new(
+            Arc::from(self.topic()),
+            partition,
+            self.of.spec.check.clone(),
+            Arc::new(committed),
+        );
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(self.topic(), partition, Offset::Beginning)
             .and_then(|()| self.consumer.incremental_assign(&list))
