@@ -425,6 +425,18 @@ impl Handler<Inbound<Number>> for Tally {
     }
 }
 
+/// The [`Tallied`](crate::records::Tallied) records a [`Tally`] wrote,
+/// decoded from the raw records of its output.
+pub fn decode_tallied(records: &[crate::RawRecord]) -> Vec<crate::records::Tallied> {
+    let decoder =
+        scribe::codec::Decoder::<crate::records::Tallied>::new(scribe::SchemaRegistry::new())
+            .expect("schema");
+    records
+        .iter()
+        .map(|r| decoder.decode(&r.value).expect("a tally"))
+        .collect()
+}
+
 /// The tally an uninterrupted [`Tally`] gives each of `numbers`, by
 /// sequence number: numbers of one key are counted in the order given.
 pub fn expected_tallies(

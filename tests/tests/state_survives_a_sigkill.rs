@@ -21,9 +21,9 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use scribe_tests::actors::{expected_tallies, keyed_numbers, produce_numbers};
+use scribe_tests::actors::{decode_tallied, expected_tallies, keyed_numbers, produce_numbers};
 use scribe_tests::records::{Number, Tallied};
-use scribe_tests::{RawRecord, TestKafka, unique};
+use scribe_tests::{TestKafka, unique};
 
 const PARTITIONS: i32 = 4;
 /// Numbers per run.
@@ -130,7 +130,7 @@ delivery = "{delivery}"
                 .kafka
                 .read_uncommitted(&self.output, usize::MAX, Duration::from_secs(1))
                 .await;
-            if distinct(&decode(&out)) >= count {
+            if distinct(&decode_tallied(&out)) >= count {
                 return;
             }
             if let Ok(Some(status)) = node.child.try_wait() {
@@ -161,15 +161,6 @@ impl Node {
         let _ = self.child.wait();
         let _ = self.log.join();
     }
-}
-
-fn decode(records: &[RawRecord]) -> Vec<Tallied> {
-    let decoder =
-        scribe::codec::Decoder::<Tallied>::new(scribe::SchemaRegistry::new()).expect("schema");
-    records
-        .iter()
-        .map(|r| decoder.decode(&r.value).expect("a tally"))
-        .collect()
 }
 
 fn distinct(tallied: &[Tallied]) -> usize {
@@ -214,7 +205,7 @@ async fn killed_and_restarted(delivery: &'static str) {
     run.wait_for(3 * PART, &mut third).await;
     let log = third.drain();
 
-    let tallied = decode(
+    let tallied = decode_tallied(
         &run.kafka
             .read(&run.output, usize::MAX, Duration::from_secs(1))
             .await,

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use scribe::RunningNode;
-use scribe_tests::actors::{Tally, TallyArgs, expected_tallies, keyed_numbers, produce_numbers};
+use scribe_tests::actors::{
+    Tally, TallyArgs, decode_tallied, expected_tallies, keyed_numbers, produce_numbers,
+};
 use scribe_tests::records::{Number, Tallied};
 use scribe_tests::{RawRecord, TestKafka, unique};
 
@@ -75,7 +77,7 @@ impl Scenario {
     async fn wait_for(&self, count: usize) -> Vec<Tallied> {
         let mut tallied = Vec::new();
         for _ in 0..120 {
-            tallied = decode(&self.output().await);
+            tallied = decode_tallied(&self.output().await);
             let distinct: BTreeSet<i64> = tallied.iter().map(|t| t.seq).collect();
             if distinct.len() >= count {
                 break;
@@ -119,15 +121,6 @@ struct Counts {
     lost: usize,
     duplicates: usize,
     wrong: usize,
-}
-
-fn decode(records: &[RawRecord]) -> Vec<Tallied> {
-    let decoder =
-        scribe::codec::Decoder::<Tallied>::new(scribe::SchemaRegistry::new()).expect("schema");
-    records
-        .iter()
-        .map(|r| decoder.decode(&r.value).expect("a tally"))
-        .collect()
 }
 
 #[actix::test]

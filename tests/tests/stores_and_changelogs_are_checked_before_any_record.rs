@@ -31,6 +31,19 @@ fn refusal(builder: NodeBuilder) -> String {
         .to_string()
 }
 
+/// Why a valid topology's node refuses to start.
+async fn start_refusal(builder: NodeBuilder) -> String {
+    let error = builder
+        .build()
+        .expect("valid topology")
+        .start()
+        .await
+        .expect_err("the changelog is refused")
+        .to_string();
+    println!("{error}");
+    error
+}
+
 #[actix::test]
 async fn inputs_of_different_partition_counts_are_refused_by_build() {
     let kafka = TestKafka::from_env();
@@ -94,14 +107,7 @@ async fn a_changelog_with_another_partition_count_is_refused_at_start() {
     kafka.create_topic(&input, 4).await;
     let changelog = format!("{id}.out.tallies.changelog");
     kafka.create_topic(&changelog, 2).await;
-    let error = tally(&kafka, &id, &input, &[])
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect_err("the changelog is refused")
-        .to_string();
-    println!("{error}");
+    let error = start_refusal(tally(&kafka, &id, &input, &[])).await;
     assert!(
         error.contains(&format!("changelog `{changelog}` of actor `{id}-tally`"))
             && error.contains("it has 2 partitions")
@@ -183,14 +189,7 @@ async fn a_changelog_without_compaction_is_refused_at_start() {
     // Made as any topic is by default: cleanup.policy=delete.
     kafka.create_topic(&changelog, 2).await;
     assert_eq!(cleanup_policy(&kafka, &changelog).await, "delete");
-    let error = tally(&kafka, &id, &input, &[])
-        .build()
-        .expect("valid topology")
-        .start()
-        .await
-        .expect_err("the changelog is refused")
-        .to_string();
-    println!("{error}");
+    let error = start_refusal(tally(&kafka, &id, &input, &[])).await;
     assert!(
         error.contains(&format!("changelog `{changelog}`"))
             && error.contains("cleanup.policy is `delete`, not `compact`"),

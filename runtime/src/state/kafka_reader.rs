@@ -253,13 +253,7 @@ impl KafkaReader {
             // Nothing to read (a first start, a partition that never held
             // state): restored at once, without waiting for a fetch to
             // report the partition's end.
-            let empty = Restoring::new(
-                Arc::from(self.topic()),
-                partition,
-                self.of.spec.check.clone(),
-                Arc::new(Committed::keep_all()),
-            );
-            self.report(partition, round, Ok(empty.finish()));
+            self.report(partition, round, Ok(Restored::default()));
             return Ok(());
         }
         let committed = if self.of.transactional {

@@ -89,7 +89,7 @@ pub(crate) struct Counts {
 pub(crate) type Repair = (Vec<u8>, Option<Arc<[u8]>>);
 
 /// A restored partition of one store.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Restored {
     pub(crate) shard: Shard,
     /// What to write to the changelog before the partition's first record:

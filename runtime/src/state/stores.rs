@@ -126,6 +126,9 @@ struct Inner {
     /// The record being handled, and its changes so far, store by store.
     current: Option<Position>,
     changes: Vec<BTreeMap<Vec<u8>, Change>>,
+    /// Empty maps, one per store, swapped with `changes` while a record's
+    /// changes are sent (none allocated per record).
+    spare: Vec<BTreeMap<Vec<u8>, Change>>,
     /// The shards of each partition held, one per store.
     partitions: BTreeMap<i32, Vec<Shard>>,
 }
@@ -279,8 +282,11 @@ impl Stores {
             if inner.changes.iter().all(BTreeMap::is_empty) {
                 return Ok(());
             }
-            let empty = vec![BTreeMap::new(); self.specs.len()];
-            (at, std::mem::replace(&mut inner.changes, empty))
+            let mut spare = std::mem::take(&mut inner.spare);
+            if spare.len() != self.specs.len() {
+                spare = vec![BTreeMap::new(); self.specs.len()];
+            }
+            (at, std::mem::replace(&mut inner.changes, spare))
         };
         let input = Input::text(&at.topic, at.partition, at.offset);
         for (spec, changes) in self.specs.iter().zip(&changes) {
@@ -308,7 +314,7 @@ impl Stores {
             }
         }
         // The emptied maps are kept for the next record.
-        inner.changes = changes;
+        inner.spare = changes;
         Ok(())
     }
 
