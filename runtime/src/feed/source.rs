@@ -185,6 +185,7 @@ pub(crate) trait DynSource: Send + Sync + 'static {
     fn positions(&self) -> KafkaResult<Vec<Position>>;
     fn rebalances(&self) -> u64;
     fn handled(&self, handled: &mut Vec<Position>);
+    fn take_assigned(&self) -> Vec<(String, i32)>;
 }
 
 /// A [`DynSource`] as the feed's [`Source`].
@@ -253,5 +254,9 @@ impl Source for Boxed {
 
     fn handled(&self, handled: &mut Vec<Position>) {
         self.0.handled(handled);
+    }
+
+    fn take_assigned(&self) -> Vec<(String, i32)> {
+        self.0.take_assigned()
     }
 }

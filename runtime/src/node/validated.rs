@@ -222,7 +222,21 @@ impl Node {
     /// and commit interval.
     #[cfg(feature = "testing")]
     pub(crate) fn into_sim_parts(self) -> NodeParts {
-        let topics = self.topics();
+        let mut topics = self.topics();
+        // Each changelog, with its inputs' partitions (the build checked
+        // they agree), as the node creates them on the broker.
+        for changelog in self.changelogs() {
+            let partitions = changelog
+                .inputs
+                .iter()
+                .find_map(|input| topics.get(input))
+                .map_or(1, |input| input.partitions);
+            topics.entry(changelog.topic).or_insert(TopicSpec {
+                partitions,
+                replication: changelog.replication,
+                retention_ms: None,
+            });
+        }
         let registry = self.schema_registry();
         let b = self.builder;
         let policies = Node::policies_of(&b);

@@ -54,15 +54,27 @@ impl Driver {
                     slot.stored.remove(tp);
                 }
             }
+            let mut fresh = Vec::new();
             for tp in &assigned {
-                instance
-                    .position
-                    .entry(*tp)
-                    .or_insert_with(|| committed.get(tp).copied().unwrap_or(0));
+                instance.position.entry(*tp).or_insert_with(|| {
+                    fresh.push(*tp);
+                    committed.get(tp).copied().unwrap_or(0)
+                });
             }
             if let Some(slot) = world.slots.get_mut(&instance.id)
                 && slot.assigned != assigned
             {
+                if slot.hold_back {
+                    // As an actor with stores's consumer does: each
+                    // partition new to it waits for its restore.
+                    slot.paused.retain(|tp| !revoked.contains(tp));
+                    slot.fresh.retain(|tp| !revoked.contains(tp));
+                    slot.paused.extend(&fresh);
+                    slot.fresh.extend(fresh);
+                    if let Some(feed) = slot.feed.take() {
+                        feed.wake();
+                    }
+                }
                 slot.assigned = assigned;
                 slot.rebalances += 1;
             }

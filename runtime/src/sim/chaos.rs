@@ -41,11 +41,14 @@ impl Driver {
             let world = lock(&self.world);
             // An exactly-once consumer is never sent back by itself: it
             // rewinds only with its transaction aborted (see `rewind`).
+            // Nor is the consumer of an actor with stores: its partitions
+            // go back to the committed offset only as they are assigned
+            // again, with their state (crashes and rebalances).
             let at_least_once = self
                 .actors
                 .iter()
                 .enumerate()
-                .filter(|(_, actor)| !actor.transactional());
+                .filter(|(_, actor)| !actor.transactional() && !actor.stateful());
             for (a, actor) in at_least_once {
                 let group = world.committed.get(&a);
                 let members = actor.instances.iter().enumerate();

@@ -75,6 +75,11 @@ impl SimActor {
         self.delivery == Delivery::ExactlyOnce
     }
 
+    /// Whether it has stores.
+    pub(super) fn stateful(&self) -> bool {
+        !self.factory.stores().is_empty()
+    }
+
     /// Its instance `id`, if it runs.
     pub(super) fn instance_mut(&mut self, id: u64) -> Option<&mut SimInstance> {
         self.instances.iter_mut().find(|i| i.id == id)
@@ -318,15 +323,18 @@ impl Driver {
             });
             waiting.then_some(until)
         });
-        // Each partition's acknowledgements wait for its oldest one.
+        // Each partition's acknowledgements wait for its oldest one; one
+        // without a delay is due at once (sent while the driver looked
+        // elsewhere, say by an instance restoring as it started).
         let mut heads: Vec<(usize, i32)> = Vec::new();
+        let now = Instant::now();
         let acks = world.in_flight.iter().filter_map(|r| {
             let tp = (r.topic, r.partition);
             if heads.contains(&tp) {
                 return None;
             }
             heads.push(tp);
-            r.due
+            Some(r.due.unwrap_or(now))
         });
         // An open transaction commits at its feed's next tick, at the
         // latest a commit interval from now.
@@ -334,6 +342,14 @@ impl Driver {
             .slots
             .values()
             .any(|s| s.txn.is_some() && !s.exited)
+            .then(|| Instant::now() + self.commit_interval);
+        // An instance told of a record not delivered looks again for which
+        // it was at its feed's next tick, at the latest a commit interval
+        // from now (as on Kafka: nothing else wakes it).
+        let told = world
+            .slots
+            .values()
+            .any(|s| !s.exited && s.undelivered.load(std::sync::atomic::Ordering::Acquire))
             .then(|| Instant::now() + self.commit_interval);
         // A supervisor between two instances restarts one after its
         // backoff (at most `MAX_BACKOFF`); a replay under way may be
@@ -357,6 +373,7 @@ impl Driver {
             .chain(delays)
             .chain(acks)
             .chain(open)
+            .chain(told)
             .chain(supervising)
             .chain(replaying)
             .min()

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::changelogs::SimChangelogs;
 use super::source::SimSource;
 use super::tail::SimTail;
 use super::world::{Outlet, Slot, World, lock};
@@ -71,6 +72,7 @@ impl Launcher for SimLauncher {
             actor: self.actor,
             member: self.member,
             replay,
+            hold_back: !factory.stores().is_empty(),
             ..Slot::default()
         };
         let outlet = Outlet {
@@ -106,6 +108,10 @@ impl Launcher for SimLauncher {
             envelope: self.envelope,
             tail: Arc::new(SimTail {
                 world: self.world.clone(),
+            }),
+            changelogs: Arc::new(SimChangelogs {
+                world: self.world.clone(),
+                group,
             }),
         };
         {

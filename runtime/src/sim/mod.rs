@@ -15,7 +15,11 @@
 //!   rebalance, an instance starts from its group's committed offset;
 //! - publishes acknowledged, late or lost; transactions for exactly-once
 //!   actors, whose records no reader sees before they commit, nor ever if
-//!   they abort; dead-letter replay ([`Simulation::replay_dead_letters`]).
+//!   they abort; dead-letter replay ([`Simulation::replay_dead_letters`]);
+//! - stores: each store's changelog is a simulated topic its actor writes
+//!   (partition by partition, deletions as tombstones), and a partition
+//!   newly assigned is held back until the runtime's own restore read it
+//!   from there (`changelogs`), as on Kafka.
 //!
 //! **Deterministic.** Every choice (which partition is read next, how many
 //! records a fetch returns, where an unkeyed record goes, every `ce_id`) is
@@ -30,7 +34,8 @@
 //! done in that hour.
 //!
 //! **Faults.** [`Simulation::crash`] and [`Simulation::restart`],
-//! [`Simulation::redeliver`] (a duplicate delivery),
+//! [`Simulation::redeliver`] (a duplicate delivery; refused for an actor
+//! with stores, whose runtime never rewinds a partition it keeps),
 //! [`Simulation::delay_partition`], [`Simulation::lose_ack`],
 //! [`Simulation::abort_transaction`], [`Simulation::scale`] and
 //! [`Simulation::rebalance`] (partitions moving between instances of one
@@ -45,13 +50,14 @@
 //! See `docs/testing.md` for a complete test of the example system.
 //!
 //! Owns: the simulated broker (`driver`, `broker`, `world`, `acks`, `txn`,
-//! `chaos`, `members`, `source`, `tail`) and the public [`Simulation`]
+//! `chaos`, `members`, `source`, `tail`, `changelogs`) and the public [`Simulation`]
 //! (`simulation`, `topics`, `ask`, `check`, `faults`, `seed`). May import
 //! every subsystem; nothing in the runtime imports it (a test checks).
 
 mod acks;
 mod ask;
 mod broker;
+mod changelogs;
 mod chaos;
 mod check;
 mod driver;

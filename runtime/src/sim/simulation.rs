@@ -220,7 +220,10 @@ impl Simulation {
 
     /// Delivers `actor` the records of `topic`/`partition` again from
     /// `offset`, as Kafka does after a consumer rewinds: the duplicates a
-    /// real system sees.
+    /// real system sees. Refused for an actor with stores: its runtime
+    /// never rewinds a partition it keeps (a partition goes back to its
+    /// committed offset only as it is assigned again, and its state with
+    /// it: see [`Simulation::rebalance`] and [`Simulation::crash`]).
     pub fn redeliver(
         &mut self,
         actor: &str,
@@ -229,6 +232,15 @@ impl Simulation {
         offset: i64,
     ) -> Result<()> {
         let a = self.driver.actor(actor)?;
+        if let Some(store) = self.driver.actors[a].factory.stores().first() {
+            return Err(Error::State {
+                actor: actor.to_owned(),
+                store: store.name.clone(),
+                reason: "an actor with stores is not sent back without a rebalance: its state \
+                         already holds what it handled"
+                    .into(),
+            });
+        }
         let t = self.driver.topic(topic)?;
         self.driver.check_partition(t, partition)?;
         let actor = &mut self.driver.actors[a];

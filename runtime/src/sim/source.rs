@@ -230,6 +230,18 @@ impl DynSource for SimSource {
             .map_or(0, |slot| slot.rebalances)
     }
 
+    fn take_assigned(&self) -> Vec<(String, i32)> {
+        let mut world = lock(&self.world);
+        let Some(slot) = world.slots.get_mut(&self.id) else {
+            return Vec::new();
+        };
+        let fresh = std::mem::take(&mut slot.fresh);
+        fresh
+            .into_iter()
+            .map(|(t, p)| (world.logs[t].name.to_string(), p))
+            .collect()
+    }
+
     fn handled(&self, handled: &mut Vec<Position>) {
         let mut local = self.local();
         let mut counted = std::mem::take(&mut local.handled);

@@ -119,6 +119,7 @@ impl Simulation {
             value: Arc::from(value),
             headers: Arc::default(),
             timestamp_ms: crate::wire::clock::millis_of(self.now()),
+            tombstone: false,
             aborted: false,
         };
         let (partition, offset) = lock(&self.driver.world).append(topic_index, None, stored);
@@ -190,6 +191,7 @@ impl Simulation {
                 value: value.into(),
                 headers: Arc::new(headers),
                 timestamp_ms: crate::wire::clock::millis_of(now),
+                tombstone: false,
                 aborted: false,
             };
             lock(&driver.world).append(index, record.partition, stored)

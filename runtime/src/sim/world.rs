@@ -32,6 +32,9 @@ pub(crate) struct Stored {
     pub(crate) value: Arc<[u8]>,
     pub(crate) headers: Arc<Headers>,
     pub(crate) timestamp_ms: i64,
+    /// A deletion (a changelog's tombstone): `value` is empty and means
+    /// none.
+    pub(crate) tombstone: bool,
     /// Written in a transaction that was aborted: it takes its offset, and
     /// no `read_committed` reader (every scribe consumer) ever sees it.
     pub(crate) aborted: bool,
@@ -85,6 +88,11 @@ pub(crate) struct Slot {
     pub(crate) rebalances: u64,
     /// Partitions its consumer paused: granted nothing more.
     pub(crate) paused: Vec<(usize, i32)>,
+    /// Whether each partition newly assigned is paused until its feed
+    /// restored its state (an actor with stores).
+    pub(crate) hold_back: bool,
+    /// Held back: the partitions assigned since its feed last took them.
+    pub(crate) fresh: Vec<(usize, i32)>,
     /// Its feed asked to go back to the committed offsets (an exactly-once
     /// feed after a rebalance); the driver moves its positions.
     pub(crate) rewind: bool,
@@ -402,16 +410,7 @@ impl crate::publisher::DynSink for Outlet {
             value,
             timestamp_ms,
         } = sent;
-        // Only a store's changelog picks its partition or deletes a key,
-        // and the simulator refuses actors with stores (for now).
-        let Some(value) = value.filter(|_| partition.is_none()) else {
-            slot.done();
-            return Err(crate::Error::State {
-                actor: String::new(),
-                store: topic.to_owned(),
-                reason: "the simulator does not run stores".into(),
-            });
-        };
+        // Only a store's changelog picks its partition or deletes a key.
         let mut world = lock(&self.world);
         let index = if *world.logs[self.topic].name == *topic {
             self.topic
@@ -426,13 +425,14 @@ impl crate::publisher::DynSink for Outlet {
                 }
             }
         };
-        let partition = world.partition_of(index, None, key);
+        let partition = world.partition_of(index, partition, key);
         let (lost, due) = world.acks.fate(index);
         let record = Stored {
             key: key.map(Arc::from),
-            value: Arc::from(value),
+            value: Arc::from(value.unwrap_or_default()),
             headers: Arc::new(headers),
             timestamp_ms,
+            tombstone: value.is_none(),
             aborted: false,
         };
         // A transactional producer sends inside its open transaction.

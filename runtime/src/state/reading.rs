@@ -9,9 +9,9 @@
 //! names one changelog); at-least-once, it asks the actor's consumer group
 //! for the committed offsets of the partition's inputs first. What is done
 //! with each record is written once, in
-//! [`Restoring`](super::restore::Restoring), so that a simulated changelog
-//! (not there yet: the simulator refuses actors with stores) needs only a
-//! reader of its own.
+//! [`Restoring`](super::restore::Restoring); a simulated changelog
+//! ([`ChangelogReading::Dyn`], with the `testing` feature) is read through
+//! [`DynChangelogs`] at once, on the simulation's one thread.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ use futures::channel::mpsc as channel;
 
 use super::kafka_reader::{Command, Part, Reader, ReaderOf, kafka_reader};
 use super::restore::Restored;
+#[cfg(feature = "testing")]
+use super::restore::{Committed, Restoring};
 use super::stores::StoreSpec;
 use crate::error::Result;
 use crate::kafka::settings::ClientSettings;
@@ -37,6 +39,23 @@ pub(crate) enum ChangelogReading {
         settings: ClientSettings,
         group: String,
     },
+    /// Changelogs the runtime reaches through a trait object: the
+    /// simulator's in-memory log.
+    #[cfg(feature = "testing")]
+    Dyn(Arc<dyn DynChangelogs>),
+}
+
+/// Changelogs defined outside the runtime (the simulator's), read whole
+/// and at once.
+#[cfg(feature = "testing")]
+pub(crate) trait DynChangelogs: Send + Sync + 'static {
+    /// The records of `topic`'s `partition` that a `read_committed`
+    /// reader sees, in order, up to the partition's last stable offset.
+    fn records(&self, topic: &str, partition: i32) -> Result<Vec<super::changelog::ChangeRecord>>;
+
+    /// What the instance's consumer group committed for `partition` of
+    /// each of `inputs`.
+    fn committed(&self, inputs: &[Arc<str>], partition: i32) -> Committed;
 }
 
 impl std::fmt::Debug for ChangelogReading {
@@ -45,6 +64,8 @@ impl std::fmt::Debug for ChangelogReading {
             ChangelogReading::Kafka { group, .. } => {
                 f.debug_struct("Kafka").field("group", group).finish()
             }
+            #[cfg(feature = "testing")]
+            ChangelogReading::Dyn(_) => f.write_str("Dyn"),
         }
     }
 }
@@ -59,7 +80,7 @@ pub(crate) struct Done {
 
 /// Restores the partitions of one instance, store by store.
 pub(crate) struct Restorer {
-    readers: Vec<Reader>,
+    readers: Readers,
     parts: channel::UnboundedReceiver<Part>,
     /// Partitions being restored: the restore's round, and each store's
     /// part so far.
@@ -77,6 +98,21 @@ impl std::fmt::Debug for Restorer {
     }
 }
 
+/// Who reads an instance's changelogs.
+enum Readers {
+    /// A reader thread per store.
+    Threads(Vec<Reader>),
+    /// Changelogs read whole and at once, each restore's parts reported
+    /// as it begins.
+    #[cfg(feature = "testing")]
+    Dyn {
+        changelogs: Arc<dyn DynChangelogs>,
+        specs: Vec<StoreSpec>,
+        transactional: bool,
+        parts: channel::UnboundedSender<Part>,
+    },
+}
+
 impl Restorer {
     /// Starts the readers of `specs`, the stores of actor `actor`
     /// (exactly-once when `transactional`: every committed change applies).
@@ -89,24 +125,35 @@ impl Restorer {
         stats: &Arc<ActorStats>,
     ) -> Result<Self> {
         let (parts_tx, parts) = channel::unbounded();
-        let readers = specs
-            .iter()
-            .enumerate()
-            .map(|(store, spec)| match reading {
-                ChangelogReading::Kafka { settings, group } => kafka_reader(
-                    settings,
-                    group,
-                    actor,
-                    ReaderOf {
-                        store,
-                        spec: spec.clone(),
-                        transactional,
-                        parts: parts_tx.clone(),
-                        stats: stats.clone(),
-                    },
-                ),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let readers = match reading {
+            ChangelogReading::Kafka { settings, group } => Readers::Threads(
+                specs
+                    .iter()
+                    .enumerate()
+                    .map(|(store, spec)| {
+                        kafka_reader(
+                            settings,
+                            group,
+                            actor,
+                            ReaderOf {
+                                store,
+                                spec: spec.clone(),
+                                transactional,
+                                parts: parts_tx.clone(),
+                                stats: stats.clone(),
+                            },
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            #[cfg(feature = "testing")]
+            ChangelogReading::Dyn(changelogs) => Readers::Dyn {
+                changelogs: changelogs.clone(),
+                specs: specs.to_vec(),
+                transactional,
+                parts: parts_tx,
+            },
+        };
         Ok(Self {
             readers,
             parts,
@@ -122,19 +169,47 @@ impl Restorer {
         let round = self.rounds;
         self.restoring
             .insert(partition, (round, (0..self.stores).map(|_| None).collect()));
-        for reader in &self.readers {
-            reader.send(Command::Restore {
-                partition,
-                inputs: inputs.clone(),
-                round,
-            });
+        match &self.readers {
+            Readers::Threads(readers) => {
+                for reader in readers {
+                    reader.send(Command::Restore {
+                        partition,
+                        inputs: inputs.clone(),
+                        round,
+                    });
+                }
+            }
+            #[cfg(feature = "testing")]
+            Readers::Dyn {
+                changelogs,
+                specs,
+                transactional,
+                parts,
+            } => {
+                let committed = Arc::new(if *transactional {
+                    Committed::keep_all()
+                } else {
+                    changelogs.committed(&inputs, partition)
+                });
+                for (store, spec) in specs.iter().enumerate() {
+                    let outcome = restore_whole(&**changelogs, spec, partition, &committed);
+                    let _ = parts.unbounded_send(Part {
+                        store,
+                        partition,
+                        round,
+                        outcome,
+                    });
+                }
+            }
         }
     }
 
     /// Stops restoring `partition`, if it is being restored.
     pub(crate) fn forget(&mut self, partition: i32) {
-        if self.restoring.remove(&partition).is_some() {
-            for reader in &self.readers {
+        if self.restoring.remove(&partition).is_some()
+            && let Readers::Threads(readers) = &self.readers
+        {
+            for reader in readers {
                 reader.send(Command::Forget(partition));
             }
         }
@@ -178,4 +253,26 @@ impl Restorer {
         }
         Poll::Pending
     }
+}
+
+/// Restores `partition` of `spec`'s store from its whole changelog
+/// partition as `changelogs` has it, dropping as `committed` says.
+#[cfg(feature = "testing")]
+fn restore_whole(
+    changelogs: &dyn DynChangelogs,
+    spec: &StoreSpec,
+    partition: i32,
+    committed: &Arc<Committed>,
+) -> Result<Restored> {
+    let topic: Arc<str> = Arc::from(spec.info.changelog.as_str());
+    let mut restoring = Restoring::new(
+        topic.clone(),
+        partition,
+        spec.check.clone(),
+        committed.clone(),
+    );
+    for record in changelogs.records(&topic, partition)? {
+        restoring.apply(record)?;
+    }
+    Ok(restoring.finish())
 }

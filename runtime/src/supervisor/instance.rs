@@ -17,6 +17,7 @@ use crate::feed::{ActorConsumer, Exit, Feed, FeedParts, Reading, Rebalances};
 use crate::kafka::settings::ClientSettings;
 use crate::ops::stats::ActorStats;
 use crate::publisher::{KafkaProducer, Publisher, PublisherCore, Sink};
+use crate::state::reading::ChangelogReading;
 use crate::state::{StoreInfo, changelog_topic};
 use crate::wire::codec::{SchemaRegistry, full_name};
 
@@ -63,6 +64,8 @@ pub(crate) struct Wiring<'a> {
     pub(crate) envelope: crate::Envelope,
     /// How its requesters read their replies.
     pub(crate) tail: Arc<dyn crate::kafka::tail::DynTail>,
+    /// How it restores its stores' partitions.
+    pub(crate) changelogs: Arc<dyn crate::state::reading::DynChangelogs>,
 }
 
 /// What every instance of every actor of a node shares.
@@ -214,12 +217,8 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
 
     #[cfg(feature = "testing")]
     fn spawn_wired(&self, wiring: Wiring<'_>, failures: &Failures) -> Result<Instance> {
-        if !self.stores.is_empty() {
-            return Err(Error::State {
-                actor: self.name.clone(),
-                store: self.stores[0].name.clone(),
-                reason: "the simulator does not run actors with stores yet".into(),
-            });
+        if !self.stores.is_empty() && !matches!(wiring.input, Reading::Subscribed) {
+            return Err(self.no_stores_replay());
         }
         let mut core = PublisherCore::new(
             wiring.sink,
@@ -232,13 +231,20 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             reading: crate::kafka::tail::TailReading::Dyn(wiring.tail),
             registry: wiring.registry.clone(),
             actor: self.name.clone(),
-        });
+        })
+        .stores(self.state(wiring.registry, failures.transactional)?);
         if let Some((id, timeout)) = wiring.transactional {
             core = core.transactional(id, timeout);
         }
         let core = Arc::new(core);
         let publisher = Publisher::<A::Output>::new(core.clone())?;
         let routes = self.routes(wiring.registry)?;
+        let state = self.restores(
+            &crate::state::reading::ChangelogReading::Dyn(wiring.changelogs),
+            &core,
+            &routes,
+            failures.transactional,
+        )?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -254,7 +260,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
                 store_interval: wiring.store_interval,
                 failures: failures.clone(),
                 input: wiring.input,
-                state: None,
+                state,
             },
             stop_rx,
             exit_tx,
@@ -270,17 +276,17 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
 
     fn spawn(&self, env: &Env, failures: &Failures, mode: &Reads) -> Result<Instance> {
         if !self.stores.is_empty() && !matches!(mode, Reads::Live) {
-            return Err(Error::State {
-                actor: self.name.clone(),
-                store: self.stores[0].name.clone(),
-                reason: "the dead letters of an actor with stores cannot be replayed yet".into(),
-            });
+            return Err(self.no_stores_replay());
         }
         let core = Arc::new(self.kafka_core(env, failures, mode)?);
         let publisher = Publisher::<A::Output>::new(core.clone())?;
         let routes = self.routes(&env.registry)?;
         let (consumer, input) = self.kafka_consumer(env, failures, mode, &routes)?;
-        let state = self.restores(env, &core, &routes, failures.transactional)?;
+        let reading = ChangelogReading::Kafka {
+            settings: env.settings.clone(),
+            group: self.name.clone(),
+        };
+        let state = self.restores(&reading, &core, &routes, failures.transactional)?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();

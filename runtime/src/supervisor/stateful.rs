@@ -1,13 +1,13 @@
 //! What an instance of an actor with stores gets besides the rest: its
-//! [`Stores`], their values checked against the node's schemas, and on
-//! Kafka the [`Restores`] that bring its partitions' state back before
-//! their first records.
+//! [`Stores`], their values checked against the node's schemas, and the
+//! [`Restores`] that bring its partitions' state back before their first
+//! records (read from Kafka, or from the simulator's log).
 
 use std::sync::Arc;
 
-use super::instance::{Env, Factory};
+use super::instance::Factory;
 use crate::actor::{Routes, TopicActor};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::feed::Restores;
 use crate::publisher::PublisherCore;
 use crate::state::reading::{ChangelogReading, Restorer};
@@ -45,11 +45,11 @@ impl<A: TopicActor> Factory<A> {
         ))))
     }
 
-    /// What restores the partitions of an instance on Kafka, when the
-    /// actor has stores.
+    /// What restores the partitions of an instance, read as `reading`
+    /// says, when the actor has stores.
     pub(super) fn restores(
         &self,
-        env: &Env,
+        reading: &ChangelogReading,
         core: &PublisherCore,
         routes: &Routes<A>,
         transactional: bool,
@@ -57,12 +57,8 @@ impl<A: TopicActor> Factory<A> {
         let Some(stores) = &core.stores else {
             return Ok(None);
         };
-        let reading = ChangelogReading::Kafka {
-            settings: env.settings.clone(),
-            group: self.name.clone(),
-        };
         let restorer = Restorer::start(
-            &reading,
+            reading,
             &self.name,
             stores.specs(),
             transactional,
@@ -74,5 +70,15 @@ impl<A: TopicActor> Factory<A> {
             .map(|topic| Arc::from(topic.as_str()))
             .collect();
         Ok(Some(Restores::new(stores.clone(), restorer, inputs)))
+    }
+
+    /// Why the dead letters of an actor with stores are not replayed: a
+    /// replay would change state outside the order of its partitions.
+    pub(super) fn no_stores_replay(&self) -> Error {
+        Error::State {
+            actor: self.name.clone(),
+            store: self.stores[0].name.clone(),
+            reason: "the dead letters of an actor with stores cannot be replayed yet".into(),
+        }
     }
 }
