@@ -10,12 +10,16 @@
 //! Windows follow the samples' own time (`sampled_at_ms`): a host's window
 //! closes when a sample of that host falls into a later window. A sample
 //! older than the host's open window is late; it is logged and left out.
+//!
+//! Each host's open window is kept in the store `windows` (its changelog
+//! `<output>.windows.changelog`), so a window open when the node stops,
+//! crashes or gives the host's partition to another node is summarised
+//! whole by whoever handles the host's next sample.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use scribe::prelude::*;
-use scribe_schemas::{HostMetrics, MetricSummary};
+use scribe_schemas::{HostMetrics, MetricSummary, OpenWindow};
 
 /// Parameters of a [`WindowedAggregator`].
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -42,10 +46,15 @@ impl WindowedAggregatorArgs {
     }
 }
 
+/// The store of each host's open window.
+const WINDOWS: &str = "windows";
+
 /// Summarises host metrics over tumbling windows.
 #[derive(Debug)]
 pub struct WindowedAggregator {
-    windows: Windows,
+    length_ms: i64,
+    /// Each host's open window.
+    windows: Store<String, OpenWindow>,
     out: Publisher<MetricSummary>,
 }
 
@@ -59,6 +68,7 @@ impl TopicActor for WindowedAggregator {
 
     fn subscriptions(args: &WindowedAggregatorArgs, subs: &mut Subscriptions<Self>) {
         subs.subscribe::<HostMetrics>(args.input.as_str());
+        subs.store::<String, OpenWindow>(WINDOWS);
     }
 
     fn validate(args: &WindowedAggregatorArgs) -> Result<(), ActorError> {
@@ -73,9 +83,9 @@ impl TopicActor for WindowedAggregator {
         out: Publisher<MetricSummary>,
     ) -> Result<Self, ActorError> {
         Self::validate(&args)?;
-        let window_ms = i64::try_from(args.window.as_millis()).unwrap_or(i64::MAX);
         Ok(Self {
-            windows: Windows::new(window_ms),
+            length_ms: i64::try_from(args.window.as_millis()).unwrap_or(i64::MAX),
+            windows: out.store(WINDOWS)?,
             out,
         })
     }
@@ -85,7 +95,13 @@ impl Handler<Inbound<HostMetrics>> for WindowedAggregator {
     type Result = Result<(), ActorError>;
 
     fn handle(&mut self, m: Inbound<HostMetrics>, _: &mut Context<Self>) -> Self::Result {
-        for summary in self.windows.add(&m) {
+        let open = self.windows.get(&m.host)?;
+        let Some((window, closed)) = add(open, &m, self.length_ms) else {
+            tracing::debug!(host = %m.host, sampled_at_ms = m.sampled_at_ms, "late sample left out");
+            return Ok(());
+        };
+        self.windows.put(&m.host, &window)?;
+        for summary in closed {
             self.out.publish(&summary.host, &summary)?;
         }
         Ok(())
@@ -94,66 +110,38 @@ impl Handler<Inbound<HostMetrics>> for WindowedAggregator {
 
 const METRICS: [&str; 3] = ["cpu_percent", "mem_used_percent", "load1"];
 
-/// The open window of each host.
-#[derive(Debug)]
-struct Windows {
+/// Adds sample `m` to its host's `open` window (windows `length_ms` long):
+/// the window it is in afterwards, and the summaries of the window it
+/// closed, if any. `None` when the sample is late (older than the open
+/// window).
+fn add(
+    open: Option<OpenWindow>,
+    m: &HostMetrics,
     length_ms: i64,
-    open: HashMap<String, Window>,
+) -> Option<(OpenWindow, Vec<MetricSummary>)> {
+    let start_ms = m.sampled_at_ms.div_euclid(length_ms) * length_ms;
+    let fresh = || OpenWindow {
+        start_ms,
+        ..OpenWindow::default()
+    };
+    let (mut window, closed) = match open {
+        None => (fresh(), Vec::new()),
+        Some(open) if start_ms < open.start_ms => return None,
+        Some(open) if start_ms > open.start_ms => (fresh(), summarise(&m.host, open, length_ms)),
+        Some(open) => (open, Vec::new()),
+    };
+    window.cpu_percent.push(m.cpu_percent);
+    window.mem_used_percent.push(m.mem_used_percent);
+    window.load1.push(m.load1);
+    Some((window, closed))
 }
 
-#[derive(Debug)]
-struct Window {
-    start_ms: i64,
-    values: [Vec<f64>; 3],
-}
-
-impl Windows {
-    fn new(length_ms: i64) -> Self {
-        Self {
-            length_ms,
-            open: HashMap::new(),
-        }
-    }
-
-    /// Adds a sample; returns the summaries of the window it closed, if any.
-    fn add(&mut self, m: &HostMetrics) -> Vec<MetricSummary> {
-        let start_ms = m.sampled_at_ms.div_euclid(self.length_ms) * self.length_ms;
-        let mut closed = Vec::new();
-        let window = self.open.entry(m.host.clone()).or_insert_with(|| Window {
-            start_ms,
-            values: Default::default(),
-        });
-        if start_ms < window.start_ms {
-            tracing::debug!(host = %m.host, sampled_at_ms = m.sampled_at_ms, "late sample left out");
-            return closed;
-        }
-        if start_ms > window.start_ms {
-            let old = std::mem::replace(
-                window,
-                Window {
-                    start_ms,
-                    values: Default::default(),
-                },
-            );
-            closed = summarise(&m.host, old, self.length_ms);
-        }
-        let window = self.open.get_mut(&m.host).expect("inserted above");
-        for (values, value) in
-            window
-                .values
-                .iter_mut()
-                .zip([m.cpu_percent, m.mem_used_percent, m.load1])
-        {
-            values.push(value);
-        }
-        closed
-    }
-}
-
-fn summarise(host: &str, window: Window, length_ms: i64) -> Vec<MetricSummary> {
+/// The summaries of a closed window: one per metric it has samples of.
+fn summarise(host: &str, window: OpenWindow, length_ms: i64) -> Vec<MetricSummary> {
+    let values = [window.cpu_percent, window.mem_used_percent, window.load1];
     METRICS
         .iter()
-        .zip(window.values)
+        .zip(values)
         .filter(|(_, values)| !values.is_empty())
         .map(|(metric, mut values)| {
             values.sort_by(f64::total_cmp);
@@ -187,6 +175,32 @@ mod tests {
             mem_used_percent: 50.0,
             load1: 1.0,
             sampled_at_ms: at,
+        }
+    }
+
+    /// Each host's open window, as the store keeps them.
+    struct Windows {
+        length_ms: i64,
+        open: std::collections::HashMap<String, OpenWindow>,
+    }
+
+    impl Windows {
+        fn new(length_ms: i64) -> Self {
+            Self {
+                length_ms,
+                open: Default::default(),
+            }
+        }
+
+        fn add(&mut self, m: &HostMetrics) -> Vec<MetricSummary> {
+            let open = self.open.get(&m.host).cloned();
+            match add(open, m, self.length_ms) {
+                Some((window, closed)) => {
+                    self.open.insert(m.host.clone(), window);
+                    closed
+                }
+                None => Vec::new(),
+            }
         }
     }
 

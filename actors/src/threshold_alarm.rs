@@ -7,8 +7,11 @@
 //!
 //! Only summaries of the configured `metric` count; the configured
 //! [`Statistic`] of each is compared with the thresholds.
-
-use std::collections::HashSet;
+//!
+//! The hosts raised are kept in the store `raised` (host to the alarm that
+//! raised it; its changelog `<output>.raised.changelog`), so a host raised
+//! before a crash, a restart or a rebalance is cleared by whoever handles
+//! its next summary.
 
 use scribe::prelude::*;
 use scribe_schemas::{Alarm, AlarmState, MetricSummary};
@@ -43,11 +46,15 @@ pub struct ThresholdAlarmArgs {
     pub low: f64,
 }
 
+/// The store of the hosts raised.
+const RAISED: &str = "raised";
+
 /// Raises and clears alarms on a metric, with hysteresis.
 #[derive(Debug)]
 pub struct ThresholdAlarm {
     args: ThresholdAlarmArgs,
-    hysteresis: Hysteresis,
+    /// Each host raised, with the alarm that raised it.
+    raised: Store<String, Alarm>,
     out: Publisher<Alarm>,
 }
 
@@ -61,6 +68,7 @@ impl TopicActor for ThresholdAlarm {
 
     fn subscriptions(args: &ThresholdAlarmArgs, subs: &mut Subscriptions<Self>) {
         subs.subscribe::<MetricSummary>(args.input.as_str());
+        subs.store::<String, Alarm>(RAISED);
     }
 
     fn validate(args: &ThresholdAlarmArgs) -> Result<(), ActorError> {
@@ -80,7 +88,7 @@ impl TopicActor for ThresholdAlarm {
     fn create(args: ThresholdAlarmArgs, out: Publisher<Alarm>) -> Result<Self, ActorError> {
         Self::validate(&args)?;
         Ok(Self {
-            hysteresis: Hysteresis::new(args.high, args.low),
+            raised: out.store(RAISED)?,
             args,
             out,
         })
@@ -88,48 +96,26 @@ impl TopicActor for ThresholdAlarm {
 }
 
 impl ThresholdAlarm {
-    /// The alarm state change this summary causes, if any.
-    fn observe(&mut self, summary: &MetricSummary) -> Option<(AlarmState, f64, f64)> {
-        if summary.metric != self.args.metric {
-            return None;
-        }
-        let value = match self.args.statistic {
+    /// The figure of `summary` this alarm compares, if it watches its metric.
+    fn figure(&self, summary: &MetricSummary) -> Option<f64> {
+        (summary.metric == self.args.metric).then_some(match self.args.statistic {
             Statistic::Mean => summary.mean,
             Statistic::P95 => summary.p95,
             Statistic::Max => summary.max,
-        };
-        self.hysteresis.observe(&summary.host, value)
+        })
     }
 }
 
-/// Which hosts are raised; raises above `high`, clears below `low`.
-#[derive(Debug)]
-struct Hysteresis {
-    high: f64,
-    low: f64,
-    raised: HashSet<String>,
-}
-
-impl Hysteresis {
-    fn new(high: f64, low: f64) -> Self {
-        Self {
-            high,
-            low,
-            raised: HashSet::new(),
-        }
-    }
-
-    /// The new state, value and crossed threshold when `value` changes `host`'s state.
-    fn observe(&mut self, host: &str, value: f64) -> Option<(AlarmState, f64, f64)> {
-        if !self.raised.contains(host) && value > self.high {
-            self.raised.insert(host.to_owned());
-            Some((AlarmState::Raised, value, self.high))
-        } else if self.raised.contains(host) && value < self.low {
-            self.raised.remove(host);
-            Some((AlarmState::Cleared, value, self.low))
-        } else {
-            None
-        }
+/// The state change, and the threshold crossed, when a host that is
+/// `raised` (or not) shows `value`; raises above `high`, clears below
+/// `low`.
+fn crossing(raised: bool, value: f64, high: f64, low: f64) -> Option<(AlarmState, f64)> {
+    if !raised && value > high {
+        Some((AlarmState::Raised, high))
+    } else if raised && value < low {
+        Some((AlarmState::Cleared, low))
+    } else {
+        None
     }
 }
 
@@ -137,17 +123,27 @@ impl Handler<Inbound<MetricSummary>> for ThresholdAlarm {
     type Result = Result<(), ActorError>;
 
     fn handle(&mut self, m: Inbound<MetricSummary>, _: &mut Context<Self>) -> Self::Result {
-        if let Some((state, value, threshold)) = self.observe(&m) {
-            let alarm = Alarm {
-                host: m.host.clone(),
-                metric: m.metric.clone(),
-                state,
-                value,
-                threshold,
-                at_ms: m.window_end_ms,
-            };
-            self.out.publish(&m.host, alarm)?;
+        let Some(value) = self.figure(&m) else {
+            return Ok(());
+        };
+        let raised = self.raised.get(&m.host)?.is_some();
+        let Some((state, threshold)) = crossing(raised, value, self.args.high, self.args.low)
+        else {
+            return Ok(());
+        };
+        let alarm = Alarm {
+            host: m.host.clone(),
+            metric: m.metric.clone(),
+            state,
+            value,
+            threshold,
+            at_ms: m.window_end_ms,
+        };
+        match state {
+            AlarmState::Raised => self.raised.put(&m.host, &alarm)?,
+            AlarmState::Cleared => self.raised.delete(&m.host)?,
         }
+        self.out.publish(&m.host, alarm)?;
         Ok(())
     }
 }
@@ -155,14 +151,25 @@ impl Handler<Inbound<MetricSummary>> for ThresholdAlarm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// The hosts raised, as the store keeps them.
+    fn observe(raised: &mut BTreeSet<String>, host: &str, value: f64) -> Option<AlarmState> {
+        let (state, _) = crossing(raised.contains(host), value, 80.0, 60.0)?;
+        match state {
+            AlarmState::Raised => raised.insert(host.to_owned()),
+            AlarmState::Cleared => raised.remove(host),
+        };
+        Some(state)
+    }
 
     #[test]
     fn hysteresis_raises_above_high_and_clears_below_low_only() {
         use AlarmState::*;
-        let mut h = Hysteresis::new(80.0, 60.0);
+        let mut raised = BTreeSet::new();
         let got: Vec<_> = [50.0, 85.0, 90.0, 70.0, 81.0, 59.0, 65.0, 81.0]
             .into_iter()
-            .map(|v| h.observe("h", v).map(|(state, _, _)| state))
+            .map(|v| observe(&mut raised, "h", v))
             .collect();
         assert_eq!(
             got,
@@ -181,9 +188,12 @@ mod tests {
 
     #[test]
     fn hosts_are_alarmed_independently() {
-        let mut h = Hysteresis::new(10.0, 5.0);
-        assert!(h.observe("a", 11.0).is_some());
-        assert!(h.observe("b", 9.0).is_none());
-        assert_eq!(h.observe("a", 4.0), Some((AlarmState::Cleared, 4.0, 5.0)));
+        let mut raised = BTreeSet::new();
+        assert!(observe(&mut raised, "a", 81.0).is_some());
+        assert!(observe(&mut raised, "b", 79.0).is_none());
+        assert_eq!(
+            crossing(raised.contains("a"), 59.0, 80.0, 60.0),
+            Some((AlarmState::Cleared, 60.0))
+        );
     }
 }

@@ -137,6 +137,15 @@ fn the_document_passes_the_official_parser_and_round_trips_the_topology() {
             let owned = channel(&actor.output);
             assert_eq!(owned["owner"]["actor"], actor.name.as_str());
             assert_eq!(owned["owner"]["node"], loaded.node.name());
+            // Each store's changelog: the actor's too, carrying its
+            // changes.
+            for store in &actor.stores {
+                let changelog = channel(&store.changelog);
+                assert_eq!(changelog["owner"]["actor"], actor.name.as_str());
+                let change = format!("{}.{}.state", actor.name, store.name);
+                assert_eq!(changelog["messages"], serde_json::json!([change]));
+                types.insert(change);
+            }
             let mut written: Vec<String> = actor
                 .output_schemas
                 .iter()

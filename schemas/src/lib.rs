@@ -11,7 +11,7 @@ pub mod metrics;
 
 pub use control::{Alarm, AlarmState, Command, CommandAction};
 pub use journal::JournalEntry;
-pub use metrics::{HostMetrics, MetricSummary};
+pub use metrics::{HostMetrics, MetricSummary, OpenWindow};
 
 /// Every schema file of this crate, current and historical, as
 /// `(file name, Avro JSON)`.
@@ -28,6 +28,7 @@ pub const AVSC: &[(&str, &str)] = &[
         "metric_summary.avsc",
         include_str!("../avro/metric_summary.avsc"),
     ),
+    ("open_window.avsc", include_str!("../avro/open_window.avsc")),
     ("alarm.avsc", include_str!("../avro/alarm.avsc")),
     ("command.avsc", include_str!("../avro/command.avsc")),
     (

@@ -46,6 +46,21 @@ pub struct MetricSummary {
     pub p95: f64,
 }
 
+/// The samples of one host's open window, as the windowed aggregator
+/// keeps them in its store (`open_window.avsc`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "scribe.metrics")]
+pub struct OpenWindow {
+    /// Window start, inclusive, milliseconds since the Unix epoch.
+    pub start_ms: i64,
+    /// The window's CPU samples, in arrival order.
+    pub cpu_percent: Vec<f64>,
+    /// Its memory samples.
+    pub mem_used_percent: Vec<f64>,
+    /// Its load samples.
+    pub load1: Vec<f64>,
+}
+
 /// Earlier versions, kept so records in their shape can be written and read.
 pub mod v1 {
     use apache_avro::AvroSchema;

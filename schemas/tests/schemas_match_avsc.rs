@@ -1,7 +1,7 @@
 //! Each Rust record type has exactly the schema of its `.avsc` file.
 
 use apache_avro::{AvroSchema, Schema};
-use scribe_schemas::{Alarm, Command, HostMetrics, JournalEntry, MetricSummary, avsc};
+use scribe_schemas::{Alarm, Command, HostMetrics, JournalEntry, MetricSummary, OpenWindow, avsc};
 
 fn assert_same<T: AvroSchema>(file: &str) {
     let text = avsc(file).unwrap_or_else(|| panic!("{file} is not listed in AVSC"));
@@ -26,6 +26,11 @@ fn host_metrics_v1_matches_its_avsc() {
 #[test]
 fn metric_summary_matches_its_avsc() {
     assert_same::<MetricSummary>("metric_summary.avsc");
+}
+
+#[test]
+fn open_window_matches_its_avsc() {
+    assert_same::<OpenWindow>("open_window.avsc");
 }
 
 #[test]
