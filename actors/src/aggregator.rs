@@ -8,13 +8,18 @@
 //! - Parameters: [`WindowedAggregatorArgs`].
 //!
 //! Windows follow the samples' own time (`sampled_at_ms`): a host's window
-//! closes when a sample of that host falls into a later window. A sample
-//! older than the host's open window is late; it is logged and left out.
+//! closes when a sample of that host falls into a later window, or, for a
+//! host that stopped reporting, on a wall-clock timer set when the window
+//! opened: `grace` after the window's end would come by the clock (the
+//! window's end minus its first sample's time, plus `grace`, from when
+//! that sample was handled). A sample older than the host's open window,
+//! or of a window closed by its timer, is late; it is logged and left out.
 //!
 //! Each host's open window is kept in the store `windows` (its changelog
-//! `<output>.windows.changelog`), so a window open when the node stops,
-//! crashes or gives the host's partition to another node is summarised
-//! whole by whoever handles the host's next sample.
+//! `<output>.windows.changelog`) and its timer in the timer set `closing`,
+//! so a window open when the node stops, crashes or gives the host's
+//! partition to another node is summarised whole by whoever holds the
+//! host's partition next.
 
 use std::time::Duration;
 
@@ -30,6 +35,11 @@ pub struct WindowedAggregatorArgs {
     /// The length of a window, e.g. `"10s"`. The default is 10 s.
     #[serde(default = "ten_seconds", with = "humantime_serde")]
     pub window: Duration,
+    /// How long after its end, by the wall clock, a window of a host that
+    /// sent no later sample is closed, e.g. `"5s"`. The default is the
+    /// window's length.
+    #[serde(default, with = "humantime_serde")]
+    pub grace: Option<Duration>,
 }
 
 fn ten_seconds() -> Duration {
@@ -42,19 +52,24 @@ impl WindowedAggregatorArgs {
         Self {
             input: input.into(),
             window: Duration::from_secs(10),
+            grace: None,
         }
     }
 }
 
 /// The store of each host's open window.
 const WINDOWS: &str = "windows";
+/// The timers that close a window of a host that stopped reporting.
+const CLOSING: &str = "closing";
 
 /// Summarises host metrics over tumbling windows.
 #[derive(Debug)]
 pub struct WindowedAggregator {
     length_ms: i64,
-    /// Each host's open window.
+    grace_ms: i64,
+    /// Each host's open window (empty once closed by its timer).
     windows: Store<String, OpenWindow>,
+    closing: Timers<String>,
     out: Publisher<MetricSummary>,
 }
 
@@ -67,8 +82,9 @@ impl TopicActor for WindowedAggregator {
     type Args = WindowedAggregatorArgs;
 
     fn subscriptions(args: &WindowedAggregatorArgs, subs: &mut Subscriptions<Self>) {
-        subs.subscribe::<HostMetrics>(args.input.as_str());
-        subs.store::<String, OpenWindow>(WINDOWS);
+        subs.subscribe::<HostMetrics>(args.input.as_str())
+            .store::<String, OpenWindow>(WINDOWS)
+            .timers::<String>(CLOSING, TimerClock::Wall);
     }
 
     fn validate(args: &WindowedAggregatorArgs) -> Result<(), ActorError> {
@@ -83,9 +99,12 @@ impl TopicActor for WindowedAggregator {
         out: Publisher<MetricSummary>,
     ) -> Result<Self, ActorError> {
         Self::validate(&args)?;
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(Self {
-            length_ms: i64::try_from(args.window.as_millis()).unwrap_or(i64::MAX),
+            length_ms: millis(args.window),
+            grace_ms: millis(args.grace.unwrap_or(args.window)),
             windows: out.store(WINDOWS)?,
+            closing: out.timers(CLOSING)?,
             out,
         })
     }
@@ -100,10 +119,42 @@ impl Handler<Inbound<HostMetrics>> for WindowedAggregator {
             tracing::debug!(host = %m.host, sampled_at_ms = m.sampled_at_ms, "late sample left out");
             return Ok(());
         };
+        if window.cpu_percent.len() == 1 {
+            // A window opened: it closes `grace` after its end, by the
+            // clock, unless a later sample closes it first.
+            let end_ms = window.start_ms.saturating_add(self.length_ms);
+            let wait = end_ms.saturating_sub(m.sampled_at_ms).max(0);
+            let at = crate::now_ms()
+                .saturating_add(wait)
+                .saturating_add(self.grace_ms);
+            self.closing.set(&m.host, at)?;
+        }
         self.windows.put(&m.host, &window)?;
         for summary in closed {
             self.out.publish(&summary.host, &summary)?;
         }
+        Ok(())
+    }
+}
+
+impl Handler<Fired<String>> for WindowedAggregator {
+    type Result = Result<(), ActorError>;
+
+    /// The host sent nothing since its window's grace ended: the window is
+    /// summarised, and kept empty, so that a late sample of it is left out.
+    fn handle(&mut self, timer: Fired<String>, _: &mut Context<Self>) -> Self::Result {
+        let host = timer.key;
+        let Some(open) = self.windows.get(&host)? else {
+            return Ok(());
+        };
+        let closed = OpenWindow {
+            start_ms: open.start_ms,
+            ..OpenWindow::default()
+        };
+        for summary in summarise(&host, open, self.length_ms) {
+            self.out.publish(&summary.host, &summary)?;
+        }
+        self.windows.put(&host, &closed)?;
         Ok(())
     }
 }
@@ -113,7 +164,7 @@ const METRICS: [&str; 3] = ["cpu_percent", "mem_used_percent", "load1"];
 /// Adds sample `m` to its host's `open` window (windows `length_ms` long):
 /// the window it is in afterwards, and the summaries of the window it
 /// closed, if any. `None` when the sample is late (older than the open
-/// window).
+/// window, or of a window its timer closed: kept empty).
 fn add(
     open: Option<OpenWindow>,
     m: &HostMetrics,
@@ -128,6 +179,8 @@ fn add(
         None => (fresh(), Vec::new()),
         Some(open) if start_ms < open.start_ms => return None,
         Some(open) if start_ms > open.start_ms => (fresh(), summarise(&m.host, open, length_ms)),
+        // Closed by its timer: the sample is late.
+        Some(open) if open.cpu_percent.is_empty() => return None,
         Some(open) => (open, Vec::new()),
     };
     window.cpu_percent.push(m.cpu_percent);
@@ -246,5 +299,17 @@ mod tests {
         let closed = windows.add(&sample("a", 6000, 4.0));
         let cpu = closed.iter().find(|s| s.metric == "cpu_percent").unwrap();
         assert_eq!((cpu.host.as_str(), cpu.count, cpu.max), ("a", 1, 1.0));
+    }
+
+    #[test]
+    fn a_window_closed_by_its_timer_takes_no_late_sample() {
+        let closed = OpenWindow {
+            start_ms: 1000,
+            ..OpenWindow::default()
+        };
+        assert!(add(Some(closed.clone()), &sample("a", 1500, 1.0), 1000).is_none());
+        let (window, summaries) = add(Some(closed), &sample("a", 2100, 1.0), 1000).unwrap();
+        assert!(summaries.is_empty(), "it was summarised when it closed");
+        assert_eq!((window.start_ms, window.cpu_percent.len()), (2000, 1));
     }
 }

@@ -8,12 +8,15 @@
 //!
 //! A command that would follow the previous one to the same target sooner
 //! than `cooldown` is held back and sent when the cooldown ends, unless a
-//! later alarm made it moot. A held-back command is published from a timer,
-//! not while handling the alarm, so it carries no `causation_id`, and the
-//! alarm's offset does not wait for it: if the node stops during the
-//! cooldown, the held-back command is not sent.
+//! later alarm made it moot.
+//!
+//! What it remembers is in stores, so a crash, a restart or a rebalance
+//! changes nothing it does: the last command sent to each target
+//! (`last`), the command held back for each (`held`), and a wall-clock
+//! timer per held-back command (`cooldowns`). A held-back command is
+//! published when its timer fires, through the same path as a record: it
+//! carries no `causation_id`, and it counts as sent once acknowledged.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use scribe::prelude::*;
@@ -47,10 +50,20 @@ impl ControllerArgs {
     }
 }
 
+/// The store of the last command sent to each target.
+const LAST: &str = "last";
+/// The store of the command held back for each target.
+const HELD: &str = "held";
+/// The timers that end each target's cooldown.
+const COOLDOWNS: &str = "cooldowns";
+
 /// Sends throttle and resume commands in response to alarms.
 #[derive(Debug)]
 pub struct Controller {
-    cooldown: Cooldown,
+    period_ms: i64,
+    last: Store<String, Command>,
+    held: Store<String, Command>,
+    cooldowns: Timers<String>,
     out: Publisher<Command>,
 }
 
@@ -63,71 +76,88 @@ impl TopicActor for Controller {
     type Args = ControllerArgs;
 
     fn subscriptions(args: &ControllerArgs, subs: &mut Subscriptions<Self>) {
-        subs.subscribe::<Alarm>(args.input.as_str());
+        subs.subscribe::<Alarm>(args.input.as_str())
+            .store::<String, Command>(LAST)
+            .store::<String, Command>(HELD)
+            .timers::<String>(COOLDOWNS, TimerClock::Wall);
     }
 
     fn create(args: ControllerArgs, out: Publisher<Command>) -> Result<Self, ActorError> {
-        let cooldown_ms = i64::try_from(args.cooldown.as_millis()).unwrap_or(i64::MAX);
         Ok(Self {
-            cooldown: Cooldown::new(cooldown_ms),
+            period_ms: i64::try_from(args.cooldown.as_millis()).unwrap_or(i64::MAX),
+            last: out.store(LAST)?,
+            held: out.store(HELD)?,
+            cooldowns: out.timers(COOLDOWNS)?,
             out,
         })
     }
 }
 
 impl Controller {
-    fn send(
-        &self,
-        target: &str,
-        action: CommandAction,
-        reason: String,
-        at_ms: i64,
-    ) -> Result<(), ActorError> {
-        let command = Command {
-            target: target.to_owned(),
-            action,
-            reason,
-            at_ms,
-        };
+    /// Publishes `command` and remembers it as `target`'s last.
+    fn send(&self, target: &str, command: Command) -> Result<(), ActorError> {
+        self.last.put(&target.to_owned(), &command)?;
         self.out.publish(target, command)?;
         Ok(())
-    }
-
-    fn send_due(&mut self) {
-        let now = now_ms();
-        for (target, action) in self.cooldown.due(now) {
-            let reason = "held back by the cooldown".to_owned();
-            if let Err(error) = self.send(&target, action, reason, now) {
-                tracing::error!(%target, %error, "cannot send a held-back command");
-            }
-        }
     }
 }
 
 impl Handler<Inbound<Alarm>> for Controller {
     type Result = Result<(), ActorError>;
 
-    fn handle(&mut self, m: Inbound<Alarm>, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, m: Inbound<Alarm>, _: &mut Context<Self>) -> Self::Result {
         let action = match m.state {
             AlarmState::Raised => CommandAction::Throttle,
             AlarmState::Cleared => CommandAction::Resume,
         };
         let now = now_ms();
-        match self.cooldown.request(&m.host, action, now) {
+        let target = m.host.clone();
+        let last = self.last.get(&target)?.map(|c| (c.action, c.at_ms));
+        let command = Command {
+            target: target.clone(),
+            action,
+            reason: format!(
+                "{} {:?} at {:.1} (threshold {:.1})",
+                m.metric, m.state, m.value, m.threshold
+            ),
+            at_ms: now,
+        };
+        match decide(last, action, now, self.period_ms) {
             Decision::Send => {
-                let reason = format!(
-                    "{} {:?} at {:.1} (threshold {:.1})",
-                    m.metric, m.state, m.value, m.threshold
-                );
-                self.send(&m.host, action, reason, now)?;
+                self.held.delete(&target)?;
+                self.cooldowns.cancel(&target)?;
+                self.send(&target, command)?;
             }
             Decision::Hold { until_ms } => {
-                let wait = Duration::from_millis(until_ms.saturating_sub(now).max(0) as u64);
-                ctx.run_later(wait, |this, _| this.send_due());
+                self.held.put(&target, &command)?;
+                self.cooldowns.set(&target, until_ms)?;
             }
-            Decision::Nothing => {}
+            Decision::Nothing => {
+                // Already in that state; a held-back reversal is moot.
+                self.held.delete(&target)?;
+                self.cooldowns.cancel(&target)?;
+            }
         }
         Ok(())
+    }
+}
+
+impl Handler<Fired<String>> for Controller {
+    type Result = Result<(), ActorError>;
+
+    /// A cooldown ended: the command held back for its target goes out.
+    fn handle(&mut self, timer: Fired<String>, _: &mut Context<Self>) -> Self::Result {
+        let target = timer.key;
+        let Some(held) = self.held.get(&target)? else {
+            return Ok(());
+        };
+        self.held.delete(&target)?;
+        let command = Command {
+            reason: "held back by the cooldown".to_owned(),
+            at_ms: now_ms(),
+            ..held
+        };
+        self.send(&target, command)
     }
 }
 
@@ -142,64 +172,20 @@ enum Decision {
     Nothing,
 }
 
-/// The last command per target and any held back.
-#[derive(Debug)]
-struct Cooldown {
+/// What to do with `action` for a target whose last command was `last`
+/// (its action and when), at `now_ms`, with cooldowns `period_ms` long.
+fn decide(
+    last: Option<(CommandAction, i64)>,
+    action: CommandAction,
+    now_ms: i64,
     period_ms: i64,
-    last: BTreeMap<String, (CommandAction, i64)>,
-    held: BTreeMap<String, CommandAction>,
-}
-
-impl Cooldown {
-    fn new(period_ms: i64) -> Self {
-        Self {
-            period_ms,
-            last: BTreeMap::new(),
-            held: BTreeMap::new(),
-        }
-    }
-
-    fn request(&mut self, target: &str, action: CommandAction, now_ms: i64) -> Decision {
-        match self.last.get(target).copied() {
-            Some((last, _)) if last == action => {
-                // Already in that state; a held-back reversal is moot.
-                self.held.remove(target);
-                Decision::Nothing
-            }
-            Some((_, at)) if now_ms - at < self.period_ms => {
-                self.held.insert(target.to_owned(), action);
-                Decision::Hold {
-                    until_ms: at.saturating_add(self.period_ms),
-                }
-            }
-            _ => {
-                self.held.remove(target);
-                self.last.insert(target.to_owned(), (action, now_ms));
-                Decision::Send
-            }
-        }
-    }
-
-    /// Held-back commands whose cooldown has ended; they count as sent.
-    fn due(&mut self, now_ms: i64) -> Vec<(String, CommandAction)> {
-        let ready: Vec<String> = self
-            .held
-            .keys()
-            .filter(|t| {
-                self.last
-                    .get(*t)
-                    .is_none_or(|(_, at)| now_ms - at >= self.period_ms)
-            })
-            .cloned()
-            .collect();
-        ready
-            .into_iter()
-            .filter_map(|target| {
-                let action = self.held.remove(&target)?;
-                self.last.insert(target.clone(), (action, now_ms));
-                Some((target, action))
-            })
-            .collect()
+) -> Decision {
+    match last {
+        Some((last, _)) if last == action => Decision::Nothing,
+        Some((_, at)) if now_ms - at < period_ms => Decision::Hold {
+            until_ms: at.saturating_add(period_ms),
+        },
+        _ => Decision::Send,
     }
 }
 
@@ -209,32 +195,37 @@ mod tests {
     use CommandAction::*;
 
     #[test]
-    fn a_reversal_within_the_cooldown_is_held_then_sent() {
-        let mut c = Cooldown::new(1000);
-        assert_eq!(c.request("h", Throttle, 0), Decision::Send);
+    fn a_reversal_within_the_cooldown_is_held_until_it_ends() {
+        assert_eq!(decide(None, Throttle, 0, 1000), Decision::Send);
         assert_eq!(
-            c.request("h", Resume, 400),
+            decide(Some((Throttle, 0)), Resume, 400, 1000),
             Decision::Hold { until_ms: 1000 }
         );
-        assert!(c.due(900).is_empty());
-        assert_eq!(c.due(1000), vec![("h".to_owned(), Resume)]);
-        assert_eq!(c.request("h", Resume, 1100), Decision::Nothing);
+        assert_eq!(
+            decide(Some((Throttle, 0)), Resume, 1000, 1000),
+            Decision::Send
+        );
     }
 
     #[test]
-    fn a_held_command_reversed_again_is_dropped() {
-        let mut c = Cooldown::new(1000);
-        c.request("h", Throttle, 0);
-        c.request("h", Resume, 100);
-        assert_eq!(c.request("h", Throttle, 200), Decision::Nothing);
-        assert!(c.due(5000).is_empty());
+    fn a_command_repeating_the_last_is_moot() {
+        assert_eq!(
+            decide(Some((Resume, 0)), Resume, 1100, 1000),
+            Decision::Nothing
+        );
+        assert_eq!(
+            decide(Some((Throttle, 0)), Throttle, 200, 1000),
+            Decision::Nothing
+        );
     }
 
     #[test]
     fn targets_cool_down_independently() {
-        let mut c = Cooldown::new(1000);
-        assert_eq!(c.request("a", Throttle, 0), Decision::Send);
-        assert_eq!(c.request("b", Throttle, 10), Decision::Send);
-        assert_eq!(c.request("a", Resume, 2000), Decision::Send);
+        // Each target's last command is its own.
+        assert_eq!(decide(None, Throttle, 10, 1000), Decision::Send);
+        assert_eq!(
+            decide(Some((Throttle, 0)), Resume, 2000, 1000),
+            Decision::Send
+        );
     }
 }

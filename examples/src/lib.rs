@@ -52,6 +52,9 @@ pub struct HostMonitor {
     pub sample_every: Duration,
     /// Length of a summary window. The default is 5 s.
     pub window: Duration,
+    /// How long after its end a window of a host that stopped sampling is
+    /// closed, by the clock. The default, `None`, is the window's length.
+    pub grace: Option<Duration>,
     /// Raise the CPU alarm when a window's mean CPU goes above this. The default is 50.
     pub cpu_high: f64,
     /// Clear the CPU alarm when a window's mean CPU goes below this. The default is 30.
@@ -70,6 +73,7 @@ impl Default for HostMonitor {
         Self {
             sample_every: Duration::from_secs(1),
             window: Duration::from_secs(5),
+            grace: None,
             cpu_high: 50.0,
             cpu_low: 30.0,
             cooldown: Duration::from_secs(10),
@@ -98,6 +102,7 @@ pub fn host_monitor(node: NodeBuilder, settings: &HostMonitor) -> NodeBuilder {
         WindowedAggregatorArgs {
             input: metrics.clone(),
             window: settings.window,
+            grace: settings.grace,
         },
     )
     .actor::<ThresholdAlarm>(

@@ -1,5 +1,6 @@
 //! What an actor's file needs: `use scribe::prelude::*;`.
 
+pub use crate::state::{Fired, TimerClock, Timers};
 pub use crate::{
     ActorError, Answered, AnyRecord, Broker, Inbound, Node, NodeBuilder, Publisher, Record,
     Records, Requester, RequesterOptions, Store, Subscriptions, TopicActor, TopicSpec,

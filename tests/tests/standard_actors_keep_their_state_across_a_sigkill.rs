@@ -1,7 +1,8 @@
-//! The standard windowed aggregator and threshold alarm, in one node
-//! process, keep what they remember in stores: their node drained, then
-//! SIGKILLed mid-window, then started again gives what an uninterrupted
-//! run gives.
+//! The standard windowed aggregator, threshold alarm and controller, in
+//! one node process, keep what they remember in stores: their node
+//! drained, then SIGKILLed mid-window, then started again gives what an
+//! uninterrupted run gives. (The aggregator's grace is an hour: windows
+//! close on later samples only, so nothing depends on the wall clock.)
 //!
 //! Eight hosts send a sample a second for 189 s of sample time, in three
 //! parts of 63 s, so that a 10 s window is open at each part's end:
@@ -15,7 +16,9 @@
 //!
 //! Every host is hot (mean CPU above the alarm's `high`) for a few
 //! windows that close in part 1 or 2, and cools down (below `low`) in
-//! part 3: the alarm raised before the crash must be cleared after it.
+//! part 3: the alarm raised before the crash must be cleared after it, and
+//! the controller must send each host THROTTLE, then RESUME (held back by
+//! its 2 s cooldown on a timer when it comes sooner).
 //!
 //! Each test prints summaries and alarms expected, received, lost,
 //! duplicates and wrong, and asserts them; nothing is decided by timing.
@@ -27,7 +30,7 @@ use std::time::Duration;
 
 use scribe::SchemaRegistry;
 use scribe::codec::{Decoder, Encoder};
-use scribe_schemas::{Alarm, AlarmState, HostMetrics, MetricSummary};
+use scribe_schemas::{Alarm, AlarmState, CommandAction, HostMetrics, MetricSummary};
 use scribe_tests::{RawRecord, TestKafka, unique};
 
 const PARTITIONS: i32 = 4;
@@ -155,10 +158,15 @@ impl Run {
                 run.alarms(),
                 format!("{}.windows.changelog", run.summaries()),
                 format!("{}.raised.changelog", run.alarms()),
+                format!("{}.closing.changelog", run.summaries()),
+                run.commands(),
+                format!("{}.last.changelog", run.commands()),
+                format!("{}.held.changelog", run.commands()),
+                format!("{}.cooldowns.changelog", run.commands()),
             ] {
                 run.kafka.create_topic(&topic, PARTITIONS).await;
             }
-            for dlq in [run.summaries(), run.alarms()] {
+            for dlq in [run.summaries(), run.alarms(), run.commands()] {
                 run.kafka.create_topic(&format!("{dlq}.dlq"), 1).await;
             }
         }
@@ -175,6 +183,10 @@ impl Run {
 
     fn alarms(&self) -> String {
         format!("{}.alarms", self.id)
+    }
+
+    fn commands(&self) -> String {
+        format!("{}.commands", self.id)
     }
 
     fn produce(&self, n: i64) {
@@ -216,7 +228,7 @@ partitions = {PARTITIONS}
 name = "{id}-aggregator"
 kind = "windowed-aggregator"
 output = "{summaries}"
-params = {{ input = "{metrics}", window = "10s" }}
+params = {{ input = "{metrics}", window = "10s", grace = "1h" }}
 delivery = "{delivery}"
 
 [[actors]]
@@ -225,11 +237,19 @@ kind = "threshold-alarm"
 output = "{alarms}"
 params = {{ input = "{summaries}", metric = "cpu_percent", high = {HIGH:.1}, low = {LOW:.1} }}
 delivery = "{delivery}"
+
+[[actors]]
+name = "{id}-controller"
+kind = "controller"
+output = "{commands}"
+params = {{ input = "{alarms}", cooldown = "2s" }}
+delivery = "{delivery}"
 "#,
                 id = self.id,
                 summaries = self.summaries(),
                 metrics = self.metrics(),
                 alarms = self.alarms(),
+                commands = self.commands(),
                 delivery = self.delivery,
             ),
         )
@@ -272,6 +292,41 @@ delivery = "{delivery}"
                 .read(&self.alarms(), usize::MAX, Duration::from_secs(1))
                 .await,
         )
+    }
+
+    /// Each host's commands, in the order sent.
+    async fn commands_out(&self) -> BTreeMap<String, Vec<CommandAction>> {
+        let commands: Vec<scribe_schemas::Command> = decode(
+            &self
+                .kafka
+                .read(&self.commands(), usize::MAX, Duration::from_secs(1))
+                .await,
+        );
+        let mut by_host: BTreeMap<String, Vec<CommandAction>> = BTreeMap::new();
+        for c in commands {
+            by_host.entry(c.target).or_default().push(c.action);
+        }
+        by_host
+    }
+
+    /// Waits until every host has its RESUME (at most two minutes).
+    async fn wait_for_resumes(&self, node: &mut Node) {
+        for _ in 0..120 {
+            let resumed = self
+                .commands_out()
+                .await
+                .values()
+                .filter(|actions| actions.contains(&CommandAction::Resume))
+                .count();
+            if resumed as i64 == HOSTS {
+                return;
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("the node exited ({status}) before every host was resumed");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("not every host resumed after two minutes");
     }
 
     /// Waits until every summary of the first `parts` parts is out,
@@ -383,6 +438,7 @@ async fn drained_killed_and_restarted(delivery: &'static str) {
     run.produce(2);
     let mut third = run.start("500ms");
     run.wait_for(PARTS, &mut third, true).await;
+    run.wait_for_resumes(&mut third).await;
     let log = third.drain();
 
     let summaries = run.summaries_out(false).await;
@@ -413,10 +469,32 @@ async fn drained_killed_and_restarted(delivery: &'static str) {
          lost={a_lost} duplicates={a_duplicates} wrong={a_wrong}",
         expected_alarms.len()
     );
+    let commands = run.commands_out().await;
+    let sent: usize = commands.values().map(Vec::len).sum();
+    let mut command_duplicates = 0;
+    let mut wrong_commands = 0;
+    for actions in commands.values() {
+        let mut distinct = actions.clone();
+        distinct.dedup();
+        command_duplicates += actions.len() - distinct.len();
+        if distinct != [CommandAction::Throttle, CommandAction::Resume] {
+            wrong_commands += 1;
+        }
+    }
+    println!(
+        "{delivery}: commands expected={} received={sent} duplicates={command_duplicates} \
+         wrong={wrong_commands}",
+        2 * HOSTS
+    );
     assert_eq!(
         (lost, wrong),
         (0, 0),
         "every window whole; third log:\n{log}"
+    );
+    assert_eq!(
+        (commands.len() as i64, wrong_commands),
+        (HOSTS, 0),
+        "each host throttled, then resumed: {commands:?}"
     );
     assert_eq!(expected.len() as i64, HOSTS * 18 * 3, "18 windows closed");
     assert_eq!(
@@ -426,21 +504,25 @@ async fn drained_killed_and_restarted(delivery: &'static str) {
     );
     assert_eq!(cleared as i64, HOSTS, "each host raised and cleared once");
     if exactly_once {
-        assert_eq!((duplicates, a_duplicates), (0, 0), "exactly once");
+        assert_eq!(
+            (duplicates, a_duplicates, command_duplicates),
+            (0, 0, 0),
+            "exactly once"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_least_once_aggregator_and_alarm_remember_across_a_sigkill() {
+async fn at_least_once_standard_actors_remember_across_a_sigkill() {
     drained_killed_and_restarted("at-least-once").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_once_aggregator_and_alarm_remember_across_a_sigkill() {
+async fn exactly_once_standard_actors_remember_across_a_sigkill() {
     let kafka = TestKafka::from_env();
     if kafka.is_mock() {
         eprintln!(
-            "exactly_once_aggregator_and_alarm_remember_across_a_sigkill: runs on Apache Kafka \
+            "exactly_once_standard_actors_remember_across_a_sigkill: runs on Apache Kafka \
              only (the embedded broker stores no transactional offsets); skipped here"
         );
         return;

@@ -13,6 +13,8 @@ use crate::error::Result;
 /// The routes of one actor instance: which decoder a topic's records go to.
 pub(crate) struct Routes<A: Actor<Context = Context<A>>> {
     routes: Vec<Box<dyn Route<A>>>,
+    /// How the timers of each timer set reach the actor.
+    pub(crate) timers: Vec<super::TimerRoute<A>>,
     exact: HashMap<String, usize>,
     /// Each pattern as Rust matches it, as librdkafka is given it, and its route.
     patterns: Vec<(regex::Regex, String, usize)>,
@@ -22,6 +24,7 @@ impl<A: Actor<Context = Context<A>>> Routes<A> {
     pub(crate) fn new() -> Self {
         Self {
             routes: Vec::new(),
+            timers: Vec::new(),
             exact: HashMap::new(),
             patterns: Vec::new(),
         }

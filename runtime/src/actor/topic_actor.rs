@@ -118,8 +118,10 @@ pub struct Subscriptions<A> {
     pub(crate) dead_letter_unhandled: Vec<String>,
     /// The requests the actor declares it asks.
     pub(crate) asks: Vec<AskInfo>,
-    /// The stores it declares.
+    /// The stores it declares (its timer sets among them).
     pub(crate) stores: Vec<StoreDecl>,
+    /// Its timer sets, and how their timers reach it.
+    pub(crate) timers: Vec<super::TimerRoute<A>>,
 }
 
 /// A store an actor declares: what it is (its changelog not named yet),
@@ -127,6 +129,10 @@ pub struct Subscriptions<A> {
 pub(crate) struct StoreDecl {
     pub(crate) info: StoreInfo,
     pub(crate) check: fn(&SchemaRegistry) -> Result<ValueCheck>,
+    /// A timer set's clock.
+    pub(crate) clock: Option<crate::state::TimerClock>,
+    /// How its keys and values are read from outside the actor.
+    pub(crate) json: fn(&SchemaRegistry) -> Result<crate::state::json::StoreJson>,
 }
 
 /// Checks values as `V`, resolved from their writers' schemas in `registry`.
@@ -150,6 +156,7 @@ impl<A: TopicActor> Subscriptions<A> {
             dead_letter_unhandled: Vec::new(),
             asks: Vec::new(),
             stores: Vec::new(),
+            timers: Vec::new(),
         };
         A::subscriptions(args, &mut subs);
         subs
@@ -276,7 +283,32 @@ impl<A: TopicActor> Subscriptions<A> {
                 value_schema,
             },
             check: value_check::<V>,
+            clock: None,
+            json: crate::state::json::store_json::<K, V>,
         });
+        self
+    }
+
+    /// Declares timer set `name`: at most one timer per key of type `K`,
+    /// on `clock` (see [`Timers`](crate::state::Timers)), which the actor
+    /// takes in `create` with [`Publisher::timers`](crate::Publisher::timers)
+    /// and handles as [`Fired`](crate::state::Fired) messages. The timers
+    /// are kept in a store of that name, with a changelog of its own, so
+    /// they survive what state survives and move with their partition.
+    pub fn timers<K: Record>(
+        &mut self,
+        name: impl Into<String>,
+        clock: crate::state::TimerClock,
+    ) -> &mut Self
+    where
+        A: Handler<crate::state::Fired<K>, Result = Result<(), ActorError>>,
+    {
+        let name = name.into();
+        self.store::<K, crate::state::due::TimerDue>(name.clone());
+        if let Some(decl) = self.stores.last_mut() {
+            decl.clock = Some(clock);
+        }
+        self.timers.push(super::TimerRoute::of::<K>(name));
         self
     }
 

@@ -36,6 +36,8 @@ pub(crate) enum Failure {
     Start(String),
     /// A partition's state could not be restored.
     Restore(String),
+    /// A timer's handler failed or panicked (the timer fires again).
+    Timer(String),
     /// The instance's thread ended without saying why, or its drain took
     /// too long.
     Lost(String),
@@ -90,6 +92,7 @@ impl fmt::Display for Failure {
             | Failure::Consumer(reason)
             | Failure::Start(reason)
             | Failure::Restore(reason)
+            | Failure::Timer(reason)
             | Failure::Lost(reason) => f.write_str(reason),
         }
     }

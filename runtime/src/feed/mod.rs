@@ -24,6 +24,7 @@ mod rebalance;
 mod restores;
 mod restoring;
 mod source;
+mod timers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -210,6 +211,7 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
         let slot = AckSlot::new();
         self.tracker.track(&read_at, slot.clone());
         let at = arrival.at.clone();
+        self.advance_timers(&at, raw.timestamp);
         let next = self.handling().process(act, ctx, arrival, &raw, 1, &slot);
         self.follow(next, at, raw, slot);
     }
@@ -444,6 +446,7 @@ impl<A: TopicActor, S: Source> ActorFuture<A> for Feed<A, S> {
         // While a record waits for its retry, the records after it wait too.
         this.settle_revoked();
         this.take_records(act, ctx, task, &mut run);
+        this.fire_timers(act, ctx, task);
         this.settle_batch(task, &run);
         if this.stopping {
             this.drain();

@@ -24,6 +24,14 @@ pub(crate) struct Restores {
     pub(super) repairing: Vec<(i32, Acknowledged)>,
     /// The consumer's rebalances as last seen.
     pub(super) rebalances: u64,
+    /// With timers: where each partition goes on from (the topic and
+    /// offset of its next record), as restored or last handled.
+    pub(super) positions: BTreeMap<i32, (Arc<str>, i64)>,
+    /// With timers: each partition's stream time (the largest record
+    /// timestamp handled).
+    pub(super) stream_time: BTreeMap<i32, i64>,
+    /// Wakes the feed when the next wall-clock timer is due.
+    pub(super) wake: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Restores {
@@ -37,7 +45,16 @@ impl Restores {
             waiting: BTreeMap::new(),
             repairing: Vec::new(),
             rebalances: 0,
+            positions: BTreeMap::new(),
+            stream_time: BTreeMap::new(),
+            wake: None,
         }
+    }
+
+    /// Forgets what it knew of `partition`'s timers.
+    pub(super) fn forget_timers(&mut self, partition: i32) {
+        self.positions.remove(&partition);
+        self.stream_time.remove(&partition);
     }
 
     /// The input partitions held back for a restore, as (topic, partition).

@@ -46,6 +46,7 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
         for partition in state.stores.held() {
             if !kept.contains(&partition) {
                 state.stores.release(partition);
+                state.forget_timers(partition);
                 tracing::debug!(actor = %self.actor, partition, "state let go with its partition");
             }
         }
@@ -80,6 +81,7 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             state.restorer.forget(partition);
             state.repairing.retain(|(p, _)| *p != partition);
             state.stores.release(partition);
+            state.forget_timers(partition);
             tracing::info!(actor = %self.actor, partition, "restoring the state of a partition before its first record");
             state.restorer.restore(partition, state.inputs.clone());
         }
@@ -120,6 +122,14 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
             };
             slot.done();
             let state = self.state.as_mut().expect("checked above");
+            // Timers fired before the partition's next record count at
+            // the offset it goes on from.
+            if let Some(at) = restored
+                .iter()
+                .find_map(|r| r.committed.as_ref()?.resumes_at(&state.inputs, partition))
+            {
+                state.positions.insert(partition, at);
+            }
             state
                 .stores
                 .install(partition, restored.into_iter().map(|r| r.shard).collect());

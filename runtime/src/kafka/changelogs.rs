@@ -30,14 +30,16 @@ pub(crate) struct ChangelogSpec {
 }
 
 /// Creates the changelogs that do not exist yet, and checks those that do.
-/// Their inputs must exist (the node created its topics first).
+/// Their inputs must exist (the node created its topics first). Answers
+/// the partition count of each stateful actor's input, by actor.
 pub(crate) async fn ensure_changelogs(
     settings: &ClientSettings,
     embedded: Option<&EmbeddedBroker>,
     specs: &[ChangelogSpec],
-) -> Result<()> {
+) -> Result<BTreeMap<String, i32>> {
+    let mut by_actor = BTreeMap::new();
     if specs.is_empty() {
-        return Ok(());
+        return Ok(by_actor);
     }
     let admin: AdminClient<DefaultClientContext> = settings
         .admin()
@@ -47,6 +49,7 @@ pub(crate) async fn ensure_changelogs(
     let mut missing = Vec::new();
     for spec in specs {
         let partitions = input_partitions(spec, &counts)?;
+        by_actor.insert(spec.actor.clone(), partitions);
         match counts.get(&spec.topic) {
             Some(&found) if found != partitions => {
                 return Err(refused(
@@ -68,7 +71,7 @@ pub(crate) async fn ensure_changelogs(
         for (spec, partitions) in missing {
             broker.create_topic(&spec.topic, partitions, spec.replication)?;
         }
-        return Ok(());
+        return Ok(by_actor);
     }
     if is_embedded_elsewhere(&admin) {
         // The embedded broker of another process (reached by its bootstrap
@@ -84,14 +87,15 @@ pub(crate) async fn ensure_changelogs(
                 ),
             ));
         }
-        return Ok(());
+        return Ok(by_actor);
     }
     let existing: Vec<&ChangelogSpec> = specs
         .iter()
         .filter(|s| counts.contains_key(&s.topic))
         .collect();
     check_compacted(&admin, &existing).await?;
-    create(&admin, &missing).await
+    create(&admin, &missing).await?;
+    Ok(by_actor)
 }
 
 /// Whether the cluster is librdkafka's mock cluster (the embedded broker)

@@ -87,6 +87,8 @@ impl Node {
                 registry,
                 envelopes,
                 schema_ids,
+                // Replays refuse actors with stores.
+                state_partitions: Default::default(),
             };
             let run = Run {
                 factory,

@@ -56,10 +56,11 @@ impl Node {
             let registered = Node::registered(b.schema_registry.clone(), &infos, registry).await?;
             first_contact_of(&settings).await?;
             ensure_topics(&settings, embedded.as_ref(), &topics).await?;
-            ensure_changelogs(&settings, embedded.as_ref(), &changelogs).await?;
-            Ok::<_, Error>(registered)
+            let state_partitions =
+                ensure_changelogs(&settings, embedded.as_ref(), &changelogs).await?;
+            Ok::<_, Error>((registered, state_partitions))
         };
-        let (registry, schema_ids) = match contact.await {
+        let ((registry, schema_ids), state_partitions) = match contact.await {
             Ok(registered) => registered,
             Err(error) => {
                 #[cfg(feature = "admin")]
@@ -78,6 +79,7 @@ impl Node {
             schema_ids,
             envelopes: Node::envelopes_of(&b),
             tracer: tracer.as_ref().map(|t| Tracer::new(&t.provider)),
+            state_partitions,
         });
         let (stop, stop_rx) = watch::channel(false);
         let control = Arc::new(NodeControl {
@@ -179,6 +181,7 @@ fn admin(b: &NodeBuilder) -> Result<Option<AdminServer>> {
                     }
                 })
                 .collect(),
+            stores: factory.stores().iter().map(|s| s.name.clone()).collect(),
             stats: stats.clone(),
         })
         .collect();

@@ -10,5 +10,6 @@
 
 #[cfg(feature = "admin")]
 pub(crate) mod admin;
+pub(crate) mod state_query;
 pub(crate) mod stats;
 pub mod trace;

@@ -56,6 +56,10 @@ pub(crate) struct ActorStats {
     /// `/ready` and `/metrics`).
     pub(crate) restoring:
         std::sync::Mutex<std::collections::BTreeMap<(String, i32), RestoreProgress>>,
+    /// The state of its running instance, read by the admin endpoint
+    /// (none for an actor without stores, or before its first instance).
+    pub(crate) state_view:
+        std::sync::Mutex<Option<std::sync::Arc<dyn super::state_query::StateQuery>>>,
     /// How long the handler took, per record handled.
     pub(crate) handling: Histogram,
     /// From the record's timestamp to the end of its handling.
@@ -233,6 +237,20 @@ impl ActorStats {
                 restoring.remove(&(store.to_owned(), partition));
             }
         }
+    }
+
+    /// Its running instance's state is read through `view` from now on.
+    pub(crate) fn show_state(&self, view: std::sync::Arc<dyn super::state_query::StateQuery>) {
+        *self.state_view.lock().unwrap_or_else(|p| p.into_inner()) = Some(view);
+    }
+
+    /// How its running instance's state is read, if it has stores.
+    #[cfg(feature = "admin")]
+    pub(crate) fn state_view(&self) -> Option<std::sync::Arc<dyn super::state_query::StateQuery>> {
+        self.state_view
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The restores under way, by store and partition.

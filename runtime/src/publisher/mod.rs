@@ -124,17 +124,7 @@ impl<T: Records> Publisher<T> {
     /// the actor declares no store of that name, or declares it with other
     /// types.
     pub fn store<K: crate::Record, V: crate::Record>(&self, name: &str) -> Result<Store<K, V>> {
-        let refused = |reason: String| Error::State {
-            actor: self
-                .core
-                .source
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            store: name.to_owned(),
-            reason,
-        };
+        let refused = |reason: String| self.state_refused(name, reason);
         let Some(stores) = &self.core.stores else {
             return Err(refused(
                 "the actor declares no store (`Subscriptions::store` in `subscriptions`)".into(),
@@ -157,6 +147,39 @@ impl<T: Records> Publisher<T> {
             )));
         }
         Store::new(stores.clone(), index)
+    }
+
+    /// The actor's timer set `name`, with keys of type `K`: what it sets
+    /// and cancels its timers with. Fails as [`Publisher::store`] does,
+    /// and for a store that is not a timer set.
+    pub fn timers<K: crate::Record>(&self, name: &str) -> Result<crate::state::Timers<K>> {
+        let store = self.store::<K, crate::state::due::TimerDue>(name)?;
+        let is_set = self.core.stores.as_ref().is_some_and(|stores| {
+            stores
+                .index_of(name)
+                .is_some_and(|index| stores.specs()[index].clock.is_some())
+        });
+        if !is_set {
+            return Err(self.state_refused(
+                name,
+                "a store, not a timer set (`Subscriptions::timers`)".into(),
+            ));
+        }
+        Ok(crate::state::Timers::new(store))
+    }
+
+    /// Why the actor's store `store` cannot be taken.
+    fn state_refused(&self, store: &str, reason: String) -> Error {
+        let actor = match &self.core.stores {
+            Some(stores) => stores.actor(),
+            // `node/actor`, its `ce_source`.
+            None => self.core.source.rsplit('/').next().unwrap_or_default(),
+        };
+        Error::State {
+            actor: actor.to_owned(),
+            store: store.to_owned(),
+            reason,
+        }
     }
 
     /// Publishes `value` under `key`; records with one key keep their order.

@@ -47,6 +47,26 @@ impl Committed {
         self.offsets.insert((Arc::from(topic), partition), offset);
     }
 
+    /// Where the records of `partition` go on from, as restored: the
+    /// first of `inputs` the group has an entry for, with its committed
+    /// offset (0 when it never committed one). What a timer fired before
+    /// the partition's next record is counted at. `None` exactly-once, or
+    /// when none of `inputs` is known.
+    pub(crate) fn resumes_at(
+        &self,
+        inputs: &[Arc<str>],
+        partition: i32,
+    ) -> Option<(Arc<str>, i64)> {
+        if self.keep_all {
+            return None;
+        }
+        inputs.iter().find_map(|topic| {
+            self.offsets
+                .get(&(topic.clone(), partition))
+                .map(|offset| (topic.clone(), offset.unwrap_or(0)))
+        })
+    }
+
     /// Whether a change made by the input record at `topic`/`partition`/
     /// `offset` is dropped: its offset is not committed. A topic the actor
     /// no longer reads cannot be handled again, so its changes apply.
@@ -97,6 +117,9 @@ pub(crate) struct Restored {
     /// (`None`: absent).
     pub(crate) repairs: Vec<Repair>,
     pub(crate) counts: Counts,
+    /// The committed input offsets the restore compared changes with
+    /// (none when it read no changelog record).
+    pub(crate) committed: Option<Arc<Committed>>,
 }
 
 impl Restoring {
@@ -195,6 +218,7 @@ impl Restoring {
             shard: Shard::of(self.map),
             repairs,
             counts: self.counts,
+            committed: Some(self.committed),
         }
     }
 }

@@ -33,6 +33,11 @@ pub(crate) type ValueCheck =
 pub(crate) struct StoreSpec {
     pub(crate) info: StoreInfo,
     pub(crate) check: ValueCheck,
+    /// A timer set's clock (its values are [`TimerDue`](super::due::TimerDue)s).
+    pub(crate) clock: Option<super::due::TimerClock>,
+    /// Its keys from text and values as JSON, for reading it from outside.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // read by the admin endpoint
+    pub(crate) json: Arc<super::json::StoreJson>,
 }
 
 impl std::fmt::Debug for StoreSpec {
@@ -62,6 +67,11 @@ impl Shard {
             base,
             txn: BTreeMap::new(),
         }
+    }
+
+    /// The value of `key`, the open transaction's changes first.
+    pub(super) fn current(&self, key: &[u8]) -> Option<Arc<[u8]>> {
+        self.get(key)
     }
 
     fn get(&self, key: &[u8]) -> Option<Arc<[u8]>> {
@@ -122,7 +132,7 @@ impl std::fmt::Debug for Stores {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     /// The record being handled, and its changes so far, store by store.
     current: Option<Position>,
     changes: Vec<BTreeMap<Vec<u8>, Change>>,
@@ -130,7 +140,9 @@ struct Inner {
     /// changes are sent (none allocated per record).
     spare: Vec<BTreeMap<Vec<u8>, Change>>,
     /// The shards of each partition held, one per store.
-    partitions: BTreeMap<i32, Vec<Shard>>,
+    pub(super) partitions: BTreeMap<i32, Vec<Shard>>,
+    /// When the timers of the timer sets are due.
+    pub(super) due: super::due::DueIndex,
 }
 
 impl Stores {
@@ -156,6 +168,30 @@ impl Stores {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`Stores::lock`], for the timers' index (`timers.rs`).
+    pub(super) fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        self.lock()
+    }
+
+    /// Notes in the timers' index that `key` of store `index`, partition
+    /// `partition`, now holds `value`, if the store is a timer set.
+    fn index_due(
+        specs: &[StoreSpec],
+        due: &mut super::due::DueIndex,
+        index: usize,
+        partition: i32,
+        key: &[u8],
+        value: &[u8],
+    ) {
+        if specs[index].clock.is_some()
+            && let Some(at) = super::due::due_of(value)
+        {
+            due.entry((index, partition))
+                .or_default()
+                .insert((at, key.to_vec()));
+        }
     }
 
     /// The stores, in the order the actor declared them.
@@ -301,10 +337,21 @@ impl Stores {
             }
         }
         let mut inner = self.lock();
+        let inner = &mut *inner;
         let transactional = self.transactional;
         if let Some(shards) = inner.partitions.get_mut(&at.partition) {
-            for (shard, changes) in shards.iter_mut().zip(&mut changes) {
+            for (index, (shard, changes)) in shards.iter_mut().zip(&mut changes).enumerate() {
                 for (key, change) in std::mem::take(changes) {
+                    if let Some(value) = &change {
+                        Self::index_due(
+                            &self.specs,
+                            &mut inner.due,
+                            index,
+                            at.partition,
+                            &key,
+                            value,
+                        );
+                    }
                     if transactional {
                         shard.txn.insert(key, change);
                     } else {
@@ -331,20 +378,40 @@ impl Stores {
     /// they are from the changelog.
     pub(crate) fn aborted(&self) {
         let mut inner = self.lock();
+        let inner = &mut *inner;
         for shard in inner.partitions.values_mut().flatten() {
             shard.txn.clear();
+        }
+        // Timers the transaction fired or changed are as committed again.
+        inner.due.clear();
+        for (&partition, shards) in &inner.partitions {
+            for (index, shard) in shards.iter().enumerate() {
+                for (key, value) in &shard.base {
+                    Self::index_due(&self.specs, &mut inner.due, index, partition, key, value);
+                }
+            }
         }
     }
 
     /// `partition` is restored: its shards, one per store, in order.
     pub(crate) fn install(&self, partition: i32, shards: Vec<Shard>) {
         debug_assert_eq!(shards.len(), self.specs.len());
-        self.lock().partitions.insert(partition, shards);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner.due.retain(|(_, p), _| *p != partition);
+        for (index, shard) in shards.iter().enumerate() {
+            for (key, value) in &shard.base {
+                Self::index_due(&self.specs, &mut inner.due, index, partition, key, value);
+            }
+        }
+        inner.partitions.insert(partition, shards);
     }
 
     /// `partition` is no longer this instance's: its shards go.
     pub(crate) fn release(&self, partition: i32) -> bool {
-        self.lock().partitions.remove(&partition).is_some()
+        let mut inner = self.lock();
+        inner.due.retain(|(_, p), _| *p != partition);
+        inner.partitions.remove(&partition).is_some()
     }
 
     /// The partitions whose shards this instance holds.
@@ -355,7 +422,7 @@ impl Stores {
     /// The committed value of `key` in store `index`, partition
     /// `partition`, if this instance holds that partition (`Err` when it
     /// does not): what a reader outside the actor sees.
-    #[cfg(test)]
+    #[cfg_attr(not(any(test, feature = "admin")), allow(dead_code))] // read by the admin endpoint
     pub(crate) fn peek(
         &self,
         index: usize,

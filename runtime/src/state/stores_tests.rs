@@ -4,6 +4,7 @@ use super::*;
 
 fn spec(name: &str) -> StoreSpec {
     StoreSpec {
+        clock: None,
         info: StoreInfo {
             name: name.into(),
             changelog: format!("out.{name}.changelog"),
@@ -13,6 +14,9 @@ fn spec(name: &str) -> StoreSpec {
             value_schema: apache_avro::Schema::Long,
         },
         check: Arc::new(|_| Ok(())),
+        json: Arc::new(
+            crate::state::json::store_json::<String, i64>(&SchemaRegistry::new()).unwrap(),
+        ),
     }
 }
 

@@ -83,6 +83,8 @@ pub(crate) struct Env {
         String,
         Arc<std::collections::HashMap<crate::wire::codec::Fingerprint, u32>>,
     >,
+    /// Of each actor with stores, by name: its input's partition count.
+    pub(crate) state_partitions: std::collections::BTreeMap<String, i32>,
 }
 
 pub(crate) struct Factory<A: TopicActor> {
@@ -163,6 +165,7 @@ impl<A: TopicActor> Factory<A> {
         for (info, switch) in switches {
             routes.add(info, Box::new(switch.finish()))?;
         }
+        routes.timers = self.subscriptions.timers.clone();
         Ok(routes)
     }
 }
@@ -244,6 +247,7 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             &core,
             &routes,
             failures.transactional,
+            None,
         )?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
@@ -286,7 +290,13 @@ impl<A: TopicActor> ActorFactory for Factory<A> {
             settings: env.settings.clone(),
             group: self.name.clone(),
         };
-        let state = self.restores(&reading, &core, &routes, failures.transactional)?;
+        let state = self.restores(
+            &reading,
+            &core,
+            &routes,
+            failures.transactional,
+            env.state_partitions.get(&self.name).copied(),
+        )?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();

@@ -333,6 +333,7 @@ mod tests {
                 },
                 registry: SchemaRegistry::new(),
                 envelopes: Default::default(),
+                state_partitions: Default::default(),
                 schema_ids: Default::default(),
             })),
             stats: stats.clone(),

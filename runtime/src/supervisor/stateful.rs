@@ -12,6 +12,7 @@ use crate::feed::Restores;
 use crate::publisher::PublisherCore;
 use crate::state::reading::{ChangelogReading, Restorer};
 use crate::state::stores::{StoreSpec, Stores};
+use crate::state::view::StateView;
 use crate::wire::codec::SchemaRegistry;
 
 impl<A: TopicActor> Factory<A> {
@@ -34,6 +35,8 @@ impl<A: TopicActor> Factory<A> {
                 Ok(StoreSpec {
                     info: info.clone(),
                     check: (decl.check)(registry)?,
+                    clock: decl.clock,
+                    json: Arc::new((decl.json)(registry)?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -46,17 +49,22 @@ impl<A: TopicActor> Factory<A> {
     }
 
     /// What restores the partitions of an instance, read as `reading`
-    /// says, when the actor has stores.
+    /// says, when the actor has stores; from now on the actor's state is
+    /// read from outside (the admin endpoint) in these stores, whose
+    /// actor's input has `partitions` partitions when known.
     pub(super) fn restores(
         &self,
         reading: &ChangelogReading,
         core: &PublisherCore,
         routes: &Routes<A>,
         transactional: bool,
+        partitions: Option<i32>,
     ) -> Result<Option<Restores>> {
         let Some(stores) = &core.stores else {
             return Ok(None);
         };
+        self.stats
+            .show_state(Arc::new(StateView::new(stores, partitions)));
         let restorer = Restorer::start(
             reading,
             &self.name,

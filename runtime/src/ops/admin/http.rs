@@ -33,7 +33,7 @@ pub(super) async fn not_found(req: HttpRequest) -> HttpResponse {
         StatusCode::NOT_FOUND,
         format!(
             "no such endpoint: {} {} (there are GET /, /health, /ready, /metrics and \
-             /actors, and POST /actors/NAME/pause and /resume)",
+             /actors, GET /actors/NAME/state/KEY, and POST /actors/NAME/pause and /resume)",
             req.method(),
             req.path()
         ),

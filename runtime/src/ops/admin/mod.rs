@@ -12,6 +12,10 @@
 //!   OpenMetrics/Prometheus text format, read from the counters the
 //!   actors keep anyway when scraped (nothing is added to the per-record
 //!   path).
+//! - `GET /actors/NAME/state/KEY[?store=STORE]`: a key's value in the
+//!   actor's stores, as JSON, when this node holds the key's partition;
+//!   else which partition holds it (421) or that it is being restored
+//!   (503).
 //!
 //! With a token configured, every request must carry
 //! `Authorization: Bearer TOKEN`; the token never appears in logs,
@@ -22,6 +26,7 @@ mod http;
 mod metrics;
 mod node;
 mod server;
+mod state;
 
 pub(crate) use node::{Admin, AdminActor};
 pub(crate) use server::{AdminServer, serve};

@@ -18,6 +18,8 @@ pub(crate) struct AdminActor {
     /// What it reads: topics, and patterns as `/REGEX/`. None for an
     /// actor that only publishes (it has no group to join).
     pub(crate) subscriptions: Vec<String>,
+    /// The names of its stores (its timer sets among them).
+    pub(crate) stores: Vec<String>,
     pub(crate) stats: Arc<ActorStats>,
 }
 
@@ -162,6 +164,7 @@ pub(super) mod tests {
                 name: "relay".into(),
                 output: "out".into(),
                 subscriptions: vec!["in".into()],
+                stores: Vec::new(),
                 stats,
             }],
             None,

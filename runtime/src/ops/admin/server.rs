@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, web};
 use super::endpoints::{actors, health, metrics, page, pause, ready, resume};
 use super::http::{not_found, resource};
 use super::node::Admin;
+use super::state::state;
 use crate::error::{Error, Result};
 
 /// The running endpoint: where it listens, and how to stop it.
@@ -45,6 +46,7 @@ pub(crate) fn serve(addr: SocketAddr, admin: Admin) -> Result<AdminServer> {
             .service(resource("/actors", Method::GET, actors))
             .service(resource("/actors/{name}/pause", Method::POST, pause))
             .service(resource("/actors/{name}/resume", Method::POST, resume))
+            .service(resource("/actors/{name}/state/{key}", Method::GET, state))
             .default_service(web::to(not_found))
     })
     // One worker: the endpoint answers probes and scrapes, not traffic.
