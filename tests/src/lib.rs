@@ -12,6 +12,7 @@ pub mod apache;
 pub mod asking;
 pub mod asyncapi;
 pub mod bench;
+pub mod hosts;
 pub mod layers;
 pub mod load;
 pub mod records;

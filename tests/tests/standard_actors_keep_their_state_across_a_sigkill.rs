@@ -29,8 +29,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use scribe::SchemaRegistry;
-use scribe::codec::{Decoder, Encoder};
+use scribe::codec::Decoder;
 use scribe_schemas::{Alarm, AlarmState, CommandAction, HostMetrics, MetricSummary};
+use scribe_tests::hosts::{self, Figures, SummaryId, compare, samples};
 use scribe_tests::{RawRecord, TestKafka, unique};
 
 const PARTITIONS: i32 = 4;
@@ -38,77 +39,17 @@ const HOSTS: i64 = 8;
 /// Seconds of samples per part, and parts.
 const PART_S: i64 = 63;
 const PARTS: i64 = 3;
-const WINDOW_MS: i64 = 10_000;
-/// The first sample's time: a multiple of the window.
-const BASE_MS: i64 = 1_700_000_000_000;
 const HIGH: f64 = 50.0;
 const LOW: f64 = 30.0;
 
-/// Host `h`'s sample at second `t`: hot (CPU about 73 %) in windows
-/// `3 + h % 4` to `12 + h % 3`, cool (about 12 %) otherwise.
-fn sample(h: i64, t: i64) -> HostMetrics {
-    let window = t / 10;
-    let hot = (3 + h % 4..13 + h % 3).contains(&window);
-    HostMetrics {
-        host: format!("host-{h}"),
-        cpu_percent: if hot {
-            70.0 + (t % 7) as f64
-        } else {
-            10.0 + (t % 5) as f64
-        },
-        mem_used_percent: 40.0 + h as f64,
-        load1: (t % 3) as f64,
-        sampled_at_ms: BASE_MS + t * 1000,
-    }
-}
-
 /// Part `n`'s samples, second by second, host by host.
 fn part(n: i64) -> Vec<HostMetrics> {
-    (n * PART_S..(n + 1) * PART_S)
-        .flat_map(|t| (0..HOSTS).map(move |h| sample(h, t)))
-        .collect()
+    samples(HOSTS, n * PART_S..(n + 1) * PART_S)
 }
 
-/// A summary as compared: host, metric, window start; count, min, max.
-type Figures = (i64, f64, f64);
-type SummaryId = (String, String, i64);
-
-/// What an uninterrupted aggregator writes for the samples of the first
-/// `parts` parts: each window closed by a later sample of its host.
+/// What an uninterrupted aggregator writes for the first `parts` parts.
 fn expected_summaries(parts: i64) -> BTreeMap<SummaryId, Figures> {
-    let mut windows: BTreeMap<(String, i64), Vec<[f64; 3]>> = BTreeMap::new();
-    let last_t = parts * PART_S - 1;
-    for t in 0..=last_t {
-        for h in 0..HOSTS {
-            let s = sample(h, t);
-            let start = s.sampled_at_ms.div_euclid(WINDOW_MS) * WINDOW_MS;
-            windows.entry((s.host.clone(), start)).or_default().push([
-                s.cpu_percent,
-                s.mem_used_percent,
-                s.load1,
-            ]);
-        }
-    }
-    let open_start = (BASE_MS + last_t * 1000).div_euclid(WINDOW_MS) * WINDOW_MS;
-    let mut expected = BTreeMap::new();
-    for ((host, start), values) in windows {
-        if start == open_start {
-            continue;
-        }
-        for (i, metric) in ["cpu_percent", "mem_used_percent", "load1"]
-            .iter()
-            .enumerate()
-        {
-            let column: Vec<f64> = values.iter().map(|v| v[i]).collect();
-            let min = column.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            expected.insert(
-                (host.clone(), (*metric).to_owned(), start),
-                (column.len() as i64, min, max),
-            );
-        }
-    }
-    expected
+    hosts::expected_summaries(HOSTS, parts * PART_S - 1)
 }
 
 /// What an uninterrupted alarm on mean CPU writes for `summaries`:
@@ -190,20 +131,7 @@ impl Run {
     }
 
     fn produce(&self, n: i64) {
-        let encoder = Encoder::<HostMetrics>::new().expect("schema");
-        let encoded: Vec<(String, Vec<u8>)> = part(n)
-            .into_iter()
-            .map(|s| {
-                let mut bytes = Vec::new();
-                encoder.encode(&s, &mut bytes).expect("encodes");
-                (s.host, bytes)
-            })
-            .collect();
-        let raw: Vec<_> = encoded
-            .iter()
-            .map(|(key, bytes)| (Some(key.as_str()), bytes.clone(), vec![]))
-            .collect();
-        self.kafka.produce_raw(&self.metrics(), &raw);
+        hosts::produce_samples(&self.kafka, &self.metrics(), &part(n));
     }
 
     /// Starts the node with `commit_interval`; its log is read on a thread.
@@ -337,7 +265,7 @@ delivery = "{delivery}"
         let wanted = expected_summaries(parts);
         for _ in 0..120 {
             let out = self.summaries_out(true).await;
-            let ids: BTreeSet<SummaryId> = out.iter().map(id).collect();
+            let ids: BTreeSet<SummaryId> = out.iter().map(|s| hosts::summary_of(s).0).collect();
             let alarms_done = !alarms_too || {
                 let wanted = expected_alarms(&out);
                 let got: BTreeSet<_> = self.alarms_out().await.iter().map(alarm_id).collect();
@@ -360,10 +288,6 @@ fn decode<T: scribe::Record>(records: &[RawRecord]) -> Vec<T> {
         .iter()
         .map(|r| decoder.decode(&r.value).expect("decodes"))
         .collect()
-}
-
-fn id(s: &MetricSummary) -> SummaryId {
-    (s.host.clone(), s.metric.clone(), s.window_start_ms)
 }
 
 fn alarm_id(a: &Alarm) -> (String, String, i64) {
@@ -394,20 +318,6 @@ impl Node {
         let _ = self.child.wait();
         let _ = self.log.join();
     }
-}
-
-/// Received against expected: (received, lost, duplicates, wrong).
-fn compare<K: Ord + Clone, V: PartialEq>(
-    got: &[(K, V)],
-    expected: &BTreeMap<K, V>,
-) -> (usize, usize, usize, usize) {
-    let distinct: BTreeSet<&K> = got.iter().map(|(k, _)| k).collect();
-    let lost = expected.keys().filter(|k| !distinct.contains(k)).count();
-    let wrong = got
-        .iter()
-        .filter(|(k, v)| expected.get(k) != Some(v))
-        .count();
-    (got.len(), lost, got.len() - distinct.len(), wrong)
 }
 
 async fn drained_killed_and_restarted(delivery: &'static str) {
@@ -443,10 +353,7 @@ async fn drained_killed_and_restarted(delivery: &'static str) {
 
     let summaries = run.summaries_out(false).await;
     let expected = expected_summaries(PARTS);
-    let got: Vec<(SummaryId, Figures)> = summaries
-        .iter()
-        .map(|s| (id(s), (s.count, s.min, s.max)))
-        .collect();
+    let got: Vec<(SummaryId, Figures)> = summaries.iter().map(hosts::summary_of).collect();
     let (received, lost, duplicates, wrong) = compare(&got, &expected);
     println!(
         "{delivery}: summaries expected={} received={received} lost={lost} \
