@@ -191,3 +191,55 @@ async fn a_second_node_takes_partitions_with_their_state() {
     assert!(handled_by_second > 0, "the second node took partitions");
     assert_eq!((counts.lost, counts.wrong), (0, 0));
 }
+
+/// Collects what is logged, for the test to read.
+#[derive(Clone, Default)]
+struct Logged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix::test]
+async fn exactly_once_state_is_warned_of_on_the_embedded_broker_only() {
+    let s = Scenario::new(0).await;
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let node = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        s.kafka
+            .node("tally-w")
+            .actor::<Tally>(
+                &s.actor,
+                &s.output,
+                TallyArgs {
+                    input: s.input.clone(),
+                    also: Vec::new(),
+                },
+            )
+            .delivery(&s.actor, scribe::Delivery::ExactlyOnce)
+            .build()
+            .expect("valid topology")
+            .start()
+            .await
+            .expect("node starts")
+    };
+    node.shutdown().await.expect("drained");
+    let log = String::from_utf8(logged.0.lock().unwrap().clone()).unwrap();
+    let warned = log
+        .lines()
+        .any(|l| l.contains("exactly-once state on the embedded broker") && l.contains(&s.actor));
+    println!("embedded={} warned={warned}", s.kafka.is_mock());
+    assert_eq!(warned, s.kafka.is_mock(), "{log}");
+}

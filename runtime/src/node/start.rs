@@ -44,6 +44,9 @@ impl Node {
         let b = self.builder;
         let (bootstrap, embedded) = broker(&b.broker)?;
         let settings = Node::settings_of(&b, bootstrap.clone(), embedded.is_some());
+        if embedded.is_some() {
+            warn_of_state_without_transactional_offsets(&infos);
+        }
         let tracer = traced(&b)?;
         // Before the cluster: an address it cannot bind stops the node
         // before it touches Kafka.
@@ -120,6 +123,30 @@ impl Node {
         );
         Ok(running)
     }
+}
+
+/// The embedded broker keeps no transactional offsets: an exactly-once
+/// actor there reads its input from the start after a restart or a
+/// rebalance, so its outputs repeat and what its stores hold counts
+/// records again. Said once per such actor with stores, at start.
+fn warn_of_state_without_transactional_offsets(infos: &[crate::topology::ActorInfo]) {
+    for actor in exactly_once_state(infos) {
+        tracing::warn!(
+                actor = %actor,
+                "exactly-once state on the embedded broker: it keeps no transactional offsets, \
+                 so after a restart or a rebalance the actor reads its input from the start and \
+                 its stores count those records again; run exactly-once state on Apache Kafka"
+        );
+    }
+}
+
+/// The actors of `infos` with stores that deliver exactly once.
+fn exactly_once_state(infos: &[crate::topology::ActorInfo]) -> Vec<&str> {
+    infos
+        .iter()
+        .filter(|info| !info.stores.is_empty() && info.delivery == Delivery::ExactlyOnce)
+        .map(|info| info.name.as_str())
+        .collect()
 }
 
 /// Where the node's Kafka is: its bootstrap servers, and the embedded
