@@ -36,9 +36,7 @@ pub(crate) fn store_json<K: Record, V: Record>(registry: &SchemaRegistry) -> Res
             let keys = Encoder::<K>::new().map_err(|e| e.to_string())?;
             let key: K = serde_json::from_str(text)
                 .or_else(|_| serde_json::from_value(serde_json::Value::String(text.to_owned())))
-                .map_err(|e| {
-                    format!("`{text}` is not a key of type `{}`: {e}", keys.full_name())
-                })?;
+                .map_err(|e| e.to_string())?;
             let mut bytes = Vec::new();
             keys.encode(&key, &mut bytes)
                 .map_err(|e| format!("cannot encode the key `{text}`: {e}"))?;

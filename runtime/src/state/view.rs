@@ -35,12 +35,17 @@ impl StateView {
 
 impl StateQuery for StateView {
     fn query(&self, text: &str, store: Option<&str>) -> StateAnswer {
-        // Records keyed `text` go to this partition; a store keyed as its
-        // records are keeps the key's state there.
+        // Records keyed `text` (or the string it quotes) go to this
+        // partition; a store keyed as its records are keeps the key's
+        // state there.
+        let record_key = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::String(quoted)) => quoted,
+            _ => text.to_owned(),
+        };
         let expected = self
             .partitions
             .filter(|n| *n > 0)
-            .map(|n| partition_for_key(text.as_bytes(), n));
+            .map(|n| partition_for_key(record_key.as_bytes(), n));
         let Some(stores) = self.stores.upgrade() else {
             return StateAnswer::NotHeld {
                 partition: expected,
@@ -65,28 +70,35 @@ impl StateQuery for StateView {
             },
             None => (0..stores.specs().len()).collect(),
         };
+        // The key in each store asked whose key type takes it: a store
+        // named must; of all, those that do answer.
         let mut keys = Vec::with_capacity(asked.len());
+        let mut refusals = Vec::new();
         for &index in &asked {
+            let info = &stores.specs()[index].info;
             match (stores.specs()[index].json.key)(text) {
                 Ok(key) => keys.push((index, key)),
-                Err(reason) => {
-                    return StateAnswer::Refused(format!(
-                        "store `{}`: {reason}",
-                        stores.specs()[index].info.name
-                    ));
-                }
+                Err(reason) => refusals.push(format!(
+                    "`{text}` is not a key of store `{}` (its keys are `{}`): {reason}",
+                    info.name, info.key_type
+                )),
             }
         }
+        if keys.is_empty() || (store.is_some() && !refusals.is_empty()) {
+            return StateAnswer::Refused(refusals.join("; "));
+        }
         let held = stores.held();
-        // The key's own partition, when held here; else any held partition
-        // where one of the stores has the key (state keyed otherwise than
-        // its records).
-        let partition = expected.filter(|p| held.contains(p)).or_else(|| {
-            held.iter().copied().find(|p| {
-                keys.iter()
-                    .any(|(index, key)| matches!(stores.peek(*index, *p, key), Ok(Some(_))))
-            })
-        });
+        // Where a store has the key: its records' partition first, then
+        // any other held (state keyed otherwise than its records); else,
+        // when held here, its records' partition, where it has no value.
+        let has_key = |p: i32| {
+            keys.iter()
+                .any(|(index, key)| matches!(stores.peek(*index, p, key), Ok(Some(_))))
+        };
+        let partition = expected
+            .filter(|p| held.contains(p) && has_key(*p))
+            .or_else(|| held.iter().copied().find(|p| has_key(*p)))
+            .or_else(|| expected.filter(|p| held.contains(p)));
         let Some(partition) = partition else {
             return StateAnswer::NotHeld {
                 partition: expected,
@@ -118,5 +130,147 @@ impl StateQuery for StateView {
             values.insert(spec.info.name.clone(), value);
         }
         StateAnswer::Held { partition, values }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::state::StoreInfo;
+    use crate::state::json::store_json;
+    use crate::state::stores::{Shard, StoreSpec};
+    use crate::wire::codec::{Encoder, SINGLE_OBJECT_HEADER_LEN, SchemaRegistry};
+    use crate::wire::record::Record;
+
+    fn spec<K: Record, V: Record>(name: &str, key_type: &str) -> StoreSpec {
+        let (key_schema, value_schema) = (K::get_schema(), V::get_schema());
+        StoreSpec {
+            info: StoreInfo {
+                name: name.into(),
+                changelog: format!("out.{name}.changelog"),
+                key_type: key_type.into(),
+                key_schema,
+                value_type: "value".into(),
+                value_schema,
+            },
+            check: Arc::new(|_| Ok(())),
+            clock: None,
+            json: Arc::new(store_json::<K, V>(&SchemaRegistry::new()).unwrap()),
+        }
+    }
+
+    fn key<K: Record>(key: &K) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        Encoder::<K>::new()
+            .unwrap()
+            .encode(key, &mut bytes)
+            .unwrap();
+        bytes.split_off(SINGLE_OBJECT_HEADER_LEN)
+    }
+
+    fn value<V: Record>(value: &V) -> Arc<[u8]> {
+        let mut bytes = Vec::new();
+        Encoder::<V>::new()
+            .unwrap()
+            .encode(value, &mut bytes)
+            .unwrap();
+        Arc::from(bytes)
+    }
+
+    /// Counts by host (string keys) and sizes by id (long keys), four
+    /// input partitions, of which this instance holds `held`.
+    fn stores(held: &[i32], count_of_web1: i64) -> Arc<Stores> {
+        let stores = Arc::new(Stores::new(
+            "counter".into(),
+            vec![
+                spec::<String, i64>("counts", "string"),
+                spec::<i64, String>("sizes", "long"),
+            ],
+            SchemaRegistry::new(),
+            false,
+        ));
+        for &partition in held {
+            let mut counts = BTreeMap::new();
+            if partition == partition_for_key(b"web-1", 4) {
+                counts.insert(key(&"web-1".to_owned()), value(&count_of_web1));
+            }
+            let mut sizes = BTreeMap::new();
+            sizes.insert(key(&(42 + i64::from(partition))), value(&"big".to_owned()));
+            stores.install(partition, vec![Shard::of(counts), Shard::of(sizes)]);
+        }
+        stores
+    }
+
+    #[test]
+    fn a_key_of_a_held_partition_is_answered_with_its_value_in_each_store() {
+        let stores = stores(&[0, 1, 2, 3], 5);
+        let view = StateView::new(&stores, Some(4));
+        let web1 = partition_for_key(b"web-1", 4);
+        let answer = view.query("web-1", Some("counts"));
+        let mut values = BTreeMap::new();
+        values.insert("counts".to_owned(), Some(serde_json::json!(5)));
+        assert_eq!(
+            answer,
+            StateAnswer::Held {
+                partition: web1,
+                values
+            }
+        );
+        // Quoted, the key is the same string.
+        assert_eq!(view.query("\"web-1\"", Some("counts")), answer);
+        // A long key, looked for in the partitions held.
+        match view.query("43", Some("sizes")) {
+            StateAnswer::Held { partition, values } => {
+                assert_eq!(partition, 1);
+                assert_eq!(values["sizes"], Some(serde_json::json!("big")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_of_a_partition_not_held_names_its_partition() {
+        let web1 = partition_for_key(b"web-1", 4);
+        let others: Vec<i32> = (0..4).filter(|p| *p != web1).collect();
+        let stores = stores(&others, 5);
+        let view = StateView::new(&stores, Some(4));
+        assert_eq!(
+            view.query("web-1", None),
+            StateAnswer::NotHeld {
+                partition: Some(web1),
+                held: others,
+            }
+        );
+        drop(stores);
+        assert_eq!(
+            view.query("web-1", None),
+            StateAnswer::NotHeld {
+                partition: Some(web1),
+                held: Vec::new(),
+            },
+            "the instance is gone"
+        );
+    }
+
+    #[test]
+    fn an_unknown_store_or_a_key_of_another_type_is_refused() {
+        let stores = stores(&[0, 1, 2, 3], 5);
+        let view = StateView::new(&stores, Some(4));
+        let StateAnswer::Refused(reason) = view.query("web-1", Some("nope")) else {
+            panic!("refused");
+        };
+        assert_eq!(
+            reason,
+            "actor `counter` has no store `nope` (its stores: counts, sizes)"
+        );
+        let StateAnswer::Refused(reason) = view.query("web-1", Some("sizes")) else {
+            panic!("refused");
+        };
+        assert!(
+            reason.starts_with("`web-1` is not a key of store `sizes` (its keys are `long`): "),
+            "{reason}"
+        );
     }
 }
