@@ -110,6 +110,10 @@ fn survives(label: &str, fault: impl Fn(&mut Simulation)) {
                 .expect("starts");
             let commands = run(&mut sim, &fault);
             let (lost, duplicates) = count(&format!("{label} {delivery:?}"), seed, &commands);
+            let fired = sim.stats("controller").expect("known actor").timers_fired;
+            println!("{label} {delivery:?} seed {seed}: timers fired={fired}");
+            // Each host's held-back RESUME went out from its timer.
+            assert!(fired >= HOSTS as u64, "{fired} timers fired");
             assert_eq!(lost, 0);
             if delivery == Delivery::ExactlyOnce {
                 assert_eq!(duplicates, 0);

@@ -156,6 +156,9 @@ impl<A: TopicActor, S: Source> Feed<A, S> {
                 slot.clone(),
             )
         });
+        if outcome.is_ok() {
+            crate::ops::stats::ActorStats::add(&self.stats.timers_fired, 1);
+        }
         if let Err(failed) = outcome {
             let reason = match failed {
                 crate::handling::Failed::Error(reason) | crate::handling::Failed::Panic(reason) => {

@@ -19,6 +19,8 @@ pub(crate) struct ActorStats {
     pub(crate) error_replies: AtomicU64,
     pub(crate) transactions: AtomicU64,
     pub(crate) transactions_aborted: AtomicU64,
+    /// Timers whose handler returned `Ok`.
+    pub(crate) timers_fired: AtomicU64,
     pub(crate) commit_retries: AtomicU64,
     pub(crate) publish_stalls: AtomicU64,
     pub(crate) publish_stalled_ms: AtomicU64,
@@ -396,6 +398,7 @@ impl ActorStats {
             error_replies: get(&self.error_replies),
             transactions: get(&self.transactions),
             transactions_aborted: get(&self.transactions_aborted),
+            timers_fired: get(&self.timers_fired),
             commit_retries: get(&self.commit_retries),
             publish_stalls: get(&self.publish_stalls),
             publish_stalled_ms: get(&self.publish_stalled_ms),
@@ -439,6 +442,9 @@ pub struct StatsSnapshot {
     pub transactions: u64,
     /// Exactly-once: transactions aborted (their records are handled again).
     pub transactions_aborted: u64,
+    /// Timers fired whose handler returned `Ok` (under exactly-once, an
+    /// aborted transaction's timers fire again and count again).
+    pub timers_fired: u64,
     /// Exactly-once: transaction steps tried again because their outcome
     /// was unknown.
     pub commit_retries: u64,

@@ -131,6 +131,11 @@ const COUNTERS: &[Counter] = &[
         "Exactly-once transactions aborted (their records are handled again).",
         |s| s.transactions_aborted,
     ),
+    (
+        "timers_fired",
+        "Timers fired whose handler returned Ok.",
+        |s| s.timers_fired,
+    ),
 ];
 
 /// A per-actor gauge: its name, its help, and its value at a scrape.
