@@ -14,6 +14,7 @@ use serde_json::json;
 use super::http::{error, refused};
 use super::node::Admin;
 use crate::ops::state_query::StateAnswer;
+use crate::ops::stats::ActorState;
 
 /// The query string of a state query.
 #[derive(Debug, serde::Deserialize)]
@@ -43,10 +44,14 @@ pub(super) async fn state(
             format!("actor `{name}` has no stores: it keeps no state to read"),
         );
     }
-    let Some(view) = actor.stats.state_view() else {
+    let running = actor.stats.state() == ActorState::Running;
+    let Some(view) = actor.stats.state_view().filter(|_| running) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("actor `{name}` has not started an instance yet"),
+            format!(
+                "actor `{name}` is {}: it holds no state until an instance runs",
+                actor.shown_state()
+            ),
         );
     };
     let store = params.store.as_deref();
