@@ -428,6 +428,34 @@ async fn create_external(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// One HTTP request (with a bearer `token` when given), off the caller's
+/// runtime: the status and the body as text. Every status is an answer;
+/// a request that gets none panics, naming the URL.
+pub async fn http_request(method: &str, url: String, token: Option<&str>) -> (u16, String) {
+    let method = method.to_owned();
+    let token = token.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(&url);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = agent
+            .run(request.body(()).expect("a request"))
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let body = response.body_mut().read_to_string().expect("a text body");
+        (response.status().as_u16(), body)
+    })
+    .await
+    .expect("the request ran")
+}
+
 /// Sends SIGTERM to a node process and waits for it to exit (at most 60 s,
 /// so a broken build cannot hang CI); true when it exited 0.
 pub fn terminate(mut child: std::process::Child) -> bool {

@@ -22,30 +22,8 @@ struct Answer {
 
 /// One request to the endpoint, off the actors' runtime.
 async fn request(method: &str, url: String, token: Option<&str>) -> Answer {
-    let method = method.to_owned();
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut request = ureq::http::Request::builder()
-            .method(method.as_str())
-            .uri(&url);
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = agent
-            .run(request.body(()).expect("a request"))
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        Answer {
-            status: response.status().as_u16(),
-            body: response.body_mut().read_to_string().expect("a text body"),
-        }
-    })
-    .await
-    .expect("the request ran")
+    let (status, body) = scribe_tests::http_request(method, url, token).await;
+    Answer { status, body }
 }
 
 /// Builds and starts a node.

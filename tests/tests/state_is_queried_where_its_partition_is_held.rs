@@ -27,24 +27,11 @@ struct Answer {
 async fn get(node: &RunningNode, path: String) -> Answer {
     let addr = node.admin_addr().expect("an admin endpoint");
     let url = format!("http://{addr}{path}");
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut response = agent
-            .get(&url)
-            .call()
-            .unwrap_or_else(|e| panic!("{url}: {e}"));
-        let text = response.body_mut().read_to_string().expect("a body");
-        Answer {
-            status: response.status().as_u16(),
-            body: serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}")),
-        }
-    })
-    .await
-    .expect("the request ran")
+    let (status, text) = scribe_tests::http_request("GET", url.clone(), None).await;
+    Answer {
+        status,
+        body: serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}")),
+    }
 }
 
 async fn start(

@@ -70,11 +70,7 @@ impl Shard {
     }
 
     /// The value of `key`, the open transaction's changes first.
-    pub(super) fn current(&self, key: &[u8]) -> Option<Arc<[u8]>> {
-        self.get(key)
-    }
-
-    fn get(&self, key: &[u8]) -> Option<Arc<[u8]>> {
+    pub(super) fn get(&self, key: &[u8]) -> Option<Arc<[u8]>> {
         match self.txn.get(key) {
             Some(change) => change.clone(),
             None => self.base.get(key).cloned(),
@@ -166,13 +162,9 @@ impl Stores {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// Its state (the timers' index in `timers.rs` reads it too).
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// [`Stores::lock`], for the timers' index (`timers.rs`).
-    pub(super) fn lock_inner(&self) -> MutexGuard<'_, Inner> {
-        self.lock()
     }
 
     /// Notes in the timers' index that `key` of store `index`, partition

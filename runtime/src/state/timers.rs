@@ -89,7 +89,7 @@ impl Stores {
     /// the order they are due: (key, at). Stale index entries are dropped
     /// as they are met.
     pub(crate) fn due_timers(&self, index: usize, partition: i32, now: i64) -> Vec<(Vec<u8>, i64)> {
-        let mut inner = self.lock_inner();
+        let mut inner = self.lock();
         let inner = &mut *inner;
         let Some(entries) = inner.due.get_mut(&(index, partition)) else {
             return Vec::new();
@@ -104,7 +104,7 @@ impl Stores {
             }
             entries.pop_first();
             // Still this key's time (not cancelled, moved or aborted)?
-            if shards[index].current(&key).as_deref().and_then(due_of) == Some(at) {
+            if shards[index].get(&key).as_deref().and_then(due_of) == Some(at) {
                 due.push((key, at));
             }
         }
@@ -114,7 +114,7 @@ impl Stores {
     /// The earliest time any timer of set `index` is indexed at, over the
     /// partitions held (it may be stale: firing then finds nothing).
     pub(crate) fn next_due(&self, index: usize) -> Option<i64> {
-        let inner = self.lock_inner();
+        let inner = self.lock();
         inner
             .due
             .iter()

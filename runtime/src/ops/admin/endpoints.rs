@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
-use super::http::{error, refused};
+use super::http::{error, named, refused};
 use super::metrics::Snapshot;
 use super::node::{Admin, Rates};
 
@@ -137,11 +137,9 @@ async fn set_paused(req: HttpRequest, name: &str, admin: &Admin, paused: bool) -
     if let Some(refused) = refused(&req, admin) {
         return refused;
     }
-    let Some(actor) = admin.actor(name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("node `{}` has no actor `{name}`", admin.node),
-        );
+    let actor = match named(admin, name) {
+        Ok(actor) => actor,
+        Err(unknown) => return *unknown,
     };
     if actor.subscriptions.is_empty() {
         return error(

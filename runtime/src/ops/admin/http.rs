@@ -6,7 +6,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::node::Admin;
+use super::node::{Admin, AdminActor};
 
 /// A resource taking one method: any other gets 405 saying which.
 pub(super) fn resource<F, Args>(path: &str, method: Method, handler: F) -> actix_web::Resource
@@ -51,6 +51,16 @@ fn method_not_allowed(req: &HttpRequest, allowed: &Method) -> HttpResponse {
             .unwrap_or_else(|_| actix_web::http::header::HeaderValue::from_static("GET")),
     );
     response
+}
+
+/// The actor `name` of `admin`, or the 404 to answer.
+pub(super) fn named<'a>(admin: &'a Admin, name: &str) -> Result<&'a AdminActor, Box<HttpResponse>> {
+    admin.actor(name).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("node `{}` has no actor `{name}`", admin.node),
+        ))
+    })
 }
 
 /// `None` when the request may proceed, else the 401 to answer.

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::http::{error, refused};
+use super::http::{error, named, refused};
 use super::node::Admin;
 use crate::ops::state_query::StateAnswer;
 use crate::ops::stats::ActorState;
@@ -32,11 +32,9 @@ pub(super) async fn state(
         return refused;
     }
     let (name, key) = path.into_inner();
-    let Some(actor) = admin.actor(&name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("node `{}` has no actor `{name}`", admin.node),
-        );
+    let actor = match named(&admin, &name) {
+        Ok(actor) => actor,
+        Err(unknown) => return *unknown,
     };
     if actor.stores.is_empty() {
         return error(
